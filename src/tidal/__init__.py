@@ -1,0 +1,49 @@
+"""tidal: a fast, visible, testable drop-in event loop for asyncio.
+
+Use it wherever asyncio takes a loop factory::
+
+    asyncio.run(main(), loop_factory=tidal.new_event_loop)      # 3.12+
+    with asyncio.Runner(loop_factory=tidal.new_event_loop) as r: r.run(main())
+    tidal.run(main())
+    asyncio.set_event_loop_policy(tidal.EventLoopPolicy())
+"""
+
+from __future__ import annotations
+
+import asyncio
+from asyncio import events
+from typing import Any, Coroutine, TypeVar
+
+from ._loop import EventLoop
+
+__version__ = "0.1.0"
+
+# True when the hot modules run as compiled extensions (the speed work);
+# the same source runs interpreted when they are not built or TIDAL_NO_EXT=1.
+COMPILED: bool = False
+
+_T = TypeVar("_T")
+
+
+def new_event_loop() -> EventLoop:
+    """A new tidal loop: the loop_factory to give asyncio.Runner / asyncio.run."""
+    return EventLoop()
+
+
+def run(main: Coroutine[Any, Any, _T], *, debug: bool | None = None) -> _T:
+    """asyncio.run(main) on a fresh tidal loop, with asyncio.Runner's cleanup and Ctrl-C."""
+    with asyncio.Runner(debug=debug, loop_factory=new_event_loop) as runner:
+        return runner.run(main)
+
+
+class EventLoopPolicy(events.BaseDefaultEventLoopPolicy):
+    """Policy whose loops are tidal loops, for code that sets a policy rather than a factory."""
+
+    def new_event_loop(self) -> EventLoop:
+        return EventLoop()
+
+    def __repr__(self) -> str:
+        return f"<{self.__class__.__name__}>"
+
+
+__all__ = ["EventLoop", "EventLoopPolicy", "new_event_loop", "run", "COMPILED", "__version__"]

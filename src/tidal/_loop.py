@@ -1,0 +1,903 @@
+"""THE loop: tidal's scheduler, in one file you can read in a sitting.
+
+How one turn works
+------------------
+A loop holds three kinds of pending work:
+
+* the **ready queue**: a FIFO deque of handles that can run right now
+  (``call_soon``, a task's next step, an I/O callback whose fd is ready);
+* the **timer heap**: handles due at a loop time (``call_later``/``call_at``);
+* the **I/O interest**: fds with a reader and/or writer waiting on them, kept
+  in the poller.
+
+``_run_once`` is one turn, in three phases and always in this order:
+
+1. **Poll I/O.**  Drop cancelled timers from the top of the heap, then ask
+   the poller for ready fds, waiting no longer than the first timer (and not
+   at all if something is already ready).  Each ready fd's reader/writer
+   handle is appended to the ready queue.  These handles are made once, when
+   the reader/writer is registered, so an I/O event allocates nothing.
+2. **Handle time.**  Timers whose time has come move to the ready queue.
+3. **Run ready.**  Exactly the handles that were ready when this phase began
+   run, in FIFO order.  Whatever they schedule runs next turn, so a callback
+   that reschedules itself forever cannot starve I/O.
+
+This is the only place where callbacks are called.  A callback's exception
+goes to the exception handler, never out of the loop (except SystemExit and
+KeyboardInterrupt, which asyncio lets through too).
+
+Seams, for the visible and testable loop that comes later: the loop reads
+time only through ``self._clock``, waits only through ``self._poller``, picks
+what runs next only in ``_run_ready``, and reports to ``self._instrument``
+(one attribute test per turn when unset: the instrumented and debug paths
+are separate branches chosen once per turn, not tested per callback).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import concurrent.futures
+import contextvars
+import heapq
+import logging
+import os
+import socket
+import sys
+import threading
+import traceback
+import warnings
+import weakref
+from asyncio import coroutines, events, futures, tasks
+from typing import Any, Callable, Awaitable
+
+from . import _connect, _dns, _server, _signals, _sock
+from .transports import _datagram
+from ._clock import MonotonicClock
+from ._handles import Handle, TimerHandle
+from ._poller import default_poller
+
+logger = logging.getLogger("asyncio")  # asyncio's logger: users filter on it
+
+# Tuning values (same meaning and defaults as asyncio's, so behaviour matches).
+
+# Below this many timers, cancelled ones are left in the heap and popped
+# lazily when they reach the top: cheaper than rebuilding a small heap.
+_MIN_SCHEDULED_TIMER_HANDLES = 100
+# Above that size, rebuild the heap once this fraction of it is cancelled
+# timers, so memory is bounded when most timeouts are cancelled (the usual
+# fate of a timeout).
+_MIN_CANCELLED_TIMER_HANDLES_FRACTION = 0.5
+# Poll at least this often, whatever the timers say: guards against clock
+# oddities and keeps signal handling responsive.
+_MAXIMUM_SELECT_TIMEOUT = 24 * 3600
+# How deep coroutine origins are tracked in debug mode.
+_DEBUG_STACK_DEPTH = 10
+
+
+def _default_debug() -> bool:
+    """asyncio's rule: debug under ``-X dev`` or PYTHONASYNCIODEBUG."""
+    return sys.flags.dev_mode or (
+        not sys.flags.ignore_environment and bool(os.environ.get("PYTHONASYNCIODEBUG"))
+    )
+
+
+def _run_until_complete_cb(fut: asyncio.Future[Any]) -> None:
+    if not fut.cancelled():
+        exc = fut.exception()
+        if isinstance(exc, (SystemExit, KeyboardInterrupt)):
+            # The exception propagates out of run_forever by itself; stopping
+            # here would leave a turn's worth of callbacks unrun.
+            return
+    futures._get_loop(fut).stop()
+
+
+def _fileobj_to_fd(fileobj: Any) -> int:
+    if isinstance(fileobj, int):
+        fd = fileobj
+    else:
+        try:
+            fd = int(fileobj.fileno())
+        except (AttributeError, TypeError, ValueError):
+            raise ValueError(f"Invalid file object: {fileobj!r}") from None
+    if fd < 0:
+        raise ValueError(f"Invalid file descriptor: {fd}")
+    return fd
+
+
+class EventLoop(asyncio.AbstractEventLoop):
+    """A complete asyncio event loop: pass ``tidal.new_event_loop`` as loop_factory."""
+
+    def __init__(self, *, clock: Any = None, poller: Any = None) -> None:
+        self._clock = MonotonicClock() if clock is None else clock
+        self._clock_now = self._clock.now
+        self._clock_resolution: float = self._clock.resolution
+        self._poller = default_poller() if poller is None else poller
+        self._ready: collections.deque[Handle] = collections.deque()
+        self._scheduled: list[TimerHandle] = []
+        self._timer_cancelled_count = 0
+        # fd -> reader/writer Handle, made once at registration.
+        self._readers: dict[int, Handle] = {}
+        self._writers: dict[int, Handle] = {}
+        # fd -> transport, so add_reader/sock_* refuse an fd a transport owns.
+        self._transports: weakref.WeakValueDictionary[int, Any] = weakref.WeakValueDictionary()
+        self._closed = False
+        self._stopping = False
+        self._thread_id: int | None = None
+        self._debug = False
+        self._instrument: Any = None
+        self._exception_handler: Any = None
+        self._task_factory: Any = None
+        self._current_handle: Any = None
+        self._default_executor: concurrent.futures.ThreadPoolExecutor | None = None
+        self._executor_shutdown_called = False
+        self._asyncgens: weakref.WeakSet[Any] = weakref.WeakSet()
+        self._asyncgens_shutdown_called = False
+        self._old_agen_hooks: Any = None
+        self._coroutine_origin_tracking_enabled = False
+        self._coroutine_origin_tracking_saved_depth: int | None = None
+        self.slow_callback_duration = 0.1
+        # Signal state (see _signals.py).
+        self._signal_handlers: dict[int, Handle] = {}
+        self._ssock, self._csock = socket.socketpair()
+        self._ssock.setblocking(False)
+        self._csock.setblocking(False)
+        self._add_reader(self._ssock.fileno(), self._read_from_self)
+        self.set_debug(_default_debug())
+
+    def __repr__(self) -> str:
+        return (
+            f"<{self.__class__.__name__} running={self.is_running()} "
+            f"closed={self.is_closed()} debug={self.get_debug()}>"
+        )
+
+    def __del__(self, _warn: Callable[..., None] = warnings.warn) -> None:
+        if not self.is_closed():
+            _warn(f"unclosed event loop {self!r}", ResourceWarning, source=self)
+            if not self.is_running():
+                self.close()
+
+    # ------------------------------------------------------------------
+    # Scheduling callbacks
+    # ------------------------------------------------------------------
+
+    def time(self) -> float:
+        """The loop's notion of now, from its clock (monotonic by default)."""
+        return self._clock_now()
+
+    def call_soon(
+        self, callback: Callable[..., object], *args: Any, context: contextvars.Context | None = None
+    ) -> Handle:
+        if self._closed:
+            raise RuntimeError("Event loop is closed")
+        if self._debug:
+            self._check_thread()
+            self._check_callback(callback, "call_soon")
+            handle = Handle(callback, args, self, context, True)
+            if handle._source_traceback:
+                del handle._source_traceback[-1]
+        else:
+            handle = Handle(callback, args, self, context)
+        self._ready.append(handle)
+        return handle
+
+    def call_later(
+        self,
+        delay: float,
+        callback: Callable[..., object],
+        *args: Any,
+        context: contextvars.Context | None = None,
+    ) -> TimerHandle:
+        if delay is None:
+            raise TypeError("delay must not be None")
+        timer = self._call_at(self._clock_now() + delay, callback, args, context)
+        return timer
+
+    def call_at(
+        self,
+        when: float,
+        callback: Callable[..., object],
+        *args: Any,
+        context: contextvars.Context | None = None,
+    ) -> TimerHandle:
+        if when is None:
+            raise TypeError("when cannot be None")
+        return self._call_at(when, callback, args, context)
+
+    def _call_at(
+        self, when: float, callback: Callable[..., object], args: tuple[Any, ...], context: Any
+    ) -> TimerHandle:
+        if self._closed:
+            raise RuntimeError("Event loop is closed")
+        if self._debug:
+            self._check_thread()
+            self._check_callback(callback, "call_at")
+            timer = TimerHandle(when, callback, args, self, context, True)
+            if timer._source_traceback:
+                del timer._source_traceback[-2:]
+        else:
+            timer = TimerHandle(when, callback, args, self, context)
+        heapq.heappush(self._scheduled, timer)
+        timer._scheduled = True
+        return timer
+
+    def _timer_handle_cancelled(self, handle: TimerHandle) -> None:
+        """Called by TimerHandle.cancel(): count it for lazy heap pruning."""
+        if handle._scheduled:
+            self._timer_cancelled_count += 1
+
+    def call_soon_threadsafe(
+        self, callback: Callable[..., object], *args: Any, context: contextvars.Context | None = None
+    ) -> Handle:
+        if self._closed:
+            raise RuntimeError("Event loop is closed")
+        if self._debug:
+            self._check_callback(callback, "call_soon_threadsafe")
+        # deque.append is atomic under the GIL: no lock needed to enqueue.
+        handle = Handle(callback, args, self, context, self._debug)
+        if handle._source_traceback:
+            del handle._source_traceback[-1]
+        self._ready.append(handle)
+        self._write_to_self()
+        return handle
+
+    def _check_callback(self, callback: Any, method: str) -> None:
+        if coroutines.iscoroutine(callback) or coroutines.iscoroutinefunction(callback):
+            raise TypeError(f"coroutines cannot be used with {method}()")
+        if not callable(callback):
+            raise TypeError(f"a callable object was expected by {method}(), got {callback!r}")
+
+    def _check_thread(self) -> None:
+        """Debug-mode guard against calling non-threadsafe methods from another thread."""
+        if self._thread_id is None:
+            return
+        if threading.get_ident() != self._thread_id:
+            raise RuntimeError(
+                "Non-thread-safe operation invoked on an event loop other than the current one"
+            )
+
+    def _check_closed(self) -> None:
+        if self._closed:
+            raise RuntimeError("Event loop is closed")
+
+    # ------------------------------------------------------------------
+    # Waking the loop from other threads and from signals
+    # ------------------------------------------------------------------
+
+    def _write_to_self(self) -> None:
+        csock = self._csock
+        if csock is None:
+            return
+        try:
+            csock.send(b"\0")
+        except OSError:
+            # The buffer is full: the loop has wake-ups pending already.
+            if self._debug:
+                logger.debug("Fail to write a null byte into the self-pipe socket", exc_info=True)
+
+    def _read_from_self(self) -> None:
+        while True:
+            try:
+                data = self._ssock.recv(4096)
+                if not data:
+                    break
+                if self._signal_handlers:
+                    _signals.process_signal_bytes(self, data)
+            except InterruptedError:
+                continue
+            except BlockingIOError:
+                break
+
+    # ------------------------------------------------------------------
+    # The turn
+    # ------------------------------------------------------------------
+
+    def _run_once(self) -> None:
+        """One turn: poll I/O, handle time, run ready (see the module essay)."""
+        scheduled = self._scheduled
+        ready = self._ready
+
+        # Phase 1a: drop cancelled timers.
+        sched_count = len(scheduled)
+        if (
+            sched_count > _MIN_SCHEDULED_TIMER_HANDLES
+            and self._timer_cancelled_count / sched_count > _MIN_CANCELLED_TIMER_HANDLES_FRACTION
+        ):
+            live = []
+            for timer in scheduled:
+                if timer._cancelled:
+                    timer._scheduled = False
+                else:
+                    live.append(timer)
+            heapq.heapify(live)
+            self._scheduled = scheduled = live
+            self._timer_cancelled_count = 0
+        else:
+            while scheduled and scheduled[0]._cancelled:
+                self._timer_cancelled_count -= 1
+                timer = heapq.heappop(scheduled)
+                timer._scheduled = False
+
+        # Phase 1b: wait for I/O, no longer than the first timer.
+        if ready or self._stopping:
+            timeout: float | None = 0
+        elif scheduled:
+            timeout = scheduled[0]._when - self._clock_now()
+            if timeout > _MAXIMUM_SELECT_TIMEOUT:
+                timeout = _MAXIMUM_SELECT_TIMEOUT
+            elif timeout < 0:
+                timeout = 0
+        else:
+            timeout = None
+
+        instrument = self._instrument
+        if instrument is not None:
+            instrument.before_poll(timeout)
+        event_list = self._poller.poll(timeout)
+        if instrument is not None:
+            instrument.after_poll(len(event_list))
+
+        # Phase 1c: queue the reader/writer handles of ready fds.  The
+        # handles already exist (made at registration): no allocation here.
+        if event_list:
+            readable = self._poller.READABLE
+            writable = self._poller.WRITABLE
+            readers = self._readers
+            writers = self._writers
+            for fd, mask in event_list:
+                if mask & readable:
+                    handle = readers.get(fd)
+                    if handle is not None:
+                        if handle._cancelled:
+                            self._remove_reader(fd)
+                        else:
+                            ready.append(handle)
+                if mask & writable:
+                    handle = writers.get(fd)
+                    if handle is not None:
+                        if handle._cancelled:
+                            self._remove_writer(fd)
+                        else:
+                            ready.append(handle)
+        event_list = None
+
+        # Phase 2: due timers join the ready queue.  Timers within one clock
+        # tick of now count as due, or a timer could be polled for 0 s forever.
+        end_time = self._clock_now() + self._clock_resolution
+        while scheduled:
+            timer = scheduled[0]
+            if timer._when >= end_time:
+                break
+            heapq.heappop(scheduled)
+            timer._scheduled = False
+            ready.append(timer)
+
+        # Phase 3: run what is ready now.
+        self._run_ready(len(ready))
+
+    def _run_ready(self, ntodo: int) -> None:
+        """Run the first `ntodo` ready handles: the one place that picks what runs next.
+
+        A seeded scheduler (for replayable tests) permutes the ready queue
+        here, and nowhere else.
+        """
+        if self._debug or self._instrument is not None:
+            self._run_ready_observed(ntodo)
+            return
+        # Bound once: one fewer attribute lookup per callback.
+        popleft = self._ready.popleft
+        for _ in range(ntodo):
+            handle = popleft()
+            if handle._cancelled:
+                continue
+            handle._run()
+
+    def _run_ready_observed(self, ntodo: int) -> None:
+        """The debug/instrumented twin of the fast path: slow-callback warnings, hooks."""
+        popleft = self._ready.popleft
+        instrument = self._instrument
+        debug = self._debug
+        for _ in range(ntodo):
+            handle = popleft()
+            if handle._cancelled:
+                continue
+            if instrument is not None:
+                instrument.before_callback(handle)
+            if debug:
+                try:
+                    self._current_handle = handle
+                    t0 = self._clock_now()
+                    handle._run()
+                    dt = self._clock_now() - t0
+                    if dt >= self.slow_callback_duration:
+                        logger.warning(
+                            "Executing %s took %.3f seconds", _format_handle(handle), dt
+                        )
+                finally:
+                    self._current_handle = None
+            else:
+                handle._run()
+            if instrument is not None:
+                instrument.after_callback(handle)
+
+    # ------------------------------------------------------------------
+    # Running and stopping
+    # ------------------------------------------------------------------
+
+    def _check_running(self) -> None:
+        if self.is_running():
+            raise RuntimeError("This event loop is already running")
+        if events._get_running_loop() is not None:
+            raise RuntimeError("Cannot run the event loop while another loop is running")
+
+    def _run_forever_setup(self) -> None:
+        self._check_closed()
+        self._check_running()
+        self._set_coroutine_origin_tracking(self._debug)
+        self._old_agen_hooks = sys.get_asyncgen_hooks()
+        self._thread_id = threading.get_ident()
+        sys.set_asyncgen_hooks(
+            firstiter=self._asyncgen_firstiter_hook, finalizer=self._asyncgen_finalizer_hook
+        )
+        events._set_running_loop(self)
+
+    def _run_forever_cleanup(self) -> None:
+        self._stopping = False
+        self._thread_id = None
+        events._set_running_loop(None)
+        self._set_coroutine_origin_tracking(False)
+        if self._old_agen_hooks is not None:
+            sys.set_asyncgen_hooks(*self._old_agen_hooks)
+            self._old_agen_hooks = None
+
+    def run_forever(self) -> None:
+        """Run turns until stop() is called."""
+        try:
+            self._run_forever_setup()
+            run_once = self._run_once
+            while True:
+                run_once()
+                if self._stopping:
+                    break
+        finally:
+            self._run_forever_cleanup()
+
+    def run_until_complete(self, future: Awaitable[Any]) -> Any:
+        """Run until `future` (a coroutine is wrapped in a Task) is done; return its result."""
+        self._check_closed()
+        self._check_running()
+        new_task = not futures.isfuture(future)
+        fut = tasks.ensure_future(future, loop=self)
+        if new_task:
+            # A task we made ourselves: if the loop is interrupted, asyncio
+            # does not warn that it was destroyed pending.
+            fut._log_destroy_pending = False  # type: ignore[attr-defined]
+        fut.add_done_callback(_run_until_complete_cb)
+        try:
+            self.run_forever()
+        except BaseException:
+            if new_task and fut.done() and not fut.cancelled():
+                # Mark the exception retrieved: it is being raised right now.
+                fut.exception()
+            raise
+        finally:
+            fut.remove_done_callback(_run_until_complete_cb)
+        if not fut.done():
+            raise RuntimeError("Event loop stopped before Future completed.")
+        return fut.result()
+
+    def stop(self) -> None:
+        """Finish the current turn (and one more if called before running), then return."""
+        self._stopping = True
+
+    def is_running(self) -> bool:
+        return self._thread_id is not None
+
+    def is_closed(self) -> bool:
+        return self._closed
+
+    def close(self) -> None:
+        """Drop pending callbacks, shut the default executor down (without waiting), free fds."""
+        if self.is_running():
+            raise RuntimeError("Cannot close a running event loop")
+        if self._closed:
+            return
+        if self._debug:
+            logger.debug("Close %r", self)
+        self._closed = True
+        self._ready.clear()
+        self._scheduled.clear()
+        self._executor_shutdown_called = True
+        executor = self._default_executor
+        if executor is not None:
+            self._default_executor = None
+            executor.shutdown(wait=False)
+        _signals.remove_all(self)
+        if self._ssock is not None:
+            self._remove_reader(self._ssock.fileno())
+            self._ssock.close()
+            self._ssock = None  # type: ignore[assignment]
+            self._csock.close()
+            self._csock = None  # type: ignore[assignment]
+        for handle in self._readers.values():
+            handle.cancel()
+        for handle in self._writers.values():
+            handle.cancel()
+        self._readers.clear()
+        self._writers.clear()
+        self._poller.close()
+
+    # ------------------------------------------------------------------
+    # Futures and tasks
+    # ------------------------------------------------------------------
+
+    def create_future(self) -> asyncio.Future[Any]:
+        return futures.Future(loop=self)
+
+    def create_task(
+        self, coro: Any, *, name: str | None = None, context: contextvars.Context | None = None
+    ) -> asyncio.Task[Any]:
+        """Wrap a coroutine in asyncio's Task (or the task factory's), and schedule it."""
+        self._check_closed()
+        if self._task_factory is None:
+            task = tasks.Task(coro, loop=self, name=name, context=context)
+            if task._source_traceback:  # type: ignore[attr-defined]
+                del task._source_traceback[-1]  # type: ignore[attr-defined]
+        else:
+            if context is None:
+                task = self._task_factory(self, coro)
+            else:
+                task = self._task_factory(self, coro, context=context)
+            if name is not None:
+                task.set_name(name)
+        return task
+
+    def set_task_factory(self, factory: Any) -> None:
+        if factory is not None and not callable(factory):
+            raise TypeError("task factory must be a callable or None")
+        self._task_factory = factory
+
+    def get_task_factory(self) -> Any:
+        return self._task_factory
+
+    # ------------------------------------------------------------------
+    # Errors
+    # ------------------------------------------------------------------
+
+    def get_exception_handler(self) -> Any:
+        return self._exception_handler
+
+    def set_exception_handler(self, handler: Any) -> None:
+        if handler is not None and not callable(handler):
+            raise TypeError(f"A callable object or None is expected, got {handler!r}")
+        self._exception_handler = handler
+
+    def default_exception_handler(self, context: dict[str, Any]) -> None:
+        """Log the context on asyncio's logger, with tracebacks, as asyncio does."""
+        message = context.get("message")
+        if not message:
+            message = "Unhandled exception in event loop"
+        exception = context.get("exception")
+        exc_info: Any
+        if exception is not None:
+            exc_info = (type(exception), exception, exception.__traceback__)
+        else:
+            exc_info = False
+        if (
+            "source_traceback" not in context
+            and self._current_handle is not None
+            and self._current_handle._source_traceback
+        ):
+            context["handle_traceback"] = self._current_handle._source_traceback
+        log_lines = [message]
+        for key in sorted(context):
+            if key in {"message", "exception"}:
+                continue
+            value = context[key]
+            if key == "source_traceback":
+                tb = "".join(traceback.format_list(value))
+                value = "Object created at (most recent call last):\n" + tb.rstrip()
+            elif key == "handle_traceback":
+                tb = "".join(traceback.format_list(value))
+                value = "Handle created at (most recent call last):\n" + tb.rstrip()
+            else:
+                value = repr(value)
+            log_lines.append(f"{key}: {value}")
+        logger.error("\n".join(log_lines), exc_info=exc_info)
+
+    def call_exception_handler(self, context: dict[str, Any]) -> None:
+        """Report an error that has no caller to raise to; never raises itself."""
+        if self._exception_handler is None:
+            try:
+                self.default_exception_handler(context)
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException:
+                logger.error("Exception in default exception handler", exc_info=True)
+            return
+        try:
+            # Run the handler in the context of the object that failed, so a
+            # handler reading contextvars sees the failing task's values.
+            ctx = None
+            thing = context.get("task")
+            if thing is None:
+                thing = context.get("future")
+            if thing is None:
+                thing = context.get("handle")
+            if thing is not None and hasattr(thing, "get_context"):
+                ctx = thing.get_context()
+            if ctx is not None and hasattr(ctx, "run"):
+                ctx.run(self._exception_handler, self, context)
+            else:
+                self._exception_handler(self, context)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            try:
+                self.default_exception_handler(
+                    {
+                        "message": "Unhandled error in exception handler",
+                        "exception": exc,
+                        "context": context,
+                    }
+                )
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException:
+                logger.error(
+                    "Exception in default exception handler while handling an "
+                    "unexpected error in custom exception handler",
+                    exc_info=True,
+                )
+
+    # ------------------------------------------------------------------
+    # Debug mode
+    # ------------------------------------------------------------------
+
+    def get_debug(self) -> bool:
+        return self._debug
+
+    def set_debug(self, enabled: bool) -> None:
+        self._debug = enabled
+        if self.is_running():
+            self.call_soon_threadsafe(self._set_coroutine_origin_tracking, enabled)
+
+    def _set_coroutine_origin_tracking(self, enabled: bool) -> None:
+        if bool(enabled) == bool(self._coroutine_origin_tracking_enabled):
+            return
+        if enabled:
+            self._coroutine_origin_tracking_saved_depth = sys.get_coroutine_origin_tracking_depth()
+            sys.set_coroutine_origin_tracking_depth(_DEBUG_STACK_DEPTH)
+        else:
+            sys.set_coroutine_origin_tracking_depth(
+                self._coroutine_origin_tracking_saved_depth or 0
+            )
+        self._coroutine_origin_tracking_enabled = enabled
+
+    # ------------------------------------------------------------------
+    # Async generators
+    # ------------------------------------------------------------------
+
+    def _asyncgen_finalizer_hook(self, agen: Any) -> None:
+        self._asyncgens.discard(agen)
+        if not self.is_closed():
+            self.call_soon_threadsafe(self.create_task, agen.aclose())
+
+    def _asyncgen_firstiter_hook(self, agen: Any) -> None:
+        if self._asyncgens_shutdown_called:
+            warnings.warn(
+                f"asynchronous generator {agen!r} was scheduled after "
+                f"loop.shutdown_asyncgens() call",
+                ResourceWarning,
+                source=self,
+            )
+        self._asyncgens.add(agen)
+
+    async def shutdown_asyncgens(self) -> None:
+        """Close every async generator still alive, reporting their errors."""
+        self._asyncgens_shutdown_called = True
+        if not len(self._asyncgens):
+            return
+        closing_agens = list(self._asyncgens)
+        self._asyncgens.clear()
+        results = await tasks.gather(*[ag.aclose() for ag in closing_agens], return_exceptions=True)
+        for result, agen in zip(results, closing_agens):
+            if isinstance(result, Exception):
+                self.call_exception_handler(
+                    {
+                        "message": f"an error occurred during closing of "
+                        f"asynchronous generator {agen!r}",
+                        "exception": result,
+                        "asyncgen": agen,
+                    }
+                )
+
+    # ------------------------------------------------------------------
+    # Executor
+    # ------------------------------------------------------------------
+
+    def run_in_executor(self, executor: Any, func: Callable[..., Any], *args: Any) -> Any:
+        self._check_closed()
+        if self._debug:
+            self._check_callback(func, "run_in_executor")
+        if executor is None:
+            executor = self._default_executor
+            if self._executor_shutdown_called:
+                raise RuntimeError("Executor shutdown has been called")
+            if executor is None:
+                executor = concurrent.futures.ThreadPoolExecutor(thread_name_prefix="asyncio")
+                self._default_executor = executor
+        return futures.wrap_future(executor.submit(func, *args), loop=self)
+
+    def set_default_executor(self, executor: Any) -> None:
+        if not isinstance(executor, concurrent.futures.ThreadPoolExecutor):
+            raise TypeError("executor must be ThreadPoolExecutor instance")
+        self._default_executor = executor
+
+    async def shutdown_default_executor(self, timeout: float | None = None) -> None:
+        """Join the default executor's threads from a helper thread, without blocking the loop."""
+        self._executor_shutdown_called = True
+        if self._default_executor is None:
+            return
+        future = self.create_future()
+        thread = threading.Thread(target=self._do_shutdown, args=(future,))
+        thread.start()
+        try:
+            async with asyncio.timeout(timeout):
+                await future
+        except TimeoutError:
+            warnings.warn(
+                "The executor did not finishing joining "
+                f"its threads within {timeout} seconds.",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            self._default_executor.shutdown(wait=False)
+        else:
+            thread.join()
+
+    def _do_shutdown(self, future: asyncio.Future[Any]) -> None:
+        try:
+            assert self._default_executor is not None
+            self._default_executor.shutdown(wait=True)
+            if not self.is_closed():
+                self.call_soon_threadsafe(_set_result_unless_cancelled, future, None)
+        except Exception as ex:
+            if not self.is_closed() and not future.cancelled():
+                self.call_soon_threadsafe(future.set_exception, ex)
+
+    # ------------------------------------------------------------------
+    # Readers and writers
+    # ------------------------------------------------------------------
+
+    def _ensure_fd_no_transport(self, fd: Any) -> None:
+        fileno = fd
+        if not isinstance(fileno, int):
+            try:
+                fileno = int(fileno.fileno())
+            except (AttributeError, TypeError, ValueError):
+                raise ValueError(f"Invalid file object: {fd!r}") from None
+        transport = self._transports.get(fileno)
+        if transport is not None and not transport.is_closing():
+            raise RuntimeError(f"File descriptor {fd!r} is used by transport {transport!r}")
+
+    def _add_reader(self, fd: Any, callback: Callable[..., object], *args: Any) -> Handle:
+        """Register a reader without the transport check: transports use this directly."""
+        self._check_closed()
+        fd = _fileobj_to_fd(fd)
+        handle = Handle(callback, args, self, None, self._debug)
+        old = self._readers.get(fd)
+        self._readers[fd] = handle
+        if old is not None:
+            old.cancel()
+        else:
+            try:
+                self._poller.set_interest(fd, True, fd in self._writers)
+            except BaseException:
+                del self._readers[fd]
+                raise
+        return handle
+
+    def _remove_reader(self, fd: Any) -> bool:
+        if self._closed:
+            return False
+        fd = _fileobj_to_fd(fd)
+        handle = self._readers.pop(fd, None)
+        if handle is None:
+            return False
+        self._poller.set_interest(fd, False, fd in self._writers)
+        # Cancel: the handle may already sit in this turn's ready queue.
+        handle.cancel()
+        return True
+
+    def _add_writer(self, fd: Any, callback: Callable[..., object], *args: Any) -> Handle:
+        self._check_closed()
+        fd = _fileobj_to_fd(fd)
+        handle = Handle(callback, args, self, None, self._debug)
+        old = self._writers.get(fd)
+        self._writers[fd] = handle
+        if old is not None:
+            old.cancel()
+        else:
+            try:
+                self._poller.set_interest(fd, fd in self._readers, True)
+            except BaseException:
+                del self._writers[fd]
+                raise
+        return handle
+
+    def _remove_writer(self, fd: Any) -> bool:
+        if self._closed:
+            return False
+        fd = _fileobj_to_fd(fd)
+        handle = self._writers.pop(fd, None)
+        if handle is None:
+            return False
+        self._poller.set_interest(fd, fd in self._readers, False)
+        handle.cancel()
+        return True
+
+    def add_reader(self, fd: Any, callback: Callable[..., object], *args: Any) -> None:
+        """Call `callback(*args)` whenever `fd` is readable."""
+        self._ensure_fd_no_transport(fd)
+        self._add_reader(fd, callback, *args)
+
+    def remove_reader(self, fd: Any) -> bool:
+        self._ensure_fd_no_transport(fd)
+        return self._remove_reader(fd)
+
+    def add_writer(self, fd: Any, callback: Callable[..., object], *args: Any) -> None:
+        """Call `callback(*args)` whenever `fd` is writable."""
+        self._ensure_fd_no_transport(fd)
+        self._add_writer(fd, callback, *args)
+
+    def remove_writer(self, fd: Any) -> bool:
+        self._ensure_fd_no_transport(fd)
+        return self._remove_writer(fd)
+
+    # ------------------------------------------------------------------
+    # Signals (_signals.py), DNS (_dns.py), sockets (_sock.py),
+    # connections (_connect.py), servers (_server.py), datagrams.
+    # Each lives in its own module; the functions take the loop as `self`
+    # and are bound here as methods, so the loop's class stays one class.
+    # ------------------------------------------------------------------
+
+    add_signal_handler = _signals.add_signal_handler
+    remove_signal_handler = _signals.remove_signal_handler
+
+    getaddrinfo = _dns.getaddrinfo
+    getnameinfo = _dns.getnameinfo
+
+    sock_recv = _sock.sock_recv
+    sock_recv_into = _sock.sock_recv_into
+    sock_recvfrom = _sock.sock_recvfrom
+    sock_recvfrom_into = _sock.sock_recvfrom_into
+    sock_sendall = _sock.sock_sendall
+    sock_sendto = _sock.sock_sendto
+    sock_connect = _sock.sock_connect
+    sock_accept = _sock.sock_accept
+
+    create_connection = _connect.create_connection
+    create_unix_connection = _connect.create_unix_connection
+    connect_accepted_socket = _connect.connect_accepted_socket
+
+    create_server = _server.create_server
+    create_unix_server = _server.create_unix_server
+
+    create_datagram_endpoint = _datagram.create_datagram_endpoint
+
+
+def _set_result_unless_cancelled(fut: asyncio.Future[Any], result: Any) -> None:
+    if not fut.cancelled():
+        fut.set_result(result)
+
+
+def _format_handle(handle: Any) -> str:
+    cb = handle._callback
+    if isinstance(getattr(cb, "__self__", None), tasks.Task):
+        # A task step: the task's repr says more than "Task.__step".
+        return repr(cb.__self__)
+    return str(handle)
+
+
+__all__ = ["EventLoop"]

@@ -1,0 +1,114 @@
+"""Readiness backends behind one small interface.
+
+The loop talks to a poller through four calls and two constants:
+
+* ``set_interest(fd, read, write)`` — register, modify or unregister in one
+  call (the loop keeps track of what it wants; the poller of what the kernel
+  has);
+* ``poll(timeout)`` — wait at most `timeout` seconds (None: forever) and
+  return a list of ``(fd, events)``;
+* ``READABLE`` / ``WRITABLE`` — the bits of `events` meaning "run the reader"
+  and "run the writer" (errors and hang-ups set both, so the callback meets
+  the error on its next recv/send, as with selectors);
+* ``close()``.
+
+epoll on Linux; a ``selectors``-based poller elsewhere.  A simulated network
+will be a third implementation of the same interface.
+"""
+
+from __future__ import annotations
+
+import select
+import selectors
+import sys
+
+
+class EpollPoller:
+    """Level-triggered epoll; returns the kernel's event list untranslated."""
+
+    __slots__ = ("_epoll", "_masks", "READABLE", "WRITABLE")
+
+    def __init__(self) -> None:
+        self._epoll = select.epoll()
+        self._masks: dict[int, int] = {}
+        # Everything but EPOLLOUT wakes the reader, everything but EPOLLIN the
+        # writer: an error or hang-up must reach whichever side is waiting.
+        self.READABLE = select.EPOLLIN | select.EPOLLPRI | select.EPOLLERR | select.EPOLLHUP
+        self.WRITABLE = select.EPOLLOUT | select.EPOLLERR | select.EPOLLHUP
+
+    def set_interest(self, fd: int, read: bool, write: bool) -> None:
+        mask = (select.EPOLLIN if read else 0) | (select.EPOLLOUT if write else 0)
+        old = self._masks.get(fd, 0)
+        if mask == old:
+            return
+        if mask == 0:
+            del self._masks[fd]
+            try:
+                self._epoll.unregister(fd)
+            except OSError:
+                # Already closed by its owner: the kernel dropped it for us.
+                pass
+            return
+        if old == 0:
+            try:
+                self._epoll.register(fd, mask)
+            except FileExistsError:
+                # The fd number was closed and reused behind our back.
+                self._epoll.modify(fd, mask)
+        else:
+            try:
+                self._epoll.modify(fd, mask)
+            except FileNotFoundError:
+                self._epoll.register(fd, mask)
+        self._masks[fd] = mask
+
+    def poll(self, timeout: float | None) -> list[tuple[int, int]]:
+        if timeout is None:
+            timeout = -1
+        elif timeout > 0:
+            # epoll counts milliseconds: round up so a timer due in 0.3 ms is
+            # not polled for 0 ms over and over (a busy loop).
+            timeout = (int(timeout * 1e3) + 1) * 1e-3
+        # maxevents: at least one per registered fd, so a turn sees them all.
+        return self._epoll.poll(timeout, max(len(self._masks), 1))
+
+    def close(self) -> None:
+        self._masks.clear()
+        self._epoll.close()
+
+
+class SelectorPoller:
+    """Portable fallback over the best ``selectors`` class of the platform."""
+
+    __slots__ = ("_sel", "READABLE", "WRITABLE")
+
+    def __init__(self) -> None:
+        self._sel = selectors.DefaultSelector()
+        self.READABLE = selectors.EVENT_READ
+        self.WRITABLE = selectors.EVENT_WRITE
+
+    def set_interest(self, fd: int, read: bool, write: bool) -> None:
+        mask = (selectors.EVENT_READ if read else 0) | (selectors.EVENT_WRITE if write else 0)
+        try:
+            key = self._sel.get_key(fd)
+        except KeyError:
+            if mask:
+                self._sel.register(fd, mask)
+            return
+        if mask == 0:
+            self._sel.unregister(fd)
+        elif mask != key.events:
+            self._sel.modify(fd, mask)
+
+    def poll(self, timeout: float | None) -> list[tuple[int, int]]:
+        return [(key.fd, events) for key, events in self._sel.select(timeout)]
+
+    def close(self) -> None:
+        self._sel.close()
+
+
+def default_poller() -> EpollPoller | SelectorPoller:
+    """The fastest poller this platform has."""
+    if sys.platform.startswith("linux") and hasattr(select, "epoll"):
+        return EpollPoller()
+    return SelectorPoller()
