@@ -1,0 +1,72 @@
+"""Shared fixtures: every behaviour runs on asyncio's loop and on tidal's.
+
+``loop`` is parametrized over both; a test passes only if both loops do the
+same thing.  Any call to the loop's exception handler fails the test at
+teardown unless the test consumed it from ``loop_errors`` (tests that
+expect an error assert on it and clear the list).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+from typing import Any, Callable, Coroutine
+
+import pytest
+
+import tidal
+
+LOOP_FACTORIES: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {
+    "asyncio": asyncio.new_event_loop,
+    "tidal": tidal.new_event_loop,
+}
+
+
+@pytest.fixture(params=list(LOOP_FACTORIES))
+def loop_name(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture
+def loop_factory(loop_name: str) -> Callable[[], asyncio.AbstractEventLoop]:
+    return LOOP_FACTORIES[loop_name]
+
+
+@pytest.fixture
+def loop_errors() -> list[dict[str, Any]]:
+    """Contexts passed to the loop's exception handler during the test."""
+    return []
+
+
+@pytest.fixture
+def loop(
+    loop_factory: Callable[[], asyncio.AbstractEventLoop], loop_errors: list[dict[str, Any]]
+):
+    lp = loop_factory()
+    lp.set_exception_handler(lambda _loop, ctx: loop_errors.append(ctx))
+    asyncio.set_event_loop(lp)
+    try:
+        yield lp
+    finally:
+        try:
+            if not lp.is_closed():
+                lp.run_until_complete(lp.shutdown_asyncgens())
+                lp.run_until_complete(lp.shutdown_default_executor())
+        finally:
+            lp.close()
+            asyncio.set_event_loop(None)
+            gc.collect()
+    if loop_errors:
+        msgs = "\n".join(str(ctx.get("message")) + " " + repr(ctx.get("exception")) for ctx in loop_errors)
+        pytest.fail(f"unexpected call(s) to the exception handler:\n{msgs}")
+
+
+def run(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, Any], timeout: float = 30) -> Any:
+    """Run `coro` to completion on `loop`, failing (not hanging) after `timeout` s."""
+    return loop.run_until_complete(asyncio.wait_for(coro, timeout))
+
+
+@pytest.fixture
+def arun(loop: asyncio.AbstractEventLoop) -> Callable[..., Any]:
+    """``arun(coro)`` runs a coroutine on the test's loop with a timeout."""
+    return lambda coro, timeout=30: run(loop, coro, timeout)
