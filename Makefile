@@ -1,0 +1,66 @@
+# tidal — the two commands a fresh machine needs: `make run` and `make test`.
+# Everything is installed into virtualenvs here from pyproject.toml.
+
+PYTHON     ?= python3
+VENV       := .venv
+PYENV_ROOT ?= $(HOME)/.pyenv
+# The newest 3.12.x / 3.13.x that pyenv has beside the default python.
+PY312 := $(lastword $(sort $(wildcard $(PYENV_ROOT)/versions/3.12.*/bin/python3)))
+PY313 := $(lastword $(sort $(wildcard $(PYENV_ROOT)/versions/3.13.*/bin/python3)))
+PYTEST_ARGS ?=
+
+.PHONY: run test test-default test-3.12 test-3.13 lint clean
+
+# A venv with tidal only (the tour needs nothing else).
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install -q --upgrade pip
+	$(VENV)/bin/python -m pip install -q -e .
+	touch $@
+
+run: $(VENV)/.installed
+	$(VENV)/bin/python -m tidal
+
+# One venv per interpreter, with the test extras.
+# $(call testvenv,DIR,PYTHON)
+define testvenv
+	@test -x $(1)/bin/python || $(2) -m venv $(1)
+	@if [ ! -f $(1)/.installed-test ] || [ pyproject.toml -nt $(1)/.installed-test ]; then \
+	    $(1)/bin/python -m pip install -q --upgrade pip && \
+	    $(1)/bin/python -m pip install -q -e '.[test]' && touch $(1)/.installed-test; fi
+endef
+
+test: test-default test-3.12 test-3.13
+
+test-default:
+	$(call testvenv,$(VENV),$(PYTHON))
+	@echo "== tests on $$($(VENV)/bin/python -V)"
+	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+test-3.12:
+ifeq ($(PY312),)
+	@echo "!! Python 3.12 NOT FOUND under $(PYENV_ROOT)/versions: the 3.12 run did not happen"
+else
+	$(call testvenv,.venv-3.12,$(PY312))
+	@echo "== tests on $$(.venv-3.12/bin/python -V)"
+	.venv-3.12/bin/python -m pytest $(PYTEST_ARGS)
+endif
+
+test-3.13:
+ifeq ($(PY313),)
+	@echo "!! Python 3.13 NOT FOUND under $(PYENV_ROOT)/versions: the 3.13 run did not happen"
+else
+	$(call testvenv,.venv-3.13,$(PY313))
+	@echo "== tests on $$(.venv-3.13/bin/python -V)"
+	.venv-3.13/bin/python -m pytest $(PYTEST_ARGS)
+endif
+
+lint:
+	$(call testvenv,$(VENV),$(PYTHON))
+	$(VENV)/bin/python -m pip install -q ruff mypy
+	$(VENV)/bin/python -m ruff check src tests
+	$(VENV)/bin/python -m mypy
+
+clean:
+	rm -rf $(VENV) .venv-3.12 .venv-3.13 build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
+	find . -name __pycache__ -prune -exec rm -rf {} +
