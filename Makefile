@@ -30,7 +30,9 @@ define testvenv
 	    $(1)/bin/python -m pip install -q -e '.[test]' && touch $(1)/.installed-test; fi
 endef
 
-test: test-default test-3.12 test-3.13
+# -k: a failure on one Python still lets the others run (and still fails).
+test:
+	$(MAKE) --no-print-directory -k test-default test-3.12 test-3.13
 
 test-default:
 	$(call testvenv,$(VENV),$(PYTHON))
