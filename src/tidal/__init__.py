@@ -6,6 +6,9 @@ Use it wherever asyncio takes a loop factory::
     with asyncio.Runner(loop_factory=tidal.new_event_loop) as r: r.run(main())
     tidal.run(main())
     asyncio.set_event_loop_policy(tidal.EventLoopPolicy())
+
+Plain generators run as tasks too: ``tidal.spawn(gen_function, *args)``, or
+``loop.create_task(tidal.generator_task(gen))``; inside, ``x = yield awaitable``.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import asyncio
 from asyncio import events
 from typing import Any, Coroutine, TypeVar
 
+from ._gen import generator_task, spawn, task_function
 from ._loop import EventLoop
 
 __version__ = "0.1.0"
@@ -46,4 +50,14 @@ class EventLoopPolicy(events.BaseDefaultEventLoopPolicy):
         return f"<{self.__class__.__name__}>"
 
 
-__all__ = ["EventLoop", "EventLoopPolicy", "new_event_loop", "run", "COMPILED", "__version__"]
+__all__ = [
+    "EventLoop",
+    "EventLoopPolicy",
+    "new_event_loop",
+    "run",
+    "generator_task",
+    "spawn",
+    "task_function",
+    "COMPILED",
+    "__version__",
+]
