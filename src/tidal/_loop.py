@@ -173,9 +173,8 @@ class EventLoop(asyncio.AbstractEventLoop):
         if self._debug:
             self._check_thread()
             self._check_callback(callback, "call_soon")
+            # The handle records its creator's caller: the user's frame.
             handle = Handle(callback, args, self, context, True)
-            if handle._source_traceback:
-                del handle._source_traceback[-1]
         else:
             handle = Handle(callback, args, self, context)
         self._ready.append(handle)
@@ -213,8 +212,9 @@ class EventLoop(asyncio.AbstractEventLoop):
             self._check_thread()
             self._check_callback(callback, "call_at")
             timer = TimerHandle(when, callback, args, self, context, True)
+            # Recorded from call_at/call_later's frame: drop that one.
             if timer._source_traceback:
-                del timer._source_traceback[-2:]
+                del timer._source_traceback[-1]
         else:
             timer = TimerHandle(when, callback, args, self, context)
         heapq.heappush(self._scheduled, timer)
@@ -235,8 +235,6 @@ class EventLoop(asyncio.AbstractEventLoop):
             self._check_callback(callback, "call_soon_threadsafe")
         # deque.append is atomic under the GIL: no lock needed to enqueue.
         handle = Handle(callback, args, self, context, self._debug)
-        if handle._source_traceback:
-            del handle._source_traceback[-1]
         self._ready.append(handle)
         self._write_to_self()
         return handle
