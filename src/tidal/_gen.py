@@ -23,17 +23,14 @@ real coroutines, and a plain generator's ``yield`` means something else to a Tas
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import inspect
 import reprlib
 import types
+from collections.abc import Callable, Coroutine, Generator
 from contextvars import Context
-from typing import TYPE_CHECKING, Any, Callable, Coroutine, Generator, ParamSpec, TypeVar, overload
-
-import asyncio
-
-if TYPE_CHECKING:
-    from asyncio import Task
+from typing import Any, ParamSpec, TypeVar, overload
 
 __all__ = ["generator_task", "spawn", "task_function"]
 
@@ -59,6 +56,14 @@ def _one_turn() -> Generator[None, None, None]:
 
 def _problem(gen: object) -> str | None:
     """Say why ``gen`` cannot be driven as a generator task, or None if it can."""
+    # Fast path first (every sub-generator goes through here): a plain generator not yet started.
+    if (
+        type(gen) is _GeneratorType
+        and gen.gi_frame is not None
+        and not (gen.gi_suspended or gen.gi_running)
+        and not gen.gi_code.co_flags & _CO_ITERABLE_COROUTINE
+    ):
+        return None
     if type(gen) is not _GeneratorType:
         if inspect.isgeneratorfunction(gen):
             return (
@@ -93,7 +98,7 @@ def _name(obj: object) -> str:
     return getattr(obj, "__qualname__", None) or repr(obj)
 
 
-def _bad_yield(gen: Generator[Any, Any, Any], value: object) -> TypeError:
+def _bad_yield(gen: types.GeneratorType[Any, Any, Any], value: object) -> TypeError:
     return TypeError(
         f"generator task {gen.__qualname__!r} yielded {_short_repr.repr(value)} "
         f"({type(value).__name__}); a generator task may yield only an awaitable "
@@ -101,7 +106,7 @@ def _bad_yield(gen: Generator[Any, Any, Any], value: object) -> TypeError:
     )
 
 
-async def _drive(gen: Generator[Any, Any, _T]) -> _T:
+async def _drive(gen: types.GeneratorType[Any, Any, _T]) -> _T:
     """Run ``gen`` step by step inside the current task; its return value is ours."""
     problem = _problem(gen)  # again here: the generator may have been started since wrapping
     if problem is not None:
@@ -127,15 +132,16 @@ async def _drive(gen: Generator[Any, Any, _T]) -> _T:
         try:
             if yielded is None:
                 await _one_turn()
-            elif type(yielded) is _GeneratorType and not (
-                yielded.gi_code.co_flags & _CO_ITERABLE_COROUTINE
-            ):
-                value = await _drive(yielded)
-            elif hasattr(type(yielded), "__await__") or type(yielded) is _GeneratorType:
+            elif type(yielded) is _GeneratorType:
+                if yielded.gi_code.co_flags & _CO_ITERABLE_COROUTINE:
+                    value = await yielded  # type: ignore[misc]  # @types.coroutine: awaitable
+                else:
+                    # Inline, like ``await coro()``: same task, same context, cancelled together.
+                    value = await _drive(yielded)
+            elif hasattr(type(yielded), "__await__"):  # a lookup on the type: cached, cheap
                 value = await yielded
             else:
                 error = _bad_yield(gen, yielded)
-            yielded = None  # not kept alive while the generator runs on
         except GeneratorExit:
             # The task's coroutine is being closed (the pending Task was garbage-collected, or
             # someone called close()): close the generator too, so its finally blocks run now.
@@ -147,7 +153,7 @@ async def _drive(gen: Generator[Any, Any, _T]) -> _T:
             # await line: noise, dropped, so the traceback reads generator -> what it waited on.
             tb = exc.__traceback__
             error = exc.with_traceback(tb.tb_next if tb is not None else None)
-            del exc, tb
+            del tb
 
 
 def generator_task(gen: Generator[Any, Any, _T]) -> Coroutine[Any, Any, _T]:
@@ -160,10 +166,11 @@ def generator_task(gen: Generator[Any, Any, _T]) -> Coroutine[Any, Any, _T]:
     problem = _problem(gen)
     if problem is not None:
         raise TypeError(problem)
+    assert isinstance(gen, types.GeneratorType)  # for the type checker; _problem made sure
     coro = _drive(gen)
     # Reprs, "never awaited" warnings and Task reprs then name the user's generator, not _drive.
-    coro.__name__ = gen.__name__
-    coro.__qualname__ = gen.__qualname__
+    coro.__name__ = gen.__name__  # type: ignore[attr-defined]
+    coro.__qualname__ = gen.__qualname__  # type: ignore[attr-defined]
     return coro
 
 
@@ -174,7 +181,7 @@ def spawn(
     *,
     name: str | None = None,
     context: Context | None = None,
-) -> Task[_T]: ...
+) -> asyncio.Task[_T]: ...
 @overload
 def spawn(
     gen_or_genfunc: Callable[..., Generator[Any, Any, _T]] | Callable[..., Coroutine[Any, Any, _T]],
@@ -182,14 +189,14 @@ def spawn(
     *args: Any,
     name: str | None = None,
     context: Context | None = None,
-) -> Task[_T]: ...
+) -> asyncio.Task[_T]: ...
 def spawn(
     gen_or_genfunc: Any,
     /,
     *args: Any,
     name: str | None = None,
     context: Context | None = None,
-) -> Task[Any]:
+) -> asyncio.Task[Any]:
     """Start a generator (object, or generator function plus args) as a Task on the running loop.
 
     The counterpart of ``asyncio.create_task`` for generator code: RuntimeError when no loop is
@@ -216,7 +223,9 @@ def spawn(
         raise
 
 
-def task_function(func: Callable[_P, Generator[Any, Any, _T]]) -> Callable[_P, Coroutine[Any, Any, _T]]:
+def task_function(
+    func: Callable[_P, Generator[Any, Any, _T]],
+) -> Callable[_P, Coroutine[Any, Any, _T]]:
     """Decorate a generator function so that calling it returns an awaitable coroutine.
 
     ``@task_function`` on ``def fetch(url): ...yield...`` lets async code ``await fetch(url)`` and
