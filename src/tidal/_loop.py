@@ -877,7 +877,7 @@ class EventLoop(asyncio.AbstractEventLoop):
 
     create_connection = _connect.create_connection
     create_unix_connection = _connect.create_unix_connection
-    connect_accepted_socket = _connect.connect_accepted_socket
+    connect_accepted_socket = _server.connect_accepted_socket
 
     create_server = _server.create_server
     create_unix_server = _server.create_unix_server

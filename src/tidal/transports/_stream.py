@@ -1,0 +1,661 @@
+"""StreamTransport: the transport of TCP and Unix stream sockets.
+
+It behaves as asyncio's selector socket transport (same callbacks in the
+same order, same errors and messages); what differs is how it spends time
+and memory:
+
+* **Read path.**  The reader handle is made once, when reading starts; each
+  readiness event runs ``_read_ready``, which ``recv_into``s one buffer the
+  loop's transports share (a fresh 256 KiB ``recv()`` costs an mmap and
+  page faults per call: several times slower than receiving into a warm
+  buffer and copying the few bytes that came).  A BufferedProtocol gets its
+  own buffer filled directly, with no copy at all.
+* **Write path.**  ``write()`` sends at once when nothing is queued; only
+  the rest is queued, and only then is the writer registered.  Queued data
+  is never dropped: large ``bytes`` are kept as they are (zero copy), small
+  writes are packed into bytearrays (so a protocol making many small writes
+  while the peer is slow costs few iovecs, not one object each), and mutable
+  buffers are copied (the caller may reuse them once write() returns).  The
+  queue is flushed with one ``sendmsg`` per writable event.
+* **Flow control.**  The queued byte count is kept as a number, not summed:
+  ``pause_writing()`` fires as soon as it passes the high-water mark, so a
+  protocol that respects it bounds memory at high-water + one write.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import os
+import socket
+import warnings
+import weakref
+from asyncio import constants, protocols, transports, trsock
+from itertools import islice
+from typing import Any, Iterable
+
+logger = logging.getLogger("asyncio")
+
+# Bytes asked of the kernel per readiness event (asyncio's max_size).
+MAX_READ = 256 * 1024
+# Writes up to this size are copied into a bytearray at the tail of the
+# queue rather than queued as objects of their own ...
+_SMALL_WRITE = 4 * 1024
+# ... and such a bytearray grows up to this size before another starts (so a
+# partial send's ``del head[:n]`` never moves much memory).
+_COALESCE_MAX = 64 * 1024
+# After the connection is lost, write() warns once this many writes were
+# dropped (asyncio's LOG_THRESHOLD_FOR_CONNLOST_WRITES).
+_LOG_THRESHOLD_FOR_CONNLOST_WRITES = 5
+
+_HAS_SENDMSG = hasattr(socket.socket, "sendmsg")
+if _HAS_SENDMSG:
+    try:
+        _IOV_MAX = os.sysconf("SC_IOV_MAX")
+    except (OSError, ValueError):
+        _HAS_SENDMSG = False
+        _IOV_MAX = 1
+
+# One receive buffer per loop: a loop runs one callback at a time and
+# data_received gets a copy, so its transports can share it (10,000
+# connections must not cost 10,000 x 256 KiB).  Keyed weakly by loop: loops in
+# other threads have their own.
+_recv_views: weakref.WeakKeyDictionary[Any, memoryview] = weakref.WeakKeyDictionary()
+
+
+def _shared_recv_view(loop: Any) -> memoryview:
+    view = _recv_views.get(loop)
+    if view is None:
+        view = memoryview(bytearray(MAX_READ))
+        _recv_views[loop] = view
+    return view
+
+
+def _set_nodelay(sock: socket.socket) -> None:
+    """Disable Nagle on TCP: small writes go out without waiting for an ACK."""
+    if (
+        sock.family in (socket.AF_INET, socket.AF_INET6)
+        and sock.type == socket.SOCK_STREAM
+        and sock.proto in (0, socket.IPPROTO_TCP)
+    ):
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass  # e.g. the peer already reset the connection: reading will tell
+
+
+def _byte_view(data: memoryview) -> Any:
+    """A memoryview as a flat view of bytes, so len() counts bytes."""
+    if data.ndim == 1 and data.itemsize == 1:
+        return data
+    if data.c_contiguous:
+        return data.cast("B")
+    return data.tobytes()
+
+
+def _set_result_unless_cancelled(fut: Any, result: Any) -> None:
+    if not fut.cancelled():
+        fut.set_result(result)
+
+
+class StreamTransport(transports.Transport):
+    """A connected stream socket (TCP or Unix) driven by a tidal loop."""
+
+    __slots__ = (
+        "_loop",
+        "_sock",
+        "_sock_fd",
+        "_protocol",
+        "_protocol_connected",
+        "_buffered",
+        "_server",
+        "_buffer",
+        "_buffer_size",
+        "_conn_lost",
+        "_closing",
+        "_paused",
+        "_eof",
+        "_empty_waiter",
+        "_protocol_paused",
+        "_high_water",
+        "_low_water",
+        "_recv_view",
+        "__weakref__",
+    )
+
+    # Class attributes asyncio's loop code looks for on socket transports.
+    max_size = MAX_READ
+    _start_tls_compatible = True
+    _sendfile_compatible = constants._SendfileMode.TRY_NATIVE
+
+    def __init__(
+        self,
+        loop: Any,
+        sock: socket.socket,
+        protocol: protocols.BaseProtocol,
+        waiter: Any = None,
+        extra: dict[str, Any] | None = None,
+        server: Any = None,
+    ) -> None:
+        super().__init__(extra)
+        self._sock = None  # set last-but-one: __del__ tests it
+        self._extra["socket"] = trsock.TransportSocket(sock)
+        try:
+            self._extra["sockname"] = sock.getsockname()
+        except OSError:
+            self._extra["sockname"] = None
+        if "peername" not in self._extra:
+            try:
+                self._extra["peername"] = sock.getpeername()
+            except OSError:
+                self._extra["peername"] = None
+        self._loop = loop
+        self._sock_fd = sock.fileno()
+        self._protocol = protocol
+        self._protocol_connected = True
+        self._buffered = isinstance(protocol, protocols.BufferedProtocol)
+        self._server = server
+        self._buffer: collections.deque[Any] = collections.deque()
+        self._buffer_size = 0
+        self._conn_lost = 0  # > 0 once connection_lost is scheduled; counts writes after
+        self._closing = False
+        self._paused = False
+        self._eof = False
+        self._empty_waiter: Any = None
+        self._protocol_paused = False
+        self._high_water = 64 * 1024
+        self._low_water = 16 * 1024
+        self._recv_view = _shared_recv_view(loop)
+        self._sock = sock
+        if server is not None:
+            server._attach(self)
+        loop._transports[self._sock_fd] = self
+        _set_nodelay(sock)
+
+        loop.call_soon(protocol.connection_made, self)
+        # Only start reading once connection_made() has run.
+        loop.call_soon(self._start_reading)
+        if waiter is not None:
+            # Only wake the waiter once connection_made() has run.
+            loop.call_soon(_set_result_unless_cancelled, waiter, None)
+
+    def __repr__(self) -> str:
+        info = [self.__class__.__name__]
+        if self._sock is None:
+            info.append("closed")
+        elif self._closing:
+            info.append("closing")
+        info.append(f"fd={self._sock_fd}")
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            handle = loop._readers.get(self._sock_fd)
+            polling = handle is not None and not handle._cancelled
+            info.append("read=polling" if polling else "read=idle")
+            handle = loop._writers.get(self._sock_fd)
+            polling = handle is not None and not handle._cancelled
+            state = "polling" if polling else "idle"
+            info.append(f"write=<{state}, bufsize={self._buffer_size}>")
+        return "<{}>".format(" ".join(info))
+
+    def __del__(self, _warn: Any = warnings.warn) -> None:
+        sock = getattr(self, "_sock", None)
+        if sock is not None:
+            _warn(f"unclosed transport {self!r}", ResourceWarning, source=self)
+            sock.close()
+            self._sock = None
+            server = self._server
+            if server is not None:
+                self._server = None
+                server._detach(self)
+
+    # ------------------------------------------------------------------
+    # Protocol
+    # ------------------------------------------------------------------
+
+    def set_protocol(self, protocol: protocols.BaseProtocol) -> None:
+        buffered = isinstance(protocol, protocols.BufferedProtocol)
+        self._protocol = protocol
+        self._protocol_connected = True
+        if buffered != self._buffered:
+            self._buffered = buffered
+            # The reader handle is bound to one read method (no per-event
+            # dispatch): re-register it if it is live.
+            loop = self._loop
+            if loop is not None and self._sock_fd in loop._readers and self.is_reading():
+                self._start_reading()
+
+    def get_protocol(self) -> protocols.BaseProtocol:
+        return self._protocol  # type: ignore[return-value]
+
+    def is_closing(self) -> bool:
+        return self._closing
+
+    # ------------------------------------------------------------------
+    # Reading
+    # ------------------------------------------------------------------
+
+    def is_reading(self) -> bool:
+        return not self._closing and not self._paused
+
+    def pause_reading(self) -> None:
+        if self._closing or self._paused:
+            return
+        self._paused = True
+        self._loop._remove_reader(self._sock_fd)
+        if self._loop.get_debug():
+            logger.debug("%r pauses reading", self)
+
+    def resume_reading(self) -> None:
+        if self._closing or not self._paused:
+            return
+        self._paused = False
+        self._start_reading()
+        if self._loop.get_debug():
+            logger.debug("%r resumes reading", self)
+
+    def _start_reading(self) -> None:
+        """Register the reader: one Handle for as long as reading goes on."""
+        if self._closing or self._paused:
+            return
+        if self._buffered:
+            self._loop._add_reader(self._sock_fd, self._read_ready_buffered)
+        else:
+            self._loop._add_reader(self._sock_fd, self._read_ready)
+
+    def _read_ready(self) -> None:
+        """The fd is readable: recv into the shared buffer, hand over a bytes copy."""
+        if self._conn_lost:
+            return
+        view = self._recv_view
+        try:
+            nbytes = self._sock.recv_into(view)  # type: ignore[union-attr]
+        except (BlockingIOError, InterruptedError):
+            return
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(exc, "Fatal read error on socket transport")
+            return
+        if not nbytes:
+            self._read_eof()
+            return
+        try:
+            # A copy of just the bytes received: the buffer is reused at once.
+            self._protocol.data_received(view[:nbytes].tobytes())  # type: ignore[union-attr]
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(exc, "Fatal error: protocol.data_received() call failed.")
+
+    def _read_ready_buffered(self) -> None:
+        """The fd is readable: recv straight into the BufferedProtocol's buffer."""
+        if self._conn_lost:
+            return
+        protocol = self._protocol
+        try:
+            buf = protocol.get_buffer(-1)  # type: ignore[union-attr]
+            if not len(buf):
+                raise RuntimeError("get_buffer() returned an empty buffer")
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(exc, "Fatal error: protocol.get_buffer() call failed.")
+            return
+        try:
+            nbytes = self._sock.recv_into(buf)  # type: ignore[union-attr]
+        except (BlockingIOError, InterruptedError):
+            return
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(exc, "Fatal read error on socket transport")
+            return
+        if not nbytes:
+            self._read_eof()
+            return
+        try:
+            protocol.buffer_updated(nbytes)  # type: ignore[union-attr]
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(exc, "Fatal error: protocol.buffer_updated() call failed.")
+
+    def _read_eof(self) -> None:
+        if self._loop.get_debug():
+            logger.debug("%r received EOF", self)
+        try:
+            keep_open = self._protocol.eof_received()  # type: ignore[union-attr]
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(exc, "Fatal error: protocol.eof_received() call failed.")
+            return
+        if keep_open:
+            # The protocol may still write, but nothing more will be read.
+            self._loop._remove_reader(self._sock_fd)
+        else:
+            self.close()
+
+    # ------------------------------------------------------------------
+    # Writing
+    # ------------------------------------------------------------------
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        """Send now what the kernel takes; queue the rest (never dropped)."""
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise TypeError(
+                f"data argument must be a bytes-like object, not {type(data).__name__!r}"
+            )
+        if self._eof:
+            raise RuntimeError("Cannot call write() after write_eof()")
+        if self._empty_waiter is not None:
+            raise RuntimeError("unable to write; sendfile is in progress")
+        if type(data) is memoryview:
+            data = _byte_view(data)
+        if not data:
+            return
+        if self._conn_lost:
+            if self._conn_lost >= _LOG_THRESHOLD_FOR_CONNLOST_WRITES:
+                logger.warning("socket.send() raised exception.")
+            self._conn_lost += 1
+            return
+
+        if not self._buffer_size:
+            # Nothing queued: try to send right away (the common case: the
+            # kernel takes it all, and no writer is ever registered).
+            try:
+                n = self._sock.send(data)  # type: ignore[union-attr]
+            except (BlockingIOError, InterruptedError):
+                n = 0
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:
+                self._fatal_error(exc, "Fatal write error on socket transport")
+                return
+            if n == len(data):
+                return
+            self._queue(data, n)
+            self._loop._add_writer(self._sock_fd, self._write_ready)
+        else:
+            self._queue(data, 0)
+        if self._buffer_size > self._high_water and not self._protocol_paused:
+            self._pause_protocol()
+
+    def writelines(self, list_of_data: Iterable[bytes | bytearray | memoryview]) -> None:
+        """Write several buffers with one sendmsg (no join copy)."""
+        if self._eof:
+            raise RuntimeError("Cannot call writelines() after write_eof()")
+        if self._empty_waiter is not None:
+            raise RuntimeError("unable to writelines; sendfile is in progress")
+        items = []
+        for data in list_of_data:
+            if not isinstance(data, (bytes, bytearray, memoryview)):
+                raise TypeError(
+                    f"data argument must be a bytes-like object, not {type(data).__name__!r}"
+                )
+            if type(data) is memoryview:
+                data = _byte_view(data)
+            if data:
+                items.append(data)
+        if not items:
+            return
+        if self._conn_lost:
+            if self._conn_lost >= _LOG_THRESHOLD_FOR_CONNLOST_WRITES:
+                logger.warning("socket.send() raised exception.")
+            self._conn_lost += 1
+            return
+
+        if not self._buffer_size:
+            try:
+                if len(items) == 1:
+                    n = self._sock.send(items[0])  # type: ignore[union-attr]
+                elif _HAS_SENDMSG:
+                    n = self._sock.sendmsg(items[:_IOV_MAX])  # type: ignore[union-attr]
+                else:
+                    n = self._sock.send(b"".join(items))  # type: ignore[union-attr]
+            except (BlockingIOError, InterruptedError):
+                n = 0
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:
+                self._fatal_error(exc, "Fatal write error on socket transport")
+                return
+            for data in items:
+                size = len(data)
+                if n >= size:
+                    n -= size
+                    continue
+                self._queue(data, n)
+                n = 0
+            if not self._buffer_size:
+                return
+            self._loop._add_writer(self._sock_fd, self._write_ready)
+        else:
+            for data in items:
+                self._queue(data, 0)
+        if self._buffer_size > self._high_water and not self._protocol_paused:
+            self._pause_protocol()
+
+    def _queue(self, data: Any, offset: int) -> None:
+        """Append data[offset:] to the write queue, owning what it keeps."""
+        size = len(data) - offset
+        self._buffer_size += size
+        buffer = self._buffer
+        if size <= _SMALL_WRITE:
+            # Small: pack into the tail bytearray (a copy, so the caller may
+            # reuse a mutable buffer; and one iovec for many writes).
+            if buffer:
+                tail = buffer[-1]
+                if type(tail) is bytearray and len(tail) < _COALESCE_MAX:
+                    tail += data[offset:] if offset else data
+                    return
+            buffer.append(bytearray(data[offset:] if offset else data))
+        elif type(data) is bytes:
+            # Large and immutable: keep it (a view if partly sent), no copy.
+            buffer.append(memoryview(data)[offset:] if offset else data)
+        elif type(data) is memoryview and data.readonly:
+            buffer.append(data[offset:] if offset else data)
+        else:
+            # Large and mutable: the caller may reuse it after write returns.
+            buffer.append(memoryview(data)[offset:].tobytes())
+
+    def _write_ready(self) -> None:
+        """The fd is writable: flush as much of the queue as the kernel takes."""
+        if self._conn_lost:
+            return
+        buffer = self._buffer
+        try:
+            if len(buffer) == 1 or not _HAS_SENDMSG:
+                n = self._sock.send(buffer[0])  # type: ignore[union-attr]
+            else:
+                n = self._sock.sendmsg(islice(buffer, _IOV_MAX))  # type: ignore[union-attr]
+        except (BlockingIOError, InterruptedError):
+            return
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._loop._remove_writer(self._sock_fd)
+            buffer.clear()
+            self._buffer_size = 0
+            self._fatal_error(exc, "Fatal write error on socket transport")
+            if self._empty_waiter is not None:
+                self._empty_waiter.set_exception(exc)
+            return
+
+        # Drop the n bytes sent from the front of the queue.
+        self._buffer_size -= n
+        while n:
+            head = buffer[0]
+            size = len(head)
+            if size <= n:
+                buffer.popleft()
+                n -= size
+            else:
+                if type(head) is bytearray:
+                    del head[:n]  # O(1) in CPython: moves the start, no copy
+                else:
+                    buffer[0] = memoryview(head)[n:]
+                break
+
+        if self._protocol_paused and self._buffer_size <= self._low_water:
+            self._resume_protocol()  # may write (or close, or abort)
+            if self._conn_lost:
+                return
+        if not self._buffer_size:
+            self._loop._remove_writer(self._sock_fd)
+            if self._empty_waiter is not None:
+                self._empty_waiter.set_result(None)
+            if self._closing:
+                self._conn_lost += 1
+                self._call_connection_lost(None)
+            elif self._eof:
+                self._sock.shutdown(socket.SHUT_WR)  # type: ignore[union-attr]
+
+    def write_eof(self) -> None:
+        """Half-close: shut down the sending side once the queue has drained."""
+        if self._closing or self._eof:
+            return
+        self._eof = True
+        if not self._buffer_size:
+            self._sock.shutdown(socket.SHUT_WR)  # type: ignore[union-attr]
+
+    def can_write_eof(self) -> bool:
+        return True
+
+    # ------------------------------------------------------------------
+    # Write flow control
+    # ------------------------------------------------------------------
+
+    def get_write_buffer_size(self) -> int:
+        return self._buffer_size
+
+    def get_write_buffer_limits(self) -> tuple[int, int]:
+        return (self._low_water, self._high_water)
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        if high is None:
+            high = 64 * 1024 if low is None else 4 * low
+        if low is None:
+            low = high // 4
+        if not high >= low >= 0:
+            raise ValueError(f"high ({high!r}) must be >= low ({low!r}) must be >= 0")
+        self._high_water = high
+        self._low_water = low
+        if self._buffer_size > high and not self._protocol_paused:
+            self._pause_protocol()
+
+    def _pause_protocol(self) -> None:
+        self._protocol_paused = True
+        try:
+            self._protocol.pause_writing()  # type: ignore[union-attr]
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._loop.call_exception_handler(
+                {
+                    "message": "protocol.pause_writing() failed",
+                    "exception": exc,
+                    "transport": self,
+                    "protocol": self._protocol,
+                }
+            )
+
+    def _resume_protocol(self) -> None:
+        self._protocol_paused = False
+        try:
+            self._protocol.resume_writing()  # type: ignore[union-attr]
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._loop.call_exception_handler(
+                {
+                    "message": "protocol.resume_writing() failed",
+                    "exception": exc,
+                    "transport": self,
+                    "protocol": self._protocol,
+                }
+            )
+
+    # ------------------------------------------------------------------
+    # Closing
+    # ------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Stop reading; connection_lost(None) once queued data is sent."""
+        if self._closing:
+            return
+        self._closing = True
+        self._loop._remove_reader(self._sock_fd)
+        if not self._buffer_size:
+            self._conn_lost += 1
+            self._loop._remove_writer(self._sock_fd)
+            self._loop.call_soon(self._call_connection_lost, None)
+
+    def abort(self) -> None:
+        """Close now, dropping whatever is queued."""
+        self._force_close(None)
+
+    def _fatal_error(self, exc: BaseException, message: str = "Fatal error on transport") -> None:
+        # Connection errors are the peer's business, not a bug: asyncio logs
+        # them only in debug mode, and so do we.
+        if isinstance(exc, OSError):
+            if self._loop.get_debug():
+                logger.debug("%r: %s", self, message, exc_info=True)
+        else:
+            self._loop.call_exception_handler(
+                {
+                    "message": message,
+                    "exception": exc,
+                    "transport": self,
+                    "protocol": self._protocol,
+                }
+            )
+        self._force_close(exc)
+
+    def _force_close(self, exc: BaseException | None) -> None:
+        if self._conn_lost:
+            return
+        if self._buffer:
+            self._buffer.clear()
+            self._buffer_size = 0
+            self._loop._remove_writer(self._sock_fd)
+        if not self._closing:
+            self._closing = True
+            self._loop._remove_reader(self._sock_fd)
+        self._conn_lost += 1
+        self._loop.call_soon(self._call_connection_lost, exc)
+
+    def _call_connection_lost(self, exc: BaseException | None) -> None:
+        try:
+            if self._protocol_connected:
+                self._protocol.connection_lost(exc)  # type: ignore[union-attr]
+        finally:
+            self._sock.close()  # type: ignore[union-attr]
+            self._sock = None
+            self._protocol = None
+            self._loop = None
+            server = self._server
+            if server is not None:
+                self._server = None
+                server._detach(self)
+            waiter = self._empty_waiter
+            if waiter is not None and not waiter.done():
+                waiter.set_exception(ConnectionError("Connection is closed by peer"))
+
+    # ------------------------------------------------------------------
+    # For loop.sendfile (asyncio's protocol with socket transports)
+    # ------------------------------------------------------------------
+
+    def _make_empty_waiter(self) -> Any:
+        if self._empty_waiter is not None:
+            raise RuntimeError("Empty waiter is already set")
+        self._empty_waiter = self._loop.create_future()
+        if not self._buffer_size:
+            self._empty_waiter.set_result(None)
+        return self._empty_waiter
+
+    def _reset_empty_waiter(self) -> None:
+        self._empty_waiter = None
+
+
+__all__ = ["StreamTransport"]
