@@ -1,10 +1,371 @@
-"""Placeholder: sock_* coroutines (being written)."""
-# ruff: noqa
-async def sock_recv(self, sock, n): raise NotImplementedError
-async def sock_recv_into(self, sock, buf): raise NotImplementedError
-async def sock_recvfrom(self, sock, bufsize): raise NotImplementedError
-async def sock_recvfrom_into(self, sock, buf, nbytes=0): raise NotImplementedError
-async def sock_sendall(self, sock, data): raise NotImplementedError
-async def sock_sendto(self, sock, data, address): raise NotImplementedError
-async def sock_connect(self, sock, address): raise NotImplementedError
-async def sock_accept(self, sock): raise NotImplementedError
+"""Low-level socket coroutines: the loop's ``sock_*`` methods.
+
+Every operation tries its system call at once.  Only when the kernel says
+"would block" does it make a future and register a reader or writer; data
+that is already there costs one syscall and no future.  That is asyncio's
+contract too (its selector loop does the same), and it is what makes a
+request/response exchange over ``sock_recv``/``sock_sendall`` cheap.
+
+The pending path, the same for every operation:
+
+* the reader/writer callback is a module-level function whose arguments
+  (future, socket, size ...) ride on the Handle the loop makes once at
+  registration: no closure, no ``functools.partial``;
+* the future gets one done-callback (``_IoDone``) that unregisters the
+  reader/writer, so completion, an error and cancellation all clean up the
+  same way;
+* a second pending operation on the same fd replaces the first one's
+  reader/writer (as in asyncio); the first one's done-callback then sees its
+  handle is no longer registered and leaves the new one alone.
+
+These functions take the loop as ``self``: ``_loop.py`` binds them as
+methods of ``EventLoop``.
+"""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+try:
+    import ssl
+except ImportError:  # pragma: no cover - Python built without ssl
+    ssl = None  # type: ignore[assignment]
+
+from . import _dns
+
+# asyncio only resolves host names for these families (a Unix path, a
+# Bluetooth address ... go to connect() as given).
+_RESOLVED_FAMILIES: tuple[int, ...] = (
+    (socket.AF_INET, socket.AF_INET6) if socket.has_ipv6 else (socket.AF_INET,)
+)
+
+_WOULD_BLOCK = (BlockingIOError, InterruptedError)
+
+
+def _check_sock(loop: Any, sock: Any) -> None:
+    """asyncio's preconditions, in asyncio's order (the blocking test is debug-only there too)."""
+    if ssl is not None and isinstance(sock, ssl.SSLSocket):
+        raise TypeError("Socket cannot be of type SSLSocket")
+    if loop._debug and sock.gettimeout() != 0:
+        raise ValueError("the socket must be non-blocking")
+
+
+class _IoDone:
+    """Done-callback of a pending sock_* future: unregister its reader/writer.
+
+    Only if the handle registered for this operation is still the fd's
+    reader/writer: a later operation on the same fd may have replaced it,
+    and that one must keep waiting.
+    """
+
+    __slots__ = ("_fd", "_handle", "_loop", "_writer")
+
+    def __init__(self, loop: Any, fd: int, handle: Any, writer: bool) -> None:
+        self._loop = loop
+        self._fd = fd
+        self._handle = handle
+        self._writer: bool = writer
+
+    def __call__(self, fut: Any) -> None:
+        loop = self._loop
+        fd = self._fd
+        if self._writer:
+            if loop._writers.get(fd) is self._handle:
+                loop._remove_writer(fd)
+        elif loop._readers.get(fd) is self._handle:
+            loop._remove_reader(fd)
+        # Break the future -> callback -> handle -> future cycle at once.
+        self._handle = None
+
+
+def _wait_readable(loop: Any, fd: int, callback: Any, *args: Any) -> Any:
+    """Make the future, register `callback(fut, *args)` as fd's reader; return the future."""
+    fut = loop.create_future()
+    loop._ensure_fd_no_transport(fd)
+    handle = loop._add_reader(fd, callback, fut, *args)
+    fut.add_done_callback(_IoDone(loop, fd, handle, False))
+    return fut
+
+
+def _wait_writable(loop: Any, fd: int, callback: Any, *args: Any) -> Any:
+    fut = loop.create_future()
+    loop._ensure_fd_no_transport(fd)
+    handle = loop._add_writer(fd, callback, fut, *args)
+    fut.add_done_callback(_IoDone(loop, fd, handle, True))
+    return fut
+
+
+# ----------------------------------------------------------------------
+# Receiving
+# ----------------------------------------------------------------------
+
+
+async def sock_recv(self: Any, sock: socket.socket, n: int) -> bytes:
+    """Receive up to `n` bytes; b"" means the peer closed its end."""
+    _check_sock(self, sock)
+    try:
+        return sock.recv(n)
+    except _WOULD_BLOCK:
+        pass
+    return await _wait_readable(self, sock.fileno(), _on_recv, sock, n)
+
+
+def _on_recv(fut: Any, sock: socket.socket, n: int) -> None:
+    # The future may have been cancelled since the fd was found readable.
+    if fut.done():
+        return
+    try:
+        data = sock.recv(n)
+    except _WOULD_BLOCK:
+        return  # spurious wake-up: stay registered
+    except (SystemExit, KeyboardInterrupt):
+        raise
+    except BaseException as exc:
+        fut.set_exception(exc)
+    else:
+        fut.set_result(data)
+
+
+async def sock_recv_into(self: Any, sock: socket.socket, buf: Any) -> int:
+    """Receive into the writable buffer `buf`; return how many bytes were written."""
+    _check_sock(self, sock)
+    try:
+        return sock.recv_into(buf)
+    except _WOULD_BLOCK:
+        pass
+    return await _wait_readable(self, sock.fileno(), _on_recv_into, sock, buf)
+
+
+def _on_recv_into(fut: Any, sock: socket.socket, buf: Any) -> None:
+    if fut.done():
+        return
+    try:
+        nbytes = sock.recv_into(buf)
+    except _WOULD_BLOCK:
+        return
+    except (SystemExit, KeyboardInterrupt):
+        raise
+    except BaseException as exc:
+        fut.set_exception(exc)
+    else:
+        fut.set_result(nbytes)
+
+
+async def sock_recvfrom(self: Any, sock: socket.socket, bufsize: int) -> tuple[bytes, Any]:
+    """Receive one datagram: (data, sender address)."""
+    _check_sock(self, sock)
+    try:
+        return sock.recvfrom(bufsize)
+    except _WOULD_BLOCK:
+        pass
+    return await _wait_readable(self, sock.fileno(), _on_recvfrom, sock, bufsize)
+
+
+def _on_recvfrom(fut: Any, sock: socket.socket, bufsize: int) -> None:
+    if fut.done():
+        return
+    try:
+        result = sock.recvfrom(bufsize)
+    except _WOULD_BLOCK:
+        return
+    except (SystemExit, KeyboardInterrupt):
+        raise
+    except BaseException as exc:
+        fut.set_exception(exc)
+    else:
+        fut.set_result(result)
+
+
+async def sock_recvfrom_into(
+    self: Any, sock: socket.socket, buf: Any, nbytes: int = 0
+) -> tuple[int, Any]:
+    """Receive one datagram into `buf` (at most `nbytes`, 0: len(buf)): (size, address)."""
+    _check_sock(self, sock)
+    if not nbytes:
+        nbytes = len(buf)
+    try:
+        return sock.recvfrom_into(buf, nbytes)
+    except _WOULD_BLOCK:
+        pass
+    return await _wait_readable(self, sock.fileno(), _on_recvfrom_into, sock, buf, nbytes)
+
+
+def _on_recvfrom_into(fut: Any, sock: socket.socket, buf: Any, nbytes: int) -> None:
+    if fut.done():
+        return
+    try:
+        result = sock.recvfrom_into(buf, nbytes)
+    except _WOULD_BLOCK:
+        return
+    except (SystemExit, KeyboardInterrupt):
+        raise
+    except BaseException as exc:
+        fut.set_exception(exc)
+    else:
+        fut.set_result(result)
+
+
+# ----------------------------------------------------------------------
+# Sending
+# ----------------------------------------------------------------------
+
+
+class _SendAll:
+    """The rest of a sock_sendall: a view of the data and how far it got.
+
+    Its ``on_writable`` is the writer callback; keeping the position here
+    (not in a closure or a one-element list) keeps the callback a plain
+    method with typed state.
+    """
+
+    __slots__ = ("_fut", "_pos", "_sock", "_view")
+
+    def __init__(self, fut: Any, sock: socket.socket, view: memoryview, pos: int) -> None:
+        self._fut = fut
+        self._sock = sock
+        self._view = view
+        self._pos: int = pos
+
+    def on_writable(self) -> None:
+        fut = self._fut
+        if fut.done():
+            # Cancelled after the fd was found writable, in the same turn.
+            return
+        view = self._view
+        pos = self._pos
+        try:
+            n = self._sock.send(view[pos:])
+        except _WOULD_BLOCK:
+            return
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            fut.set_exception(exc)
+            return
+        pos += n
+        if pos == len(view):
+            fut.set_result(None)
+        else:
+            self._pos = pos
+
+
+async def sock_sendall(self: Any, sock: socket.socket, data: Any) -> None:
+    """Send all of `data`, waiting for room as often as needed."""
+    _check_sock(self, sock)
+    try:
+        n = sock.send(data)
+    except _WOULD_BLOCK:
+        n = 0
+    if n == len(data):
+        return
+    fut = self.create_future()
+    fd = sock.fileno()
+    self._ensure_fd_no_transport(fd)
+    state = _SendAll(fut, sock, memoryview(data), n)
+    handle = self._add_writer(fd, state.on_writable)
+    fut.add_done_callback(_IoDone(self, fd, handle, True))
+    return await fut
+
+
+async def sock_sendto(self: Any, sock: socket.socket, data: Any, address: Any) -> int:
+    """Send one datagram to `address`; return the number of bytes sent."""
+    _check_sock(self, sock)
+    try:
+        return sock.sendto(data, address)
+    except _WOULD_BLOCK:
+        pass
+    return await _wait_writable(self, sock.fileno(), _on_sendto, sock, data, address)
+
+
+def _on_sendto(fut: Any, sock: socket.socket, data: Any, address: Any) -> None:
+    if fut.done():
+        return
+    try:
+        n = sock.sendto(data, 0, address)
+    except _WOULD_BLOCK:
+        return
+    except (SystemExit, KeyboardInterrupt):
+        raise
+    except BaseException as exc:
+        fut.set_exception(exc)
+    else:
+        fut.set_result(n)
+
+
+# ----------------------------------------------------------------------
+# Connecting and accepting
+# ----------------------------------------------------------------------
+
+
+async def sock_connect(self: Any, sock: socket.socket, address: Any) -> None:
+    """Connect `sock` to `address` (host names resolved for INET/INET6 sockets)."""
+    _check_sock(self, sock)
+    if sock.family in _RESOLVED_FAMILIES:
+        resolved = await _dns.resolve(
+            self, address, family=sock.family, type=sock.type, proto=sock.proto
+        )
+        address = resolved[0][4]
+    fd = sock.fileno()
+    try:
+        sock.connect(address)
+    except _WOULD_BLOCK:
+        # In progress (EINPROGRESS; or EINTR, after which the connect goes
+        # on in the background): writable means it finished, either way.
+        pass
+    else:
+        return
+    fut = _wait_writable(self, fd, _on_connect_writable, sock, address)
+    try:
+        return await fut
+    finally:
+        # A failed connect's exception holds this frame: drop the future so
+        # the exception -> frame -> future -> exception cycle is not made.
+        fut = None
+
+
+def _on_connect_writable(fut: Any, sock: socket.socket, address: Any) -> None:
+    if fut.done():
+        return
+    try:
+        err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if err != 0:
+            # OSError(errno, ...) builds the matching subclass
+            # (ConnectionRefusedError ...), as asyncio's message does.
+            raise OSError(err, f"Connect call failed {address}")
+    except _WOULD_BLOCK:
+        pass  # still connecting: stay registered
+    except (SystemExit, KeyboardInterrupt):
+        raise
+    except BaseException as exc:
+        fut.set_exception(exc)
+    else:
+        fut.set_result(None)
+
+
+async def sock_accept(self: Any, sock: socket.socket) -> tuple[socket.socket, Any]:
+    """Accept a connection on listening `sock`: (non-blocking conn, peer address)."""
+    _check_sock(self, sock)
+    try:
+        conn, address = sock.accept()
+        conn.setblocking(False)
+        return conn, address
+    except _WOULD_BLOCK:
+        pass
+    return await _wait_readable(self, sock.fileno(), _on_accept, sock)
+
+
+def _on_accept(fut: Any, sock: socket.socket) -> None:
+    if fut.done():
+        return
+    try:
+        conn, address = sock.accept()
+        conn.setblocking(False)
+    except _WOULD_BLOCK:
+        return
+    except (SystemExit, KeyboardInterrupt):
+        raise
+    except BaseException as exc:
+        fut.set_exception(exc)
+    else:
+        fut.set_result((conn, address))
