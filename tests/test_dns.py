@@ -40,7 +40,7 @@ def test_getaddrinfo_localhost(loop, arun):
 
 
 def test_getaddrinfo_all_arguments(loop, arun):
-    kw = dict(family=socket.AF_INET, type=socket.SOCK_DGRAM, proto=0, flags=socket.AI_PASSIVE)
+    kw = {"family": socket.AF_INET, "type": socket.SOCK_DGRAM, "flags": socket.AI_PASSIVE}
     got = arun(loop.getaddrinfo(None, "53", **kw))
     assert got == socket.getaddrinfo(None, "53", **kw)
 

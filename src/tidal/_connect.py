@@ -32,7 +32,8 @@ import logging
 import os
 import socket
 import sys
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any, NoReturn
 
 try:
     import ssl as _ssl_module
@@ -40,6 +41,7 @@ except ImportError:  # pragma: no cover - Python built without OpenSSL
     _ssl_module = None  # type: ignore[assignment]
 
 from . import _dns
+from .transports._stream import StreamTransport
 
 logger = logging.getLogger("asyncio")  # asyncio's logger: users filter on it
 
@@ -73,7 +75,7 @@ def _begin_connect(loop: Any, sock: socket.socket, address: Any) -> Any:
         loop._add_writer(sock.fileno(), _on_connect_writable, loop, sock, address, fut)
     except (SystemExit, KeyboardInterrupt):
         raise
-    except BaseException as exc:
+    except BaseException as exc:  # noqa: BLE001 - delivered to the awaiting caller
         fut.set_exception(exc)
     else:
         fut.set_result(None)
@@ -93,7 +95,7 @@ def _on_connect_writable(loop: Any, sock: socket.socket, address: Any, fut: Any)
         return  # a spurious wake-up: still connecting
     except (SystemExit, KeyboardInterrupt):
         raise
-    except BaseException as exc:
+    except BaseException as exc:  # noqa: BLE001 - delivered to the awaiting caller
         loop._remove_writer(sock.fileno())
         fut.set_exception(exc)
     else:
@@ -174,23 +176,28 @@ async def _connect_one(
 ) -> socket.socket:
     """Create, bind and connect one socket; its OSErrors are appended to `errors`."""
     try:
-        sock = _open_socket(addrinfo, laddr_infos)
-    except _BindFailed as failed:
-        errors.extend(failed.errors)
-        raise failed.errors[-1] from None
-    except OSError as exc:
-        errors.append(exc)
-        raise
-    try:
-        await _sock_connect(loop, sock, addrinfo[4])
-    except OSError as exc:
-        errors.append(exc)
-        sock.close()
-        raise
-    except BaseException:
-        sock.close()
-        raise
-    return sock
+        try:
+            sock = _open_socket(addrinfo, laddr_infos)
+        except _BindFailed as failed:
+            errors.extend(failed.errors)
+            raise failed.errors[-1] from None
+        except OSError as exc:
+            errors.append(exc)
+            raise
+        try:
+            await _sock_connect(loop, sock, addrinfo[4])
+        except OSError as exc:
+            errors.append(exc)
+            sock.close()
+            raise
+        except BaseException:
+            sock.close()
+            raise
+        return sock
+    finally:
+        # The raised error's traceback holds this frame, and `errors` holds
+        # the error: drop the list so that cycle does not form (as asyncio).
+        errors = None  # type: ignore[assignment]
 
 
 # ----------------------------------------------------------------------
@@ -297,7 +304,7 @@ class _Race:
                 errors.append(exc)
                 self.start_next = True
                 continue
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - an attempt's failure; raised if nothing else
                 self._record_other(exc)
                 self.start_next = True
                 continue
@@ -369,7 +376,7 @@ class _Race:
 
 def _raise_connect_errors(
     exceptions: list[list[OSError]], all_errors: bool, other: BaseException | None = None
-) -> None:
+) -> NoReturn:
     """Raise what every attempt failed with, in asyncio's shape."""
     flat = [exc for attempt in exceptions for exc in attempt]
     try:
@@ -404,8 +411,6 @@ async def _make_stream_transport(
     owns it and closes it.
     """
     try:
-        from .transports._stream import StreamTransport
-
         sock.setblocking(False)
         protocol = protocol_factory()
         waiter = loop.create_future()
@@ -497,6 +502,7 @@ async def _create_connection(
             race = _Race(self, infos, laddr_infos, happy_eyeballs_delay, exceptions)
             sock = await race.run()
             other = race.other_error
+            del race  # it holds the errors: keep them out of this frame's locals
         if sock is None:
             try:
                 _raise_connect_errors(exceptions, all_errors, other)
@@ -632,11 +638,6 @@ async def create_unix_connection(
         owned = False
 
     return await _make_stream_transport(self, sock, protocol_factory, owned)
-
-
-async def connect_accepted_socket(self: Any, *args: Any, **kwargs: Any) -> Any:
-    """Placeholder kept until _loop.py binds the _server.py version (moving there)."""
-    raise NotImplementedError
 
 
 __all__ = ["create_connection", "create_unix_connection"]
