@@ -1,0 +1,960 @@
+"""Stream transports (TCP and Unix), on asyncio's loop and on tidal's.
+
+The transport under test sits on one end of a connected socket pair (made
+with blocking calls, then handed to ``loop.connect_accepted_socket``); the
+other end is a plain non-blocking socket driven through ``loop.add_reader``
+/ ``add_writer``, so no client-side loop machinery is involved.
+"""
+
+from __future__ import annotations
+
+import array
+import asyncio
+import gc
+import hashlib
+import re
+import socket
+import struct
+import sys
+from typing import Any
+
+import pytest
+
+# ----------------------------------------------------------------------
+# Raw-socket helpers (the peer side), usable on either loop
+# ----------------------------------------------------------------------
+
+
+async def wait_fd(loop: asyncio.AbstractEventLoop, sock: socket.socket, writable: bool = False) -> None:
+    """Wait until `sock` is readable (or writable)."""
+    fut = loop.create_future()
+
+    def ready() -> None:
+        if not fut.done():
+            fut.set_result(None)
+
+    fd = sock.fileno()
+    if writable:
+        loop.add_writer(fd, ready)
+    else:
+        loop.add_reader(fd, ready)
+    try:
+        await fut
+    finally:
+        if writable:
+            loop.remove_writer(fd)
+        else:
+            loop.remove_reader(fd)
+
+
+async def recv(loop: asyncio.AbstractEventLoop, sock: socket.socket, n: int = 65536) -> bytes:
+    while True:
+        try:
+            return sock.recv(n)
+        except BlockingIOError:
+            await wait_fd(loop, sock)
+
+
+async def recv_exactly(loop: asyncio.AbstractEventLoop, sock: socket.socket, n: int) -> bytes:
+    buf = bytearray()
+    while len(buf) < n:
+        data = await recv(loop, sock, n - len(buf))
+        if not data:
+            raise EOFError(f"EOF after {len(buf)} of {n} bytes")
+        buf += data
+    return bytes(buf)
+
+
+async def recv_until_eof(loop: asyncio.AbstractEventLoop, sock: socket.socket) -> bytes:
+    buf = bytearray()
+    while True:
+        data = await recv(loop, sock, 256 * 1024)
+        if not data:
+            return bytes(buf)
+        buf += data
+
+
+async def sendall(loop: asyncio.AbstractEventLoop, sock: socket.socket, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        try:
+            n = sock.send(view)
+        except BlockingIOError:
+            await wait_fd(loop, sock, writable=True)
+        else:
+            view = view[n:]
+
+
+async def connect(
+    loop: asyncio.AbstractEventLoop, address: Any, family: int = socket.AF_INET
+) -> socket.socket:
+    """A connected non-blocking client socket (connect awaited through add_writer)."""
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setblocking(False)
+    try:
+        try:
+            sock.connect(address)
+        except (BlockingIOError, InterruptedError):
+            await wait_fd(loop, sock, writable=True)
+            err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            if err:
+                raise OSError(err, f"connect to {address!r} failed")
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def make_pair(kind: str, small_buffers: bool = False) -> tuple[socket.socket, socket.socket]:
+    """(ours, peer): a connected pair; `peer` is non-blocking."""
+    if kind == "unix":
+        ours, peer = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    else:
+        with socket.create_server(("127.0.0.1", 0)) as listener:
+            peer = socket.create_connection(listener.getsockname())
+            ours, _ = listener.accept()
+    if small_buffers:
+        # Fixed small buffers (no autotuning): writes block after ~100 KiB.
+        ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 32 * 1024)
+        peer.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32 * 1024)
+    peer.setblocking(False)
+    return ours, peer
+
+
+async def settle(turns: int = 5) -> None:
+    """Let the loop run a few turns."""
+    for _ in range(turns):
+        await asyncio.sleep(0)
+
+
+# ----------------------------------------------------------------------
+# Protocols that record what happens to them
+# ----------------------------------------------------------------------
+
+
+class Recorder(asyncio.Protocol):
+    """Records every callback; futures for the interesting moments."""
+
+    keep_open: Any = None
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.events: list[str] = []
+        self.data = bytearray()
+        self.chunk_types: set[type] = set()
+        self.transport: Any = None
+        self.lost = loop.create_future()
+        self.eof = loop.create_future()
+        self.pauses = 0
+        self.resumes = 0
+        self._waiters: list[tuple[int, asyncio.Future[None]]] = []
+
+    def connection_made(self, transport: Any) -> None:
+        self.events.append("made")
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        if not self.events or self.events[-1] != "data":
+            self.events.append("data")
+        self.chunk_types.add(type(data))
+        self.data += data
+        self._wake()
+
+    def _wake(self) -> None:
+        for n, fut in self._waiters:
+            if len(self.data) >= n and not fut.done():
+                fut.set_result(None)
+
+    async def wait_data(self, n: int) -> bytes:
+        if len(self.data) < n:
+            fut = self.loop.create_future()
+            self._waiters.append((n, fut))
+            await fut
+        return bytes(self.data)
+
+    def eof_received(self) -> Any:
+        self.events.append("eof")
+        self.eof.set_result(None)
+        return self.keep_open
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self.events.append("lost")
+        self.lost.set_result(exc)
+
+    def pause_writing(self) -> None:
+        self.pauses += 1
+
+    def resume_writing(self) -> None:
+        self.resumes += 1
+
+
+class BufferedRecorder(asyncio.BufferedProtocol):
+    """A BufferedProtocol with a small buffer, so data arrives in many pieces."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, size: int = 7) -> None:
+        self.loop = loop
+        self.buf = bytearray(size)
+        self.data = bytearray()
+        self.sizes_asked: list[int] = []
+        self.updates = 0
+        self.events: list[str] = []
+        self.lost = loop.create_future()
+        self.eof = loop.create_future()
+        self.transport: Any = None
+
+    def connection_made(self, transport: Any) -> None:
+        self.events.append("made")
+        self.transport = transport
+
+    def get_buffer(self, sizehint: int) -> bytearray:
+        self.sizes_asked.append(sizehint)
+        return self.buf
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.updates += 1
+        self.data += self.buf[:nbytes]
+
+    def eof_received(self) -> None:
+        self.events.append("eof")
+        self.eof.set_result(None)
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self.events.append("lost")
+        self.lost.set_result(exc)
+
+
+async def open_pair(
+    loop: asyncio.AbstractEventLoop, kind: str, proto: Any = None, small_buffers: bool = False
+) -> tuple[Any, Any, socket.socket]:
+    """(transport, protocol, peer socket) over a fresh socket pair."""
+    ours, peer = make_pair(kind, small_buffers)
+    protocol = Recorder(loop) if proto is None else proto
+    transport, _ = await loop.connect_accepted_socket(lambda: protocol, ours)
+    return transport, protocol, peer
+
+
+@pytest.fixture(params=["tcp", "unix"])
+def kind(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+BIG = 4 * 1024 * 1024  # more than a small-buffered socket pair holds
+
+
+# ----------------------------------------------------------------------
+# Connection set-up and reading
+# ----------------------------------------------------------------------
+
+
+def test_echo_and_event_order(loop, arun, kind):
+    class Echo(Recorder):
+        def data_received(self, data: bytes) -> None:
+            super().data_received(data)
+            self.transport.write(data)
+
+    async def main():
+        tr, proto, peer = await open_pair(loop, kind, Echo(loop))
+        # The waiter resolves only after connection_made ran.
+        assert proto.events == ["made"]
+        assert tr.get_protocol() is proto
+        assert not tr.is_closing() and tr.is_reading()
+        for i in range(20):
+            msg = b"ping %d" % i
+            await sendall(loop, peer, msg)
+            assert await recv_exactly(loop, peer, len(msg)) == msg
+        peer.shutdown(socket.SHUT_WR)
+        assert await proto.lost is None
+        assert proto.events == ["made", "data", "eof", "lost"]
+        assert proto.chunk_types == {bytes}
+        assert tr.is_closing()
+        assert await recv(loop, peer) == b""  # the transport closed its end
+        peer.close()
+
+    arun(main())
+
+
+def test_extra_info(loop, arun, kind):
+    async def main():
+        tr, proto, peer = await open_pair(loop, kind)
+        sock = tr.get_extra_info("socket")
+        assert sock.fileno() >= 0
+        assert sock.type == socket.SOCK_STREAM
+        assert sock.family == (socket.AF_UNIX if kind == "unix" else socket.AF_INET)
+        assert tr.get_extra_info("sockname") == sock.getsockname()
+        if kind == "tcp":
+            assert tr.get_extra_info("peername") == peer.getsockname()
+        assert tr.get_extra_info("nonexistent", "dflt") == "dflt"
+        assert "TransportSocket" in repr(sock)
+        tr.close()
+        await proto.lost
+        peer.close()
+
+    arun(main())
+
+
+def test_buffered_protocol(loop, arun, kind):
+    async def main():
+        proto = BufferedRecorder(loop, size=7)
+        tr, _, peer = await open_pair(loop, kind, proto)
+        payload = bytes(range(256)) * 40
+        await sendall(loop, peer, payload)
+        peer.shutdown(socket.SHUT_WR)
+        assert await proto.lost is None
+        assert bytes(proto.data) == payload
+        assert proto.updates >= len(payload) // 7
+        assert set(proto.sizes_asked) == {-1}
+        assert proto.events == ["made", "eof", "lost"]
+        peer.close()
+
+    arun(main())
+
+
+def test_set_protocol_switches_read_path(loop, arun, kind):
+    async def main():
+        first = Recorder(loop)
+        tr, _, peer = await open_pair(loop, kind, first)
+        await sendall(loop, peer, b"to the first")
+        await first.wait_data(12)
+        second = BufferedRecorder(loop, size=5)
+        tr.set_protocol(second)
+        assert tr.get_protocol() is second
+        await sendall(loop, peer, b"to the second one")
+        peer.shutdown(socket.SHUT_WR)
+        await second.lost
+        assert bytes(first.data) == b"to the first"
+        assert bytes(second.data) == b"to the second one"
+        assert not first.lost.done()
+        peer.close()
+
+    arun(main())
+
+
+@pytest.mark.parametrize(
+    "failing, message",
+    [
+        ("data_received", "Fatal error: protocol.data_received() call failed."),
+        ("eof_received", "Fatal error: protocol.eof_received() call failed."),
+    ],
+)
+def test_protocol_errors_are_fatal(loop, arun, loop_errors, failing, message):
+    class Failing(Recorder):
+        pass
+
+    def boom(self, *args):
+        raise ZeroDivisionError("boom")
+
+    setattr(Failing, failing, boom)
+
+    async def main():
+        proto = Failing(loop)
+        tr, _, peer = await open_pair(loop, "unix", proto)
+        await sendall(loop, peer, b"x")
+        if failing == "eof_received":
+            peer.shutdown(socket.SHUT_WR)
+        exc = await proto.lost
+        assert isinstance(exc, ZeroDivisionError)
+        assert tr.is_closing()
+        peer.close()
+
+    arun(main())
+    assert [ctx["message"] for ctx in loop_errors] == [message]
+    assert isinstance(loop_errors[0]["exception"], ZeroDivisionError)
+    assert loop_errors[0]["transport"] is not None
+    loop_errors.clear()
+
+
+@pytest.mark.parametrize(
+    "failing, message, exc_type",
+    [
+        ("empty", "Fatal error: protocol.get_buffer() call failed.", RuntimeError),
+        ("get_buffer", "Fatal error: protocol.get_buffer() call failed.", ZeroDivisionError),
+        ("buffer_updated", "Fatal error: protocol.buffer_updated() call failed.",
+         ZeroDivisionError),
+    ],
+)
+def test_buffered_protocol_errors_are_fatal(loop, arun, loop_errors, failing, message, exc_type):
+    class Failing(BufferedRecorder):
+        def get_buffer(self, sizehint):
+            if failing == "empty":
+                return bytearray()
+            if failing == "get_buffer":
+                raise ZeroDivisionError
+            return super().get_buffer(sizehint)
+
+        def buffer_updated(self, nbytes):
+            if failing == "buffer_updated":
+                raise ZeroDivisionError
+            super().buffer_updated(nbytes)
+
+    async def main():
+        proto = Failing(loop)
+        tr, _, peer = await open_pair(loop, "tcp", proto)
+        await sendall(loop, peer, b"x")
+        exc = await proto.lost
+        assert isinstance(exc, exc_type)
+        if failing == "empty":
+            assert str(exc) == "get_buffer() returned an empty buffer"
+        peer.close()
+
+    arun(main())
+    assert [ctx["message"] for ctx in loop_errors] == [message]
+    loop_errors.clear()
+
+
+def test_eof_received_true_keeps_transport_open(loop, arun, kind):
+    async def main():
+        proto = Recorder(loop)
+        proto.keep_open = True
+        tr, _, peer = await open_pair(loop, kind, proto)
+        await sendall(loop, peer, b"request")
+        peer.shutdown(socket.SHUT_WR)
+        await proto.eof
+        assert not tr.is_closing()
+        tr.write(b"response after the peer's EOF")
+        tr.close()
+        assert await recv_until_eof(loop, peer) == b"response after the peer's EOF"
+        assert await proto.lost is None
+        assert proto.events == ["made", "data", "eof", "lost"]
+        peer.close()
+
+    arun(main())
+
+
+def test_pause_resume_reading(loop, arun, kind):
+    async def main():
+        tr, proto, peer = await open_pair(loop, kind)
+        assert tr.is_reading()
+        tr.pause_reading()
+        tr.pause_reading()  # idempotent
+        assert not tr.is_reading()
+        await sendall(loop, peer, b"held back")
+        await asyncio.sleep(0.05)
+        assert proto.data == b""
+        tr.resume_reading()
+        tr.resume_reading()  # idempotent
+        assert tr.is_reading()
+        assert await proto.wait_data(9) == b"held back"
+        tr.close()
+        assert not tr.is_reading()
+        tr.pause_reading()  # no-ops once closing
+        tr.resume_reading()
+        assert not tr.is_reading()
+        await proto.lost
+        peer.close()
+
+    arun(main())
+
+
+def test_data_after_close_is_not_delivered(loop, arun, kind):
+    async def main():
+        tr, proto, peer = await open_pair(loop, kind)
+        tr.close()
+        await sendall(loop, peer, b"too late")
+        assert await proto.lost is None
+        assert proto.data == b""
+        peer.close()
+
+    arun(main())
+
+
+# ----------------------------------------------------------------------
+# Writing
+# ----------------------------------------------------------------------
+
+
+def test_write_types(loop, arun, kind):
+    async def main():
+        tr, proto, peer = await open_pair(loop, kind)
+        with pytest.raises(TypeError, match="data argument must be a bytes-like object, not 'str'"):
+            tr.write("text")
+        with pytest.raises(TypeError, match="not 'int'"):
+            tr.write(42)
+        tr.write(b"")  # nothing, no error
+        tr.write(b"bytes,")
+        tr.write(bytearray(b"bytearray,"))
+        tr.write(memoryview(b"memoryview"))
+        assert await recv_exactly(loop, peer, 26) == b"bytes,bytearray,memoryview"
+        tr.close()
+        await proto.lost
+        peer.close()
+
+    arun(main())
+
+
+def test_writelines(loop, arun, kind):
+    async def main():
+        tr, proto, peer = await open_pair(loop, kind, small_buffers=True)
+        tr.writelines([b"a", bytearray(b"b"), memoryview(b"c"), b""])
+        tr.writelines([])
+        assert await recv_exactly(loop, peer, 3) == b"abc"
+        # While the socket is full, writelines queues (in order, after write).
+        parts = [bytes([65 + i % 26]) * (1000 + i) for i in range(400)]
+        tr.write(b"<" * BIG)
+        tr.writelines(parts)
+        tr.writelines(iter([b">"]))
+        tr.close()
+        data = await recv_until_eof(loop, peer)
+        assert data == b"<" * BIG + b"".join(parts) + b">"
+        assert await proto.lost is None
+        peer.close()
+
+    arun(main())
+
+
+def test_write_eof_half_close(loop, arun, kind):
+    async def main():
+        tr, proto, peer = await open_pair(loop, kind)
+        assert tr.can_write_eof()
+        tr.write(b"last words")
+        tr.write_eof()
+        tr.write_eof()  # idempotent
+        assert not tr.is_closing()
+        with pytest.raises(RuntimeError, match=r"Cannot call write\(\) after write_eof\(\)"):
+            tr.write(b"more")
+        assert await recv_until_eof(loop, peer) == b"last words"
+        # Still reading: the other direction is open.
+        await sendall(loop, peer, b"reply")
+        assert await proto.wait_data(5) == b"reply"
+        peer.close()
+        assert await proto.lost is None
+        assert proto.events == ["made", "data", "eof", "lost"]
+
+    arun(main())
+
+
+def test_write_eof_waits_for_the_queue(loop, arun, kind):
+    async def main():
+        tr, proto, peer = await open_pair(loop, kind, small_buffers=True)
+        tr.write(b"q" * BIG)
+        assert tr.get_write_buffer_size() > 0
+        tr.write_eof()
+        data = await recv_until_eof(loop, peer)
+        assert len(data) == BIG and data == b"q" * BIG
+        tr.close()
+        assert await proto.lost is None
+        peer.close()
+
+    arun(main())
+
+
+def test_write_buffer_limits(loop, arun):
+    async def main():
+        tr, proto, peer = await open_pair(loop, "unix")
+        assert tr.get_write_buffer_limits() == (16 * 1024, 64 * 1024)
+        tr.set_write_buffer_limits(high=1000)
+        assert tr.get_write_buffer_limits() == (250, 1000)
+        tr.set_write_buffer_limits(low=100)
+        assert tr.get_write_buffer_limits() == (100, 400)
+        tr.set_write_buffer_limits(high=0)
+        assert tr.get_write_buffer_limits() == (0, 0)
+        with pytest.raises(ValueError, match=r"high \(1\) must be >= low \(2\) must be >= 0"):
+            tr.set_write_buffer_limits(high=1, low=2)
+        with pytest.raises(ValueError, match=r"high \(-4\) must be >= low \(-1\) must be >= 0"):
+            tr.set_write_buffer_limits(high=-4, low=-1)
+        tr.set_write_buffer_limits()
+        assert tr.get_write_buffer_limits() == (16 * 1024, 64 * 1024)
+        tr.close()
+        await proto.lost
+        peer.close()
+
+    arun(main())
+
+
+def test_pause_and_resume_writing(loop, arun, kind):
+    async def main():
+        tr, proto, peer = await open_pair(loop, kind, small_buffers=True)
+        tr.set_write_buffer_limits(high=64 * 1024, low=16 * 1024)
+        chunk = b"w" * 16 * 1024
+        written = 0
+        while not proto.pauses:
+            tr.write(chunk)
+            written += len(chunk)
+            assert written < 64 * 1024 * 1024, "pause_writing never came"
+        assert proto.pauses == 1
+        assert tr.get_write_buffer_size() > 64 * 1024
+        tr.write(chunk)  # still accepted while paused (the protocol's choice)
+        written += len(chunk)
+        assert proto.pauses == 1
+        # Lowering the limits under a full buffer does not pause twice;
+        # raising high above the buffer does not resume by itself.
+        tr.set_write_buffer_limits(high=32 * 1024)
+        assert proto.pauses == 1 and proto.resumes == 0
+        got = await recv_exactly(loop, peer, written)
+        assert got == chunk * (written // len(chunk))
+        await settle()
+        assert proto.resumes == 1
+        assert tr.get_write_buffer_size() == 0
+        tr.set_write_buffer_limits(high=0)  # empty buffer: no pause
+        assert proto.pauses == 1
+        tr.close()
+        await proto.lost
+        peer.close()
+
+    arun(main())
+
+
+def test_pause_writing_on_limit_change(loop, arun):
+    async def main():
+        tr, proto, peer = await open_pair(loop, "unix", small_buffers=True)
+        tr.write(b"x" * BIG)  # one write: above the default high mark
+        assert proto.pauses == 1
+        tr.abort()
+        await proto.lost
+        proto2 = Recorder(loop)
+        tr2, _, peer2 = await open_pair(loop, "unix", proto2, small_buffers=True)
+        tr2.set_write_buffer_limits(high=BIG * 2)
+        tr2.write(b"x" * BIG)
+        assert proto2.pauses == 0
+        tr2.set_write_buffer_limits(high=1024)
+        assert proto2.pauses == 1
+        tr2.abort()
+        await proto2.lost
+        peer.close()
+        peer2.close()
+
+    arun(main())
+
+
+@pytest.mark.parametrize("which", ["pause_writing", "resume_writing"])
+def test_flow_control_callback_errors_are_reported(loop, arun, loop_errors, which):
+    class Failing(Recorder):
+        pass
+
+    def boom(self):
+        raise ZeroDivisionError
+
+    setattr(Failing, which, boom)
+
+    async def main():
+        proto = Failing(loop)
+        tr, _, peer = await open_pair(loop, "unix", proto, small_buffers=True)
+        tr.write(b"x" * BIG)
+        assert await recv_exactly(loop, peer, BIG)
+        await settle()
+        tr.close()
+        await proto.lost
+        peer.close()
+
+    arun(main())
+    assert [ctx["message"] for ctx in loop_errors] == [f"protocol.{which}() failed"]
+    assert isinstance(loop_errors[0]["exception"], ZeroDivisionError)
+    loop_errors.clear()
+
+
+def test_many_small_writes_while_blocked(loop, arun, kind):
+    async def main():
+        tr, proto, peer = await open_pair(loop, kind, small_buffers=True)
+        tr.write(b"-" * BIG)
+        expected = [b"-" * BIG]
+        for i in range(20000):
+            piece = b"%d," % i
+            if i % 3 == 0:
+                piece = bytearray(piece)
+            elif i % 3 == 1:
+                piece = memoryview(piece)
+            tr.write(piece)
+            expected.append(bytes(piece))
+            if i % 997 == 0:
+                big = bytes([i % 251]) * 70000
+                tr.write(big)
+                expected.append(big)
+        size = tr.get_write_buffer_size()
+        assert size > 0
+        tr.close()
+        assert tr.is_closing()
+        data = await recv_until_eof(loop, peer)
+        assert data == b"".join(expected)
+        assert await proto.lost is None
+        peer.close()
+
+    arun(main())
+
+
+def test_get_write_buffer_size_counts_queued_bytes(loop, arun):
+    async def main():
+        tr, proto, peer = await open_pair(loop, "unix", small_buffers=True)
+        assert tr.get_write_buffer_size() == 0
+        tr.write(b"a" * BIG)
+        first = tr.get_write_buffer_size()
+        assert 0 < first <= BIG
+        tr.write(b"b" * 100)
+        tr.write(b"c" * 100000)
+        tr.writelines([b"d" * 10, b"e" * 10])
+        assert tr.get_write_buffer_size() == first + 100 + 100000 + 20
+        tr.abort()
+        assert tr.get_write_buffer_size() == 0
+        assert await proto.lost is None
+        peer.close()
+
+    arun(main())
+
+
+# ----------------------------------------------------------------------
+# Closing
+# ----------------------------------------------------------------------
+
+
+def test_close_with_pending_data_delivers_it(loop, arun, kind):
+    async def main():
+        tr, proto, peer = await open_pair(loop, kind, small_buffers=True)
+        payload = bytes(range(256)) * (BIG // 256)
+        tr.write(payload)
+        assert tr.get_write_buffer_size() > 0
+        tr.close()
+        tr.close()  # idempotent
+        assert tr.is_closing()
+        await settle()
+        assert not proto.lost.done()  # not before the queue is sent
+        assert await recv_until_eof(loop, peer) == payload
+        assert await proto.lost is None
+        peer.close()
+
+    arun(main())
+
+
+def test_abort_drops_queue_and_closes(loop, arun, kind):
+    async def main():
+        tr, proto, peer = await open_pair(loop, kind, small_buffers=True)
+        tr.write(b"z" * BIG)
+        tr.abort()
+        assert tr.is_closing()
+        assert tr.get_write_buffer_size() == 0
+        assert await proto.lost is None
+        try:
+            data = await recv_until_eof(loop, peer)
+        except ConnectionResetError:
+            data = b""
+        assert len(data) < BIG
+        tr.abort()  # after the fact: nothing
+        tr.close()
+        peer.close()
+
+    arun(main())
+
+
+def test_write_after_connection_lost_warns_after_five(loop, arun, kind, caplog):
+    async def main():
+        tr, proto, peer = await open_pair(loop, kind)
+        tr.close()
+        await proto.lost
+        with caplog.at_level("WARNING", logger="asyncio"):
+            for _ in range(4):
+                tr.write(b"x")
+            assert "socket.send() raised exception." not in caplog.text
+            tr.write(b"x")
+            assert caplog.text.count("socket.send() raised exception.") == 1
+        peer.close()
+
+    arun(main())
+
+
+def test_peer_reset_mid_write(loop, arun, loop_errors, kind):
+    async def main():
+        tr, proto, peer = await open_pair(loop, kind, small_buffers=True)
+        tr.write(b"r" * BIG)
+        await recv(loop, peer)  # some of it arrived: we are mid-write
+        peer.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        peer.close()  # RST
+        exc = await proto.lost
+        assert isinstance(exc, (ConnectionResetError, BrokenPipeError)), exc
+        assert tr.is_closing()
+        # The loop is fine, and no one was bothered with an ordinary reset.
+        assert await asyncio.sleep(0.01, "alive") == "alive"
+
+    arun(main())
+    assert loop_errors == []
+
+
+def test_peer_reset_while_reading(loop, arun, loop_errors):
+    async def main():
+        tr, proto, peer = await open_pair(loop, "tcp")
+        tr.write(b"unread by the peer")
+        await asyncio.sleep(0.01)
+        peer.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        peer.close()
+        exc = await proto.lost
+        assert exc is None or isinstance(exc, ConnectionResetError), exc
+
+    arun(main())
+    assert loop_errors == []
+
+
+def test_repr(loop, arun):
+    async def main():
+        tr, proto, peer = await open_pair(loop, "unix", small_buffers=True)
+        assert re.fullmatch(r"<\w+ fd=\d+ read=polling write=<idle, bufsize=0>>", repr(tr))
+        tr.pause_reading()
+        assert "read=idle" in repr(tr)
+        tr.write(b"x" * BIG)
+        assert re.fullmatch(r"<\w+ fd=\d+ read=idle write=<polling, bufsize=\d+>>", repr(tr))
+        tr.close()
+        assert re.fullmatch(r"<\w+ closing fd=\d+ read=idle write=<polling, bufsize=\d+>>",
+                            repr(tr))
+        tr.abort()
+        await proto.lost
+        assert re.fullmatch(r"<\w+ closed fd=\d+>", repr(tr))
+        peer.close()
+
+    arun(main())
+
+
+def test_unclosed_transport_warns(loop, arun):
+    held: list[Any] = []
+
+    async def main():
+        tr, proto, peer = await open_pair(loop, "unix")
+        tr.pause_reading()  # the loop no longer holds it
+        proto.transport = None  # no cycle: dropping `tr` frees it at once
+        held.extend((tr, peer))  # not returned: the task's result would keep it
+
+    arun(main())
+    gc.collect()
+    with pytest.warns(ResourceWarning, match="unclosed transport"):
+        del held[0]
+        gc.collect()
+    held[0].close()
+
+
+# ----------------------------------------------------------------------
+# tidal only: guarantees asyncio does not make (or makes only on some versions)
+# ----------------------------------------------------------------------
+
+
+def test_queued_mutable_buffers_are_copied(loop, loop_name, arun):
+    if loop_name == "asyncio":
+        pytest.skip("asyncio 3.12+ queues a bytearray by reference (mutation shows)")
+
+    async def main():
+        tr, proto, peer = await open_pair(loop, "unix", small_buffers=True)
+        tr.write(b"." * BIG)
+        small = bytearray(b"small")
+        large = bytearray(b"L" * 100000)
+        view = memoryview(bytearray(b"V" * 100000))
+        tr.write(small)
+        tr.write(large)
+        tr.write(view)
+        small[:] = b"XXXXX"
+        large[:10] = b"X" * 10
+        view[:10] = b"X" * 10
+        tr.close()
+        data = await recv_until_eof(loop, peer)
+        assert data == b"." * BIG + b"small" + b"L" * 100000 + b"V" * 100000
+        await proto.lost
+        peer.close()
+
+    arun(main())
+
+
+def test_non_byte_memoryviews(loop, loop_name, arun):
+    if loop_name == "asyncio":
+        pytest.skip("asyncio slices a partly sent memoryview by items, not bytes")
+
+    async def main():
+        tr, proto, peer = await open_pair(loop, "unix", small_buffers=True)
+        ints = array.array("i", range(300000))
+        tr.write(memoryview(ints))  # partly sent, rest queued: counted in bytes
+        assert tr.get_write_buffer_size() <= len(ints) * ints.itemsize
+        tr.writelines([memoryview(array.array("h", [1, 2, 3]))])
+        tr.close()
+        data = await recv_until_eof(loop, peer)
+        assert data == ints.tobytes() + array.array("h", [1, 2, 3]).tobytes()
+        await proto.lost
+        peer.close()
+
+    arun(main())
+
+
+def test_writelines_type_error(loop, loop_name, arun):
+    if loop_name == "asyncio" and sys.version_info < (3, 12):
+        pytest.skip("asyncio 3.11 joins first: the error is bytes.join's")
+
+    async def main():
+        tr, proto, peer = await open_pair(loop, "unix")
+        with pytest.raises(TypeError):
+            tr.writelines([b"ok", "not ok"])
+        tr.close()
+        await proto.lost
+        peer.close()
+
+    arun(main())
+
+
+# ----------------------------------------------------------------------
+# 100 MB through flow control to a slow reader
+# ----------------------------------------------------------------------
+
+
+class Pusher(asyncio.Protocol):
+    """Writes `total` bytes as fast as flow control allows, then closes."""
+
+    CHUNK = 256 * 1024
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, total: int) -> None:
+        self.total = total
+        self.sent = 0
+        self.index = 0
+        self.paused = False
+        self.pauses = 0
+        self.max_buffer = 0
+        self.digest = hashlib.sha256()
+        self.lost = loop.create_future()
+        self.transport: Any = None
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+        self.push()
+
+    def push(self) -> None:
+        tr = self.transport
+        while not self.paused and self.sent < self.total:
+            # Every chunk distinct: a lost, repeated or reordered chunk shows.
+            n = min(self.CHUNK, self.total - self.sent)
+            chunk = (struct.pack(">Q", self.index) * (self.CHUNK // 8))[:n]
+            self.index += 1
+            tr.write(chunk)
+            self.digest.update(chunk)
+            self.sent += n
+            self.max_buffer = max(self.max_buffer, tr.get_write_buffer_size())
+        if self.sent >= self.total and not tr.is_closing():
+            tr.close()
+
+    def pause_writing(self) -> None:
+        self.paused = True
+        self.pauses += 1
+
+    def resume_writing(self) -> None:
+        self.paused = False
+        self.push()
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self.lost.set_result(exc)
+
+
+def test_100mb_through_flow_control_to_slow_reader(loop, arun, kind):
+    total = 100 * 1024 * 1024
+
+    async def main():
+        ours, peer = make_pair(kind, small_buffers=True)
+        proto = Pusher(loop, total)
+        tr, _ = await loop.connect_accepted_socket(lambda: proto, ours)
+        high = tr.get_write_buffer_limits()[1]
+        digest = hashlib.sha256()
+        received = 0
+        reads = 0
+        while True:
+            data = await recv(loop, peer, 256 * 1024)
+            if not data:
+                break
+            digest.update(data)
+            received += len(data)
+            reads += 1
+            if received < 4 * 1024 * 1024 and reads % 4 == 0:
+                await asyncio.sleep(0.002)  # slow at first: the writer must wait
+        assert await proto.lost is None
+        assert received == total
+        assert digest.hexdigest() == proto.digest.hexdigest()
+        assert proto.pauses > 0
+        assert proto.max_buffer <= high + Pusher.CHUNK, (proto.max_buffer, high)
+        peer.close()
+
+    arun(main(), timeout=60)
