@@ -35,8 +35,10 @@ def _pattern(n: int) -> bytes:
 class State:
     def __init__(self, file_path: Path) -> None:
         self.peers: list[tuple[str, int] | str] = []
+        self.transport_modules: set[str] = set()
         self.ws_closes: list[int | str | None] = []
         self.file_path = file_path
+        self.endless_ended: asyncio.Future[str] | None = None
 
 
 def make_app(state: State) -> web.Application:
@@ -47,6 +49,7 @@ def make_app(state: State) -> web.Application:
     async def text(request: web.Request) -> web.Response:
         assert request.transport is not None
         state.peers.append(request.transport.get_extra_info("peername"))
+        state.transport_modules.add(type(request.transport).__module__)
         return web.Response(text=f"hello {request.query.get('i', 'tidal')}")
 
     @routes.post("/echo")
@@ -75,6 +78,20 @@ def make_app(state: State) -> web.Application:
                 await asyncio.sleep(0.001)  # let the client see separate chunks
         await resp.write_eof()
         return resp
+
+    @routes.get("/endless")
+    async def endless(request: web.Request) -> web.StreamResponse:
+        # Writes until the client goes away; records how the handler ended.
+        assert state.endless_ended is not None
+        resp = web.StreamResponse()
+        await resp.prepare(request)
+        try:
+            while True:
+                await resp.write(b"x" * 16384)
+                await asyncio.sleep(0)
+        except (ConnectionError, asyncio.CancelledError) as exc:
+            state.endless_ended.set_result(type(exc).__name__)
+            raise
 
     @routes.get("/ws")
     async def ws(request: web.Request) -> web.WebSocketResponse:
@@ -119,7 +136,7 @@ async def serving(tmp_path: Path, *, unix: bool = False) -> AsyncIterator[tuple[
         await runner.cleanup()
 
 
-def test_get_text_and_keepalive(loop, arun, tmp_path):
+def test_get_text_and_keepalive(loop, loop_name, arun, tmp_path):
     """Sequential requests reuse one connection; the server sees a single peer."""
 
     async def main():
@@ -133,9 +150,11 @@ def test_get_text_and_keepalive(loop, arun, tmp_path):
                         assert await resp.text() == f"hello {i}"
                 async with session.get(f"{base}/missing") as resp:
                     assert resp.status == 404
-            return state.peers
+            return state.peers, state.transport_modules
 
-    peers = arun(main())
+    peers, transport_modules = arun(main())
+    # the server's connections really are the loop's own transports
+    assert [m.split(".")[0] for m in transport_modules] == [loop_name]
     assert len(peers) == 100
     assert len(set(peers)) == 1, f"keep-alive broken: {len(set(peers))} connections"
 
@@ -287,3 +306,45 @@ def test_small_bodies(loop, arun, tmp_path, n):
             return await resp.read()
 
     assert arun(main()) == payload
+
+
+def test_new_connection_per_request(loop, arun, tmp_path):
+    """force_close: 300 requests, each on a fresh TCP connection opened and torn down."""
+
+    async def main():
+        async with serving(tmp_path) as (state, base):
+            conn = aiohttp.TCPConnector(force_close=True, limit=20)
+            async with aiohttp.ClientSession(connector=conn) as session:
+
+                async def one(i: int) -> str:
+                    async with session.get(f"{base}/text", params={"i": str(i)}) as resp:
+                        return await resp.text()
+
+                bodies = await asyncio.gather(*(one(i) for i in range(300)))
+            return bodies, state.peers
+
+    bodies, peers = arun(main())
+    assert bodies == [f"hello {i}" for i in range(300)]
+    assert len(set(peers)) == 300
+
+
+def test_client_goes_away_mid_stream(loop, arun, tmp_path):
+    """The client drops the connection during an endless response: the server's
+    handler sees it (its write fails or it is cancelled), nothing else breaks."""
+
+    async def main():
+        async with serving(tmp_path) as (state, base):
+            state.endless_ended = asyncio.get_running_loop().create_future()
+            async with aiohttp.ClientSession() as session:
+                async with session.get(f"{base}/endless") as resp:
+                    got = await resp.content.readexactly(200_000)
+                    resp.close()  # drop the connection, don't drain it
+                how = await asyncio.wait_for(state.endless_ended, 10)
+                async with session.get(f"{base}/text") as resp:  # the server is still fine
+                    after = await resp.text()
+            return got, how, after
+
+    got, how, after = arun(main())
+    assert got == b"x" * 200_000
+    assert how in ("ConnectionResetError", "CancelledError", "ClientConnectionResetError")
+    assert after == "hello tidal"

@@ -29,7 +29,7 @@ def _pattern(n: int) -> bytes:
     return block * reps + block[:rest]
 
 
-def make_app(events: list[str]):
+def make_app(events: list[str], progress: dict[str, int]):
     async def app(scope: dict[str, Any], receive, send) -> None:
         if scope["type"] == "lifespan":
             while True:
@@ -57,7 +57,11 @@ def make_app(events: list[str]):
             parts = []
             while True:
                 msg = await receive()
+                if msg["type"] == "http.disconnect":
+                    events.append(f"disconnect after {sum(map(len, parts))} bytes")
+                    return
                 parts.append(msg.get("body", b""))
+                progress["received"] = progress.get("received", 0) + len(parts[-1])
                 if not msg.get("more_body"):
                     break
             body = b"".join(parts)
@@ -98,9 +102,11 @@ def make_app(events: list[str]):
     return app
 
 
-async def start(http: str, events: list[str]) -> tuple[uvicorn.Server, asyncio.Task, str]:
+async def start(
+    http: str, events: list[str], progress: dict[str, int] | None = None
+) -> tuple[uvicorn.Server, asyncio.Task, str]:
     config = uvicorn.Config(
-        make_app(events),
+        make_app(events, {} if progress is None else progress),
         host="127.0.0.1",
         port=0,
         loop="none",
@@ -197,3 +203,37 @@ def test_uvicorn_shutdown_with_open_connection(loop, arun, http_impl):
     assert events == ["startup", "shutdown"]
     with socket.socket() as s, pytest.raises(ConnectionRefusedError):
         s.connect(("127.0.0.1", port))
+
+
+def test_uvicorn_client_disconnects_mid_upload(loop, arun, http_impl):
+    """A raw client announces 10 MB, sends 1 MB and hangs up: the app is told
+    (http.disconnect) and the server carries on."""
+    events: list[str] = []
+
+    async def main():
+        progress: dict[str, int] = {}
+        server, task, base = await start(http_impl, events, progress)
+        port = int(base.rsplit(":", 1)[1])
+        _reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(
+            b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10000000\r\n\r\n" + b"a" * 1_000_000
+        )
+        await writer.drain()
+        for _ in range(1000):  # until the app has read all we sent
+            if progress.get("received") == 1_000_000:
+                break
+            await asyncio.sleep(0.01)
+        writer.close()
+        await writer.wait_closed()
+        for _ in range(500):
+            if len(events) == 2:
+                break
+            await asyncio.sleep(0.01)
+        async with httpx.AsyncClient(base_url=base, timeout=10) as client:
+            r = await client.post("/echo", content=b"still here")
+        await stop(server, task)
+        return r
+
+    r = arun(main())
+    assert (r.status_code, r.content) == (200, b"still here")
+    assert events == ["startup", "disconnect after 1000000 bytes", "shutdown"]

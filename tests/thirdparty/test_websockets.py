@@ -67,11 +67,12 @@ def uri_of(server) -> str:
     return f"ws://127.0.0.1:{port}"
 
 
-def test_echo_many_messages(loop, arun, rec):
+def test_echo_many_messages(loop, loop_name, arun, rec):
 
     async def main():
         async with serve(rec.handler, "127.0.0.1", 0) as server:
             async with connect(uri_of(server)) as ws:
+                transport_module = type(ws.transport).__module__
                 # one at a time
                 for i in range(200):
                     await ws.send(f"m{i}")
@@ -83,9 +84,10 @@ def test_echo_many_messages(loop, arun, rec):
                 await ws.send("count")
                 count = await ws.recv()
             await asyncio.sleep(0)  # let the handler finish its finally
-            return got, count, ws.close_code
+            return got, count, ws.close_code, transport_module
 
-    got, count, close_code = arun(main())
+    got, count, close_code, transport_module = arun(main())
+    assert transport_module.split(".")[0] == loop_name  # the loop's own transport
     assert got == [b"b%d" % i for i in range(1000)]
     assert count == "1200"
     assert close_code == CloseCode.NORMAL_CLOSURE
@@ -221,3 +223,26 @@ def test_unix_socket(loop, arun, rec, tmp_path: Path):
     out, big = arun(main())
     assert out == [f"u{i}" for i in range(100)]
     assert big == b"\x00" * (MB // 2)
+
+
+def test_server_close_with_open_connections(loop, arun, rec):
+    """Closing the server closes every open connection with 1001 (going away)."""
+
+    async def main():
+        server = await serve(rec.handler, "127.0.0.1", 0)
+        clients = [await connect(uri_of(server)) for _ in range(10)]
+        for i, ws in enumerate(clients):
+            await ws.send(f"c{i}")
+            assert await ws.recv() == f"c{i}"
+        server.close()
+        await asyncio.wait_for(server.wait_closed(), 10)
+        codes = []
+        for ws in clients:
+            with pytest.raises(ConnectionClosedOK):
+                await ws.recv()
+            codes.append(ws.close_code)
+        return codes
+
+    codes = arun(main())
+    assert codes == [CloseCode.GOING_AWAY] * 10
+    assert [sent for _rcvd, sent in rec.closed] == [(CloseCode.GOING_AWAY, "")] * 10
