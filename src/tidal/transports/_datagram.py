@@ -504,15 +504,7 @@ async def create_datagram_endpoint(
     r_addr: Any = None
     if sock is not None:
         _check_given_sock(sock)
-        if (
-            local_addr
-            or remote_addr
-            or family
-            or proto
-            or flags
-            or reuse_port
-            or allow_broadcast
-        ):
+        if local_addr or remote_addr or family or proto or flags or reuse_port or allow_broadcast:
             opts = {
                 "local_addr": local_addr,
                 "remote_addr": remote_addr,

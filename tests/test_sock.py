@@ -1,0 +1,602 @@
+"""loop.sock_* coroutines, on asyncio's loop and on tidal's.
+
+Real sockets only: TCP and UDP on 127.0.0.1 (and ::1 when the machine has
+it), Unix stream and datagram sockets in a short temporary directory.
+Whether a reader/writer is still registered is asked through the public
+``loop.remove_reader/remove_writer`` (True only if one was there), so the
+same assertion holds on both loops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import hashlib
+import os
+import shutil
+import socket
+import ssl
+import tempfile
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+HAS_IPV6 = socket.has_ipv6
+try:
+    with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as _s:
+        _s.bind(("::1", 0))
+except OSError:
+    HAS_IPV6 = False
+
+INET_HOSTS = [
+    pytest.param((socket.AF_INET, "127.0.0.1"), id="ipv4"),
+    pytest.param(
+        (socket.AF_INET6, "::1"),
+        id="ipv6",
+        marks=pytest.mark.skipif(not HAS_IPV6, reason="no IPv6 loopback"),
+    ),
+]
+
+
+@pytest.fixture
+def sockdir() -> Iterator[str]:
+    """A short directory for Unix socket paths (sun_path is ~108 bytes)."""
+    d = tempfile.mkdtemp(prefix="tsk")
+    try:
+        yield d
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture
+def socks() -> Iterator[list[socket.socket]]:
+    """Every socket a test registers here is closed at teardown."""
+    made: list[socket.socket] = []
+    yield made
+    for s in made:
+        s.close()
+
+
+def nb(s: socket.socket, socks: list[socket.socket]) -> socket.socket:
+    s.setblocking(False)
+    socks.append(s)
+    return s
+
+
+def pair(socks: list[socket.socket]) -> tuple[socket.socket, socket.socket]:
+    a, b = socket.socketpair()
+    return nb(a, socks), nb(b, socks)
+
+
+def listener(
+    socks: list[socket.socket], family: int = socket.AF_INET, host: str = "127.0.0.1"
+) -> socket.socket:
+    srv = nb(socket.socket(family, socket.SOCK_STREAM), socks)
+    srv.bind((host, 0))
+    srv.listen(128)
+    return srv
+
+
+async def settle() -> None:
+    """Let pending tasks reach their first wait (register their reader/writer)."""
+    for _ in range(3):
+        await asyncio.sleep(0)
+
+
+# ----------------------------------------------------------------------
+# Echo through sock_* on every kind of socket
+# ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fam_host", INET_HOSTS)
+def test_tcp_echo(loop: Any, arun: Any, socks: list[socket.socket], fam_host: Any) -> None:
+    family, host = fam_host
+    srv = listener(socks, family, host)
+
+    async def main() -> None:
+        cli = nb(socket.socket(family, socket.SOCK_STREAM), socks)
+        accept = asyncio.ensure_future(loop.sock_accept(srv))
+        await loop.sock_connect(cli, srv.getsockname())
+        conn, addr = await accept
+        socks.append(conn)
+        assert conn.gettimeout() == 0  # accepted sockets come back non-blocking
+        assert addr[:2] == cli.getsockname()[:2]
+        await loop.sock_sendall(cli, b"ping")
+        assert await loop.sock_recv(conn, 100) == b"ping"
+        await loop.sock_sendall(conn, bytearray(b"pong"))
+        buf = bytearray(10)
+        n = await loop.sock_recv_into(cli, buf)
+        assert buf[:n] == b"pong"
+        cli.shutdown(socket.SHUT_WR)
+        assert await loop.sock_recv(conn, 100) == b""  # EOF
+
+    arun(main())
+
+
+def test_unix_stream_echo(loop: Any, arun: Any, socks: list[socket.socket], sockdir: str) -> None:
+    path = os.path.join(sockdir, "s")
+    srv = nb(socket.socket(socket.AF_UNIX, socket.SOCK_STREAM), socks)
+    srv.bind(path)
+    srv.listen(5)
+
+    async def main() -> None:
+        cli = nb(socket.socket(socket.AF_UNIX, socket.SOCK_STREAM), socks)
+        accept = asyncio.ensure_future(loop.sock_accept(srv))
+        await loop.sock_connect(cli, path)
+        conn, _addr = await accept
+        socks.append(conn)
+        await loop.sock_sendall(conn, memoryview(b"hello unix"))
+        assert await loop.sock_recv(cli, 100) == b"hello unix"
+
+    arun(main())
+
+
+def test_connect_resolves_hostname(loop: Any, arun: Any, socks: list[socket.socket]) -> None:
+    srv = listener(socks)
+
+    async def main() -> None:
+        cli = nb(socket.socket(socket.AF_INET, socket.SOCK_STREAM), socks)
+        # "localhost" goes through getaddrinfo (in the executor) first.
+        await loop.sock_connect(cli, ("localhost", srv.getsockname()[1]))
+        assert cli.getpeername() == srv.getsockname()
+
+    arun(main())
+
+
+@pytest.mark.parametrize("fam_host", INET_HOSTS)
+def test_udp_sendto_recvfrom(
+    loop: Any, arun: Any, socks: list[socket.socket], fam_host: Any
+) -> None:
+    family, host = fam_host
+    a = nb(socket.socket(family, socket.SOCK_DGRAM), socks)
+    b = nb(socket.socket(family, socket.SOCK_DGRAM), socks)
+    a.bind((host, 0))
+    b.bind((host, 0))
+
+    async def main() -> None:
+        recv = asyncio.ensure_future(loop.sock_recvfrom(b, 100))
+        await settle()
+        assert await loop.sock_sendto(a, b"dgram", b.getsockname()) == 5
+        data, addr = await recv
+        assert data == b"dgram"
+        assert addr[:2] == a.getsockname()[:2]
+        # recvfrom_into, waiting and not waiting, and with nbytes < len(buf).
+        buf = bytearray(16)
+        recv_into = asyncio.ensure_future(loop.sock_recvfrom_into(a, buf))
+        await settle()
+        await loop.sock_sendto(b, b"back", a.getsockname())
+        n, addr = await recv_into
+        assert (bytes(buf[:n]), addr[:2]) == (b"back", b.getsockname()[:2])
+        await loop.sock_sendto(b, b"0123456789", a.getsockname())
+        await settle()
+        n, _ = await loop.sock_recvfrom_into(a, buf, 4)
+        assert (n, bytes(buf[:4])) == (4, b"0123")  # the rest of the datagram is dropped
+
+    arun(main())
+
+
+def test_recv_into_waits(loop: Any, arun: Any, socks: list[socket.socket]) -> None:
+    a, b = pair(socks)
+
+    async def main() -> None:
+        buf = bytearray(8)
+        view = memoryview(buf)[2:]
+        task = asyncio.ensure_future(loop.sock_recv_into(a, view))
+        await settle()
+        assert not task.done()
+        b.send(b"abcdefghij")
+        assert await task == 6
+        assert buf == b"\0\0abcdef"
+        assert not loop.remove_reader(a.fileno())
+
+    arun(main())
+
+
+# ----------------------------------------------------------------------
+# The fast path: data already there means no wait at all
+# ----------------------------------------------------------------------
+
+
+def test_ready_data_completes_without_suspending(
+    loop: Any, arun: Any, socks: list[socket.socket]
+) -> None:
+    a, b = pair(socks)
+    b.send(b"ready")
+
+    async def main() -> None:
+        # Driving the coroutine by hand: it finishes on its first step, so it
+        # never waited on a future.
+        coro = loop.sock_recv(a, 100)
+        with pytest.raises(StopIteration) as info:
+            coro.send(None)
+        assert info.value.value == b"ready"
+        coro = loop.sock_sendall(a, b"x" * 100)
+        with pytest.raises(StopIteration):
+            coro.send(None)
+        assert not loop.remove_writer(a.fileno())
+
+    arun(main())
+
+
+# ----------------------------------------------------------------------
+# sendall: big payloads, partial sends, slow readers, errors
+# ----------------------------------------------------------------------
+
+
+def test_big_sendall_slow_reader(loop: Any, arun: Any, socks: list[socket.socket]) -> None:
+    size = 20 * 1024 * 1024
+    payload = os.urandom(1024 * 1024) * 20
+    a, b = pair(socks)
+    # Small kernel buffers: sendall must go through many partial sends.
+    a.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 64 * 1024)
+    b.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+
+    async def reader() -> tuple[int, str]:
+        digest = hashlib.sha256()
+        total = 0
+        buf = bytearray(32 * 1024)
+        chunks = 0
+        while total < size:
+            n = await loop.sock_recv_into(b, buf)
+            assert n
+            digest.update(memoryview(buf)[:n])
+            total += n
+            chunks += 1
+            if chunks % 64 == 0:
+                await asyncio.sleep(0.001)  # the slow part
+        return total, digest.hexdigest()
+
+    async def main() -> None:
+        read = asyncio.ensure_future(reader())
+        await loop.sock_sendall(a, payload)
+        assert not loop.remove_writer(a.fileno())  # the writer went with the future
+        total, digest = await read
+        assert total == size
+        assert digest == hashlib.sha256(payload).hexdigest()
+
+    arun(main(), timeout=60)
+
+
+def test_sendall_empty(loop: Any, arun: Any, socks: list[socket.socket]) -> None:
+    a, _b = pair(socks)
+    assert arun(loop.sock_sendall(a, b"")) is None
+
+
+def test_sendall_peer_gone(loop: Any, arun: Any, socks: list[socket.socket]) -> None:
+    a, b = pair(socks)
+
+    async def main() -> None:
+        send = asyncio.ensure_future(loop.sock_sendall(a, b"x" * (8 * 1024 * 1024)))
+        await settle()
+        assert not send.done()  # blocked on a full buffer
+        b.close()  # unread data: the kernel resets the connection
+        with pytest.raises((BrokenPipeError, ConnectionResetError)):
+            await send
+        assert not loop.remove_writer(a.fileno())
+
+    arun(main())
+
+
+def test_sock_sendto_waits_for_room(
+    loop: Any, arun: Any, socks: list[socket.socket], sockdir: str
+) -> None:
+    path = os.path.join(sockdir, "d")
+    rx = nb(socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM), socks)
+    rx.bind(path)
+    tx = nb(socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM), socks)
+    tx.connect(path)  # connected: "writable" then means the peer has room
+    sent = 0
+    try:
+        while True:
+            tx.send(b"fill")
+            sent += 1
+    except BlockingIOError:
+        pass
+
+    async def main() -> None:
+        task = asyncio.ensure_future(loop.sock_sendto(tx, b"last", path))
+        await settle()
+        assert not task.done()
+        got = []
+        for _ in range(sent + 1):
+            got.append(await loop.sock_recv(rx, 100))
+        assert await task == 4
+        assert got == [b"fill"] * sent + [b"last"]
+        assert not loop.remove_writer(tx.fileno())
+
+    arun(main())
+
+
+# ----------------------------------------------------------------------
+# accept / connect
+# ----------------------------------------------------------------------
+
+
+def test_accept_many(loop: Any, arun: Any, socks: list[socket.socket]) -> None:
+    srv = listener(socks)
+    count = 60
+
+    async def client(i: int) -> bytes:
+        cli = nb(socket.socket(socket.AF_INET, socket.SOCK_STREAM), socks)
+        await loop.sock_connect(cli, srv.getsockname())
+        await loop.sock_sendall(cli, b"%03d" % i)
+        return await loop.sock_recv(cli, 10)
+
+    async def server() -> None:
+        for _ in range(count):
+            conn, _ = await loop.sock_accept(srv)
+            socks.append(conn)
+            assert conn.gettimeout() == 0
+            data = await loop.sock_recv(conn, 3)
+            await loop.sock_sendall(conn, b"ok" + data)
+
+    async def main() -> None:
+        serving = asyncio.ensure_future(server())
+        replies = await asyncio.gather(*(client(i) for i in range(count)))
+        await serving
+        assert replies == [b"ok%03d" % i for i in range(count)]
+        assert not loop.remove_reader(srv.fileno())
+
+    arun(main())
+
+
+@pytest.mark.parametrize("fam_host", INET_HOSTS)
+def test_connect_refused(loop: Any, arun: Any, socks: list[socket.socket], fam_host: Any) -> None:
+    family, host = fam_host
+    # Bound but not listening: connecting to it is refused.
+    closed = nb(socket.socket(family, socket.SOCK_STREAM), socks)
+    closed.bind((host, 0))
+    addr = closed.getsockname()
+
+    async def main() -> None:
+        cli = nb(socket.socket(family, socket.SOCK_STREAM), socks)
+        with pytest.raises(ConnectionRefusedError) as info:
+            await loop.sock_connect(cli, addr)
+        assert info.value.errno == errno.ECONNREFUSED
+        # The refusal came back through SO_ERROR (the connect was in
+        # progress): asyncio's message names the address.
+        assert str(info.value) == f"[Errno {errno.ECONNREFUSED}] Connect call failed {addr}"
+        assert not loop.remove_writer(cli.fileno())
+
+    arun(main())
+
+
+def test_connect_unix_missing_path(
+    loop: Any, arun: Any, socks: list[socket.socket], sockdir: str
+) -> None:
+    cli = nb(socket.socket(socket.AF_UNIX, socket.SOCK_STREAM), socks)
+    with pytest.raises(FileNotFoundError):
+        arun(loop.sock_connect(cli, os.path.join(sockdir, "nobody")))
+
+
+# ----------------------------------------------------------------------
+# Cancellation and concurrent operations
+# ----------------------------------------------------------------------
+
+
+def test_cancel_recv_leaves_no_reader(loop: Any, arun: Any, socks: list[socket.socket]) -> None:
+    a, b = pair(socks)
+
+    async def main() -> None:
+        task = asyncio.ensure_future(loop.sock_recv(a, 100))
+        await settle()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await settle()
+        assert not loop.remove_reader(a.fileno())
+        b.send(b"later")
+        assert await loop.sock_recv(a, 100) == b"later"
+
+    arun(main())
+
+
+def test_cancel_recv_as_data_arrives_loses_nothing(
+    loop: Any, arun: Any, socks: list[socket.socket]
+) -> None:
+    a, b = pair(socks)
+
+    async def main() -> None:
+        task = asyncio.ensure_future(loop.sock_recv(a, 100))
+        await settle()
+        b.send(b"keep me")  # readable now, in the same turn as the cancel
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert await loop.sock_recv(a, 100) == b"keep me"
+
+    arun(main())
+
+
+def test_cancel_accept_leaves_no_reader(loop: Any, arun: Any, socks: list[socket.socket]) -> None:
+    srv = listener(socks)
+
+    async def main() -> None:
+        task = asyncio.ensure_future(loop.sock_accept(srv))
+        await settle()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await settle()
+        assert not loop.remove_reader(srv.fileno())
+        cli = nb(socket.socket(), socks)
+        accept = asyncio.ensure_future(loop.sock_accept(srv))
+        await loop.sock_connect(cli, srv.getsockname())
+        conn, _ = await accept
+        socks.append(conn)
+
+    arun(main())
+
+
+def test_cancel_sendall_leaves_no_writer(loop: Any, arun: Any, socks: list[socket.socket]) -> None:
+    a, _b = pair(socks)
+
+    async def main() -> None:
+        task = asyncio.ensure_future(loop.sock_sendall(a, b"x" * (8 * 1024 * 1024)))
+        await settle()
+        assert not task.done()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await settle()
+        assert not loop.remove_writer(a.fileno())
+
+    arun(main())
+
+
+def test_cancel_connect_leaves_no_writer(loop: Any, arun: Any, socks: list[socket.socket]) -> None:
+    # A listener with a full backlog never completes the handshake: the
+    # connect stays in progress until cancelled.
+    srv = nb(socket.socket(), socks)
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(0)
+    fillers = []
+    for _ in range(4):
+        f = nb(socket.socket(), socks)
+        try:
+            f.connect(srv.getsockname())
+        except BlockingIOError:
+            pass
+        fillers.append(f)
+
+    async def main() -> None:
+        cli = nb(socket.socket(), socks)
+        task = asyncio.ensure_future(loop.sock_connect(cli, srv.getsockname()))
+        await asyncio.sleep(0.05)
+        if task.done():  # the kernel let it through after all: nothing to test
+            return
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await settle()
+        assert not loop.remove_writer(cli.fileno())
+
+    arun(main())
+
+
+def test_second_recv_replaces_first(loop: Any, arun: Any, socks: list[socket.socket]) -> None:
+    """asyncio's rule: one reader per fd; a second sock_recv takes it over."""
+    a, b = pair(socks)
+
+    async def main() -> None:
+        first = asyncio.ensure_future(loop.sock_recv(a, 100))
+        await settle()
+        second = asyncio.ensure_future(loop.sock_recv(a, 100))
+        await settle()
+        b.send(b"one")
+        assert await second == b"one"
+        await settle()
+        assert not first.done()  # its reader was replaced: it waits forever
+        # Cancelling the orphan must not remove a reader someone else holds.
+        third = asyncio.ensure_future(loop.sock_recv(a, 100))
+        await settle()
+        first.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await first
+        await settle()
+        b.send(b"two")
+        assert await third == b"two"
+        assert not loop.remove_reader(a.fileno())
+
+    arun(main())
+
+
+# ----------------------------------------------------------------------
+# Preconditions and errors
+# ----------------------------------------------------------------------
+
+
+def test_blocking_socket_rejected_in_debug(
+    loop: Any, arun: Any, socks: list[socket.socket]
+) -> None:
+    loop.set_debug(True)
+    a, b = socket.socketpair()  # blocking
+    socks += [a, b]
+    srv = socket.socket()
+    socks.append(srv)
+    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    socks.append(udp)
+
+    async def main() -> None:
+        calls = [
+            loop.sock_recv(a, 1),
+            loop.sock_recv_into(a, bytearray(1)),
+            loop.sock_recvfrom(udp, 1),
+            loop.sock_recvfrom_into(udp, bytearray(1)),
+            loop.sock_sendall(a, b"x"),
+            loop.sock_sendto(udp, b"x", ("127.0.0.1", 9)),
+            loop.sock_connect(srv, ("127.0.0.1", 9)),
+            loop.sock_accept(srv),
+        ]
+        for coro in calls:
+            with pytest.raises(ValueError, match="^the socket must be non-blocking$"):
+                await coro
+
+    arun(main())
+
+
+def test_blocking_socket_not_checked_without_debug(
+    loop: Any, arun: Any, socks: list[socket.socket]
+) -> None:
+    """asyncio only checks in debug mode; with data ready a blocking socket just works."""
+    loop.set_debug(False)
+    a, b = socket.socketpair()
+    socks += [a, b]
+    b.send(b"there")
+    assert arun(loop.sock_recv(a, 100)) == b"there"
+
+
+def test_ssl_socket_rejected(loop: Any, arun: Any, socks: list[socket.socket]) -> None:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    raw = nb(socket.socket(), socks)
+    tls = ctx.wrap_socket(raw, server_hostname="x", do_handshake_on_connect=False)
+    socks.append(tls)
+    with pytest.raises(TypeError, match="^Socket cannot be of type SSLSocket$"):
+        arun(loop.sock_recv(tls, 1))
+    with pytest.raises(TypeError, match="^Socket cannot be of type SSLSocket$"):
+        arun(loop.sock_connect(tls, ("127.0.0.1", 9)))
+
+
+def test_fd_owned_by_transport(loop: Any, arun: Any, socks: list[socket.socket]) -> None:
+    udp = nb(socket.socket(socket.AF_INET, socket.SOCK_DGRAM), socks)
+    udp.bind(("127.0.0.1", 0))
+
+    async def main() -> None:
+        tr, _ = await loop.create_datagram_endpoint(asyncio.DatagramProtocol, sock=udp)
+        try:
+            with pytest.raises(RuntimeError, match="^File descriptor .* is used by transport"):
+                await loop.sock_recvfrom(udp, 100)
+        finally:
+            tr.close()
+        await settle()
+
+    arun(main())
+
+
+def test_recv_error_propagates(loop: Any, arun: Any, socks: list[socket.socket]) -> None:
+    a = nb(socket.socket(socket.AF_INET, socket.SOCK_DGRAM), socks)
+    a.bind(("127.0.0.1", 0))
+    closed = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    closed.bind(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()
+
+    async def main() -> None:
+        a.connect(("127.0.0.1", port))
+        recv = asyncio.ensure_future(loop.sock_recv(a, 100))
+        await settle()
+        a.send(b"anyone?")  # ICMP port unreachable comes back as ECONNREFUSED
+        with pytest.raises(ConnectionRefusedError):
+            await recv
+        assert not loop.remove_reader(a.fileno())
+
+    arun(main())
+
+
+def test_closed_loop(loop: Any, socks: list[socket.socket]) -> None:
+    a, _b = pair(socks)
+    loop.close()
+    coro = loop.sock_recv(a, 1)
+    with pytest.raises(RuntimeError, match="^Event loop is closed$"):
+        coro.send(None)
