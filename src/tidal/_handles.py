@@ -74,11 +74,19 @@ class TimerHandle(asyncio.TimerHandle):
         self._scheduled = False
 
     # The heap compares handles on every push/pop: compare the float directly
-    # instead of asyncio's isinstance-guarded rich comparison.
+    # instead of asyncio's isinstance-guarded rich comparison.  The try costs
+    # nothing when it does not raise; comparing with something that has no
+    # `_when` must still end in asyncio's TypeError, not an AttributeError.
     def __lt__(self, other: Any) -> bool:
-        return self._when < other._when
+        try:
+            return self._when < other._when
+        except AttributeError:
+            return NotImplemented
 
     def __gt__(self, other: Any) -> bool:
-        return self._when > other._when
+        try:
+            return self._when > other._when
+        except AttributeError:
+            return NotImplemented
 
     __hash__ = asyncio.TimerHandle.__hash__

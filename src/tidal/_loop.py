@@ -450,6 +450,11 @@ class EventLoop(asyncio.AbstractEventLoop):
 
     def run_forever(self) -> None:
         """Run turns until stop() is called."""
+        # Check before the try: a refused run (closed loop, or called while a
+        # loop runs) must not reach the cleanup, which would un-set the outer
+        # run's running loop and thread id (CPython gh-130145).
+        self._check_closed()
+        self._check_running()
         try:
             self._run_forever_setup()
             run_once = self._run_once

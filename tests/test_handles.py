@@ -1,0 +1,202 @@
+"""Handle / TimerHandle: what call_soon, call_later and call_at give back.
+
+Each test runs on asyncio's loop and on tidal's: the handles must look and
+behave like asyncio's (isinstance, cancel, when, ordering, repr, context).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import sys
+import weakref
+
+import pytest
+
+
+def noop(*args):
+    pass
+
+
+def run_one_turn(loop):
+    loop.stop()
+    loop.run_forever()
+
+
+def test_handles_are_asyncio_handles(loop):
+    h = loop.call_soon(noop)
+    t = loop.call_later(10, noop)
+    a = loop.call_at(loop.time() + 10, noop)
+    assert isinstance(h, asyncio.Handle)
+    assert not isinstance(h, asyncio.TimerHandle)
+    assert isinstance(t, asyncio.TimerHandle) and isinstance(a, asyncio.TimerHandle)
+    # Both kinds are weak-referenceable, as asyncio's are.
+    assert weakref.ref(h)() is h and weakref.ref(t)() is t
+    for x in (h, t, a):
+        x.cancel()
+
+
+def test_cancel_prevents_run_and_is_idempotent(loop):
+    seen = []
+    h = loop.call_soon(seen.append, "soon")
+    t = loop.call_later(0, seen.append, "later")
+    assert not h.cancelled() and not t.cancelled()
+    h.cancel()
+    h.cancel()
+    t.cancel()
+    assert h.cancelled() and t.cancelled()
+    loop.call_later(0.01, loop.stop)
+    loop.run_forever()
+    assert seen == []
+
+
+def test_cancel_after_run_is_harmless(loop):
+    seen = []
+    h = loop.call_soon(seen.append, 1)
+    t = loop.call_later(0, seen.append, 2)
+    loop.call_later(0.01, loop.stop)
+    loop.run_forever()
+    assert seen == [1, 2]
+    before = loop._timer_cancelled_count
+    h.cancel()
+    t.cancel()
+    assert h.cancelled() and t.cancelled()
+    # The timer left the heap when it ran: cancelling it now must not count
+    # it as a cancelled timer still in the heap.
+    assert loop._timer_cancelled_count == before
+
+
+def test_timer_cancel_counts_once(loop):
+    t = loop.call_later(10, noop)
+    before = loop._timer_cancelled_count
+    t.cancel()
+    t.cancel()
+    assert loop._timer_cancelled_count == before + 1
+
+
+def test_timer_when(loop):
+    when = loop.time() + 12.5
+    t = loop.call_at(when, noop)
+    assert t.when() == when
+    t0 = loop.time()
+    t2 = loop.call_later(3, noop)
+    assert t0 + 3 <= t2.when() <= loop.time() + 3
+    t.cancel()
+    t2.cancel()
+
+
+def test_timer_ordering_and_equality(loop):
+    base = loop.time() + 100
+    a = loop.call_at(base, noop)
+    b = loop.call_at(base + 1, noop)
+    a2 = loop.call_at(base, noop)
+    assert a < b and b > a and a <= b and b >= a
+    assert not (b < a) and not (a > b)
+    assert a <= a2 and a >= a2
+    # asyncio's equality: same time, callback, args and cancelled state.
+    assert a == a2 and a != b
+    assert len({a, b, a2}) == 3 or hash(a) == hash(a2)
+    assert sorted([b, a]) == [a, b]
+    for t in (a, b, a2):
+        t.cancel()
+
+
+def test_timer_compared_with_other_types(loop):
+    t = loop.call_later(10, noop)
+    h = loop.call_soon(noop)
+    assert (t == 1) is False
+    assert (t != "x") is True
+    with pytest.raises(TypeError):
+        t < 1  # noqa: B015
+    with pytest.raises(TypeError):
+        t > 1  # noqa: B015
+    with pytest.raises(TypeError):
+        t <= 1  # noqa: B015
+    with pytest.raises(TypeError):
+        t < h  # noqa: B015
+    with pytest.raises(TypeError):
+        sorted([t, 1])
+    t.cancel()
+    h.cancel()
+
+
+def test_handle_repr(loop):
+    h = loop.call_soon(noop, 1, "a")
+    # 3.13 stopped showing the arguments outside debug mode.
+    shown = "noop()" if sys.version_info >= (3, 13) else "noop(1, 'a')"
+    assert repr(h) == "<Handle %s at %s:%d>" % (
+        shown,
+        noop.__code__.co_filename,
+        noop.__code__.co_firstlineno,
+    )
+    t = loop.call_at(1234.5, noop)
+    assert repr(t).startswith("<TimerHandle when=1234.5 noop() at ")
+    h.cancel()
+    t.cancel()
+    assert repr(h) == "<Handle cancelled>"
+    assert repr(t) == "<TimerHandle cancelled when=1234.5>"
+
+
+def _context_of(handle):
+    # Handle.get_context() is new in 3.12; 3.11 keeps the same context in _context.
+    getter = getattr(handle, "get_context", None)
+    return getter() if getter is not None else handle._context
+
+
+def test_handle_context(loop):
+    var = contextvars.ContextVar("var", default="unset")
+    ctx = contextvars.copy_context()
+    ctx.run(var.set, "in ctx")
+    h = loop.call_soon(noop, context=ctx)
+    t = loop.call_later(1, noop, context=ctx)
+    assert _context_of(h) is ctx and _context_of(t) is ctx
+    # Without context=, each handle gets its own copy of the current context.
+    h2 = loop.call_soon(noop)
+    h3 = loop.call_soon(noop)
+    assert isinstance(_context_of(h2), contextvars.Context)
+    assert _context_of(h2) is not _context_of(h3)
+    assert var not in _context_of(h2)
+    for x in (h, t, h2, h3):
+        x.cancel()
+
+
+def test_handle_args_are_passed_unchanged(loop):
+    got = []
+    marker = object()
+    loop.call_soon(lambda *a: got.append(a), 1, marker, None)
+    loop.call_later(0, lambda *a: got.append(a), "t", marker)
+    loop.call_later(0.01, loop.stop)
+    loop.run_forever()
+    assert got == [(1, marker, None), ("t", marker)]
+
+
+def test_cancel_from_earlier_callback_in_same_turn(loop):
+    seen = []
+    late = []
+
+    def first():
+        seen.append("first")
+        late[0].cancel()
+        late[1].cancel()
+
+    loop.call_soon(first)
+    late.append(loop.call_soon(seen.append, "second"))
+    # Two timers already due: both move to the ready queue in this turn,
+    # the first cancels the second after it left the heap.
+    past = loop.time() - 1
+    late.append(loop.call_at(past + 0.5, seen.append, "timer b"))
+    loop.call_at(past, late[1].cancel)
+    run_one_turn(loop)
+    assert seen == ["first"]
+
+
+def test_timer_handle_cancelled_while_ready_not_run(loop):
+    seen = []
+    past = loop.time() - 1
+    b = loop.call_at(past + 0.001, seen.append, "b")
+    loop.call_at(past, b.cancel)
+    run_one_turn(loop)
+    assert seen == []
+    assert b.cancelled()
+    # b had already left the heap: it is not counted as a cancelled timer.
+    assert loop._timer_cancelled_count == 0
