@@ -103,12 +103,13 @@ def make_app(events: list[str], progress: dict[str, int]):
 
 
 async def start(
-    http: str, events: list[str], progress: dict[str, int] | None = None
+    http: str, events: list[str], progress: dict[str, int] | None = None, uds: str | None = None
 ) -> tuple[uvicorn.Server, asyncio.Task, str]:
     config = uvicorn.Config(
         make_app(events, {} if progress is None else progress),
         host="127.0.0.1",
         port=0,
+        uds=uds,
         loop="none",
         lifespan="on",
         log_level="warning",
@@ -123,6 +124,9 @@ async def start(
     if task.done():
         task.result()  # raise what went wrong
     assert server.started
+    if uds is not None:
+        assert server.servers[0].sockets[0].getsockname() == uds
+        return server, task, "http://localhost"
     port = server.servers[0].sockets[0].getsockname()[1]
     return server, task, f"http://127.0.0.1:{port}"
 
@@ -237,3 +241,29 @@ def test_uvicorn_client_disconnects_mid_upload(loop, arun, http_impl):
     r = arun(main())
     assert (r.status_code, r.content) == (200, b"still here")
     assert events == ["startup", "disconnect after 1000000 bytes", "shutdown"]
+
+
+def test_uvicorn_unix_socket(loop, loop_name, arun, http_impl, tmp_path):
+    """uvicorn on a Unix socket (create_unix_server), httpx connecting through it."""
+    events: list[str] = []
+    path = str(tmp_path / "uvicorn.sock")
+    payload = _pattern(BIG)
+
+    async def main():
+        server, task, base = await start(http_impl, events, uds=path)
+        transport = httpx.AsyncHTTPTransport(uds=path)
+        async with httpx.AsyncClient(transport=transport, base_url=base, timeout=10) as client:
+            hellos = [(await client.get("/")).text for _ in range(20)]
+            rs = await asyncio.gather(
+                *(client.post("/echo", content=f"u{i}".encode()) for i in range(50))
+            )
+            big = await client.post("/echo", content=payload)
+        await stop(server, task)
+        return hellos, [r.content for r in rs], big
+
+    hellos, echoes, big = arun(main())
+    assert hellos == [f"hello from {type(loop).__module__}"] * 20
+    assert hellos[0].startswith(f"hello from {loop_name}")
+    assert echoes == [f"u{i}".encode() for i in range(50)]
+    assert (big.status_code, big.content) == (200, payload)
+    assert events == ["startup", "shutdown"]
