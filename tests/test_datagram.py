@@ -388,6 +388,28 @@ def test_bad_arguments(loop: Any, arun: Any) -> None:
         arun(loop.create_datagram_endpoint(Proto, local_addr=("127.0.0.1", 0), reuse_address=True))
 
 
+def test_protocol_factory_error(loop: Any, loop_name: str, arun: Any) -> None:
+    def factory() -> Proto:
+        raise ZeroDivisionError("no protocol")
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(ZeroDivisionError):
+            arun(loop.create_datagram_endpoint(factory, local_addr=("127.0.0.1", 0)))
+        gc.collect()
+    leaks = [w for w in caught if issubclass(w.category, ResourceWarning)]
+    if loop_name == "tidal":
+        assert leaks == []  # asyncio leaves the socket it made to the GC
+    # A socket passed in is the caller's: still open.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        with pytest.raises(ZeroDivisionError):
+            arun(loop.create_datagram_endpoint(factory, sock=sock))
+        assert sock.fileno() != -1
+    finally:
+        sock.close()
+
+
 def test_bind_error(loop: Any, arun: Any) -> None:
     taken = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     taken.bind(("127.0.0.1", 0))

@@ -257,12 +257,23 @@ async def sock_sendall(self: Any, sock: socket.socket, data: Any) -> None:
         n = sock.send(data)
     except _WOULD_BLOCK:
         n = 0
-    if n == len(data):
-        return
+    # bytes/bytearray: len() is the size.  Anything else is measured in
+    # bytes through a byte view (len() of an array('i') counts items, and a
+    # partial send would then look complete).
+    if type(data) is bytes or type(data) is bytearray:
+        if n == len(data):
+            return
+        view = memoryview(data)
+    else:
+        view = memoryview(data)
+        if view.itemsize != 1 or view.ndim != 1:
+            view = view.cast("B")
+        if n == len(view):
+            return
     fut = self.create_future()
     fd = sock.fileno()
     self._ensure_fd_no_transport(fd)
-    state = _SendAll(fut, sock, memoryview(data), n)
+    state = _SendAll(fut, sock, view, n)
     handle = self._add_writer(fd, state.on_writable)
     fut.add_done_callback(_IoDone(self, fd, handle, True))
     return await fut

@@ -502,6 +502,7 @@ async def create_datagram_endpoint(
     lets another process steal the port), so passing it is a TypeError.
     """
     r_addr: Any = None
+    sock_given = sock is not None
     if sock is not None:
         _check_given_sock(sock)
         if local_addr or remote_addr or family or proto or flags or reuse_port or allow_broadcast:
@@ -570,7 +571,14 @@ async def create_datagram_endpoint(
         else:
             raise exceptions[0]
 
-    protocol = protocol_factory()
+    try:
+        protocol = protocol_factory()
+    except BaseException:
+        # A socket we made must not leak (asyncio leaves it to the GC); one
+        # the caller passed in stays theirs.
+        if not sock_given:
+            sock.close()
+        raise
     waiter = self.create_future()
     transport = DatagramTransport(self, sock, protocol, r_addr, waiter)
     if self._debug:
