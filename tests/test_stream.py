@@ -25,7 +25,9 @@ import pytest
 # ----------------------------------------------------------------------
 
 
-async def wait_fd(loop: asyncio.AbstractEventLoop, sock: socket.socket, writable: bool = False) -> None:
+async def wait_fd(
+    loop: asyncio.AbstractEventLoop, sock: socket.socket, writable: bool = False
+) -> None:
     """Wait until `sock` is readable (or writable)."""
     fut = loop.create_future()
 
@@ -295,7 +297,7 @@ def test_extra_info(loop, arun, kind):
 def test_buffered_protocol(loop, arun, kind):
     async def main():
         proto = BufferedRecorder(loop, size=7)
-        tr, _, peer = await open_pair(loop, kind, proto)
+        _, _, peer = await open_pair(loop, kind, proto)
         payload = bytes(range(256)) * 40
         await sendall(loop, peer, payload)
         peer.shutdown(socket.SHUT_WR)
@@ -368,8 +370,11 @@ def test_protocol_errors_are_fatal(loop, arun, loop_errors, failing, message):
     [
         ("empty", "Fatal error: protocol.get_buffer() call failed.", RuntimeError),
         ("get_buffer", "Fatal error: protocol.get_buffer() call failed.", ZeroDivisionError),
-        ("buffer_updated", "Fatal error: protocol.buffer_updated() call failed.",
-         ZeroDivisionError),
+        (
+            "buffer_updated",
+            "Fatal error: protocol.buffer_updated() call failed.",
+            ZeroDivisionError,
+        ),
     ],
 )
 def test_buffered_protocol_errors_are_fatal(loop, arun, loop_errors, failing, message, exc_type):
@@ -388,7 +393,7 @@ def test_buffered_protocol_errors_are_fatal(loop, arun, loop_errors, failing, me
 
     async def main():
         proto = Failing(loop)
-        tr, _, peer = await open_pair(loop, "tcp", proto)
+        _, _, peer = await open_pair(loop, "tcp", proto)
         await sendall(loop, peer, b"x")
         exc = await proto.lost
         assert isinstance(exc, exc_type)
@@ -788,8 +793,9 @@ def test_repr(loop, arun):
         tr.write(b"x" * BIG)
         assert re.fullmatch(r"<\w+ fd=\d+ read=idle write=<polling, bufsize=\d+>>", repr(tr))
         tr.close()
-        assert re.fullmatch(r"<\w+ closing fd=\d+ read=idle write=<polling, bufsize=\d+>>",
-                            repr(tr))
+        assert re.fullmatch(
+            r"<\w+ closing fd=\d+ read=idle write=<polling, bufsize=\d+>>", repr(tr)
+        )
         tr.abort()
         await proto.lost
         assert re.fullmatch(r"<\w+ closed fd=\d+>", repr(tr))

@@ -34,7 +34,8 @@ import stat
 import sys
 import weakref
 from asyncio import events, exceptions, protocols, tasks, trsock
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from . import _dns
 from .transports._stream import StreamTransport
@@ -317,8 +318,9 @@ class Server(events.AbstractServer):
 
 
 async def _resolve_server_host(loop: Any, host: Any, port: Any, family: int, flags: int) -> Any:
-    infos = await _dns.resolve(loop, (host, port), family=family, type=socket.SOCK_STREAM,
-                               flags=flags)
+    infos = await _dns.resolve(
+        loop, (host, port), family=family, type=socket.SOCK_STREAM, flags=flags
+    )
     if not infos:
         raise OSError(f"getaddrinfo({host!r}) returned empty list")
     return infos
@@ -387,7 +389,10 @@ async def create_server(
                     if self._debug:
                         logger.warning(
                             "create_server() failed to create socket.socket(%r, %r, %r)",
-                            af, socktype, proto, exc_info=True,
+                            af,
+                            socktype,
+                            proto,
+                            exc_info=True,
                         )
                     continue
                 sockets.append(sock)
@@ -411,7 +416,8 @@ async def create_server(
                             % (sa, (err.strerror or str(err)).lower()),
                         ) from None
                     msg = "error while attempting to bind on address %r: %s" % (
-                        sa, str(err).lower(),
+                        sa,
+                        str(err).lower(),
                     )
                     if err.errno == errno.EADDRNOTAVAIL:
                         # Assume the family is not enabled (bpo-30945).
@@ -439,8 +445,9 @@ async def create_server(
 
     for s in sockets:
         s.setblocking(False)
-    server = Server(self, sockets, protocol_factory, ssl, backlog, ssl_handshake_timeout,
-                    ssl_shutdown_timeout)
+    server = Server(
+        self, sockets, protocol_factory, ssl, backlog, ssl_handshake_timeout, ssl_shutdown_timeout
+    )
     if start_serving:
         server._start_serving()
         # Skip one loop turn so the accept readers are in place.
@@ -514,8 +521,9 @@ async def create_unix_server(
                 pass
 
     sock.setblocking(False)
-    server = Server(self, [sock], protocol_factory, ssl, backlog, ssl_handshake_timeout,
-                    ssl_shutdown_timeout)
+    server = Server(
+        self, [sock], protocol_factory, ssl, backlog, ssl_handshake_timeout, ssl_shutdown_timeout
+    )
     if cleanup_ino is not None:
         server._unix_cleanup[sock] = cleanup_ino
     if start_serving:
@@ -555,8 +563,9 @@ async def connect_accepted_socket(
         transport.close()
         raise
     if self._debug:
-        logger.debug("%r handled: (%r, %r)", transport.get_extra_info("socket"), transport,
-                     protocol)
+        logger.debug(
+            "%r handled: (%r, %r)", transport.get_extra_info("socket"), transport, protocol
+        )
     return transport, protocol
 
 

@@ -28,11 +28,13 @@ import collections
 import logging
 import os
 import socket
+import sys
 import warnings
 import weakref
 from asyncio import constants, protocols, transports, trsock
+from collections.abc import Iterable
 from itertools import islice
-from typing import Any, Iterable
+from typing import Any
 
 logger = logging.getLogger("asyncio")
 
@@ -47,6 +49,13 @@ _COALESCE_MAX = 64 * 1024
 # After the connection is lost, write() warns once this many writes were
 # dropped (asyncio's LOG_THRESHOLD_FOR_CONNLOST_WRITES).
 _LOG_THRESHOLD_FOR_CONNLOST_WRITES = 5
+
+# 3.11's writelines was write(b"".join(...)), so its error named write().
+_WRITELINES_AFTER_EOF = (
+    "Cannot call writelines() after write_eof()"
+    if sys.version_info >= (3, 12)
+    else "Cannot call write() after write_eof()"
+)
 
 _HAS_SENDMSG = hasattr(socket.socket, "sendmsg")
 if _HAS_SENDMSG:
@@ -137,21 +146,22 @@ class StreamTransport(transports.Transport):
         extra: dict[str, Any] | None = None,
         server: Any = None,
     ) -> None:
-        super().__init__(extra)
-        self._sock = None  # set last-but-one: __del__ tests it
-        self._extra["socket"] = trsock.TransportSocket(sock)
+        info: dict[str, Any] = {} if extra is None else extra
+        info["socket"] = trsock.TransportSocket(sock)
         try:
-            self._extra["sockname"] = sock.getsockname()
+            info["sockname"] = sock.getsockname()
         except OSError:
-            self._extra["sockname"] = None
-        if "peername" not in self._extra:
+            info["sockname"] = None
+        if "peername" not in info:
             try:
-                self._extra["peername"] = sock.getpeername()
+                info["peername"] = sock.getpeername()
             except OSError:
-                self._extra["peername"] = None
-        self._loop = loop
+                info["peername"] = None
+        super().__init__(info)
+        self._sock: socket.socket | None = None  # set near the end: __del__ tests it
+        self._loop: Any = loop
         self._sock_fd = sock.fileno()
-        self._protocol = protocol
+        self._protocol: Any = protocol
         self._protocol_connected = True
         self._buffered = isinstance(protocol, protocols.BufferedProtocol)
         self._server = server
@@ -225,7 +235,7 @@ class StreamTransport(transports.Transport):
                 self._start_reading()
 
     def get_protocol(self) -> protocols.BaseProtocol:
-        return self._protocol  # type: ignore[return-value]
+        return self._protocol
 
     def is_closing(self) -> bool:
         return self._closing
@@ -281,7 +291,7 @@ class StreamTransport(transports.Transport):
             return
         try:
             # A copy of just the bytes received: the buffer is reused at once.
-            self._protocol.data_received(view[:nbytes].tobytes())  # type: ignore[union-attr]
+            self._protocol.data_received(view[:nbytes].tobytes())
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:
@@ -293,7 +303,7 @@ class StreamTransport(transports.Transport):
             return
         protocol = self._protocol
         try:
-            buf = protocol.get_buffer(-1)  # type: ignore[union-attr]
+            buf = protocol.get_buffer(-1)
             if not len(buf):
                 raise RuntimeError("get_buffer() returned an empty buffer")
         except (SystemExit, KeyboardInterrupt):
@@ -314,7 +324,7 @@ class StreamTransport(transports.Transport):
             self._read_eof()
             return
         try:
-            protocol.buffer_updated(nbytes)  # type: ignore[union-attr]
+            protocol.buffer_updated(nbytes)
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:
@@ -324,7 +334,7 @@ class StreamTransport(transports.Transport):
         if self._loop.get_debug():
             logger.debug("%r received EOF", self)
         try:
-            keep_open = self._protocol.eof_received()  # type: ignore[union-attr]
+            keep_open = self._protocol.eof_received()
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:
@@ -384,7 +394,7 @@ class StreamTransport(transports.Transport):
     def writelines(self, list_of_data: Iterable[bytes | bytearray | memoryview]) -> None:
         """Write several buffers with one sendmsg (no join copy)."""
         if self._eof:
-            raise RuntimeError("Cannot call writelines() after write_eof()")
+            raise RuntimeError(_WRITELINES_AFTER_EOF)
         if self._empty_waiter is not None:
             raise RuntimeError("unable to writelines; sendfile is in progress")
         items = []
@@ -547,7 +557,7 @@ class StreamTransport(transports.Transport):
     def _pause_protocol(self) -> None:
         self._protocol_paused = True
         try:
-            self._protocol.pause_writing()  # type: ignore[union-attr]
+            self._protocol.pause_writing()
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:
@@ -563,7 +573,7 @@ class StreamTransport(transports.Transport):
     def _resume_protocol(self) -> None:
         self._protocol_paused = False
         try:
-            self._protocol.resume_writing()  # type: ignore[union-attr]
+            self._protocol.resume_writing()
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:
@@ -628,7 +638,7 @@ class StreamTransport(transports.Transport):
     def _call_connection_lost(self, exc: BaseException | None) -> None:
         try:
             if self._protocol_connected:
-                self._protocol.connection_lost(exc)  # type: ignore[union-attr]
+                self._protocol.connection_lost(exc)
         finally:
             self._sock.close()  # type: ignore[union-attr]
             self._sock = None
