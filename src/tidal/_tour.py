@@ -109,10 +109,11 @@ def ping_client_gen(port: int, rounds: int) -> Generator:
 
 
 def generators_style(rounds: int) -> Generator:
+    handlers: list[asyncio.Task] = []
     server = yield asyncio.start_server(
-        # start_server runs what the callback returns as a task when it is a
-        # coroutine: generator_task turns the generator into one.
-        lambda r, w: tidal.generator_task(echo_handler_gen(r, w)),
+        # Each connection's handler is a plain generator, spawned as a task;
+        # we keep the tasks so the service ends only when they have.
+        lambda r, w: handlers.append(tidal.spawn(echo_handler_gen, r, w)),
         HOST,
         0,
     )
@@ -120,6 +121,7 @@ def generators_style(rounds: int) -> Generator:
     count = yield tidal.spawn(ping_client_gen, port, rounds)
     server.close()
     yield server.wait_closed()
+    yield asyncio.gather(*handlers)
     return count
 
 
@@ -147,10 +149,23 @@ async def ping_client(port: int, rounds: int) -> int:
     return rounds
 
 
+async def serve_echo(clients: Callable[[int], Any]) -> Any:
+    """Serve the async echo handler while `clients(port)` runs; wait for every handler.
+
+    (On 3.11 Server.wait_closed() does not wait for the handlers, so we do.)
+    """
+    handlers: list[asyncio.Task] = []
+    server = await asyncio.start_server(
+        lambda r, w: handlers.append(asyncio.ensure_future(echo_handler(r, w))), HOST, 0
+    )
+    async with server:
+        result = await clients(server.sockets[0].getsockname()[1])
+    await asyncio.gather(*handlers)
+    return result
+
+
 async def async_style(rounds: int) -> int:
-    async with await asyncio.start_server(echo_handler, HOST, 0) as server:
-        port = server.sockets[0].getsockname()[1]
-        return await ping_client(port, rounds)
+    return await serve_echo(lambda port: ping_client(port, rounds))
 
 
 # ---------------------------------------------------------------------------
@@ -160,9 +175,7 @@ async def async_style(rounds: int) -> int:
 
 async def _echo_workload(rounds: int) -> None:
     # Several clients at once, so the loop juggles connections, not just one.
-    async with await asyncio.start_server(echo_handler, HOST, 0) as server:
-        port = server.sockets[0].getsockname()[1]
-        await asyncio.gather(*(ping_client(port, rounds) for _ in range(10)))
+    await serve_echo(lambda port: asyncio.gather(*(ping_client(port, rounds) for _ in range(10))))
 
 
 async def _call_soon_workload(n: int) -> None:

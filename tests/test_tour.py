@@ -1,0 +1,24 @@
+"""The tour (`make run`) is a user-facing command: it must finish cleanly."""
+
+import subprocess
+import sys
+
+
+def test_tour_runs_clean():
+    proc = subprocess.run(
+        [sys.executable, "-m", "tidal"], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    # Nothing may go to the exception handler or the log during the tour.
+    assert proc.stderr == "", proc.stderr
+    for style in ("callbacks", "plain generators", "async/await"):
+        assert f"{style}" in proc.stdout
+    assert "200 echoes" in proc.stdout
+    assert "tidal speed" in proc.stdout
+
+
+def test_version_says_which_build():
+    out = subprocess.run(
+        [sys.executable, "-m", "tidal", "--version"], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.startswith("tidal ") and ("interpreted" in out or "compiled" in out)
