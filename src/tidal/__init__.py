@@ -36,6 +36,10 @@ def new_event_loop() -> EventLoop:
 
 def run(main: Coroutine[Any, Any, _T], *, debug: bool | None = None) -> _T:
     """asyncio.run(main) on a fresh tidal loop, with asyncio.Runner's cleanup and Ctrl-C."""
+    # asyncio.run refuses first, before looking at `main`: same order, so the
+    # same exception (RuntimeError, not Runner's ValueError) comes out.
+    if asyncio._get_running_loop() is not None:
+        raise RuntimeError("tidal.run() cannot be called from a running event loop")
     with asyncio.Runner(debug=debug, loop_factory=new_event_loop) as runner:
         return runner.run(main)
 
