@@ -406,7 +406,7 @@ def test_tls_is_not_supported_yet(loop, loop_name, arun):
     arun(main())
 
 
-def test_protocol_factory_error_drops_connection(loop, loop_name, arun):
+def test_protocol_factory_error_drops_connection(loop, loop_name, arun, loop_errors):
     """A failing protocol factory loses that connection only (reported in debug mode only)."""
 
     async def main():
@@ -435,6 +435,12 @@ def test_protocol_factory_error_drops_connection(loop, loop_name, arun):
             # (tidal closes it).
             warnings.simplefilter("ignore", ResourceWarning)
         arun(main())
+        if loop.get_debug():
+            assert [ctx["message"] for ctx in loop_errors] == [
+                "Error on transport creation for incoming connection"
+            ]
+            assert isinstance(loop_errors[0]["exception"], ZeroDivisionError)
+            loop_errors.clear()
         gc.collect()
 
 

@@ -646,12 +646,16 @@ def test_flow_control_callback_errors_are_reported(loop, arun, loop_errors, whic
     loop_errors.clear()
 
 
-def test_many_small_writes_while_blocked(loop, arun, kind):
+def test_many_small_writes_while_blocked(loop, loop_name, arun, kind):
+    # asyncio 3.12+ sums its whole write queue on every write (quadratic):
+    # fewer writes there keep the test short.  tidal keeps a running count.
+    count = 20000 if loop_name == "tidal" else 4000
+
     async def main():
         tr, proto, peer = await open_pair(loop, kind, small_buffers=True)
         tr.write(b"-" * BIG)
         expected = [b"-" * BIG]
-        for i in range(20000):
+        for i in range(count):
             piece = b"%d," % i
             if i % 3 == 0:
                 piece = bytearray(piece)
