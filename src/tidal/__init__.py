@@ -14,7 +14,6 @@ Plain generators run as tasks too: ``tidal.spawn(gen_function, *args)``, or
 from __future__ import annotations
 
 import asyncio
-from asyncio import events
 from typing import Any, Coroutine, TypeVar
 
 from ._gen import generator_task, spawn, task_function
@@ -44,8 +43,12 @@ def run(main: Coroutine[Any, Any, _T], *, debug: bool | None = None) -> _T:
         return runner.run(main)
 
 
-class EventLoopPolicy(events.BaseDefaultEventLoopPolicy):
+class EventLoopPolicy(asyncio.DefaultEventLoopPolicy):  # type: ignore[misc,valid-type]
     """Policy whose loops are tidal loops, for code that sets a policy rather than a factory."""
+
+    # asyncio's default policy, not its bare base: on Unix that one also keeps
+    # the child watcher (get/set_child_watcher, re-attached on set_event_loop),
+    # which code written for asyncio calls through the policy (3.11-3.13).
 
     def new_event_loop(self) -> EventLoop:
         return EventLoop()

@@ -48,7 +48,7 @@ import threading
 import traceback
 import warnings
 import weakref
-from asyncio import coroutines, events, futures, tasks
+from asyncio import base_events, coroutines, events, futures, tasks
 from typing import Any, Callable, Awaitable
 
 from . import _connect, _dns, _server, _signals, _sock
@@ -606,7 +606,10 @@ class EventLoop(asyncio.AbstractEventLoop):
             else:
                 value = repr(value)
             log_lines.append(f"{key}: {value}")
-        logger.error("\n".join(log_lines), exc_info=exc_info)
+        # The same logger object, but looked up where asyncio's loop finds it,
+        # at call time: tests that patch asyncio.base_events.logger (asyncio's
+        # own, and many users') see tidal's reports too.
+        base_events.logger.error("\n".join(log_lines), exc_info=exc_info)
 
     def call_exception_handler(self, context: dict[str, Any]) -> None:
         """Report an error that has no caller to raise to; never raises itself."""
