@@ -82,6 +82,7 @@ def test_debug_default_from_environment(loop_name, flags, env, expected):
         capture_output=True,
         text=True,
         timeout=30,
+        check=False,
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == expected
@@ -106,13 +107,15 @@ def test_slow_task_step_warning_shows_the_task(loop, caplog):
     loop.slow_callback_duration = 0.01
 
     async def slow_step():
-        time.sleep(0.03)
+        time.sleep(0.03)  # noqa: ASYNC251 - blocking on purpose: that is the slow step
 
     with caplog.at_level(logging.WARNING, logger="asyncio"):
         loop.run_until_complete(slow_step())
     msgs = [r.getMessage() for r in caplog.records if r.name == "asyncio"]
     assert len(msgs) == 1
-    assert re.match(r"^Executing <Task finished name='Task-\d+' coro=<.*slow_step\(\) done", msgs[0])
+    assert re.match(
+        r"^Executing <Task finished name='Task-\d+' coro=<.*slow_step\(\) done", msgs[0]
+    )
     assert re.search(r" took 0\.\d{3} seconds$", msgs[0])
 
 

@@ -124,11 +124,8 @@ def test_handle_repr(loop):
     h = loop.call_soon(noop, 1, "a")
     # 3.13 stopped showing the arguments outside debug mode.
     shown = "noop()" if sys.version_info >= (3, 13) else "noop(1, 'a')"
-    assert repr(h) == "<Handle %s at %s:%d>" % (
-        shown,
-        noop.__code__.co_filename,
-        noop.__code__.co_firstlineno,
-    )
+    code = noop.__code__
+    assert repr(h) == f"<Handle {shown} at {code.co_filename}:{code.co_firstlineno}>"
     t = loop.call_at(1234.5, noop)
     assert repr(t).startswith("<TimerHandle when=1234.5 noop() at ")
     h.cancel()

@@ -403,7 +403,9 @@ def test_run_until_complete_awaitable_object(loop):
 
 
 def test_run_until_complete_rejects_non_awaitable(loop):
-    with pytest.raises(TypeError, match="An asyncio.Future, a coroutine or an awaitable is required"):
+    with pytest.raises(
+        TypeError, match="An asyncio.Future, a coroutine or an awaitable is required"
+    ):
         loop.run_until_complete(42)
 
 
@@ -563,11 +565,15 @@ def test_close_shuts_default_executor_without_waiting(loop_factory):
         executor.shutdown(wait=True)
 
 
+def _drop_all(held):
+    held.clear()
+    gc.collect()
+
+
 def test_unclosed_loop_warns_when_collected(loop_factory):
-    lp = loop_factory()
+    held = [loop_factory()]
     with pytest.warns(ResourceWarning, match="^unclosed event loop <"):
-        del lp
-        gc.collect()
+        _drop_all(held)
 
 
 def test_loop_repr(loop):
@@ -1280,7 +1286,8 @@ def test_instrument_sees_task_steps_and_failing_callbacks(tidal_loop):
 
     task = loop.run_until_complete(main())
     steps = [
-        h for name, h in rec.events
+        h
+        for name, h in rec.events
         if name == "before_callback" and getattr(h._callback, "__self__", None) is task
     ]
     assert len(steps) == 2

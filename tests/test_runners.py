@@ -102,7 +102,8 @@ def test_run_refused_inside_running_loop(loop, arun, loop_name):
     async def main():
         coro = asyncio.sleep(0)
         with pytest.raises(
-            RuntimeError, match=rf"^{loop_name}\.run\(\) cannot be called from a running event loop$"
+            RuntimeError,
+            match=rf"^{loop_name}\.run\(\) cannot be called from a running event loop$",
         ):
             RUN[loop_name](coro)
         coro.close()

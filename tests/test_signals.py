@@ -135,9 +135,13 @@ def test_sigint_handler_replaces_keyboard_interrupt(loop):
 def test_argument_errors(loop):
     coro = coro_fn()
     try:
-        with pytest.raises(TypeError, match=r"^coroutines cannot be used with add_signal_handler\(\)$"):
+        with pytest.raises(
+            TypeError, match=r"^coroutines cannot be used with add_signal_handler\(\)$"
+        ):
             loop.add_signal_handler(signal.SIGUSR1, coro_fn)
-        with pytest.raises(TypeError, match=r"^coroutines cannot be used with add_signal_handler\(\)$"):
+        with pytest.raises(
+            TypeError, match=r"^coroutines cannot be used with add_signal_handler\(\)$"
+        ):
             loop.add_signal_handler(signal.SIGUSR1, coro)
     finally:
         coro.close()
