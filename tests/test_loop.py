@@ -1397,3 +1397,58 @@ def test_virtual_time_through_clock_and_poller_seams():
         assert loop._ssock.fileno() in poller.interest
     finally:
         loop.close()
+
+
+# ----------------------------------------------------------------------
+# Differential: one random program, both loops, the same trace
+# ----------------------------------------------------------------------
+
+
+def _random_program_trace(factory, seed):
+    """Run a seeded mix of call_soon / due call_at (with ties) / cancel /
+    callbacks scheduling more, one turn at a time; return what ran, per turn."""
+    rng = random.Random(seed)
+    lp = factory()
+    trace = []
+    handles = []
+    try:
+        base = lp.time() - 10  # every timer is already due: no timing noise
+
+        def cb(tag, depth):
+            trace.append(tag)
+            if depth < 2 and rng.random() < 0.3:
+                schedule(f"{tag}.c", depth + 1)
+            if handles and rng.random() < 0.2:
+                rng.choice(handles).cancel()
+
+        def schedule(tag, depth=0):
+            kind = rng.random()
+            if kind < 0.5:
+                handles.append(lp.call_soon(cb, tag, depth))
+            else:
+                # Few distinct times, so many timers tie on `when`.
+                handles.append(lp.call_at(base + rng.randrange(4), cb, tag, depth))
+
+        for turn in range(6):
+            for i in range(rng.randrange(1, 40)):
+                schedule(f"t{turn}.{i}")
+            # Far timers that never fire, many cancelled: the heap's lazy
+            # pruning and its rebuild above 100 timers must match too.
+            far = [lp.call_at(base + 1000 + rng.random(), cb, "far", 0) for _ in range(60)]
+            for h in rng.sample(far, rng.randrange(0, 60)):
+                h.cancel()
+            for _ in range(rng.randrange(0, 8)):
+                rng.choice(handles).cancel()
+            lp.stop()
+            lp.run_forever()
+            trace.append(f"-- turn {turn}: {len(lp._scheduled)} {lp._timer_cancelled_count}")
+    finally:
+        lp.close()
+    return trace
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_random_schedule_runs_as_asyncio_does(seed):
+    expected = _random_program_trace(asyncio.new_event_loop, seed)
+    assert _random_program_trace(tidal.new_event_loop, seed) == expected
+    assert len(expected) > 20
