@@ -48,11 +48,11 @@ import threading
 import traceback
 import warnings
 import weakref
-from asyncio import base_events, coroutines, events, futures, tasks
+from asyncio import coroutines, events, futures, tasks
 from typing import Any, Callable, Awaitable
 
 from . import _connect, _dns, _server, _signals, _sock
-from .transports import _datagram
+from .transports import _datagram, _pipe, _subprocess
 from ._clock import MonotonicClock
 from ._handles import Handle, TimerHandle
 from ._poller import default_poller
@@ -606,10 +606,7 @@ class EventLoop(asyncio.AbstractEventLoop):
             else:
                 value = repr(value)
             log_lines.append(f"{key}: {value}")
-        # The same logger object, but looked up where asyncio's loop finds it,
-        # at call time: tests that patch asyncio.base_events.logger (asyncio's
-        # own, and many users') see tidal's reports too.
-        base_events.logger.error("\n".join(log_lines), exc_info=exc_info)
+        logger.error("\n".join(log_lines), exc_info=exc_info)
 
     def call_exception_handler(self, context: dict[str, Any]) -> None:
         """Report an error that has no caller to raise to; never raises itself."""
@@ -891,6 +888,12 @@ class EventLoop(asyncio.AbstractEventLoop):
     create_unix_server = _server.create_unix_server
 
     create_datagram_endpoint = _datagram.create_datagram_endpoint
+
+    connect_read_pipe = _pipe.connect_read_pipe
+    connect_write_pipe = _pipe.connect_write_pipe
+
+    subprocess_exec = _subprocess.subprocess_exec
+    subprocess_shell = _subprocess.subprocess_shell
 
 
 def _set_result_unless_cancelled(fut: asyncio.Future[Any], result: Any) -> None:

@@ -1,0 +1,50 @@
+"""tidal's loop is its own: no import of asyncio's private loop implementation."""
+
+import ast
+import pathlib
+
+import tidal
+
+FORBIDDEN = {
+    "base_events",
+    "selector_events",
+    "unix_events",
+    "sslproto",
+    "base_subprocess",
+    "proactor_events",
+    "windows_events",
+}
+SRC = pathlib.Path(tidal.__file__).parent
+
+
+def _imported_asyncio_modules(tree: ast.AST) -> set[str]:
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            if node.module == "asyncio":
+                found.update(alias.name for alias in node.names)
+            elif node.module.startswith("asyncio."):
+                found.add(node.module.split(".")[1])
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.startswith("asyncio."):
+                    found.add(alias.name.split(".")[1])
+        elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+            if node.value.id == "asyncio":
+                found.add(node.attr)
+    return found
+
+
+def test_no_private_asyncio_loop_modules():
+    offenders = {}
+    for path in SRC.rglob("*.py"):
+        bad = _imported_asyncio_modules(ast.parse(path.read_text())) & FORBIDDEN
+        if bad:
+            offenders[str(path.relative_to(SRC))] = sorted(bad)
+    assert offenders == {}
+
+
+def test_loop_class_derives_from_abstract_loop_only():
+    import asyncio
+
+    assert tidal.EventLoop.__mro__ == (tidal.EventLoop, asyncio.AbstractEventLoop, object)
