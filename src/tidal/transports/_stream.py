@@ -73,6 +73,11 @@ _recv_views: weakref.WeakKeyDictionary[Any, memoryview] = weakref.WeakKeyDiction
 
 
 def _shared_recv_view(loop: Any) -> memoryview:
+    """The loop's scratch receive buffer (MAX_READ bytes).
+
+    Anything running on `loop` may fill and read it within one callback;
+    nothing may keep data in it across callbacks (the next read reuses it).
+    """
     view = _recv_views.get(loop)
     if view is None:
         view = memoryview(bytearray(MAX_READ))
