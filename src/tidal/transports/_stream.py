@@ -390,7 +390,7 @@ class StreamTransport(transports.Transport):
             if n == len(data):
                 return
             self._queue(data, n)
-            self._loop._add_writer(self._sock_fd, self._write_ready)
+            self._watch_writable()
         else:
             self._queue(data, 0)
         if self._buffer_size > self._high_water and not self._protocol_paused:
@@ -444,12 +444,21 @@ class StreamTransport(transports.Transport):
                 n = 0
             if not self._buffer_size:
                 return
-            self._loop._add_writer(self._sock_fd, self._write_ready)
+            self._watch_writable()
         else:
             for data in items:
                 self._queue(data, 0)
         if self._buffer_size > self._high_water and not self._protocol_paused:
             self._pause_protocol()
+
+    def _watch_writable(self) -> None:
+        """Register the writer, unless it still is: resume_writing() runs inside
+        _write_ready, where a write may refill the emptied queue before the
+        writer is removed; keeping the live handle saves a Handle and two
+        epoll_ctl calls per flow-control cycle."""
+        loop = self._loop
+        if self._sock_fd not in loop._writers:
+            loop._add_writer(self._sock_fd, self._write_ready)
 
     def _queue(self, data: Any, offset: int) -> None:
         """Append data[offset:] to the write queue, owning what it keeps."""
