@@ -13,7 +13,6 @@ import os
 import resource
 import socket
 import ssl
-import struct
 import subprocess
 import sys
 import time
