@@ -95,7 +95,24 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
         _outcomes[report.nodeid] = "pass"
 
 
-def pytest_runtest_teardown(item: pytest.Item) -> None:
+_gc_frozen = False
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    global _gc_frozen
+    if item.nodeid in _ids and not _gc_frozen:
+        # Several CPython tests call gc.collect() a hundred times over (the
+        # *_del_collect tests); each full collection walks every object pytest
+        # and the collected suite hold, which made them most of the run time.
+        # Freezing what exists before the tests start leaves collections only
+        # the objects the tests themselves create.
+        gc.collect()
+        gc.freeze()
+        _gc_frozen = True
+
+
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    global _gc_frozen
     # A CPython test that fails (or is an expected NOT_YET failure) skips its
     # own cleanup and leaves sockets and transports behind; collect them now,
     # while this test's warning filters apply, rather than in the next test's
@@ -103,6 +120,9 @@ def pytest_runtest_teardown(item: pytest.Item) -> None:
     # ResourceWarnings its own collect() produces).
     if _outcomes.get(item.nodeid) in ("fail", "xfail"):
         gc.collect()
+    if _gc_frozen and (nextitem is None or nextitem.nodeid not in _ids):
+        gc.unfreeze()
+        _gc_frozen = False
 
 
 COLUMNS = ["run", "pass", "fail", "xfail", "excluded", "n/a", "skipped"]
@@ -147,7 +167,9 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
                 {
                     "python": cpython_harness.python_version(),
                     "loop": cpython_harness.LOOP_UNDER_TEST,
-                    "modules": {m: dict(c) for m, c in per_module.items()},
+                    "modules": {
+                        m: dict(per_module[m]) for m in sorted(per_module, key=lambda m: order.get(m, 99))
+                    },
                     "failed": sorted(_ids[n] for n, o in _outcomes.items() if o == "fail"),
                 },
                 f,

@@ -9,6 +9,7 @@ How a CPython test gets its loop, and how we redirect it
 * ``create_event_loop()`` (EventLoopTestsMixin, BaseSockTestsMixin) and
   ``new_loop()`` (FunctionalTestCaseMixin: test_server, test_buffered_proto):
   overridden to return ``tidal.new_event_loop()``.
+* ``create_policy()`` (test_unix_events.PolicyTests): tidal's policy.
 * ``asyncio.new_event_loop()``, ``asyncio.run()``, ``asyncio.Runner`` and
   ``unittest.IsolatedAsyncioTestCase`` all ask the event loop policy: every
   generated class installs ``tidal.EventLoopPolicy()`` around its whole run
@@ -83,6 +84,8 @@ MODULES = [
     "test_protocols",
     "test_buffered_proto",
     "test_unix_events",
+    "test_ssl",
+    "test_sslproto",
 ]
 
 # Classes not generated at all: the same tests as a class that is generated,
@@ -97,6 +100,7 @@ NOT_GENERATED = {
     "test_sock_lowlevel.KqueueEventLoopTests": "same tests as SelectEventLoopTests",
     "test_server.ProactorStartServerTests": "Windows only",
     "test_buffered_proto.BufferedProtocolProactorTests": "Windows only",
+    "test_sslproto.ProactorStartTLSTests": "Windows only",
 }
 
 # The one kept copy of the per-selector classes gets a name that says what it
@@ -104,6 +108,7 @@ NOT_GENERATED = {
 RENAMED = {
     "test_events.SelectEventLoopTests": "EventLoopTests",
     "test_sock_lowlevel.SelectEventLoopTests": "SockTests",
+    "test_sslproto.SelectorStartTLSTests": "StartTLSTests",
 }
 
 # setUp builds asyncio's own loop class directly (then only uses public API
@@ -149,6 +154,10 @@ def _create_event_loop(self: Any) -> asyncio.AbstractEventLoop:
     return new_event_loop()
 
 
+def _create_policy(self: Any) -> asyncio.AbstractEventLoopPolicy:
+    return new_policy()
+
+
 def _own_loop_setup(self: Any) -> None:
     test_utils.TestCase.setUp(self)
     self.loop = new_event_loop()
@@ -184,6 +193,8 @@ def _adapt(modname: str, cls: type) -> type:
         ns["create_event_loop"] = _create_event_loop
     if hasattr(cls, "new_loop"):
         ns["new_loop"] = _runners_new_loop if modname == "test_runners" else _create_event_loop
+    if hasattr(cls, "create_policy"):  # test_unix_events.PolicyTests
+        ns["create_policy"] = _create_policy
     for base in cls.__mro__:
         if f"{base.__module__.rpartition('.')[2]}.{base.__name__}" in OWN_LOOP_IN_SETUP:
             ns["setUp"] = _own_loop_setup

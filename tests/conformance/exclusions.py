@@ -22,7 +22,10 @@ Three lists, three meanings:
 
 from __future__ import annotations
 
-import sys
+_PATCHES_BASE_EVENTS_LOGGER = (
+    "patches asyncio.base_events.logger; tidal logs to the same 'asyncio' logger but "
+    "never imports asyncio.base_events (tests/test_independence.py)"
+)
 
 EXCLUDED: dict[str, str] = {
     "test_runners.RunTests.test_asyncio_run_debug": (
@@ -31,6 +34,23 @@ EXCLUDED: dict[str, str] = {
     "test_tasks.CoroutineGatherTests.test_issue46672": (
         "patches asyncio.base_events.BaseEventLoop.call_exception_handler on the class"
     ),
+    "test_futures.CFutureTests.test_tb_logger_exception_unretrieved": _PATCHES_BASE_EVENTS_LOGGER,
+    "test_futures.CFutureTests.test_future_exception_never_retrieved": _PATCHES_BASE_EVENTS_LOGGER,
+    "test_futures.CFutureTests.test_future_exception_never_retrieved_debug": _PATCHES_BASE_EVENTS_LOGGER,
+    "test_futures.CSubFutureTests.test_tb_logger_exception_unretrieved": _PATCHES_BASE_EVENTS_LOGGER,
+    "test_futures.CSubFutureTests.test_future_exception_never_retrieved": _PATCHES_BASE_EVENTS_LOGGER,
+    "test_futures.CSubFutureTests.test_future_exception_never_retrieved_debug": _PATCHES_BASE_EVENTS_LOGGER,
+    "test_futures.PyFutureTests.test_tb_logger_exception_unretrieved": _PATCHES_BASE_EVENTS_LOGGER,
+    "test_futures.PyFutureTests.test_future_exception_never_retrieved": _PATCHES_BASE_EVENTS_LOGGER,
+    "test_futures.PyFutureTests.test_future_exception_never_retrieved_debug": _PATCHES_BASE_EVENTS_LOGGER,
+    "test_tasks.CTask_CFuture_Tests.test_error_in_call_soon": _PATCHES_BASE_EVENTS_LOGGER,
+    "test_tasks.CTask_CFuture_SubclassTests.test_error_in_call_soon": _PATCHES_BASE_EVENTS_LOGGER,
+    "test_tasks.CTaskSubclass_PyFuture_Tests.test_error_in_call_soon": _PATCHES_BASE_EVENTS_LOGGER,
+    "test_tasks.PyTask_CFutureSubclass_Tests.test_error_in_call_soon": _PATCHES_BASE_EVENTS_LOGGER,
+    "test_tasks.CTask_PyFuture_Tests.test_error_in_call_soon": _PATCHES_BASE_EVENTS_LOGGER,
+    "test_tasks.PyTask_CFuture_Tests.test_error_in_call_soon": _PATCHES_BASE_EVENTS_LOGGER,
+    "test_tasks.PyTask_PyFuture_Tests.test_error_in_call_soon": _PATCHES_BASE_EVENTS_LOGGER,
+    "test_tasks.PyTask_PyFuture_SubclassTests.test_error_in_call_soon": _PATCHES_BASE_EVENTS_LOGGER,
     "test_events.EventLoopTests.test_create_server_multiple_hosts_ipv4": (
         "patches asyncio.base_events.socket and the loop's private _start_serving/_stop_serving"
     ),
@@ -78,45 +98,46 @@ EXCLUDED: dict[str, str] = {
     ),
 }
 
-if sys.version_info[:2] == (3, 12):
-    # 3.12's Server counts clients (_attach() with no argument); 3.13's, like
-    # tidal's, keeps the set of client transports (_attach(transport)), and
-    # these same tests pass on 3.13.
-    EXCLUDED.update(
-        {
-            "test_server.TestServer2.test_wait_closed_basic": (
-                "calls 3.12's private Server._attach() (a counter; tidal keeps 3.13's set)"
-            ),
-            "test_server.TestServer2.test_wait_closed_race": (
-                "calls 3.12's private Server._attach() (a counter; tidal keeps 3.13's set)"
-            ),
-        }
-    )
+_ASYNCIO_HANDLE = (
+    "unit test of asyncio.Handle on a mock loop (tidal's handles: tests/test_handles.py)"
+)
 
 NOT_APPLICABLE: dict[str, str] = {
+    "test_events.TimerTests": (
+        "unit tests of asyncio.TimerHandle on a mock loop (tidal's handles: tests/test_handles.py)"
+    ),
+    "test_events.HandleTests.test_handle": _ASYNCIO_HANDLE,
+    "test_events.HandleTests.test_callback_with_exception": _ASYNCIO_HANDLE,
+    "test_events.HandleTests.test_handle_weakref": _ASYNCIO_HANDLE,
+    "test_events.HandleTests.test_handle_repr": _ASYNCIO_HANDLE,
+    "test_events.HandleTests.test_handle_repr_debug": _ASYNCIO_HANDLE,
+    "test_events.HandleTests.test_coroutine_like_object_debug_formatting": (
+        "unit test of asyncio.coroutines._format_coroutine, no loop involved"
+    ),
+    "test_runners.RunTests.test_loop_factory_default_event_loop": (
+        "runs asyncio.EventLoop, passed explicitly as loop_factory"
+    ),
+    "test_unix_events.SelectorEventLoopSignalTests": (
+        "constructs asyncio.SelectorEventLoop, tests its signal code with asyncio.unix_events.signal mocked"
+    ),
+    "test_unix_events.SafeChildWatcherTests": (
+        "unit tests of asyncio.SafeChildWatcher with os.waitpid and loop.add_signal_handler mocked"
+    ),
+    "test_unix_events.FastChildWatcherTests": (
+        "unit tests of asyncio.FastChildWatcher with os.waitpid and loop.add_signal_handler mocked"
+    ),
     "test_unix_events.UnixReadPipeTransportTests": (
         "unit tests of asyncio.unix_events._UnixReadPipeTransport on TestLoop with os mocked"
     ),
     "test_unix_events.UnixWritePipeTransportTests": (
         "unit tests of asyncio.unix_events._UnixWritePipeTransport on TestLoop with os mocked"
     ),
+    "test_sslproto.SslProtoHandshakeTests": (
+        "unit tests of asyncio.sslproto.SSLProtocol (asyncio's TLS layer) with mocked transports"
+    ),
 }
 
 NOT_YET_REASON = "issue 4: TLS/subprocess/pipes/sendfile"
 
 # id -> which of the issue-4 features it needs (ssl, subprocess, pipe, sendfile)
-NOT_YET: dict[str, str] = {
-    "test_events.EventLoopTests.test_create_server_ssl": "ssl",
-    "test_events.EventLoopTests.test_create_server_ssl_match_failed": "ssl",
-    "test_events.EventLoopTests.test_create_server_ssl_verified": "ssl",
-    "test_events.EventLoopTests.test_create_server_ssl_verify_failed": "ssl",
-    "test_events.EventLoopTests.test_create_ssl_connection": "ssl",
-    "test_events.EventLoopTests.test_create_ssl_unix_connection": "ssl",
-    "test_events.EventLoopTests.test_create_unix_server_ssl": "ssl",
-    "test_events.EventLoopTests.test_create_unix_server_ssl_verified": "ssl",
-    "test_events.EventLoopTests.test_create_unix_server_ssl_verify_failed": "ssl",
-    "test_events.EventLoopTests.test_ssl_connect_accepted_socket": "ssl",
-    "test_streams.StreamTests.test_open_connection_no_loop_ssl": "ssl",
-    "test_streams.StreamTests.test_open_unix_connection_no_loop_ssl": "ssl",
-    "test_streams.StreamTests.test_start_tls": "ssl",
-}
+NOT_YET: dict[str, str] = {}
