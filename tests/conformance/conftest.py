@@ -19,8 +19,8 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))  # cpython_harness, exclusions
 
-import cpython_harness  # noqa: E402
-import exclusions  # noqa: E402
+import cpython_harness
+import exclusions
 
 NA_PREFIX = "not applicable:"
 EXCLUDED_PREFIX = "excluded:"
@@ -47,7 +47,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if na:
             item.add_marker(pytest.mark.skip(reason=f"{NA_PREFIX} {na}"))
         elif tid in exclusions.EXCLUDED:
-            item.add_marker(pytest.mark.skip(reason=f"{EXCLUDED_PREFIX} {exclusions.EXCLUDED[tid]}"))
+            item.add_marker(
+                pytest.mark.skip(reason=f"{EXCLUDED_PREFIX} {exclusions.EXCLUDED[tid]}")
+            )
         elif tid in exclusions.NOT_YET:
             item.add_marker(
                 pytest.mark.xfail(strict=True, reason=exclusions.NOT_YET_REASON, run=True)
@@ -168,7 +170,8 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
                     "python": cpython_harness.python_version(),
                     "loop": cpython_harness.LOOP_UNDER_TEST,
                     "modules": {
-                        m: dict(per_module[m]) for m in sorted(per_module, key=lambda m: order.get(m, 99))
+                        m: dict(per_module[m])
+                        for m in sorted(per_module, key=lambda m: order.get(m, 99))
                     },
                     "failed": sorted(_ids[n] for n, o in _outcomes.items() if o == "fail"),
                 },

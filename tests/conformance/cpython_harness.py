@@ -40,7 +40,8 @@ import os
 import sys
 import types
 import unittest
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from test.test_asyncio import utils as test_utils
 
@@ -86,6 +87,7 @@ MODULES = [
     "test_unix_events",
     "test_ssl",
     "test_sslproto",
+    "test_sendfile",
 ]
 
 # Classes not generated at all: the same tests as a class that is generated,
@@ -101,6 +103,9 @@ NOT_GENERATED = {
     "test_server.ProactorStartServerTests": "Windows only",
     "test_buffered_proto.BufferedProtocolProactorTests": "Windows only",
     "test_sslproto.ProactorStartTLSTests": "Windows only",
+    "test_sendfile.EPollEventLoopTests": "same tests as SelectEventLoopTests",
+    "test_sendfile.PollEventLoopTests": "same tests as SelectEventLoopTests",
+    "test_sendfile.KqueueEventLoopTests": "same tests as SelectEventLoopTests",
 }
 
 # The one kept copy of the per-selector classes gets a name that says what it
@@ -109,6 +114,7 @@ RENAMED = {
     "test_events.SelectEventLoopTests": "EventLoopTests",
     "test_sock_lowlevel.SelectEventLoopTests": "SockTests",
     "test_sslproto.SelectorStartTLSTests": "StartTLSTests",
+    "test_sendfile.SelectEventLoopTests": "SendfileTests",
 }
 
 # setUp builds asyncio's own loop class directly (then only uses public API
@@ -209,7 +215,11 @@ def _import_failure(modname: str, exc: BaseException) -> type:
     return type(
         f"{modname}__Import",
         (unittest.TestCase,),
-        {"test_import": test_import, "_conformance_id": f"{modname}.Import", "__module__": __name__},
+        {
+            "test_import": test_import,
+            "_conformance_id": f"{modname}.Import",
+            "__module__": __name__,
+        },
     )
 
 
@@ -221,7 +231,7 @@ def generated_classes() -> dict[str, type]:
             mod = _module(modname)
         except unittest.SkipTest:
             continue
-        except Exception as exc:  # one broken module must not hide the others
+        except Exception as exc:  # noqa: BLE001 - one broken module must not hide the others
             klass = _import_failure(modname, exc)
             out[klass.__name__] = klass
             continue
