@@ -9,7 +9,7 @@ PY312 := $(lastword $(sort $(wildcard $(PYENV_ROOT)/versions/3.12.*/bin/python3)
 PY313 := $(lastword $(sort $(wildcard $(PYENV_ROOT)/versions/3.13.*/bin/python3)))
 PYTEST_ARGS ?=
 
-.PHONY: run test test-default test-3.12 test-3.13 lint clean
+.PHONY: run test test-default test-3.12 test-3.13 bench lint clean
 
 # A venv with tidal only (the tour needs nothing else).
 $(VENV)/.installed: pyproject.toml
@@ -57,6 +57,15 @@ else
 	.venv-3.13/bin/python -m pytest $(PYTEST_ARGS)
 endif
 
+# The benchmark: asyncio, uvloop and tidal side by side, ~12 minutes; results in bench-results/.
+# BENCH_ARGS=--quick for a one-minute smoke run (python -m tidal.bench --help for the rest).
+BENCH_ARGS ?=
+bench: $(VENV)/.installed
+	@if [ ! -f $(VENV)/.installed-bench ] || [ pyproject.toml -nt $(VENV)/.installed-bench ]; then \
+	    $(VENV)/bin/python -m pip install -q -e '.[bench]' && touch $(VENV)/.installed-bench; fi
+	@command -v wrk >/dev/null || echo "!! wrk not found (apt-get install wrk): HTTP is loaded by tidal's C load generator"
+	$(VENV)/bin/python -m tidal.bench $(BENCH_ARGS)
+
 lint:
 	$(call testvenv,$(VENV),$(PYTHON))
 	$(VENV)/bin/python -m pip install -q ruff mypy
@@ -64,5 +73,5 @@ lint:
 	$(VENV)/bin/python -m mypy
 
 clean:
-	rm -rf $(VENV) .venv-3.12 .venv-3.13 build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-3.12 .venv-3.13 build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache bench-results
 	find . -name __pycache__ -prune -exec rm -rf {} +

@@ -1,0 +1,178 @@
+"""Worker: scheduler micro-benchmarks on the loop under test, in operations per second.
+
+``python -m tidal.bench.micro --loop NAME --seconds S [--only a,b]`` prints one
+JSON object: ``{"loop": ..., "results": {id: ops_per_s}}``.
+
+Each benchmark is an ``async def`` doing a batch of ``n`` operations.  It runs
+on a fresh loop: a short warm-up, then batches until ``--seconds`` have
+passed; the rate is operations over the time those batches took.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import sys
+import threading
+import time
+from collections.abc import Awaitable, Callable
+
+from . import _worker
+from .contestants import LOOP_NAMES, describe
+
+
+async def call_soon_chain(n: int) -> int:
+    """A callback that schedules the next: the ready queue's round trip."""
+    loop = asyncio.get_running_loop()
+    done = loop.create_future()
+    left = n
+
+    def step() -> None:
+        nonlocal left
+        left -= 1
+        if left:
+            loop.call_soon(step)
+        else:
+            done.set_result(None)
+
+    loop.call_soon(step)
+    await done
+    return n
+
+
+async def call_later_third_cancelled(n: int) -> int:
+    """n timers spread over 100 us, every third cancelled (the usual fate of a timeout)."""
+    loop = asyncio.get_running_loop()
+    done = loop.create_future()
+    expected = n - len(range(0, n, 3))
+    fired = 0
+
+    def on_timer() -> None:
+        nonlocal fired
+        fired += 1
+        if fired == expected:
+            done.set_result(None)
+
+    # Due within 100 us: making a thousand timers takes longer than that on
+    # any loop, so the batch measures timer work, not sleeping.
+    handles = [loop.call_later((i % 100) * 1e-6, on_timer) for i in range(n)]
+    for handle in handles[::3]:
+        handle.cancel()
+    await done
+    return n
+
+
+async def future_set_await(n: int) -> int:
+    """Create a future, have a callback resolve it, await it."""
+    loop = asyncio.get_running_loop()
+    for _ in range(n):
+        fut = loop.create_future()
+        loop.call_soon(fut.set_result, None)
+        await fut
+    return n
+
+
+async def _nothing() -> None:
+    pass
+
+
+async def task_create_gather(n: int) -> int:
+    """Tasks made and gathered a hundred at a time."""
+    loop = asyncio.get_running_loop()
+    for _ in range(n // 100):
+        await asyncio.gather(*[loop.create_task(_nothing()) for _ in range(100)])
+    return n // 100 * 100
+
+
+async def queue_ping_pong(n: int) -> int:
+    """Two tasks passing an item back and forth through two asyncio.Queues; one op = a round trip."""
+    ping: asyncio.Queue[int] = asyncio.Queue()
+    pong: asyncio.Queue[int] = asyncio.Queue()
+
+    async def ponger() -> None:
+        for _ in range(n):
+            pong.put_nowait(await ping.get())
+
+    task = asyncio.get_running_loop().create_task(ponger())
+    for i in range(n):
+        ping.put_nowait(i)
+        await pong.get()
+    await task
+    return n
+
+
+async def call_soon_threadsafe(n: int) -> int:
+    """Another thread schedules n callbacks: the wake-up path, under contention for the GIL."""
+    loop = asyncio.get_running_loop()
+    done = loop.create_future()
+    count = 0
+
+    def callback() -> None:
+        nonlocal count
+        count += 1
+        if count == n:
+            done.set_result(None)
+
+    def producer() -> None:
+        for _ in range(n):
+            loop.call_soon_threadsafe(callback)
+
+    thread = threading.Thread(target=producer)
+    thread.start()
+    try:
+        await done
+    finally:
+        thread.join()
+    return n
+
+
+# id -> (label, benchmark, batch size); a batch takes milliseconds on any loop.
+BENCHMARKS: dict[str, tuple[str, Callable[[int], Awaitable[int]], int]] = {
+    "call_soon": ("call_soon chain", call_soon_chain, 10_000),
+    "call_later": ("call_later, 1/3 cancelled", call_later_third_cancelled, 1_000),
+    "future": ("future set+await", future_set_await, 2_000),
+    "gather": ("task create+gather", task_create_gather, 1_000),
+    "queue": ("Queue ping-pong", queue_ping_pong, 1_000),
+    "threadsafe": ("call_soon_threadsafe", call_soon_threadsafe, 5_000),
+}
+
+
+async def measure(bench: Callable[[int], Awaitable[int]], batch: int, seconds: float) -> float:
+    warm_until = time.perf_counter() + min(0.1, seconds / 2)
+    while time.perf_counter() < warm_until:
+        await bench(batch)
+    ops = 0
+    t0 = time.perf_counter()
+    while True:
+        ops += await bench(batch)
+        elapsed = time.perf_counter() - t0
+        if elapsed >= seconds:
+            return ops / elapsed
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--loop", required=True, choices=LOOP_NAMES)
+    p.add_argument("--seconds", type=float, default=0.5, help="measured time per benchmark")
+    p.add_argument("--only", default="", help="comma-separated ids: " + ",".join(BENCHMARKS))
+    args = p.parse_args(argv)
+    names = [n for n in args.only.split(",") if n] or list(BENCHMARKS)
+    errors = _worker.ErrorCounter()
+    results: dict[str, float] = {}
+    for name in names:
+        _label, bench, batch = BENCHMARKS[name]
+
+        async def run(bench: Callable[[int], Awaitable[int]] = bench, batch: int = batch) -> float:
+            asyncio.get_running_loop().set_exception_handler(errors)
+            return await measure(bench, batch, args.seconds)
+
+        gc.collect()
+        results[name] = _worker.run_on(args.loop, run())
+    print(json.dumps({"loop": describe(args.loop), "errors": errors.count, "results": results}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

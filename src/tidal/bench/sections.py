@@ -1,0 +1,470 @@
+"""The bench's sections: what each measures, on whom, and how one measurement is made.
+
+A section splits its work into *groups*; one group on one contestant is one
+fresh server (or worker) process, which then serves that group's *cells*
+one after another.  A round visits every group of every section on every
+contestant once.  Each cell gives one sample of one number per contestant
+(with p50/p99 latency beside it where a load generator measured them).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import loadgen
+from .contestants import C_EPOLL, Contestant
+from .loadgen import BenchError, Tools
+
+PROCESS_START_S = 0.3  # a Python worker's start-up, for the time estimate
+
+
+@dataclass
+class Config:
+    rounds: int = 5
+    duration: float = 0.5  # measured seconds per echo/http/scaling cell
+    warmup: float = 0.2  # load before the measured window, per cell
+    micro_seconds: float = 0.25  # measured seconds per micro-benchmark
+    micro_only: tuple[str, ...] = ()
+    echo_kinds: tuple[str, ...] = ("protocol", "buffered", "streams", "sock")
+    echo_sizes: tuple[int, ...] = (1024, 10 * 1024, 100 * 1024)
+    echo_conns: tuple[int, ...] = (10, 100)
+    http_conns: tuple[int, ...] = (10, 100)
+    http_client: str = "auto"  # auto (wrk if installed), wrk, loadgen
+    scaling_conns: tuple[int, ...] = (10, 1_000, 10_000)
+    scaling_size: int = 1024
+    memory_conns: int = 10_000
+    memory_kinds: tuple[str, ...] = ("protocol", "streams")
+    out: Path = Path("bench-results")
+
+
+@dataclass
+class Measurement:
+    section: str
+    case: str
+    contestant: str
+    value: float
+    extras: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class Context:
+    cfg: Config
+    tools: Tools
+    warn: Callable[[str], None]
+    seen_loops: dict[str, str] = field(default_factory=dict)  # contestant -> what ran
+
+    def python_cmd(self, worker: str, contestant: Contestant, *args: str) -> list[str]:
+        assert contestant.loop is not None
+        return [sys.executable, "-m", f"tidal.bench.{worker}", "--loop", contestant.loop, *args]
+
+    def server_cmd(self, worker: str, contestant: Contestant, *args: str) -> list[str]:
+        if contestant.is_python:
+            return self.python_cmd(worker, contestant, *args)
+        assert contestant.command is not None
+        exe = self.tools.get(contestant.command)
+        if exe is None:
+            raise BenchError(f"{contestant.command} is not built")
+        return [str(exe)]
+
+    def check_server(self, where: str, contestant: Contestant, server: loadgen.Server) -> None:
+        """A server that logged or hit its exception handler was not just echoing: say so."""
+        if server.done.get("loop"):
+            self.seen_loops[contestant.name] = server.done["loop"]
+        if server.stderr or server.done.get("errors"):
+            said = server.stderr[:1500] or f"DONE {server.done}"
+            self.warn(f"{where} on {contestant.name}: {said}")
+
+
+def size_label(size: int) -> str:
+    return f"{size // 1024} KiB" if size >= 1024 and size % 1024 == 0 else f"{size} B"
+
+
+class Section:
+    name = ""
+    title = ""
+    unit = ""
+    higher_is_better = True
+    latency = False  # cells carry p50/p99 latency
+
+    def groups(self, cfg: Config) -> list[str]:
+        return ["all"]
+
+    def cells(self, cfg: Config, group: str) -> list[Any]:
+        raise NotImplementedError
+
+    def case(self, group: str, cell: Any) -> str:
+        raise NotImplementedError
+
+    def cases(self, cfg: Config) -> list[str]:
+        return [self.case(g, c) for g in self.groups(cfg) for c in self.cells(cfg, g)]
+
+    def contestants(self, group: str, pool: list[Contestant]) -> list[Contestant]:
+        return [c for c in pool if c.is_python]
+
+    def unavailable(self, cfg: Config, tools: Tools) -> str | None:
+        return None
+
+    def plan(self, cfg: Config, tools: Tools) -> str:
+        raise NotImplementedError
+
+    def seconds_per_round(self, cfg: Config, tools: Tools, pool: list[Contestant]) -> float:
+        total = 0.0
+        for group in self.groups(cfg):
+            for contestant in self.contestants(group, pool):
+                total += PROCESS_START_S if contestant.is_python else 0.02
+                total += sum(self.cell_seconds(cfg, tools, c) for c in self.cells(cfg, group))
+        return total
+
+    def cell_seconds(self, cfg: Config, tools: Tools, cell: Any) -> float:
+        return cfg.warmup + cfg.duration + 0.05
+
+    def run(self, ctx: Context, group: str, contestant: Contestant) -> list[Measurement]:
+        raise NotImplementedError
+
+    def measure(
+        self,
+        ctx: Context,
+        contestant: Contestant,
+        group: str,
+        cell: Any,
+        fn: Callable[[], dict[str, Any]],
+    ) -> Measurement | None:
+        """One cell: a Measurement, or a warning and None if it could not be made."""
+        try:
+            r = fn()
+        except BenchError as e:
+            ctx.warn(f"{self.name} / {self.case(group, cell)} on {contestant.name}: {e}")
+            return None
+        extras: dict[str, float] = {k: r[k] for k in ("p50_us", "p99_us") if k in r}
+        return Measurement(self.name, self.case(group, cell), contestant.name, r["value"], extras)
+
+
+# ---------------------------------------------------------------------------
+
+
+class Micro(Section):
+    name = "micro"
+    title = "scheduler micro-benchmarks"
+    unit = "ops/s"
+
+    def _ids(self, cfg: Config) -> list[str]:
+        from .micro import BENCHMARKS
+
+        return list(cfg.micro_only or BENCHMARKS)
+
+    def cells(self, cfg: Config, group: str) -> list[Any]:
+        return self._ids(cfg)
+
+    def case(self, group: str, cell: Any) -> str:
+        from .micro import BENCHMARKS
+
+        return BENCHMARKS[cell][0]
+
+    def plan(self, cfg: Config, tools: Tools) -> str:
+        return f"{len(self._ids(cfg))} benchmarks, {cfg.micro_seconds:g} s each, in ops/s"
+
+    def cell_seconds(self, cfg: Config, tools: Tools, cell: Any) -> float:
+        return cfg.micro_seconds + min(0.1, cfg.micro_seconds / 2) + 0.02
+
+    def run(self, ctx: Context, group: str, contestant: Contestant) -> list[Measurement]:
+        ids = self._ids(ctx.cfg)
+        cmd = ctx.python_cmd(
+            "micro", contestant, "--seconds", str(ctx.cfg.micro_seconds), "--only", ",".join(ids)
+        )
+        timeout = 60 + len(ids) * ctx.cfg.micro_seconds * 4
+        try:
+            proc = subprocess.run(
+                cmd,
+                check=False,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                env=contestant.environ(),
+            )
+        except subprocess.TimeoutExpired:
+            ctx.warn(f"micro on {contestant.name}: timed out after {timeout:.0f} s")
+            return []
+        if proc.returncode != 0 or proc.stderr.strip():
+            ctx.warn(f"micro on {contestant.name}: {proc.stderr.strip()[-1500:]}")
+        if proc.returncode != 0:
+            return []
+        data = json.loads(proc.stdout.strip().splitlines()[-1])
+        ctx.seen_loops[contestant.name] = data["loop"]
+        return [
+            Measurement(self.name, self.case(group, i), contestant.name, data["results"][i])
+            for i in ids
+        ]
+
+
+class Echo(Section):
+    name = "echo"
+    title = "TCP echo on loopback, C load generator, messages/s"
+    unit = "msg/s"
+    latency = True
+
+    def groups(self, cfg: Config) -> list[str]:
+        return list(cfg.echo_kinds)
+
+    def cells(self, cfg: Config, group: str) -> list[Any]:
+        return [(size, conns) for size in cfg.echo_sizes for conns in cfg.echo_conns]
+
+    def case(self, group: str, cell: Any) -> str:
+        size, conns = cell
+        return f"{group} {size_label(size)} x{conns}"
+
+    def contestants(self, group: str, pool: list[Contestant]) -> list[Contestant]:
+        # The C reference line is a Protocol-style server: it sits with those.
+        return [c for c in pool if c.is_python or (group == "protocol" and c == C_EPOLL)]
+
+    def unavailable(self, cfg: Config, tools: Tools) -> str | None:
+        return None if tools.get("loadgen") else "the C load generator could not be built"
+
+    def plan(self, cfg: Config, tools: Tools) -> str:
+        return (
+            f"servers {'/'.join(cfg.echo_kinds)} x sizes "
+            f"{'/'.join(size_label(s) for s in cfg.echo_sizes)} x "
+            f"{'/'.join(map(str, cfg.echo_conns))} connections; {cfg.duration:g} s per cell "
+            f"after {cfg.warmup:g} s warm-up; C epoll server as the reference"
+        )
+
+    def max_seconds(self, cfg: Config, cells: int) -> float:
+        return 120 + cells * (cfg.warmup + cfg.duration + 60)
+
+    def run(self, ctx: Context, group: str, contestant: Contestant) -> list[Measurement]:
+        cfg = ctx.cfg
+        cells = self.cells(cfg, group)
+        out: list[Measurement] = []
+        cmd = ctx.server_cmd("echo", contestant, "--kind", group)
+        with loadgen.server_process(
+            cmd, contestant.environ(), self.max_seconds(cfg, len(cells))
+        ) as server:
+            for size, conns in cells:
+
+                def one(size: int = size, conns: int = conns) -> dict[str, Any]:
+                    r = loadgen.run_loadgen(
+                        ctx.tools,
+                        server.port,
+                        conns=conns,
+                        size=size,
+                        warmup=cfg.warmup,
+                        duration=cfg.duration,
+                    )
+                    return {**r, "value": r["msgs_per_s"]}
+
+                m = self.measure(ctx, contestant, group, (size, conns), one)
+                if m:
+                    out.append(m)
+        ctx.check_server(f"echo {group} server", contestant, server)
+        return out
+
+
+class Http(Section):
+    name = "http"
+    title = "HTTP/1.1 keep-alive, httptools server, requests/s"
+    unit = "req/s"
+    latency = True
+
+    def client(self, cfg: Config, tools: Tools) -> str:
+        if cfg.http_client == "auto":
+            return "wrk" if tools.wrk else "loadgen"
+        return cfg.http_client
+
+    def cells(self, cfg: Config, group: str) -> list[Any]:
+        return list(cfg.http_conns)
+
+    def case(self, group: str, cell: Any) -> str:
+        return f"GET / x{cell}"
+
+    def unavailable(self, cfg: Config, tools: Tools) -> str | None:
+        import importlib.util
+
+        if importlib.util.find_spec("httptools") is None:
+            return "httptools is not installed (pip install 'tidal[bench]', or make bench)"
+        client = self.client(cfg, tools)
+        if client == "wrk" and not tools.wrk:
+            return "wrk was asked for and is not installed (apt-get install wrk)"
+        if client == "loadgen" and not tools.get("loadgen"):
+            return "no wrk and the C load generator could not be built"
+        return None
+
+    def plan(self, cfg: Config, tools: Tools) -> str:
+        client = self.client(cfg, tools)
+        if client == "wrk":
+            how = f"wrk -t1, {max(1, round(cfg.duration))} s per cell (wrk counts whole seconds)"
+        else:
+            how = f"the C load generator speaking HTTP/1.1, {cfg.duration:g} s per cell"
+            if not tools.wrk:
+                how += " (wrk not installed: apt-get install wrk)"
+        return f"{'/'.join(map(str, cfg.http_conns))} connections; {how}"
+
+    def cell_seconds(self, cfg: Config, tools: Tools, cell: Any) -> float:
+        if self.client(cfg, tools) == "wrk":
+            return max(1, round(cfg.duration)) + 0.15
+        return super().cell_seconds(cfg, tools, cell)
+
+    def run(self, ctx: Context, group: str, contestant: Contestant) -> list[Measurement]:
+        cfg = ctx.cfg
+        client = self.client(cfg, ctx.tools)
+        out: list[Measurement] = []
+        cells = self.cells(cfg, group)
+        max_s = 120 + len(cells) * (cfg.duration + 60)
+        with loadgen.server_process(
+            ctx.python_cmd("http", contestant), contestant.environ(), max_s
+        ) as server:
+            for conns in cells:
+
+                def one(conns: int = conns) -> dict[str, Any]:
+                    if client == "wrk":
+                        assert ctx.tools.wrk
+                        r = loadgen.run_wrk(
+                            ctx.tools.wrk, server.port, conns=conns, duration=cfg.duration
+                        )
+                    else:
+                        r = loadgen.run_loadgen(
+                            ctx.tools,
+                            server.port,
+                            conns=conns,
+                            size=1,
+                            warmup=cfg.warmup,
+                            duration=cfg.duration,
+                            mode="http",
+                        )
+                    return {**r, "value": r["msgs_per_s"]}
+
+                m = self.measure(ctx, contestant, group, conns, one)
+                if m:
+                    out.append(m)
+        ctx.check_server("http server", contestant, server)
+        return out
+
+
+class Scaling(Section):
+    name = "scaling"
+    title = "echo throughput as connections grow (Protocol server), messages/s"
+    unit = "msg/s"
+    latency = True
+
+    def groups(self, cfg: Config) -> list[str]:
+        return ["protocol"]
+
+    def cells(self, cfg: Config, group: str) -> list[Any]:
+        return list(cfg.scaling_conns)
+
+    def case(self, group: str, cell: Any) -> str:
+        return f"{cell:,} conns"
+
+    def contestants(self, group: str, pool: list[Contestant]) -> list[Contestant]:
+        return [c for c in pool if c.is_python or c == C_EPOLL]
+
+    def unavailable(self, cfg: Config, tools: Tools) -> str | None:
+        return None if tools.get("loadgen") else "the C load generator could not be built"
+
+    def plan(self, cfg: Config, tools: Tools) -> str:
+        return (
+            f"{'/'.join(f'{n:,}' for n in cfg.scaling_conns)} connections, "
+            f"{size_label(cfg.scaling_size)} messages, {cfg.duration:g} s per cell "
+            "(RLIMIT_NOFILE raised to the hard limit)"
+        )
+
+    @staticmethod
+    def window(cfg: Config, conns: int) -> float:
+        """Measured seconds: long enough that each connection completes several round trips."""
+        return max(cfg.duration, conns * 200e-6)
+
+    def cell_seconds(self, cfg: Config, tools: Tools, cell: Any) -> float:
+        # Connecting, and the warm-up waiting for every connection's first reply, take time too.
+        return cfg.warmup + self.window(cfg, cell) + 0.05 + cell * 250e-6
+
+    def run(self, ctx: Context, group: str, contestant: Contestant) -> list[Measurement]:
+        cfg = ctx.cfg
+        cells = self.cells(cfg, group)
+        out: list[Measurement] = []
+        cmd = ctx.server_cmd("echo", contestant, "--kind", group)
+        with loadgen.server_process(cmd, contestant.environ(), 120 + len(cells) * 120) as server:
+            for conns in cells:
+
+                def one(conns: int = conns) -> dict[str, Any]:
+                    r = loadgen.run_loadgen(
+                        ctx.tools,
+                        server.port,
+                        conns=conns,
+                        size=cfg.scaling_size,
+                        warmup=cfg.warmup,
+                        duration=self.window(cfg, conns),
+                    )
+                    return {**r, "value": r["msgs_per_s"]}
+
+                m = self.measure(ctx, contestant, group, conns, one)
+                if m:
+                    out.append(m)
+        ctx.check_server("scaling server", contestant, server)
+        return out
+
+
+class Memory(Section):
+    name = "memory"
+    title = "memory per idle connection: server RSS growth / connections"
+    unit = "B/conn"
+    higher_is_better = False
+
+    def groups(self, cfg: Config) -> list[str]:
+        return list(cfg.memory_kinds)
+
+    def cells(self, cfg: Config, group: str) -> list[Any]:
+        return [cfg.memory_conns]
+
+    def case(self, group: str, cell: Any) -> str:
+        return f"{group}, {cell:,} idle"
+
+    def contestants(self, group: str, pool: list[Contestant]) -> list[Contestant]:
+        return [c for c in pool if c.is_python or (group == "protocol" and c == C_EPOLL)]
+
+    def unavailable(self, cfg: Config, tools: Tools) -> str | None:
+        if not Path("/proc/self/status").exists():
+            return "no /proc/<pid>/status to read VmRSS from"
+        return None if tools.get("loadgen") else "the C load generator could not be built"
+
+    def plan(self, cfg: Config, tools: Tools) -> str:
+        return (
+            f"{'/'.join(cfg.memory_kinds)} servers: VmRSS after {cfg.memory_conns:,} idle "
+            "connections (one round trip each) minus before, per connection"
+        )
+
+    def cell_seconds(self, cfg: Config, tools: Tools, cell: Any) -> float:
+        return 0.6 + cell * 200e-6
+
+    def run(self, ctx: Context, group: str, contestant: Contestant) -> list[Measurement]:
+        cfg = ctx.cfg
+        conns = cfg.memory_conns
+        cmd = ctx.server_cmd("echo", contestant, "--kind", group)
+        out: list[Measurement] = []
+        with loadgen.server_process(cmd, contestant.environ(), 300) as server:
+
+            def one() -> dict[str, Any]:
+                # Warm the server's code paths first, so "before" is a server
+                # that has served, and the delta is the connections' alone.
+                loadgen.run_loadgen(
+                    ctx.tools, server.port, conns=10, size=64, warmup=0.0, duration=0.1
+                )
+                time.sleep(0.1)
+                before = loadgen.rss_bytes(server.proc.pid)
+                with loadgen.held_connections(ctx.tools, server.port, conns):
+                    time.sleep(0.2)  # let the server finish reacting to the last replies
+                    after = loadgen.rss_bytes(server.proc.pid)
+                return {"value": (after - before) / conns}
+
+            m = self.measure(ctx, contestant, group, conns, one)
+            if m:
+                out.append(m)
+        ctx.check_server(f"memory {group} server", contestant, server)
+        return out
+
+
+SECTIONS: dict[str, Section] = {s.name: s for s in (Micro(), Echo(), Http(), Scaling(), Memory())}

@@ -1,0 +1,141 @@
+"""`make bench` / `python -m tidal bench` is a user-facing command: it must run end to end.
+
+No timed assertions: numbers on a shared machine mean nothing here.  What is
+checked is the harness: the plan, the workers on every loop, the C tools, every
+cell sampled every round, the table, the Markdown/JSON and the chart.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tidal.bench import report
+from tidal.bench.sections import SECTIONS, Measurement
+
+HAS_CC = bool(shutil.which("cc") or shutil.which("gcc"))
+HAS_UVLOOP = importlib.util.find_spec("uvloop") is not None
+HAS_MATPLOTLIB = importlib.util.find_spec("matplotlib") is not None
+HAS_HTTPTOOLS = importlib.util.find_spec("httptools") is not None
+
+
+@pytest.mark.timeout(600)
+def test_quick_bench_end_to_end(tmp_path: Path) -> None:
+    out = tmp_path / "results"
+    contestants = "asyncio,tidal-interp,tidal,C-epoll" + (",uvloop" if HAS_UVLOOP else "")
+    cmd = [
+        sys.executable,
+        "-m",
+        "tidal",
+        "bench",
+        "--quick",
+        "--duration",
+        "0.1",
+        "--micro-seconds",
+        "0.02",
+        "--contestants",
+        contestants,
+        "--out",
+        str(out),
+    ]
+    proc = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=560)
+    stdout = proc.stdout
+    assert proc.returncode == 0, stdout[-4000:] + proc.stderr[-4000:]
+
+    # The plan comes first, the table after the rounds.
+    assert stdout.index("estimated time") < stdout.index("round 1/2") < stdout.index("== micro")
+
+    data = json.loads((out / "bench.json").read_text())
+    meta, rows = data["meta"], data["results"]
+    assert meta["rounds"] == 2
+    assert "TIDAL_NO_EXT=1" in meta["contestants"]["tidal-interp"]
+    assert "interpreted" in meta["contestants"]["tidal-interp"]  # the worker said what ran
+
+    expected = {"micro"}
+    if HAS_CC:
+        expected |= {"echo", "scaling", "memory"}
+    if HAS_HTTPTOOLS and (HAS_CC or shutil.which("wrk")):
+        expected.add("http")
+    assert {r["section"] for r in rows} == expected, meta["skipped"]
+
+    python = {"asyncio", "tidal-interp", "tidal"} | ({"uvloop"} if HAS_UVLOOP else set())
+    by_case: dict[tuple[str, str], set[str]] = {}
+    for r in rows:
+        by_case.setdefault((r["section"], r["case"]), set()).add(r["contestant"])
+        # Every cell was measured in both rounds (a failed one would be missing).
+        assert len(r["samples"]) == 2, (r, meta["warnings"])
+        assert r["min"] <= r["median"] <= r["max"]
+        if r["section"] != "memory":
+            assert r["min"] > 0, r
+        if r["contestant"] == "asyncio":
+            assert r["vs"]["asyncio"] == pytest.approx(1.0)
+    for (section, case), names in by_case.items():
+        assert python <= names, (section, case, names)
+    if HAS_CC:
+        # The C reference line sits with the Protocol servers.
+        assert "C epoll" in by_case[("echo", "protocol 1 KiB x10")]
+        assert "C epoll" in by_case[("scaling", "1,000 conns")]
+        assert meta["headroom"]
+
+    # The table on the terminal, and the same as Markdown.
+    md = (out / "bench.md").read_text()
+    for section in expected:
+        assert f"== {section}:" in stdout
+        assert f"## {section}:" in md
+    assert "vs asyncio" in stdout and "| case | contestant |" in md
+    assert "== summary" in stdout
+
+    if HAS_MATPLOTLIB:
+        assert (out / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    else:
+        assert "chart skipped" in stdout and not (out / "bench.png").exists()
+
+
+def test_report_medians_spread_ratios_headroom(tmp_path: Path) -> None:
+    sections = [SECTIONS["echo"], SECTIONS["memory"]]
+    ms = []
+    for value_a, value_u, value_t, value_c in [
+        (10, 20, 15, 40),
+        (12, 22, 18, 44),
+        (11, 21, 30, 42),
+    ]:
+        for name, v in [
+            ("asyncio", value_a),
+            ("uvloop", value_u),
+            ("tidal", value_t),
+            ("C epoll", value_c),
+        ]:
+            ms.append(Measurement("echo", "protocol 1 KiB x10", name, v, {"p99_us": v * 10.0}))
+    ms.append(Measurement("memory", "protocol, 10 idle", "asyncio", 3000.0))
+    ms.append(Measurement("memory", "protocol, 10 idle", "tidal", 1500.0))
+    cases = {"echo": ["protocol 1 KiB x10"], "memory": ["protocol, 10 idle"]}
+    rows = report.aggregate(ms, sections, cases, ["asyncio", "uvloop", "tidal", "C epoll"])
+    assert [(r.section, r.contestant) for r in rows] == [
+        ("echo", "asyncio"),
+        ("echo", "uvloop"),
+        ("echo", "tidal"),
+        ("echo", "C epoll"),
+        ("memory", "asyncio"),
+        ("memory", "tidal"),
+    ]
+    tidal = rows[2]
+    assert (tidal.median, tidal.min, tidal.max) == (18, 15, 30)
+    assert tidal.vs["asyncio"] == pytest.approx(18 / 11)
+    assert tidal.vs["uvloop"] == pytest.approx(18 / 21)
+    assert tidal.extra("p99_us") == 180.0
+    assert rows[5].vs == {"asyncio": 0.5}  # memory: lower is better, the ratio says "half"
+    # Headroom: the C server over the fastest loop, rates only.
+    assert report.headroom(rows) == [("echo protocol 1 KiB x10", pytest.approx(42 / 21))]
+
+    table = report.text_table(rows, sections)
+    assert "1.64x" in table and "15 - 30" in table and "180us" in table
+    assert "2.9 KiB" in table and "lower is better" in table
+    if HAS_MATPLOTLIB:
+        assert report.write_chart(tmp_path / "c.png", rows, sections) is None
+        assert (tmp_path / "c.png").stat().st_size > 0
