@@ -54,7 +54,7 @@ if LOOP_UNDER_TEST == "asyncio":
     def new_policy() -> asyncio.AbstractEventLoopPolicy:
         return asyncio.DefaultEventLoopPolicy()
 
-    LOOP_CLASS: type = asyncio.AbstractEventLoop
+    LOOP_CLASS: type = asyncio.SelectorEventLoop
 else:
     import tidal
 
@@ -187,20 +187,23 @@ def _own_loop_setup(self: Any) -> None:
     self.set_event_loop(self.loop)
 
 
+class _ShutdownTrackingLoop(LOOP_CLASS):  # type: ignore[misc,valid-type]
+    """The loop under test, noting that asyncio.run/Runner shut its asyncgens down."""
+
+    shutdown_ag_run = False
+
+    async def shutdown_asyncgens(self) -> None:
+        self.shutdown_ag_run = True
+        await super().shutdown_asyncgens()
+
+
 def _runners_new_loop(self: Any) -> asyncio.AbstractEventLoop:
     # test_runners' BaseTest gives asyncio.run a mocked asyncio.BaseEventLoop
     # and checks in tearDown that the runner closed it and ran
-    # shutdown_asyncgens.  Keep that check, on a real tidal loop.
-    loop = new_event_loop()
-    loop.shutdown_ag_run = False  # type: ignore[attr-defined]
-    shutdown_asyncgens = loop.shutdown_asyncgens
-
-    async def tracked_shutdown_asyncgens() -> None:
-        loop.shutdown_ag_run = True  # type: ignore[attr-defined]
-        await shutdown_asyncgens()
-
-    loop.shutdown_asyncgens = tracked_shutdown_asyncgens  # type: ignore[method-assign]
-    return loop
+    # shutdown_asyncgens.  Keep that check, on a real loop of the kind under
+    # test (a subclass, not attributes set on an instance: a compiled loop
+    # class has no instance __dict__).
+    return _ShutdownTrackingLoop()
 
 
 def _adapt(modname: str, cls: type) -> type:
