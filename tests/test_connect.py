@@ -662,20 +662,6 @@ def test_ssl_false_is_plain(loop, arun, listener):
     assert peer == listener.getsockname()
 
 
-@pytest.mark.parametrize("loop_name", ["tidal"], indirect=True)
-def test_tls_not_supported_yet(loop, arun, listener):
-    """TLS is tidal's issue 4: refused after asyncio's argument checks, before connecting."""
-    with pytest.raises(NotImplementedError, match="TLS is not supported by tidal yet"):
-        arun(loop.create_connection(Proto, *listener.getsockname(), ssl=True))
-    with pytest.raises(ValueError, match="server_hostname is only meaningful"):
-        arun(loop.create_connection(Proto, *listener.getsockname(), server_hostname="x"))
-    with pytest.raises(NotImplementedError):
-        arun(loop.create_unix_connection(Proto, "/nonexistent", ssl=True, server_hostname="x"))
-    listener.settimeout(0)
-    with pytest.raises(BlockingIOError):
-        listener.accept()  # nothing was connected
-
-
 def test_create_connection_signature_matches_asyncio():
     import inspect
 

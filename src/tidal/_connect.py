@@ -41,6 +41,7 @@ except ImportError:  # pragma: no cover - Python built without OpenSSL
     _ssl_module = None  # type: ignore[assignment]
 
 from . import _dns
+from .transports import _tls
 from .transports._stream import StreamTransport
 
 logger = logging.getLogger("asyncio")  # asyncio's logger: users filter on it
@@ -49,9 +50,6 @@ _AddrInfo = tuple[int, int, int, str, tuple[Any, ...]]
 
 # 3.13 reworded the bind failure message (str(exc) instead of exc.strerror).
 _BIND_MESSAGE_USES_STR = sys.version_info >= (3, 13)
-
-_TLS_NOT_SUPPORTED = "TLS is not supported by tidal yet"
-
 
 # ----------------------------------------------------------------------
 # One non-blocking connect
@@ -476,7 +474,8 @@ async def _create_connection(
         # AF_UNIX is allowed here too, as in asyncio (backwards compatibility).
         raise ValueError(f"A Stream Socket was expected, got {sock!r}")
     if ssl:
-        raise NotImplementedError(_TLS_NOT_SUPPORTED)
+        # Checked before connecting (asyncio finds out after, leaking the socket).
+        _tls.check_timeouts(ssl_handshake_timeout, ssl_shutdown_timeout)
 
     if sock is None:
         infos = await _dns.resolve(
@@ -513,7 +512,14 @@ async def _create_connection(
     else:
         owned = False
 
-    transport, protocol = await _make_stream_transport(self, sock, protocol_factory, owned)
+    if ssl:
+        transport, protocol = await _tls.open_tls(
+            self, sock, protocol_factory, ssl, server_hostname, owned=owned,
+            ssl_handshake_timeout=ssl_handshake_timeout,
+            ssl_shutdown_timeout=ssl_shutdown_timeout,
+        )  # fmt: skip
+    else:
+        transport, protocol = await _make_stream_transport(self, sock, protocol_factory, owned)
     if self._debug:
         logger.debug(
             "%r connected to %s:%r: (%r, %r)",
@@ -618,7 +624,7 @@ async def create_unix_connection(
             raise ValueError("path and sock can not be specified at the same time")
         path = os.fspath(path)
         if ssl:
-            raise NotImplementedError(_TLS_NOT_SUPPORTED)
+            _tls.check_timeouts(ssl_handshake_timeout, ssl_shutdown_timeout)
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM, 0)
         try:
             sock.setblocking(False)
@@ -633,10 +639,16 @@ async def create_unix_connection(
         if sock.family != socket.AF_UNIX or sock.type != socket.SOCK_STREAM:
             raise ValueError(f"A UNIX Domain Stream Socket was expected, got {sock!r}")
         if ssl:
-            raise NotImplementedError(_TLS_NOT_SUPPORTED)
+            _tls.check_timeouts(ssl_handshake_timeout, ssl_shutdown_timeout)
         sock.setblocking(False)
         owned = False
 
+    if ssl:
+        return await _tls.open_tls(
+            self, sock, protocol_factory, ssl, server_hostname, owned=owned,
+            ssl_handshake_timeout=ssl_handshake_timeout,
+            ssl_shutdown_timeout=ssl_shutdown_timeout,
+        )  # fmt: skip
     return await _make_stream_transport(self, sock, protocol_factory, owned)
 
 

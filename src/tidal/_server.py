@@ -57,8 +57,6 @@ _RESOURCE_ERRNOS = frozenset((errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.E
 _PY312_1 = sys.version_info >= (3, 12, 1)
 _PY313 = sys.version_info >= (3, 13)
 
-_TLS_NOT_SUPPORTED = "TLS is not supported by tidal yet"
-
 _ProtocolFactory = Callable[[], protocols.BaseProtocol]
 
 
@@ -203,7 +201,7 @@ class Server(events.AbstractServer):
 
     def _accept_one(self, conn: socket.socket, addr: Any) -> None:
         protocol = None
-        transport = None
+        transport: Any = None
         try:
             protocol = self._protocol_factory()
             if self._ssl_context is not None:
@@ -375,7 +373,8 @@ async def create_server(
     if sock is not None:
         _check_ssl_socket(sock)
     if ssl is not None:
-        raise NotImplementedError(_TLS_NOT_SUPPORTED)
+        # Checked now: asyncio accepts a bad value here and then fails every handshake.
+        _tls.check_timeouts(ssl_handshake_timeout, ssl_shutdown_timeout)
 
     if host is not None or port is not None:
         if sock is not None:
@@ -499,7 +498,7 @@ async def create_unix_server(
     if ssl_shutdown_timeout is not None and not ssl:
         raise ValueError("ssl_shutdown_timeout is only meaningful with ssl")
     if ssl is not None:
-        raise NotImplementedError(_TLS_NOT_SUPPORTED)
+        _tls.check_timeouts(ssl_handshake_timeout, ssl_shutdown_timeout)
 
     if path is not None:
         if sock is not None:
@@ -562,7 +561,7 @@ async def connect_accepted_socket(
     ssl: Any = None,
     ssl_handshake_timeout: float | None = None,
     ssl_shutdown_timeout: float | None = None,
-) -> tuple[StreamTransport, protocols.BaseProtocol]:
+) -> tuple[Any, protocols.BaseProtocol]:
     """Wrap a socket accepted outside the loop in a transport and protocol."""
     if sock.type != socket.SOCK_STREAM:
         raise ValueError(f"A Stream Socket was expected, got {sock!r}")
@@ -572,7 +571,15 @@ async def connect_accepted_socket(
         raise ValueError("ssl_shutdown_timeout is only meaningful with ssl")
     _check_ssl_socket(sock)
     if ssl:
-        raise NotImplementedError(_TLS_NOT_SUPPORTED)
+        _tls.check_timeouts(ssl_handshake_timeout, ssl_shutdown_timeout)
+        pair = await _tls.open_tls(
+            self, sock, protocol_factory, ssl, "", owned=False, server_side=True,
+            ssl_handshake_timeout=ssl_handshake_timeout,
+            ssl_shutdown_timeout=ssl_shutdown_timeout,
+        )  # fmt: skip
+        if self._debug:
+            logger.debug("%r handled: (%r, %r)", pair[0].get_extra_info("socket"), *pair)
+        return pair
 
     sock.setblocking(False)
     protocol = protocol_factory()
