@@ -51,7 +51,7 @@ import weakref
 from asyncio import coroutines, events, futures, tasks
 from typing import Any, Callable, Awaitable
 
-from . import _connect, _dns, _server, _signals, _sock
+from . import _connect, _dns, _sendfile, _server, _signals, _sock
 from .transports import _datagram, _pipe, _subprocess
 from ._clock import MonotonicClock
 from ._handles import Handle, TimerHandle
@@ -879,6 +879,12 @@ class EventLoop(asyncio.AbstractEventLoop):
     sock_sendto = _sock.sock_sendto
     sock_connect = _sock.sock_connect
     sock_accept = _sock.sock_accept
+    sock_sendfile = _sendfile.sock_sendfile
+    sendfile = _sendfile.sendfile
+    # asyncio's private hooks, same names and signatures: called through the
+    # loop, so replacing one on an instance (CPython's tests do) takes effect.
+    _sock_sendfile_native = _sendfile.sock_sendfile_native
+    _sendfile_native = _sendfile.sendfile_native
 
     create_connection = _connect.create_connection
     create_unix_connection = _connect.create_unix_connection

@@ -56,6 +56,11 @@ _WRITELINES_AFTER_EOF = (
     if sys.version_info >= (3, 12)
     else "Cannot call write() after write_eof()"
 )
+_WRITELINES_DURING_SENDFILE = (
+    "unable to writelines; sendfile is in progress"
+    if sys.version_info >= (3, 12)
+    else "unable to write; sendfile is in progress"
+)
 
 _HAS_SENDMSG = hasattr(socket.socket, "sendmsg")
 if _HAS_SENDMSG:
@@ -401,7 +406,7 @@ class StreamTransport(transports.Transport):
         if self._eof:
             raise RuntimeError(_WRITELINES_AFTER_EOF)
         if self._empty_waiter is not None:
-            raise RuntimeError("unable to writelines; sendfile is in progress")
+            raise RuntimeError(_WRITELINES_DURING_SENDFILE)
         items = []
         for data in list_of_data:
             if not isinstance(data, (bytes, bytearray, memoryview)):
