@@ -52,7 +52,7 @@ from asyncio import coroutines, events, futures, tasks
 from typing import Any, Callable, Awaitable
 
 from . import _connect, _dns, _sendfile, _server, _signals, _sock
-from .transports import _datagram, _pipe, _subprocess
+from .transports import _datagram, _pipe, _subprocess, _tls
 from ._clock import MonotonicClock
 from ._handles import Handle, TimerHandle
 from ._poller import default_poller
@@ -892,6 +892,8 @@ class EventLoop(asyncio.AbstractEventLoop):
 
     create_server = _server.create_server
     create_unix_server = _server.create_unix_server
+
+    start_tls = _tls.start_tls
 
     create_datagram_endpoint = _datagram.create_datagram_endpoint
 

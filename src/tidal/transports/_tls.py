@@ -166,11 +166,8 @@ class SSLTransport(transports.Transport):
 
     def __repr__(self) -> str:
         proto = self._ssl_protocol
-        state = _STATE_NAMES[proto._state] if proto is not None else "UNWRAPPED"
         closed = " closed" if self._closed else ""
-        return (
-            f"<{type(self).__name__} {state}{closed} over {proto._transport if proto else None!r}>"
-        )
+        return f"<{type(self).__name__} {_STATE_NAMES[proto._state]}{closed} over {proto._transport!r}>"
 
     def __del__(self, _warn: Any = warnings.warn) -> None:
         if not getattr(self, "_closed", True):
@@ -806,9 +803,11 @@ class TLSProtocol(protocols.BufferedProtocol):
                         break
                 # Reading may produce records to send (key updates,
                 # renegotiation), and the handshake's end releases the backlog.
+                # (Nothing to send: skip the flush; every earlier flush already
+                # ran the app's flow control.)
                 if self._backlog:
                     self._do_write()
-                else:
+                elif self._outgoing.pending:
                     self._flush_outgoing()
             self._control_ssl_reading()
         except Exception as exc:  # noqa: BLE001 - the app's errors too: reported, then closed
@@ -912,13 +911,16 @@ class TLSProtocol(protocols.BufferedProtocol):
 
     def _control_ssl_reading(self) -> None:
         """Stop reading the socket while the BIO holds more than the app takes."""
+        transport = self._transport
+        if transport is None:
+            return
         size = self._incoming.pending
         if size >= self._read_high and not self._ssl_reading_paused:
             self._ssl_reading_paused = True
-            self._transport.pause_reading()
+            transport.pause_reading()
         elif size <= self._read_low and self._ssl_reading_paused:
             self._ssl_reading_paused = False
-            self._transport.resume_reading()
+            transport.resume_reading()
 
     # ------------------------------------------------------------------
     # Errors
