@@ -369,8 +369,8 @@ class Scaling(Section):
     def plan(self, cfg: Config, tools: Tools) -> str:
         return (
             f"{'/'.join(f'{n:,}' for n in cfg.scaling_conns)} connections, "
-            f"{size_label(cfg.scaling_size)} messages, {cfg.duration:g} s per cell "
-            "(RLIMIT_NOFILE raised to the hard limit)"
+            f"{size_label(cfg.scaling_size)} messages, {cfg.duration:g} s per cell or 0.2 ms "
+            "per connection if longer; RLIMIT_NOFILE raised to the hard limit"
         )
 
     @staticmethod
