@@ -1305,3 +1305,148 @@ def test_aiohttp_https(loop: Any, arun: Any, loop_name: str, ca: Any, cert: Any)
             assert set(transports) == {"SSLTransport"}
 
     arun(main())
+
+
+def test_sendfile_over_tls(loop: Any, arun: Any, ca: Any, cert: Any, tmp_path: Any) -> None:
+    """loop.sendfile on a TLS transport takes the read-and-write fallback."""
+    payload = os.urandom(3 * 1024 * 1024 + 5)
+    path = tmp_path / "payload.bin"
+    path.write_bytes(payload)
+
+    async def main() -> None:
+        protos: list[Recorder] = []
+        srv, port = await tls_server(loop, cert, lambda: protos.append(Recorder()) or protos[-1])
+        tr, pr = await loop.create_connection(
+            Recorder, "127.0.0.1", port, ssl=client_ctx(ca), server_hostname="localhost"
+        )
+        with open(path, "rb") as f:  # noqa: ASYNC230 - a local file, opened once
+            sent = await loop.sendfile(tr, f, offset=5, count=2 * 1024 * 1024)
+            assert sent == 2 * 1024 * 1024
+            assert f.tell() == 5 + sent
+            with pytest.raises(RuntimeError, match="fallback is disabled and native sendfile"):
+                await loop.sendfile(tr, f, fallback=False)
+        await wait_for_data(protos[0], sent)
+        assert bytes(protos[0].data) == payload[5 : 5 + sent]
+        tr.write(b"still usable")
+        await wait_for_data(protos[0], sent + 12)
+        tr.close()
+        await pr.lost
+        await close_server(srv)
+
+    arun(main())
+
+
+def test_read_buffer_limits(loop: Any, arun: Any, ca: Any, cert: Any) -> None:
+    async def main() -> None:
+        protos: list[Recorder] = []
+        srv, port = await tls_server(loop, cert, lambda: protos.append(Recorder()) or protos[-1])
+        tr, pr = await loop.create_connection(
+            Recorder, "127.0.0.1", port, ssl=client_ctx(ca), server_hostname="localhost"
+        )
+        assert tr.get_read_buffer_limits() == (64 * 1024, 256 * 1024)
+        tr.set_read_buffer_limits(high=32 * 1024)
+        assert tr.get_read_buffer_limits() == (8 * 1024, 32 * 1024)
+        with pytest.raises(ValueError, match=r"high \(1\) must be >= low \(2\) must be >= 0"):
+            tr.set_read_buffer_limits(high=1, low=2)
+        await protos[0].made
+        tr.pause_reading()
+        protos[0].transport.write(b"z" * 1024 * 1024)
+        await asyncio.sleep(0.2)
+        # Paused: ciphertext waits in the BIO, bounded (the socket stopped
+        # being read past the high-water mark).
+        assert 0 < tr.get_read_buffer_size() < 1024 * 1024
+        assert len(pr.data) == 0
+        tr.resume_reading()
+        await wait_for_data(pr, 1024 * 1024)
+        assert tr.get_read_buffer_size() == 0
+        tr.close()
+        await pr.lost
+        await close_server(srv)
+
+    arun(main())
+
+
+def test_start_tls_behind_queued_plaintext(loop: Any, arun: Any, ca: Any, cert: Any) -> None:
+    """start_tls right after a big plaintext write: the handshake follows the queued bytes."""
+    plain = os.urandom(16 * 1024 * 1024)
+
+    def server(lsock: socket.socket) -> tuple[bytes, bytes]:
+        conn, _ = lsock.accept()
+        conn.settimeout(10)
+        time.sleep(0.2)  # let the client's queue fill up first
+        buf = bytearray()
+        while len(buf) < len(plain):
+            chunk = conn.recv(min(262144, len(plain) - len(buf)))
+            assert chunk, "EOF inside the plaintext"
+            buf += chunk
+        with server_ctx(cert).wrap_socket(conn, server_side=True) as sock:
+            got = sock.recv(100)
+            sock.sendall(b"tls ok")
+            sock.unwrap()
+        return bytes(buf), got
+
+    async def main() -> None:
+        lsock = listening_socket()
+        with lsock:
+            peer = in_thread(loop, server, lsock)
+            tr, pr = await loop.create_connection(Recorder, *lsock.getsockname())
+            # Queued but not paused: asyncio's TLS layer asserts if the socket
+            # it inherits resumes a pause it never saw.
+            tr.set_write_buffer_limits(high=64 * 1024 * 1024)
+            tr.write(plain)
+            assert tr.get_write_buffer_size() > 0  # still queued when TLS starts
+            new_tr = await loop.start_tls(tr, pr, client_ctx(ca), server_hostname="localhost")
+            new_tr.write(b"secret")
+            await wait_for_data(pr, 6)
+            assert bytes(pr.data) == b"tls ok"
+            got_plain, got_secret = await peer
+            assert got_plain == plain and got_secret == b"secret"
+            assert await pr.lost is None
+
+    arun(main())
+
+
+def test_start_tls_while_writing_is_paused(
+    loop: Any, arun: Any, loop_name: str, loop_errors: list, ca: Any, cert: Any, request: Any
+) -> None:
+    """start_tls while the socket's queue is over its high-water mark: the TLS layer waits."""
+    if loop_name == "asyncio":
+        request.applymarker(
+            pytest.mark.xfail(strict=True, reason="asyncio: 'protocol.resume_writing() failed'")
+        )
+    plain = os.urandom(16 * 1024 * 1024)
+
+    def server(lsock: socket.socket) -> bytes:
+        conn, _ = lsock.accept()
+        conn.settimeout(10)
+        buf = bytearray()
+        while len(buf) < len(plain):
+            chunk = conn.recv(min(262144, len(plain) - len(buf)))
+            assert chunk, "EOF inside the plaintext"
+            buf += chunk
+        assert buf == plain
+        with server_ctx(cert).wrap_socket(conn, server_side=True) as sock:
+            got = sock.recv(100)
+            sock.sendall(b"tls ok")
+            sock.unwrap()
+        return got
+
+    async def main() -> None:
+        lsock = listening_socket()
+        with lsock:
+            peer = in_thread(loop, server, lsock)
+            tr, pr = await loop.create_connection(Recorder, *lsock.getsockname())
+            tr.write(plain)
+            assert pr.paused == 1
+            new_tr = await loop.start_tls(tr, pr, client_ctx(ca), server_hostname="localhost")
+            new_tr.write(b"secret")
+            await wait_for_data(pr, 6)
+            assert await peer == b"secret"
+            assert await pr.lost is None
+
+    try:
+        arun(main())
+    finally:
+        errors = [ctx["message"] for ctx in loop_errors]
+        loop_errors.clear()
+    assert errors == []

@@ -1092,6 +1092,10 @@ async def start_tls(
     # Pause first, so no data_received reaches the TLS layer before its
     # connection_made (nor the old protocol after this call).
     transport.pause_reading()
+    # If the socket's queue is over its high-water mark, the old protocol was
+    # paused: the TLS layer inherits that (asyncio's asserts when the socket
+    # later resumes a pause it never saw).
+    tls._ssl_writing_paused = bool(getattr(transport, "_protocol_paused", False))
     transport.set_protocol(tls)
     conmade_cb = self.call_soon(tls.connection_made, transport)
     resume_cb = self.call_soon(transport.resume_reading)
