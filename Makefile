@@ -8,6 +8,10 @@ PYENV_ROOT ?= $(HOME)/.pyenv
 PY312 := $(lastword $(sort $(wildcard $(PYENV_ROOT)/versions/3.12.*/bin/python3)))
 PY313 := $(lastword $(sort $(wildcard $(PYENV_ROOT)/versions/3.13.*/bin/python3)))
 PYTEST_ARGS ?=
+# A hard deadline per Python: a test that hangs past pytest-timeout (say, in a
+# teardown that joins a stuck thread) turns into a failed run with pytest's
+# summary (SIGINT), never a CI job that waits forever.
+PYTEST = timeout -s INT -k 30 570 $(1)/bin/python -m pytest $(PYTEST_ARGS)
 
 .PHONY: run test test-default test-3.12 test-3.13 bench lint clean
 
@@ -40,7 +44,7 @@ test:
 test-default:
 	$(call testvenv,$(VENV),$(PYTHON))
 	@echo "== tests on $$($(VENV)/bin/python -V)"
-	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+	$(call PYTEST,$(VENV))
 
 test-3.12:
 ifeq ($(PY312),)
@@ -48,7 +52,7 @@ ifeq ($(PY312),)
 else
 	$(call testvenv,.venv-3.12,$(PY312))
 	@echo "== tests on $$(.venv-3.12/bin/python -V)"
-	.venv-3.12/bin/python -m pytest $(PYTEST_ARGS)
+	$(call PYTEST,.venv-3.12)
 endif
 
 test-3.13:
@@ -57,7 +61,7 @@ ifeq ($(PY313),)
 else
 	$(call testvenv,.venv-3.13,$(PY313))
 	@echo "== tests on $$(.venv-3.13/bin/python -V)"
-	.venv-3.13/bin/python -m pytest $(PYTEST_ARGS)
+	$(call PYTEST,.venv-3.13)
 endif
 
 # The benchmark: asyncio, uvloop and tidal side by side, ~12 minutes; results in bench-results/.
