@@ -102,7 +102,8 @@ _gc_frozen = False
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
     global _gc_frozen
-    if item.nodeid in _ids and not _gc_frozen:
+    # (Skipped when the session froze the heap already: tests/conftest.py.)
+    if item.nodeid in _ids and not _gc_frozen and gc.get_freeze_count() == 0:
         # Several CPython tests call gc.collect() a hundred times over (the
         # *_del_collect tests); each full collection walks every object pytest
         # and the collected suite hold, which made them most of the run time.
