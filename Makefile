@@ -44,7 +44,7 @@ test:
 test-default:
 	$(call testvenv,$(VENV),$(PYTHON))
 	@echo "== tests on $$($(VENV)/bin/python -V)"
-	$(call PYTEST,$(VENV))
+	TIDAL_BENCH_E2E=1 $(call PYTEST,$(VENV))
 
 test-3.12:
 ifeq ($(PY312),)
