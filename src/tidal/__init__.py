@@ -14,16 +14,53 @@ Plain generators run as tasks too: ``tidal.spawn(gen_function, *args)``, or
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Coroutine, TypeVar
+import importlib.machinery
+import os
+import sys
+from typing import Any, Coroutine, Sequence, TypeVar
 
-from ._gen import generator_task, spawn, task_function
-from ._loop import EventLoop
+
+class _SourceFinder:
+    """Import hook for TIDAL_NO_EXT=1: load tidal's submodules from their ``.py``.
+
+    Python's import system prefers an extension module (``_loop.cpython-*.so``)
+    to the ``_loop.py`` beside it.  This finder goes first on ``sys.meta_path``
+    and offers only the source file, so the very same source runs interpreted
+    with the compiled build installed.
+    """
+
+    _loaders = [(importlib.machinery.SourceFileLoader, importlib.machinery.SOURCE_SUFFIXES)]
+
+    @classmethod
+    def find_spec(
+        cls, fullname: str, path: Sequence[str] | None, target: Any = None
+    ) -> importlib.machinery.ModuleSpec | None:
+        if path is None or not fullname.startswith(__name__ + "."):
+            return None
+        for entry in path:
+            spec = importlib.machinery.FileFinder(entry, *cls._loaders).find_spec(fullname)
+            if spec is not None:
+                return spec
+        return None
+
+
+# Before the first submodule import below: from then on it would be too late.
+if os.environ.get("TIDAL_NO_EXT", "").strip().lower() in {"1", "true", "yes", "on"}:
+    if _SourceFinder not in sys.meta_path:
+        sys.meta_path.insert(0, _SourceFinder)  # type: ignore[arg-type]
+
+from . import _handles, _loop  # noqa: E402
+from ._gen import generator_task, spawn, task_function  # noqa: E402
+from ._loop import EventLoop  # noqa: E402
 
 __version__ = "0.1.0"
 
-# True when the hot modules run as compiled extensions (the speed work);
-# the same source runs interpreted when they are not built or TIDAL_NO_EXT=1.
-COMPILED: bool = False
+# True only when the hot modules actually run as compiled extensions (the
+# build compiles them all or none); False for a pure-Python install, and with
+# TIDAL_NO_EXT=1, where the same source runs interpreted.
+COMPILED: bool = all(
+    not (module.__file__ or "").endswith(".py") for module in (_loop, _handles)
+)
 
 _T = TypeVar("_T")
 
