@@ -18,6 +18,16 @@ from typing import Any, Callable
 
 _copy_context = contextvars.copy_context
 
+# Frames of tidal's own between the user's call and Handle.__init__, skipped
+# when a debug-mode handle records where it was made: two interpreted
+# (__init__, then call_soon/_call_at), none compiled (a compiled function
+# pushes no Python frame, so the innermost frame already is the caller's).
+_COMPILED = not __file__.endswith(".py")
+_CALLER_DEPTH = 0 if _COMPILED else 2
+
+# 3.13's asyncio passes the loop's debug flag to the callback formatter.
+_FORMAT_TAKES_DEBUG = sys.version_info >= (3, 13)
+
 
 class Handle(asyncio.Handle):
     """A callback scheduled on the loop, cancellable until it has run."""
@@ -41,9 +51,34 @@ class Handle(asyncio.Handle):
         self._cancelled = False
         self._repr = None
         if debug:
-            self._source_traceback = format_helpers.extract_stack(sys._getframe(2))
+            self._source_traceback = format_helpers.extract_stack(sys._getframe(_CALLER_DEPTH))
         else:
             self._source_traceback = None
+
+
+    def _run(self) -> None:
+        # asyncio's _run, here so that it is compiled: every callback, task
+        # step and I/O event goes through this method.
+        try:
+            self._context.run(self._callback, *self._args)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            _report(self, exc)
+
+
+def _report(handle: Any, exc: BaseException) -> None:
+    """A callback raised: tell the loop's exception handler, as asyncio words it."""
+    if _FORMAT_TAKES_DEBUG:
+        cb = format_helpers._format_callback_source(
+            handle._callback, handle._args, debug=handle._loop.get_debug()
+        )
+    else:
+        cb = format_helpers._format_callback_source(handle._callback, handle._args)
+    context = {"message": f"Exception in callback {cb}", "exception": exc, "handle": handle}
+    if handle._source_traceback:
+        context["source_traceback"] = handle._source_traceback
+    handle._loop.call_exception_handler(context)
 
 
 class TimerHandle(asyncio.TimerHandle):
@@ -67,7 +102,7 @@ class TimerHandle(asyncio.TimerHandle):
         self._cancelled = False
         self._repr = None
         if debug:
-            self._source_traceback = format_helpers.extract_stack(sys._getframe(2))
+            self._source_traceback = format_helpers.extract_stack(sys._getframe(_CALLER_DEPTH))
         else:
             self._source_traceback = None
         self._when = when
@@ -90,3 +125,13 @@ class TimerHandle(asyncio.TimerHandle):
             return NotImplemented
 
     __hash__ = asyncio.TimerHandle.__hash__
+
+    # Same as Handle._run (TimerHandle cannot inherit it: it derives from
+    # asyncio's TimerHandle, not from our Handle).
+    def _run(self) -> None:
+        try:
+            self._context.run(self._callback, *self._args)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            _report(self, exc)
