@@ -39,7 +39,6 @@ import asyncio
 import collections
 import concurrent.futures
 import contextvars
-import heapq
 import logging
 import os
 import socket
@@ -49,6 +48,7 @@ import traceback
 import warnings
 import weakref
 from asyncio import coroutines, events, futures, tasks
+from heapq import heapify, heappop, heappush
 from typing import Any, Callable, Awaitable
 
 from . import _connect, _dns, _sendfile, _server, _signals, _sock
@@ -58,6 +58,13 @@ from ._handles import Handle, TimerHandle
 from ._poller import default_poller
 
 logger = logging.getLogger("asyncio")  # asyncio's logger: users filter on it
+
+_Future = futures.Future  # asyncio's C Future; bound once (create_future is per await)
+
+# Compiled, the loop's methods push no Python frame: a stack captured inside
+# them (debug-mode source tracebacks) already starts at the caller, and there
+# is no frame of ours to trim.
+_COMPILED = not __file__.endswith(".py")
 
 # Tuning values (same meaning and defaults as asyncio's, so behaviour matches).
 
@@ -105,7 +112,235 @@ def _fileobj_to_fd(fileobj: Any) -> int:
     return fd
 
 
-class EventLoop(asyncio.AbstractEventLoop):
+class _LoopCore:
+    """The loop's hot state and its per-callback methods.
+
+    Compiled, this is a ``cdef class`` (declared in ``_loop.pxd``): its state
+    is a C struct, so ``self._ready``, ``self._closed``, ``self._debug`` ... are
+    field reads rather than dict lookups, and the turn's helpers are C calls.
+    ``EventLoop`` cannot itself be a cdef class (it must derive from
+    ``asyncio.AbstractEventLoop``, a Python class), so it derives from both, as
+    uvloop's loop does: ``class EventLoop(_LoopCore, AbstractEventLoop)``.
+    Interpreted, it is an ordinary base class: the same source, the same MRO.
+    Only methods that run per callback or per turn live here; everything else
+    is on EventLoop.  Its fields are set by ``EventLoop.__init__``.
+    """
+
+    def time(self) -> float:
+        """The loop's notion of now, from its clock (monotonic by default)."""
+        return self._clock_now()
+
+    def call_soon(
+        self, callback: Callable[..., object], *args: Any, context: contextvars.Context | None = None
+    ) -> Handle:
+        if self._closed:
+            raise RuntimeError("Event loop is closed")
+        if self._debug:
+            self._check_thread()
+            self._check_callback(callback, "call_soon")
+            # The handle records its creator's caller: the user's frame.
+            handle = Handle(callback, args, self, context, True)
+        else:
+            handle = Handle(callback, args, self, context)
+        self._ready.append(handle)
+        return handle
+
+    def call_later(
+        self,
+        delay: float,
+        callback: Callable[..., object],
+        *args: Any,
+        context: contextvars.Context | None = None,
+    ) -> TimerHandle:
+        if delay is None:
+            raise TypeError("delay must not be None")
+        timer = self._call_at(self._clock_now() + delay, callback, args, context)
+        return timer
+
+    def call_at(
+        self,
+        when: float,
+        callback: Callable[..., object],
+        *args: Any,
+        context: contextvars.Context | None = None,
+    ) -> TimerHandle:
+        if when is None:
+            raise TypeError("when cannot be None")
+        return self._call_at(when, callback, args, context)
+
+    def _call_at(
+        self, when: float, callback: Callable[..., object], args: tuple[Any, ...], context: Any
+    ) -> TimerHandle:
+        if self._closed:
+            raise RuntimeError("Event loop is closed")
+        if self._debug:
+            self._check_thread()
+            self._check_callback(callback, "call_at")
+            timer = TimerHandle(when, callback, args, self, context, True)
+            # Recorded from call_at/call_later's frame: drop that one.
+            if timer._source_traceback and not _COMPILED:
+                del timer._source_traceback[-1]
+        else:
+            timer = TimerHandle(when, callback, args, self, context)
+        heappush(self._scheduled, timer)
+        timer._scheduled = True
+        return timer
+
+    def _timer_handle_cancelled(self, handle: TimerHandle) -> None:
+        """Called by TimerHandle.cancel(): count it for lazy heap pruning."""
+        if handle._scheduled:
+            self._timer_cancelled_count += 1
+
+    def _check_closed(self) -> None:
+        if self._closed:
+            raise RuntimeError("Event loop is closed")
+
+    def get_debug(self) -> bool:
+        return self._debug
+
+    def is_running(self) -> bool:
+        return self._thread_id is not None
+
+    def is_closed(self) -> bool:
+        return self._closed
+
+    def stop(self) -> None:
+        """Finish the current turn (and one more if called before running), then return."""
+        self._stopping = True
+
+    def create_future(self) -> asyncio.Future[Any]:
+        return _Future(loop=self)
+
+    def _run_once(self) -> None:
+        """One turn: poll I/O, handle time, run ready (see the module essay)."""
+        scheduled = self._scheduled
+        ready = self._ready
+
+        # Phase 1a: drop cancelled timers.
+        sched_count = len(scheduled)
+        if (
+            sched_count > _MIN_SCHEDULED_TIMER_HANDLES
+            and self._timer_cancelled_count / sched_count > _MIN_CANCELLED_TIMER_HANDLES_FRACTION
+        ):
+            live = []
+            for timer in scheduled:
+                if timer._cancelled:
+                    timer._scheduled = False
+                else:
+                    live.append(timer)
+            heapify(live)
+            self._scheduled = scheduled = live
+            self._timer_cancelled_count = 0
+        else:
+            while scheduled and scheduled[0]._cancelled:
+                self._timer_cancelled_count -= 1
+                timer = heappop(scheduled)
+                timer._scheduled = False
+
+        # Phase 1b: wait for I/O, no longer than the first timer.
+        if ready or self._stopping:
+            timeout: float | None = 0
+        elif scheduled:
+            timeout = scheduled[0]._when - self._clock_now()
+            if timeout > _MAXIMUM_SELECT_TIMEOUT:
+                timeout = _MAXIMUM_SELECT_TIMEOUT
+            elif timeout < 0:
+                timeout = 0
+        else:
+            timeout = None
+
+        instrument = self._instrument
+        if instrument is not None:
+            instrument.before_poll(timeout)
+        event_list = self._poller.poll(timeout)
+        if instrument is not None:
+            instrument.after_poll(len(event_list))
+
+        # Phase 1c: queue the reader/writer handles of ready fds.  The
+        # handles already exist (made at registration): no allocation here.
+        if event_list:
+            readable = self._poller.READABLE
+            writable = self._poller.WRITABLE
+            readers = self._readers
+            writers = self._writers
+            for fd, mask in event_list:
+                if mask & readable:
+                    handle = readers.get(fd)
+                    if handle is not None:
+                        if handle._cancelled:
+                            self._remove_reader(fd)
+                        else:
+                            ready.append(handle)
+                if mask & writable:
+                    handle = writers.get(fd)
+                    if handle is not None:
+                        if handle._cancelled:
+                            self._remove_writer(fd)
+                        else:
+                            ready.append(handle)
+        event_list = None
+
+        # Phase 2: due timers join the ready queue.  Timers within one clock
+        # tick of now count as due, or a timer could be polled for 0 s forever.
+        end_time = self._clock_now() + self._clock_resolution
+        while scheduled:
+            timer = scheduled[0]
+            if timer._when >= end_time:
+                break
+            heappop(scheduled)
+            timer._scheduled = False
+            ready.append(timer)
+
+        # Phase 3: run what is ready now.
+        self._run_ready(len(ready))
+
+    def _run_ready(self, ntodo: int) -> None:
+        """Run the first `ntodo` ready handles: the one place that picks what runs next.
+
+        A seeded scheduler (for replayable tests) permutes the ready queue
+        here, and nowhere else.
+        """
+        if self._debug or self._instrument is not None:
+            self._run_ready_observed(ntodo)
+            return
+        # Bound once: one fewer attribute lookup per callback.
+        popleft = self._ready.popleft
+        for _ in range(ntodo):
+            handle = popleft()
+            if handle._cancelled:
+                continue
+            handle._run()
+
+    def _run_ready_observed(self, ntodo: int) -> None:
+        """The debug/instrumented twin of the fast path: slow-callback warnings, hooks."""
+        popleft = self._ready.popleft
+        instrument = self._instrument
+        debug = self._debug
+        for _ in range(ntodo):
+            handle = popleft()
+            if handle._cancelled:
+                continue
+            if instrument is not None:
+                instrument.before_callback(handle)
+            if debug:
+                try:
+                    self._current_handle = handle
+                    t0 = self._clock_now()
+                    handle._run()
+                    dt = self._clock_now() - t0
+                    if dt >= self.slow_callback_duration:
+                        logger.warning(
+                            "Executing %s took %.3f seconds", _format_handle(handle), dt
+                        )
+                finally:
+                    self._current_handle = None
+            else:
+                handle._run()
+            if instrument is not None:
+                instrument.after_callback(handle)
+
+
+class EventLoop(_LoopCore, asyncio.AbstractEventLoop):
     """A complete asyncio event loop: pass ``tidal.new_event_loop`` as loop_factory."""
 
     def __init__(self, *, clock: Any = None, poller: Any = None) -> None:
@@ -161,71 +396,6 @@ class EventLoop(asyncio.AbstractEventLoop):
     # Scheduling callbacks
     # ------------------------------------------------------------------
 
-    def time(self) -> float:
-        """The loop's notion of now, from its clock (monotonic by default)."""
-        return self._clock_now()
-
-    def call_soon(
-        self, callback: Callable[..., object], *args: Any, context: contextvars.Context | None = None
-    ) -> Handle:
-        if self._closed:
-            raise RuntimeError("Event loop is closed")
-        if self._debug:
-            self._check_thread()
-            self._check_callback(callback, "call_soon")
-            # The handle records its creator's caller: the user's frame.
-            handle = Handle(callback, args, self, context, True)
-        else:
-            handle = Handle(callback, args, self, context)
-        self._ready.append(handle)
-        return handle
-
-    def call_later(
-        self,
-        delay: float,
-        callback: Callable[..., object],
-        *args: Any,
-        context: contextvars.Context | None = None,
-    ) -> TimerHandle:
-        if delay is None:
-            raise TypeError("delay must not be None")
-        timer = self._call_at(self._clock_now() + delay, callback, args, context)
-        return timer
-
-    def call_at(
-        self,
-        when: float,
-        callback: Callable[..., object],
-        *args: Any,
-        context: contextvars.Context | None = None,
-    ) -> TimerHandle:
-        if when is None:
-            raise TypeError("when cannot be None")
-        return self._call_at(when, callback, args, context)
-
-    def _call_at(
-        self, when: float, callback: Callable[..., object], args: tuple[Any, ...], context: Any
-    ) -> TimerHandle:
-        if self._closed:
-            raise RuntimeError("Event loop is closed")
-        if self._debug:
-            self._check_thread()
-            self._check_callback(callback, "call_at")
-            timer = TimerHandle(when, callback, args, self, context, True)
-            # Recorded from call_at/call_later's frame: drop that one.
-            if timer._source_traceback:
-                del timer._source_traceback[-1]
-        else:
-            timer = TimerHandle(when, callback, args, self, context)
-        heapq.heappush(self._scheduled, timer)
-        timer._scheduled = True
-        return timer
-
-    def _timer_handle_cancelled(self, handle: TimerHandle) -> None:
-        """Called by TimerHandle.cancel(): count it for lazy heap pruning."""
-        if handle._scheduled:
-            self._timer_cancelled_count += 1
-
     def call_soon_threadsafe(
         self, callback: Callable[..., object], *args: Any, context: contextvars.Context | None = None
     ) -> Handle:
@@ -253,10 +423,6 @@ class EventLoop(asyncio.AbstractEventLoop):
             raise RuntimeError(
                 "Non-thread-safe operation invoked on an event loop other than the current one"
             )
-
-    def _check_closed(self) -> None:
-        if self._closed:
-            raise RuntimeError("Event loop is closed")
 
     # ------------------------------------------------------------------
     # Waking the loop from other threads and from signals
@@ -287,139 +453,7 @@ class EventLoop(asyncio.AbstractEventLoop):
                 break
 
     # ------------------------------------------------------------------
-    # The turn
-    # ------------------------------------------------------------------
-
-    def _run_once(self) -> None:
-        """One turn: poll I/O, handle time, run ready (see the module essay)."""
-        scheduled = self._scheduled
-        ready = self._ready
-
-        # Phase 1a: drop cancelled timers.
-        sched_count = len(scheduled)
-        if (
-            sched_count > _MIN_SCHEDULED_TIMER_HANDLES
-            and self._timer_cancelled_count / sched_count > _MIN_CANCELLED_TIMER_HANDLES_FRACTION
-        ):
-            live = []
-            for timer in scheduled:
-                if timer._cancelled:
-                    timer._scheduled = False
-                else:
-                    live.append(timer)
-            heapq.heapify(live)
-            self._scheduled = scheduled = live
-            self._timer_cancelled_count = 0
-        else:
-            while scheduled and scheduled[0]._cancelled:
-                self._timer_cancelled_count -= 1
-                timer = heapq.heappop(scheduled)
-                timer._scheduled = False
-
-        # Phase 1b: wait for I/O, no longer than the first timer.
-        if ready or self._stopping:
-            timeout: float | None = 0
-        elif scheduled:
-            timeout = scheduled[0]._when - self._clock_now()
-            if timeout > _MAXIMUM_SELECT_TIMEOUT:
-                timeout = _MAXIMUM_SELECT_TIMEOUT
-            elif timeout < 0:
-                timeout = 0
-        else:
-            timeout = None
-
-        instrument = self._instrument
-        if instrument is not None:
-            instrument.before_poll(timeout)
-        event_list = self._poller.poll(timeout)
-        if instrument is not None:
-            instrument.after_poll(len(event_list))
-
-        # Phase 1c: queue the reader/writer handles of ready fds.  The
-        # handles already exist (made at registration): no allocation here.
-        if event_list:
-            readable = self._poller.READABLE
-            writable = self._poller.WRITABLE
-            readers = self._readers
-            writers = self._writers
-            for fd, mask in event_list:
-                if mask & readable:
-                    handle = readers.get(fd)
-                    if handle is not None:
-                        if handle._cancelled:
-                            self._remove_reader(fd)
-                        else:
-                            ready.append(handle)
-                if mask & writable:
-                    handle = writers.get(fd)
-                    if handle is not None:
-                        if handle._cancelled:
-                            self._remove_writer(fd)
-                        else:
-                            ready.append(handle)
-        event_list = None
-
-        # Phase 2: due timers join the ready queue.  Timers within one clock
-        # tick of now count as due, or a timer could be polled for 0 s forever.
-        end_time = self._clock_now() + self._clock_resolution
-        while scheduled:
-            timer = scheduled[0]
-            if timer._when >= end_time:
-                break
-            heapq.heappop(scheduled)
-            timer._scheduled = False
-            ready.append(timer)
-
-        # Phase 3: run what is ready now.
-        self._run_ready(len(ready))
-
-    def _run_ready(self, ntodo: int) -> None:
-        """Run the first `ntodo` ready handles: the one place that picks what runs next.
-
-        A seeded scheduler (for replayable tests) permutes the ready queue
-        here, and nowhere else.
-        """
-        if self._debug or self._instrument is not None:
-            self._run_ready_observed(ntodo)
-            return
-        # Bound once: one fewer attribute lookup per callback.
-        popleft = self._ready.popleft
-        for _ in range(ntodo):
-            handle = popleft()
-            if handle._cancelled:
-                continue
-            handle._run()
-
-    def _run_ready_observed(self, ntodo: int) -> None:
-        """The debug/instrumented twin of the fast path: slow-callback warnings, hooks."""
-        popleft = self._ready.popleft
-        instrument = self._instrument
-        debug = self._debug
-        for _ in range(ntodo):
-            handle = popleft()
-            if handle._cancelled:
-                continue
-            if instrument is not None:
-                instrument.before_callback(handle)
-            if debug:
-                try:
-                    self._current_handle = handle
-                    t0 = self._clock_now()
-                    handle._run()
-                    dt = self._clock_now() - t0
-                    if dt >= self.slow_callback_duration:
-                        logger.warning(
-                            "Executing %s took %.3f seconds", _format_handle(handle), dt
-                        )
-                finally:
-                    self._current_handle = None
-            else:
-                handle._run()
-            if instrument is not None:
-                instrument.after_callback(handle)
-
-    # ------------------------------------------------------------------
-    # Running and stopping
+    # Running and stopping (the turn itself is _LoopCore._run_once)
     # ------------------------------------------------------------------
 
     def _check_running(self) -> None:
@@ -489,16 +523,6 @@ class EventLoop(asyncio.AbstractEventLoop):
             raise RuntimeError("Event loop stopped before Future completed.")
         return fut.result()
 
-    def stop(self) -> None:
-        """Finish the current turn (and one more if called before running), then return."""
-        self._stopping = True
-
-    def is_running(self) -> bool:
-        return self._thread_id is not None
-
-    def is_closed(self) -> bool:
-        return self._closed
-
     def close(self) -> None:
         """Drop pending callbacks, shut the default executor down (without waiting), free fds."""
         if self.is_running():
@@ -534,9 +558,6 @@ class EventLoop(asyncio.AbstractEventLoop):
     # Futures and tasks
     # ------------------------------------------------------------------
 
-    def create_future(self) -> asyncio.Future[Any]:
-        return futures.Future(loop=self)
-
     def create_task(
         self, coro: Any, *, name: str | None = None, context: contextvars.Context | None = None
     ) -> asyncio.Task[Any]:
@@ -544,7 +565,7 @@ class EventLoop(asyncio.AbstractEventLoop):
         self._check_closed()
         if self._task_factory is None:
             task = tasks.Task(coro, loop=self, name=name, context=context)
-            if task._source_traceback:  # type: ignore[attr-defined]
+            if task._source_traceback and not _COMPILED:  # type: ignore[attr-defined]
                 del task._source_traceback[-1]  # type: ignore[attr-defined]
         else:
             if context is None:
@@ -656,9 +677,6 @@ class EventLoop(asyncio.AbstractEventLoop):
     # ------------------------------------------------------------------
     # Debug mode
     # ------------------------------------------------------------------
-
-    def get_debug(self) -> bool:
-        return self._debug
 
     def set_debug(self, enabled: bool) -> None:
         self._debug = enabled

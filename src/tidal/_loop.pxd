@@ -1,0 +1,44 @@
+# C declarations for _loop.py (Cython pure-Python mode: the .py is the source,
+# this file only says which names are C).  Keep it in the same commit as the .py.
+
+import cython
+
+
+# Tuning constants as C numbers: the pruning test in _run_once is C arithmetic.
+cdef Py_ssize_t _MIN_SCHEDULED_TIMER_HANDLES
+cdef double _MIN_CANCELLED_TIMER_HANDLES_FRACTION
+
+
+# The hot state as a C struct: each field read below is a pointer load, not
+# a dict lookup.  `public`: tests, the transports and CPython's test suite
+# read them from Python (loop._ready, loop._readers, loop._timer_cancelled_count).
+cdef class _LoopCore:
+    cdef public object _clock
+    cdef public object _clock_now          # the clock's bound C function
+    cdef public double _clock_resolution
+    cdef public object _poller             # any object with the poller interface
+    cdef public object _ready              # collections.deque (no C API: popleft is bound once)
+    cdef public list _scheduled            # the timer heap: len() and [0] are C macros
+    cdef public Py_ssize_t _timer_cancelled_count
+    cdef public dict _readers
+    cdef public dict _writers
+    cdef public bint _closed
+    cdef public bint _stopping
+    cdef public bint _debug
+    cdef public object _instrument
+    cdef public object _thread_id
+    cdef public object _current_handle
+
+    # Internal, so cdef: a plain C call from call_at/call_later.
+    cdef object _call_at(self, object when, object callback, tuple args, object context)
+
+    # cpdef, not cdef: one call per turn, and still replaceable by a subclass
+    # (the schedule seam is _run_ready).
+    @cython.locals(sched_count=Py_ssize_t, live=list)
+    cpdef _run_once(self)
+
+    @cython.locals(_=Py_ssize_t)
+    cpdef _run_ready(self, Py_ssize_t ntodo)
+
+    @cython.locals(_=Py_ssize_t)
+    cdef _run_ready_observed(self, Py_ssize_t ntodo)
