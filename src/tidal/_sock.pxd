@@ -1,0 +1,22 @@
+# C declarations for _sock.py (Cython pure-Python mode).  Keep in step with the .py.
+
+import cython
+
+
+# The two helper objects of a pending sock_* operation: cdef classes, so
+# their state is a C struct and __call__/on_writable read it as fields.
+cdef class _IoDone:
+    cdef object _fd
+    cdef object _handle
+    cdef object _loop
+    cdef bint _writer
+
+
+cdef class _SendAll:
+    cdef object _fut
+    cdef Py_ssize_t _pos
+    cdef object _sock
+    cdef object _view
+
+    @cython.locals(pos=Py_ssize_t, n=Py_ssize_t)
+    cpdef on_writable(self)

@@ -1,0 +1,11 @@
+# C declarations for this module (Cython pure-Python mode).  Keep in step with the .py.
+#
+# Deliberately (almost) empty.  The transport class derives from asyncio's
+# Transport, whose BaseTransport has __slots__ = ('_extra',): a cdef base class
+# would conflict with that instance layout, and libraries check
+# isinstance(transport, asyncio.Transport).  So the class stays a Python class
+# whose methods are compiled (the read and write paths run as C, without the
+# bytecode loop), and a .pxd cannot type the attributes or locals of a Python
+# class.  Module constants are left as Python objects on purpose: they are
+# compared with Python ints (len(), send() results), and a C-typed constant
+# would be boxed into a new int object at every such comparison.
