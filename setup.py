@@ -57,6 +57,7 @@ COMPILED_MODULES = [
 #                          once per connection / lookup (async setup code: Cython
 #                          coroutines would change introspection for no gain)
 #   tidal/_signals.py      once per signal
+#   tidal/_sendfile.py     once per transfer; the bytes move in os.sendfile
 #   tidal/transports/_tls.py  per record the cost is in ssl's C MemoryBIO code
 #   tidal/transports/_pipe.py, _subprocess.py
 #                          pipes and child processes: not a per-event hot path yet
@@ -118,6 +119,13 @@ class OptionalCythonBuild(build_ext):
                     ext.define_macros += [("CYTHON_TRACE", "1"), ("CYTHON_TRACE_NOGIL", "1")]
                     ext.undef_macros += ["NDEBUG"]
                     ext.extra_compile_args += ["-O0", "-g"]
+            # pip builds in the source tree and keeps build/ between installs;
+            # a release install must not pick up a debug build's .so (or the
+            # reverse) because it is newer than its C: rebuild on a mode change.
+            mode = "debug" if debug else "release"
+            stamp = os.path.join(self.build_temp, "tidal-build-mode")
+            if not os.path.exists(stamp) or open(stamp).read() != mode:
+                self.force = True
             # Generated C goes under build/, never beside the .py (and a debug
             # build's C, traced, must not be reused by a release build).
             options: dict[str, object] = {
@@ -140,6 +148,9 @@ class OptionalCythonBuild(build_ext):
             for ext in self.extensions:
                 ext.sources = by_name[ext.name].sources
             super().run()
+            os.makedirs(self.build_temp, exist_ok=True)
+            with open(stamp, "w") as f:
+                f.write(mode)
         except Exception as exc:
             if require:
                 raise
