@@ -13,54 +13,79 @@ PYTEST_ARGS ?=
 # summary (SIGINT), never a CI job that waits forever.
 PYTEST = timeout -s INT -k 30 570 $(1)/bin/python -m pytest $(PYTEST_ARGS)
 
-.PHONY: run test test-default test-3.12 test-3.13 bench lint clean
+.PHONY: run test test-default test-interpreted test-3.12 test-3.13 bench lint debug annotate clean
+
+# The compiled build.  pip compiles the hot modules (setup.py's list) with
+# Cython into each venv, so every venv here gets a regular install, redone
+# whenever a source file changes (SOURCES below).  Not `pip install -e`: an
+# editable install builds the .so files in place, in src/tidal/, where they
+# shadow the .py for everyone using that tree (an edit would silently not run
+# until the next build).  Run through make, or reinstall, after an edit.
+# TIDAL_REQUIRE_EXT=1: a failed compile fails the install instead of falling
+# back to pure Python, so the suite never runs "compiled" without the build.
+SOURCES := setup.py pyproject.toml $(shell find src -name '*.py' -o -name '*.pxd')
 
 # A venv with tidal only (the tour needs nothing else).
-$(VENV)/.installed: pyproject.toml
-	$(PYTHON) -m venv $(VENV)
+$(VENV)/.installed: $(SOURCES)
+	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install -q --upgrade pip
-	$(VENV)/bin/python -m pip install -q -e .
+	TIDAL_REQUIRE_EXT=1 $(VENV)/bin/python -m pip install -q .
 	touch $@
 
 run: $(VENV)/.installed
 	$(VENV)/bin/python -m tidal
 
-# One venv per interpreter, with the test extras.
+# One venv per interpreter, with the test extras (a file target, so that two
+# parallel jobs using one venv install it once).
 # $(call testvenv,DIR,PYTHON)
 define testvenv
 	@test -x $(1)/bin/python || $(2) -m venv $(1)
-	@if [ ! -f $(1)/.installed-test ] || [ pyproject.toml -nt $(1)/.installed-test ]; then \
-	    $(1)/bin/python -m pip install -q --upgrade pip && \
-	    $(1)/bin/python -m pip install -q -e '.[test]' && touch $(1)/.installed-test; fi
+	$(1)/bin/python -m pip install -q --upgrade pip
+	TIDAL_REQUIRE_EXT=1 $(1)/bin/python -m pip install -q '.[test]'
+	@$(1)/bin/python -m tidal --version | grep -q compiled || { echo "!! $(1): tidal is not compiled"; exit 1; }
+	touch $(1)/.installed-test
 endef
 
-# -k: a failure on one Python still lets the others run (and still fails).
-# -j3: the three Pythons run side by side; the suite mostly waits (timers,
-# child processes, sockets), so this fits 2 cores well within the 10-minute
-# budget. --output-sync keeps each Python's report in one piece.
-test:
-	$(MAKE) --no-print-directory -k -j3 --output-sync=target test-default test-3.12 test-3.13
-
-test-default:
+$(VENV)/.installed-test: $(SOURCES)
 	$(call testvenv,$(VENV),$(PYTHON))
-	@echo "== tests on $$($(VENV)/bin/python -V)"
+.venv-3.12/.installed-test: $(SOURCES)
+	$(call testvenv,.venv-3.12,$(PY312))
+.venv-3.13/.installed-test: $(SOURCES)
+	$(call testvenv,.venv-3.13,$(PY313))
+
+# -k: a failure on one Python still lets the others run (and still fails).
+# -j4: the three Pythons (compiled build) and the interpreted run
+# (TIDAL_NO_EXT=1, default Python) side by side; the suite mostly waits
+# (timers, child processes, sockets), so this fits 2 cores within the
+# 10-minute budget. --output-sync keeps each run's report in one piece.
+test:
+	$(MAKE) --no-print-directory -k -j4 --output-sync=target test-default test-interpreted test-3.12 test-3.13
+
+test-default: $(VENV)/.installed-test
+	@echo "== tests on $$($(VENV)/bin/python -m tidal --version)"
 	TIDAL_BENCH_E2E=1 $(call PYTEST,$(VENV))
 
-test-3.12:
+# The interpreted run is the stated part of the suite: all of it except
+# tests/conformance (CPython's own test_asyncio, a few minutes by itself; it
+# runs compiled on every Python above).  The same .py files run both ways, so
+# what differs interpreted is the code path, which tests/ covers.
+test-interpreted: $(VENV)/.installed-test
+	@echo "== tests INTERPRETED (TIDAL_NO_EXT=1) on $$(TIDAL_NO_EXT=1 $(VENV)/bin/python -m tidal --version)"
+	TIDAL_NO_EXT=1 $(call PYTEST,$(VENV)) --ignore=tests/conformance
+
+test-3.12: $(if $(PY312),.venv-3.12/.installed-test)
 ifeq ($(PY312),)
 	@echo "!! Python 3.12 NOT FOUND under $(PYENV_ROOT)/versions: the 3.12 run did not happen"
 else
-	$(call testvenv,.venv-3.12,$(PY312))
-	@echo "== tests on $$(.venv-3.12/bin/python -V)"
+	@echo "== tests on $$(.venv-3.12/bin/python -m tidal --version)"
 	$(call PYTEST,.venv-3.12)
 endif
 
-test-3.13:
+test-3.13: $(if $(PY313),.venv-3.13/.installed-test)
 ifeq ($(PY313),)
 	@echo "!! Python 3.13 NOT FOUND under $(PYENV_ROOT)/versions: the 3.13 run did not happen"
 else
-	$(call testvenv,.venv-3.13,$(PY313))
-	@echo "== tests on $$(.venv-3.13/bin/python -V)"
+	@echo "== tests on $$(.venv-3.13/bin/python -m tidal --version)"
 	$(call PYTEST,.venv-3.13)
 endif
 
@@ -68,17 +93,33 @@ endif
 # BENCH_ARGS=--quick for a one-minute smoke run (python -m tidal.bench --help for the rest).
 BENCH_ARGS ?=
 bench: $(VENV)/.installed
-	@if [ ! -f $(VENV)/.installed-bench ] || [ pyproject.toml -nt $(VENV)/.installed-bench ]; then \
-	    $(VENV)/bin/python -m pip install -q -e '.[bench]' && touch $(VENV)/.installed-bench; fi
+	@if [ ! -f $(VENV)/.installed-bench ] || [ $(VENV)/.installed -nt $(VENV)/.installed-bench ]; then \
+	    $(VENV)/bin/python -m pip install -q '.[bench]' && touch $(VENV)/.installed-bench; fi
 	@command -v wrk >/dev/null || echo "!! wrk not found (apt-get install wrk): HTTP is loaded by tidal's C load generator"
 	$(VENV)/bin/python -m tidal.bench $(BENCH_ARGS)
 
-lint:
-	$(call testvenv,$(VENV),$(PYTHON))
+lint: $(VENV)/.installed-test
 	$(VENV)/bin/python -m pip install -q ruff mypy
 	$(VENV)/bin/python -m ruff check src tests
 	$(VENV)/bin/python -m mypy
 
+# A compiled build with Cython line tracing (coverage and profilers see the
+# compiled lines), C asserts on, -O0 -g; in its own venv, .venv-debug.
+debug:
+	@test -x .venv-debug/bin/python || $(PYTHON) -m venv .venv-debug
+	.venv-debug/bin/python -m pip install -q --upgrade pip
+	TIDAL_DEBUG_BUILD=1 TIDAL_REQUIRE_EXT=1 .venv-debug/bin/python -m pip install -q '.[test]'
+	.venv-debug/bin/python -m tidal --version
+	@echo "debug build in .venv-debug (e.g. .venv-debug/bin/python -m pytest tests/test_loop.py)"
+
+# Cython's annotated HTML of every compiled module: yellow lines call into the
+# Python C API, white ones are plain C.  Built with setup.py's list and directives.
+annotate: $(VENV)/.installed
+	rm -rf build/annotate
+	TIDAL_ANNOTATE=$(CURDIR)/build/annotate $(VENV)/bin/python -m pip wheel -q --no-deps -w build/annotate/wheel .
+	@find build/annotate -name '*.html' | sort
+
 clean:
-	rm -rf $(VENV) .venv-3.12 .venv-3.13 build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache bench-results
+	rm -rf $(VENV) .venv-3.12 .venv-3.13 .venv-debug build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache bench-results
+	find src/tidal -name '*.so' -delete  # left by an older editable install
 	find . -name __pycache__ -prune -exec rm -rf {} +
