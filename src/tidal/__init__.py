@@ -58,9 +58,7 @@ __version__ = "0.1.0"
 # True only when the hot modules actually run as compiled extensions (the
 # build compiles them all or none); False for a pure-Python install, and with
 # TIDAL_NO_EXT=1, where the same source runs interpreted.
-COMPILED: bool = all(
-    not (module.__file__ or "").endswith(".py") for module in (_loop, _handles)
-)
+COMPILED: bool = all(not (module.__file__ or "").endswith(".py") for module in (_loop, _handles))
 
 _T = TypeVar("_T")
 

@@ -55,7 +55,6 @@ class Handle(asyncio.Handle):
         else:
             self._source_traceback = None
 
-
     def _run(self) -> None:
         # asyncio's _run, here so that it is compiled: every callback, task
         # step and I/O event goes through this method.
@@ -72,7 +71,7 @@ def _report(handle: Any, exc: BaseException) -> None:
     if _FORMAT_TAKES_DEBUG:
         cb = format_helpers._format_callback_source(
             handle._callback, handle._args, debug=handle._loop.get_debug()
-        )
+        )  # type: ignore[call-arg]  # (3.13's signature; mypy checks against 3.11)
     else:
         cb = format_helpers._format_callback_source(handle._callback, handle._args)
     context = {"message": f"Exception in callback {cb}", "exception": exc, "handle": handle}

@@ -28,6 +28,7 @@ cdef class _LoopCore:
     cdef public object _instrument
     cdef public object _thread_id
     cdef public object _current_handle
+    cdef public double slow_callback_duration
 
     # Internal, so cdef: a plain C call from call_at/call_later.
     cdef object _call_at(self, object when, object callback, tuple args, object context)

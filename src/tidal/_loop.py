@@ -49,13 +49,13 @@ import warnings
 import weakref
 from asyncio import coroutines, events, futures, tasks
 from heapq import heapify, heappop, heappush
-from typing import Any, Callable, Awaitable
+from typing import Any, Awaitable, Callable
 
 from . import _connect, _dns, _sendfile, _server, _signals, _sock
-from .transports import _datagram, _pipe, _subprocess, _tls
 from ._clock import MonotonicClock
 from ._handles import Handle, TimerHandle
 from ._poller import default_poller
+from .transports import _datagram, _pipe, _subprocess, _tls
 
 logger = logging.getLogger("asyncio")  # asyncio's logger: users filter on it
 
@@ -126,12 +126,34 @@ class _LoopCore:
     is on EventLoop.  Its fields are set by ``EventLoop.__init__``.
     """
 
+    # The fields (C fields when compiled, declared in _loop.pxd; annotated
+    # here for mypy and readers).
+    _clock: Any
+    _clock_now: Callable[[], float]
+    _clock_resolution: float
+    _poller: Any
+    _ready: collections.deque[Any]  # Handles and TimerHandles
+    _scheduled: list[TimerHandle]
+    _timer_cancelled_count: int
+    _readers: dict[int, Handle]
+    _writers: dict[int, Handle]
+    _closed: bool
+    _stopping: bool
+    _debug: bool
+    _instrument: Any
+    _thread_id: int | None
+    _current_handle: Any
+    slow_callback_duration: float
+
     def time(self) -> float:
         """The loop's notion of now, from its clock (monotonic by default)."""
         return self._clock_now()
 
     def call_soon(
-        self, callback: Callable[..., object], *args: Any, context: contextvars.Context | None = None
+        self,
+        callback: Callable[..., object],
+        *args: Any,
+        context: contextvars.Context | None = None,
     ) -> Handle:
         if self._closed:
             raise RuntimeError("Event loop is closed")
@@ -209,7 +231,78 @@ class _LoopCore:
         self._stopping = True
 
     def create_future(self) -> asyncio.Future[Any]:
-        return _Future(loop=self)
+        return _Future(loop=self)  # type: ignore[arg-type]  # self is always an EventLoop
+
+    def _check_callback(self, callback: Any, method: str) -> None:
+        if coroutines.iscoroutine(callback) or coroutines.iscoroutinefunction(callback):
+            raise TypeError(f"coroutines cannot be used with {method}()")
+        if not callable(callback):
+            raise TypeError(f"a callable object was expected by {method}(), got {callback!r}")
+
+    def _check_thread(self) -> None:
+        """Debug-mode guard against calling non-threadsafe methods from another thread."""
+        if self._thread_id is None:
+            return
+        if threading.get_ident() != self._thread_id:
+            raise RuntimeError(
+                "Non-thread-safe operation invoked on an event loop other than the current one"
+            )
+
+    def _add_reader(self, fd: Any, callback: Callable[..., object], *args: Any) -> Handle:
+        """Register a reader without the transport check: transports use this directly."""
+        self._check_closed()
+        fd = _fileobj_to_fd(fd)
+        handle = Handle(callback, args, self, None, self._debug)
+        old = self._readers.get(fd)
+        self._readers[fd] = handle
+        if old is not None:
+            old.cancel()
+        else:
+            try:
+                self._poller.set_interest(fd, True, fd in self._writers)
+            except BaseException:
+                del self._readers[fd]
+                raise
+        return handle
+
+    def _remove_reader(self, fd: Any) -> bool:
+        if self._closed:
+            return False
+        fd = _fileobj_to_fd(fd)
+        handle = self._readers.pop(fd, None)
+        if handle is None:
+            return False
+        self._poller.set_interest(fd, False, fd in self._writers)
+        # Cancel: the handle may already sit in this turn's ready queue.
+        handle.cancel()
+        return True
+
+    def _add_writer(self, fd: Any, callback: Callable[..., object], *args: Any) -> Handle:
+        self._check_closed()
+        fd = _fileobj_to_fd(fd)
+        handle = Handle(callback, args, self, None, self._debug)
+        old = self._writers.get(fd)
+        self._writers[fd] = handle
+        if old is not None:
+            old.cancel()
+        else:
+            try:
+                self._poller.set_interest(fd, fd in self._readers, True)
+            except BaseException:
+                del self._writers[fd]
+                raise
+        return handle
+
+    def _remove_writer(self, fd: Any) -> bool:
+        if self._closed:
+            return False
+        fd = _fileobj_to_fd(fd)
+        handle = self._writers.pop(fd, None)
+        if handle is None:
+            return False
+        self._poller.set_interest(fd, fd in self._readers, False)
+        handle.cancel()
+        return True
 
     def _run_once(self) -> None:
         """One turn: poll I/O, handle time, run ready (see the module essay)."""
@@ -329,9 +422,7 @@ class _LoopCore:
                     handle._run()
                     dt = self._clock_now() - t0
                     if dt >= self.slow_callback_duration:
-                        logger.warning(
-                            "Executing %s took %.3f seconds", _format_handle(handle), dt
-                        )
+                        logger.warning("Executing %s took %.3f seconds", _format_handle(handle), dt)
                 finally:
                     self._current_handle = None
             else:
@@ -340,30 +431,30 @@ class _LoopCore:
                 instrument.after_callback(handle)
 
 
-class EventLoop(_LoopCore, asyncio.AbstractEventLoop):
+class EventLoop(_LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
     """A complete asyncio event loop: pass ``tidal.new_event_loop`` as loop_factory."""
 
     def __init__(self, *, clock: Any = None, poller: Any = None) -> None:
         self._clock = MonotonicClock() if clock is None else clock
         self._clock_now = self._clock.now
-        self._clock_resolution: float = self._clock.resolution
+        self._clock_resolution = self._clock.resolution
         self._poller = default_poller() if poller is None else poller
-        self._ready: collections.deque[Handle] = collections.deque()
-        self._scheduled: list[TimerHandle] = []
+        self._ready = collections.deque()
+        self._scheduled = []
         self._timer_cancelled_count = 0
         # fd -> reader/writer Handle, made once at registration.
-        self._readers: dict[int, Handle] = {}
-        self._writers: dict[int, Handle] = {}
+        self._readers = {}
+        self._writers = {}
         # fd -> transport, so add_reader/sock_* refuse an fd a transport owns.
         self._transports: weakref.WeakValueDictionary[int, Any] = weakref.WeakValueDictionary()
         self._closed = False
         self._stopping = False
-        self._thread_id: int | None = None
+        self._thread_id = None
         self._debug = False
-        self._instrument: Any = None
+        self._instrument = None
         self._exception_handler: Any = None
         self._task_factory: Any = None
-        self._current_handle: Any = None
+        self._current_handle = None
         self._default_executor: concurrent.futures.ThreadPoolExecutor | None = None
         self._executor_shutdown_called = False
         self._asyncgens: weakref.WeakSet[Any] = weakref.WeakSet()
@@ -397,7 +488,10 @@ class EventLoop(_LoopCore, asyncio.AbstractEventLoop):
     # ------------------------------------------------------------------
 
     def call_soon_threadsafe(
-        self, callback: Callable[..., object], *args: Any, context: contextvars.Context | None = None
+        self,
+        callback: Callable[..., object],
+        *args: Any,
+        context: contextvars.Context | None = None,
     ) -> Handle:
         if self._closed:
             raise RuntimeError("Event loop is closed")
@@ -408,21 +502,6 @@ class EventLoop(_LoopCore, asyncio.AbstractEventLoop):
         self._ready.append(handle)
         self._write_to_self()
         return handle
-
-    def _check_callback(self, callback: Any, method: str) -> None:
-        if coroutines.iscoroutine(callback) or coroutines.iscoroutinefunction(callback):
-            raise TypeError(f"coroutines cannot be used with {method}()")
-        if not callable(callback):
-            raise TypeError(f"a callable object was expected by {method}(), got {callback!r}")
-
-    def _check_thread(self) -> None:
-        """Debug-mode guard against calling non-threadsafe methods from another thread."""
-        if self._thread_id is None:
-            return
-        if threading.get_ident() != self._thread_id:
-            raise RuntimeError(
-                "Non-thread-safe operation invoked on an event loop other than the current one"
-            )
 
     # ------------------------------------------------------------------
     # Waking the loop from other threads and from signals
@@ -768,8 +847,7 @@ class EventLoop(_LoopCore, asyncio.AbstractEventLoop):
                 await future
         except TimeoutError:
             warnings.warn(
-                "The executor did not finishing joining "
-                f"its threads within {timeout} seconds.",
+                f"The executor did not finishing joining its threads within {timeout} seconds.",
                 RuntimeWarning,
                 stacklevel=2,
             )
@@ -788,7 +866,8 @@ class EventLoop(_LoopCore, asyncio.AbstractEventLoop):
                 self.call_soon_threadsafe(future.set_exception, ex)
 
     # ------------------------------------------------------------------
-    # Readers and writers
+    # Readers and writers (the registration itself, _add_reader and co.,
+    # is per event or flow-control cycle: it lives in _LoopCore)
     # ------------------------------------------------------------------
 
     def _ensure_fd_no_transport(self, fd: Any) -> None:
@@ -801,62 +880,6 @@ class EventLoop(_LoopCore, asyncio.AbstractEventLoop):
         transport = self._transports.get(fileno)
         if transport is not None and not transport.is_closing():
             raise RuntimeError(f"File descriptor {fd!r} is used by transport {transport!r}")
-
-    def _add_reader(self, fd: Any, callback: Callable[..., object], *args: Any) -> Handle:
-        """Register a reader without the transport check: transports use this directly."""
-        self._check_closed()
-        fd = _fileobj_to_fd(fd)
-        handle = Handle(callback, args, self, None, self._debug)
-        old = self._readers.get(fd)
-        self._readers[fd] = handle
-        if old is not None:
-            old.cancel()
-        else:
-            try:
-                self._poller.set_interest(fd, True, fd in self._writers)
-            except BaseException:
-                del self._readers[fd]
-                raise
-        return handle
-
-    def _remove_reader(self, fd: Any) -> bool:
-        if self._closed:
-            return False
-        fd = _fileobj_to_fd(fd)
-        handle = self._readers.pop(fd, None)
-        if handle is None:
-            return False
-        self._poller.set_interest(fd, False, fd in self._writers)
-        # Cancel: the handle may already sit in this turn's ready queue.
-        handle.cancel()
-        return True
-
-    def _add_writer(self, fd: Any, callback: Callable[..., object], *args: Any) -> Handle:
-        self._check_closed()
-        fd = _fileobj_to_fd(fd)
-        handle = Handle(callback, args, self, None, self._debug)
-        old = self._writers.get(fd)
-        self._writers[fd] = handle
-        if old is not None:
-            old.cancel()
-        else:
-            try:
-                self._poller.set_interest(fd, fd in self._readers, True)
-            except BaseException:
-                del self._writers[fd]
-                raise
-        return handle
-
-    def _remove_writer(self, fd: Any) -> bool:
-        if self._closed:
-            return False
-        fd = _fileobj_to_fd(fd)
-        handle = self._writers.pop(fd, None)
-        if handle is None:
-            return False
-        self._poller.set_interest(fd, fd in self._readers, False)
-        handle.cancel()
-        return True
 
     def add_reader(self, fd: Any, callback: Callable[..., object], *args: Any) -> None:
         """Call `callback(*args)` whenever `fd` is readable."""
