@@ -25,7 +25,8 @@ PYTEST = timeout -s INT -k 30 570 $(1)/bin/python -m pytest $(PYTEST_ARGS)
 # back to pure Python, so the suite never runs "compiled" without the build.
 SOURCES := setup.py pyproject.toml $(shell find src -name '*.py' -o -name '*.pxd')
 
-# A venv with tidal only (the tour needs nothing else).
+# A venv with tidal only (the tour needs nothing else).  (Not built by make
+# test, which uses .installed-test in the same venv; don't run both at once.)
 $(VENV)/.installed: $(SOURCES)
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install -q --upgrade pip
@@ -46,11 +47,14 @@ define testvenv
 	touch $(1)/.installed-test
 endef
 
+# One build at a time (the order-only prerequisites): pip builds in the source
+# tree (build/, src/tidal.egg-info), and two builds at once collide there.
+# Each Python's tests still start as soon as its own venv is ready.
 $(VENV)/.installed-test: $(SOURCES)
 	$(call testvenv,$(VENV),$(PYTHON))
-.venv-3.12/.installed-test: $(SOURCES)
+.venv-3.12/.installed-test: $(SOURCES) | $(VENV)/.installed-test
 	$(call testvenv,.venv-3.12,$(PY312))
-.venv-3.13/.installed-test: $(SOURCES)
+.venv-3.13/.installed-test: $(SOURCES) | $(if $(PY312),.venv-3.12/.installed-test,$(VENV)/.installed-test)
 	$(call testvenv,.venv-3.13,$(PY313))
 
 # -k: a failure on one Python still lets the others run (and still fails).
