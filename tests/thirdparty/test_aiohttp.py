@@ -35,6 +35,10 @@ def _pattern(n: int) -> bytes:
 class State:
     def __init__(self, file_path: Path) -> None:
         self.peers: list[tuple[str, int] | str] = []
+        # The server-side transport of each request, kept alive so that two
+        # connections are never confused (a closed connection's client port,
+        # and a freed object's id, may both be reused).
+        self.transports: list[object] = []
         self.transport_modules: set[str] = set()
         self.ws_closes: list[int | str | None] = []
         self.file_path = file_path
@@ -49,6 +53,7 @@ def make_app(state: State) -> web.Application:
     async def text(request: web.Request) -> web.Response:
         assert request.transport is not None
         state.peers.append(request.transport.get_extra_info("peername"))
+        state.transports.append(request.transport)
         state.transport_modules.add(type(request.transport).__module__)
         return web.Response(text=f"hello {request.query.get('i', 'tidal')}")
 
@@ -321,11 +326,12 @@ def test_new_connection_per_request(loop, arun, tmp_path):
                         return await resp.text()
 
                 bodies = await asyncio.gather(*(one(i) for i in range(300)))
-            return bodies, state.peers
+            return bodies, state.transports
 
-    bodies, peers = arun(main())
+    bodies, transports = arun(main())
     assert bodies == [f"hello {i}" for i in range(300)]
-    assert len(set(peers)) == 300
+    # Each request came on a connection of its own.
+    assert len({id(t) for t in transports}) == 300
 
 
 def test_client_goes_away_mid_stream(loop, arun, tmp_path):
