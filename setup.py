@@ -59,6 +59,9 @@ COMPILED_MODULES = [
 #   tidal/_signals.py      once per signal
 #   tidal/_sendfile.py     once per transfer; the bytes move in os.sendfile
 #   tidal/transports/_tls.py  per record the cost is in ssl's C MemoryBIO code
+#   tidal/transports/_base.py  what the transports share: errors, closing, limits,
+#                          flow-control transitions; cold code, off the read and
+#                          write paths (those stay in each compiled transport)
 #   tidal/transports/_pipe.py, _subprocess.py
 #                          pipes and child processes: not a per-event hot path yet
 #   tidal/_tour.py, tidal/bench/

@@ -39,6 +39,7 @@ from typing import Any
 
 from . import _dns
 from .transports import _tls
+from .transports._base import set_reuseport
 from .transports._stream import StreamTransport
 
 try:
@@ -63,17 +64,6 @@ _ProtocolFactory = Callable[[], protocols.BaseProtocol]
 def _check_ssl_socket(sock: Any) -> None:
     if _ssl is not None and isinstance(sock, _ssl.SSLSocket):
         raise TypeError("Socket cannot be of type SSLSocket")
-
-
-def _set_reuseport(sock: socket.socket) -> None:
-    if not hasattr(socket, "SO_REUSEPORT"):
-        raise ValueError("reuse_port not supported by socket module")
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    except OSError:
-        raise ValueError(
-            "reuse_port not supported by socket module, SO_REUSEPORT defined but not implemented."
-        ) from None
 
 
 class Server(events.AbstractServer):
@@ -419,7 +409,7 @@ async def create_server(
                 if reuse_address:
                     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, True)
                 if reuse_port:
-                    _set_reuseport(sock)
+                    set_reuseport(sock)
                 if keep_alive:
                     sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, True)
                 # Linux listens on both families through one v6 socket by

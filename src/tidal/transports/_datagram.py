@@ -29,11 +29,20 @@ import socket
 import stat
 import sys
 import warnings
-from asyncio import trsock
 from collections.abc import Callable
 from typing import Any
 
 from .. import _dns
+from ._base import (
+    checked_write_buffer_limits,
+    force_close,
+    pause_protocol,
+    report_fatal_error,
+    resume_protocol,
+    set_result_unless_cancelled,
+    set_reuseport,
+    socket_extra,
+)
 
 logger = logging.getLogger("asyncio")  # asyncio's logger: users filter on it
 
@@ -53,11 +62,6 @@ _HIGH_WATER = 64 * 1024
 _LOG_THRESHOLD_FOR_CONNLOST_WRITES = 5
 
 _WOULD_BLOCK = (BlockingIOError, InterruptedError)
-
-
-def _set_result_unless_cancelled(fut: asyncio.Future[Any], result: Any) -> None:
-    if not fut.cancelled():
-        fut.set_result(result)
 
 
 class DatagramTransport(asyncio.Transport, asyncio.DatagramTransport):
@@ -95,17 +99,7 @@ class DatagramTransport(asyncio.Transport, asyncio.DatagramTransport):
         waiter: asyncio.Future[Any] | None = None,
         extra: dict[str, Any] | None = None,
     ) -> None:
-        info: dict[str, Any] = {} if extra is None else extra
-        info["socket"] = trsock.TransportSocket(sock)
-        try:
-            info["sockname"] = sock.getsockname()
-        except OSError:
-            info["sockname"] = None
-        if "peername" not in info:
-            try:
-                info["peername"] = sock.getpeername()
-            except OSError:
-                info["peername"] = None
+        info = socket_extra(sock, extra)
         super().__init__(info)
         self._loop = loop
         self._sock: socket.socket | None = sock
@@ -132,7 +126,7 @@ class DatagramTransport(asyncio.Transport, asyncio.DatagramTransport):
         loop.call_soon(protocol.connection_made, self)
         loop.call_soon(self._start_reading)
         if waiter is not None:
-            loop.call_soon(_set_result_unless_cancelled, waiter, None)
+            loop.call_soon(set_result_unless_cancelled, waiter, None)
 
     def __repr__(self) -> str:
         info = [self.__class__.__name__]
@@ -328,83 +322,27 @@ class DatagramTransport(asyncio.Transport, asyncio.DatagramTransport):
         return (self._low_water, self._high_water)
 
     def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
-        if high is None:
-            high = _HIGH_WATER if low is None else 4 * low
-        if low is None:
-            low = high // 4
-        if not high >= low >= 0:
-            raise ValueError(f"high ({high!r}) must be >= low ({low!r}) must be >= 0")
-        self._high_water = high
-        self._low_water = low
+        self._high_water, self._low_water = checked_write_buffer_limits(high, low, _HIGH_WATER)
         self._maybe_pause_protocol()
 
     def _maybe_pause_protocol(self) -> None:
-        if self._buffer_size <= self._high_water or self._protocol_paused:
-            return
-        self._protocol_paused = True
-        try:
-            self._protocol.pause_writing()
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            self._loop.call_exception_handler(
-                {
-                    "message": "protocol.pause_writing() failed",
-                    "exception": exc,
-                    "transport": self,
-                    "protocol": self._protocol,
-                }
-            )
+        if self._buffer_size > self._high_water and not self._protocol_paused:
+            pause_protocol(self)
 
     def _maybe_resume_protocol(self) -> None:
-        if not self._protocol_paused or self._buffer_size > self._low_water:
-            return
-        self._protocol_paused = False
-        try:
-            self._protocol.resume_writing()
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            self._loop.call_exception_handler(
-                {
-                    "message": "protocol.resume_writing() failed",
-                    "exception": exc,
-                    "transport": self,
-                    "protocol": self._protocol,
-                }
-            )
+        if self._protocol_paused and self._buffer_size <= self._low_water:
+            resume_protocol(self)
 
     # ------------------------------------------------------------------
     # Closing
     # ------------------------------------------------------------------
 
     def _fatal_error(self, exc: BaseException, message: str) -> None:
-        if isinstance(exc, OSError):
-            if self._loop.get_debug():
-                logger.debug("%r: %s", self, message, exc_info=exc)
-        else:
-            self._loop.call_exception_handler(
-                {
-                    "message": message,
-                    "exception": exc,
-                    "transport": self,
-                    "protocol": self._protocol,
-                }
-            )
+        report_fatal_error(self, exc, message)
         self._force_close(exc)
 
     def _force_close(self, exc: BaseException | None) -> None:
-        if self._conn_lost:
-            return
-        if self._buffer:
-            self._buffer.clear()
-            self._buffer_size = 0
-            self._loop._remove_writer(self._sock_fd)
-        if not self._closing:
-            self._closing = True
-            self._loop._remove_reader(self._sock_fd)
-        self._conn_lost += 1
-        self._loop.call_soon(self._call_connection_lost, exc)
+        force_close(self, self._sock_fd, exc)
 
     def _call_connection_lost(self, exc: BaseException | None) -> None:
         try:
@@ -420,17 +358,6 @@ class DatagramTransport(asyncio.Transport, asyncio.DatagramTransport):
 # ----------------------------------------------------------------------
 # loop.create_datagram_endpoint
 # ----------------------------------------------------------------------
-
-
-def _set_reuseport(sock: socket.socket) -> None:
-    if not hasattr(socket, "SO_REUSEPORT"):
-        raise ValueError("reuse_port not supported by socket module")
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    except OSError:
-        raise ValueError(
-            "reuse_port not supported by socket module, SO_REUSEPORT defined but not implemented."
-        ) from None
 
 
 def _check_given_sock(sock: socket.socket) -> None:
@@ -545,7 +472,7 @@ async def create_datagram_endpoint(
             try:
                 sock = socket.socket(family=fam, type=socket.SOCK_DGRAM, proto=pro)
                 if reuse_port:
-                    _set_reuseport(sock)
+                    set_reuseport(sock)
                 if allow_broadcast:
                     sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
                 sock.setblocking(False)

@@ -40,6 +40,15 @@ import warnings
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from ._base import (
+    call_handler,
+    checked_write_buffer_limits,
+    pause_protocol,
+    report_fatal_error,
+    resume_protocol,
+    set_result_unless_cancelled,
+)
+
 logger = logging.getLogger("asyncio")
 
 # Size of the buffer each read transport reuses for every read.  64 KiB is
@@ -58,11 +67,6 @@ LOG_THRESHOLD_FOR_CONNLOST_WRITES = 5
 _WOULD_BLOCK = (BlockingIOError, InterruptedError)
 
 _ProtocolT = TypeVar("_ProtocolT", bound=asyncio.BaseProtocol)
-
-
-def _set_result_unless_cancelled(fut: asyncio.Future[Any], result: Any) -> None:
-    if not fut.cancelled():
-        fut.set_result(result)
 
 
 def _pipe_fileno(pipe: Any, message: str) -> tuple[int, int]:
@@ -129,7 +133,7 @@ class ReadPipeTransport(asyncio.ReadTransport):
         loop.call_soon(self._start_reading)
         if waiter is not None:
             # Only wake the waiter once connection_made() has run.
-            loop.call_soon(_set_result_unless_cancelled, waiter, None)
+            loop.call_soon(set_result_unless_cancelled, waiter, None)
 
     def __repr__(self) -> str:
         info = [self.__class__.__name__]
@@ -259,14 +263,7 @@ class ReadPipeTransport(asyncio.ReadTransport):
             if self._loop.get_debug():
                 logger.debug("%r: %s", self, message, exc_info=True)
         else:
-            self._loop.call_exception_handler(
-                {
-                    "message": message,
-                    "exception": exc,
-                    "transport": self,
-                    "protocol": self._protocol,
-                }
-            )
+            call_handler(self, exc, message)
         self._close(exc)
 
     def _close(self, exc: BaseException | None) -> None:
@@ -342,7 +339,7 @@ class WritePipeTransport(asyncio.WriteTransport):
             # for character devices: a tty is readable when input arrives.
             loop.call_soon(self._start_watching)
         if waiter is not None:
-            loop.call_soon(_set_result_unless_cancelled, waiter, None)
+            loop.call_soon(set_result_unless_cancelled, waiter, None)
 
     def __repr__(self) -> str:
         info = [self.__class__.__name__]
@@ -455,52 +452,20 @@ class WritePipeTransport(asyncio.WriteTransport):
     # -- flow control --------------------------------------------------------
 
     def _maybe_pause_protocol(self) -> None:
-        if len(self._buffer) <= self._high_water or self._protocol_paused:
-            return
-        self._protocol_paused = True
-        try:
-            self._protocol.pause_writing()
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            self._loop.call_exception_handler(
-                {
-                    "message": "protocol.pause_writing() failed",
-                    "exception": exc,
-                    "transport": self,
-                    "protocol": self._protocol,
-                }
-            )
+        if len(self._buffer) > self._high_water and not self._protocol_paused:
+            pause_protocol(self)
 
     def _maybe_resume_protocol(self) -> None:
         if self._protocol_paused and len(self._buffer) <= self._low_water:
-            self._protocol_paused = False
-            try:
-                self._protocol.resume_writing()
-            except (SystemExit, KeyboardInterrupt):
-                raise
-            except BaseException as exc:
-                self._loop.call_exception_handler(
-                    {
-                        "message": "protocol.resume_writing() failed",
-                        "exception": exc,
-                        "transport": self,
-                        "protocol": self._protocol,
-                    }
-                )
+            resume_protocol(self)
 
     def get_write_buffer_limits(self) -> tuple[int, int]:
         return (self._low_water, self._high_water)
 
     def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
-        if high is None:
-            high = DEFAULT_HIGH_WATER if low is None else 4 * low
-        if low is None:
-            low = high // 4
-        if not high >= low >= 0:
-            raise ValueError(f"high ({high!r}) must be >= low ({low!r}) must be >= 0")
-        self._high_water = high
-        self._low_water = low
+        self._high_water, self._low_water = checked_write_buffer_limits(
+            high, low, DEFAULT_HIGH_WATER
+        )
         self._maybe_pause_protocol()
 
     def get_write_buffer_size(self) -> int:
@@ -543,19 +508,8 @@ class WritePipeTransport(asyncio.WriteTransport):
     # -- endings -------------------------------------------------------------
 
     def _fatal_error(self, exc: BaseException, message: str) -> None:
-        if isinstance(exc, OSError):
-            # EPIPE and friends: the peer went away, connection_lost says so.
-            if self._loop.get_debug():
-                logger.debug("%r: %s", self, message, exc_info=True)
-        else:
-            self._loop.call_exception_handler(
-                {
-                    "message": message,
-                    "exception": exc,
-                    "transport": self,
-                    "protocol": self._protocol,
-                }
-            )
+        # EPIPE and friends: the peer went away, connection_lost says so.
+        report_fatal_error(self, exc, message)
         self._close(exc)
 
     def _close(self, exc: BaseException | None) -> None:

@@ -31,10 +31,20 @@ import socket
 import sys
 import warnings
 import weakref
-from asyncio import constants, protocols, transports, trsock
+from asyncio import constants, protocols, transports
 from collections.abc import Iterable
 from itertools import islice
 from typing import Any
+
+from ._base import (
+    checked_write_buffer_limits,
+    force_close,
+    pause_protocol,
+    report_fatal_error,
+    resume_protocol,
+    set_result_unless_cancelled,
+    socket_extra,
+)
 
 logger = logging.getLogger("asyncio")
 
@@ -112,11 +122,6 @@ def _byte_view(data: memoryview) -> Any:
     return data.tobytes()
 
 
-def _set_result_unless_cancelled(fut: Any, result: Any) -> None:
-    if not fut.cancelled():
-        fut.set_result(result)
-
-
 class StreamTransport(transports.Transport):
     """A connected stream socket (TCP or Unix) driven by a tidal loop."""
 
@@ -156,18 +161,7 @@ class StreamTransport(transports.Transport):
         extra: dict[str, Any] | None = None,
         server: Any = None,
     ) -> None:
-        info: dict[str, Any] = {} if extra is None else extra
-        info["socket"] = trsock.TransportSocket(sock)
-        try:
-            info["sockname"] = sock.getsockname()
-        except OSError:
-            info["sockname"] = None
-        if "peername" not in info:
-            try:
-                info["peername"] = sock.getpeername()
-            except OSError:
-                info["peername"] = None
-        super().__init__(info)
+        super().__init__(socket_extra(sock, extra))
         self._sock: socket.socket | None = None  # set near the end: __del__ tests it
         self._loop: Any = loop
         self._sock_fd = sock.fileno()
@@ -197,7 +191,7 @@ class StreamTransport(transports.Transport):
         loop.call_soon(self._start_reading)
         if waiter is not None:
             # Only wake the waiter once connection_made() has run.
-            loop.call_soon(_set_result_unless_cancelled, waiter, None)
+            loop.call_soon(set_result_unless_cancelled, waiter, None)
 
     def __repr__(self) -> str:
         info = [self.__class__.__name__]
@@ -562,48 +556,15 @@ class StreamTransport(transports.Transport):
         return (self._low_water, self._high_water)
 
     def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
-        if high is None:
-            high = 64 * 1024 if low is None else 4 * low
-        if low is None:
-            low = high // 4
-        if not high >= low >= 0:
-            raise ValueError(f"high ({high!r}) must be >= low ({low!r}) must be >= 0")
-        self._high_water = high
-        self._low_water = low
-        if self._buffer_size > high and not self._protocol_paused:
+        self._high_water, self._low_water = checked_write_buffer_limits(high, low, 64 * 1024)
+        if self._buffer_size > self._high_water and not self._protocol_paused:
             self._pause_protocol()
 
     def _pause_protocol(self) -> None:
-        self._protocol_paused = True
-        try:
-            self._protocol.pause_writing()
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            self._loop.call_exception_handler(
-                {
-                    "message": "protocol.pause_writing() failed",
-                    "exception": exc,
-                    "transport": self,
-                    "protocol": self._protocol,
-                }
-            )
+        pause_protocol(self)
 
     def _resume_protocol(self) -> None:
-        self._protocol_paused = False
-        try:
-            self._protocol.resume_writing()
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            self._loop.call_exception_handler(
-                {
-                    "message": "protocol.resume_writing() failed",
-                    "exception": exc,
-                    "transport": self,
-                    "protocol": self._protocol,
-                }
-            )
+        resume_protocol(self)
 
     # ------------------------------------------------------------------
     # Closing
@@ -625,34 +586,11 @@ class StreamTransport(transports.Transport):
         self._force_close(None)
 
     def _fatal_error(self, exc: BaseException, message: str = "Fatal error on transport") -> None:
-        # Connection errors are the peer's business, not a bug: asyncio logs
-        # them only in debug mode, and so do we.
-        if isinstance(exc, OSError):
-            if self._loop.get_debug():
-                logger.debug("%r: %s", self, message, exc_info=True)
-        else:
-            self._loop.call_exception_handler(
-                {
-                    "message": message,
-                    "exception": exc,
-                    "transport": self,
-                    "protocol": self._protocol,
-                }
-            )
+        report_fatal_error(self, exc, message)
         self._force_close(exc)
 
     def _force_close(self, exc: BaseException | None) -> None:
-        if self._conn_lost:
-            return
-        if self._buffer:
-            self._buffer.clear()
-            self._buffer_size = 0
-            self._loop._remove_writer(self._sock_fd)
-        if not self._closing:
-            self._closing = True
-            self._loop._remove_reader(self._sock_fd)
-        self._conn_lost += 1
-        self._loop.call_soon(self._call_connection_lost, exc)
+        force_close(self, self._sock_fd, exc)
 
     def _call_connection_lost(self, exc: BaseException | None) -> None:
         try:

@@ -61,6 +61,7 @@ try:
 except ImportError:  # pragma: no cover - Python built without OpenSSL
     ssl = None  # type: ignore[assignment]
 
+from ._base import checked_write_buffer_limits as _flow_limits
 from ._stream import StreamTransport, _byte_view, _shared_recv_view
 
 logger = logging.getLogger("asyncio")
@@ -106,17 +107,6 @@ if ssl is not None:
 else:  # pragma: no cover
     _AGAIN = ()
     _SSLError = _CertificateError = OSError
-
-
-def _flow_limits(high: int | None, low: int | None, default_high: int) -> tuple[int, int]:
-    """Fill in missing water marks (asyncio's rule) and check them."""
-    if high is None:
-        high = default_high if low is None else 4 * low
-    if low is None:
-        low = high // 4
-    if not high >= low >= 0:
-        raise ValueError(f"high ({high!r}) must be >= low ({low!r}) must be >= 0")
-    return high, low
 
 
 def check_timeouts(

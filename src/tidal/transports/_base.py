@@ -1,0 +1,134 @@
+"""What the transports share: the cold paths, written once.
+
+Stream, datagram and pipe transports report errors, check write-buffer
+limits and pause/resume their protocol's writing the same way (asyncio's
+messages, asyncio's choice of what goes to the exception handler).  These are
+plain functions taking the transport, not a base class: the transports derive
+from different asyncio classes and name their fd differently (``_sock_fd``,
+``_fileno``), and a function call costs the same as a method call.  Only
+cold code lives here (setup, errors, closing, limits, the flow-control
+transitions); the per-read and per-write code stays in each transport.  The
+TLS transport's limits and the servers' SO_REUSEPORT use the same helpers.
+Not compiled (setup.py says why): none of it runs per event.
+
+Every function reads the transport's ``_loop`` and ``_protocol``; the
+flow-control ones also set ``_protocol_paused``.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from asyncio import trsock
+from typing import Any
+
+logger = logging.getLogger("asyncio")  # asyncio's logger: users filter on it
+
+
+def set_result_unless_cancelled(fut: Any, result: Any) -> None:
+    if not fut.cancelled():
+        fut.set_result(result)
+
+
+def socket_extra(sock: socket.socket, extra: dict[str, Any] | None) -> dict[str, Any]:
+    """get_extra_info() of a socket transport: socket, sockname, peername (unless given)."""
+    info: dict[str, Any] = {} if extra is None else extra
+    info["socket"] = trsock.TransportSocket(sock)
+    try:
+        info["sockname"] = sock.getsockname()
+    except OSError:
+        info["sockname"] = None
+    if "peername" not in info:
+        try:
+            info["peername"] = sock.getpeername()
+        except OSError:
+            info["peername"] = None
+    return info
+
+
+def set_reuseport(sock: socket.socket) -> None:
+    """SO_REUSEPORT for reuse_port=True, with asyncio's ValueErrors where it is missing."""
+    if not hasattr(socket, "SO_REUSEPORT"):
+        raise ValueError("reuse_port not supported by socket module")
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    except OSError:
+        raise ValueError(
+            "reuse_port not supported by socket module, SO_REUSEPORT defined but not implemented."
+        ) from None
+
+
+def call_handler(transport: Any, exc: BaseException, message: str) -> None:
+    """Hand `exc` to the loop's exception handler, with the transport and its protocol."""
+    transport._loop.call_exception_handler(
+        {
+            "message": message,
+            "exception": exc,
+            "transport": transport,
+            "protocol": transport._protocol,
+        }
+    )
+
+
+def report_fatal_error(transport: Any, exc: BaseException, message: str) -> None:
+    """Report what made `transport` fail, as asyncio does (the caller then closes it).
+
+    An OSError is the peer's or the network's business, not a bug: logged only
+    in debug mode.  Anything else goes to the loop's exception handler.
+    """
+    if isinstance(exc, OSError):
+        if transport._loop.get_debug():
+            logger.debug("%r: %s", transport, message, exc_info=exc)
+    else:
+        call_handler(transport, exc, message)
+
+
+def checked_write_buffer_limits(
+    high: int | None, low: int | None, default_high: int
+) -> tuple[int, int]:
+    """set_write_buffer_limits()'s arguments resolved and checked: (high, low)."""
+    if high is None:
+        high = default_high if low is None else 4 * low
+    if low is None:
+        low = high // 4
+    if not high >= low >= 0:
+        raise ValueError(f"high ({high!r}) must be >= low ({low!r}) must be >= 0")
+    return high, low
+
+
+def pause_protocol(transport: Any) -> None:
+    """Call the protocol's pause_writing(); an exception goes to the handler."""
+    transport._protocol_paused = True
+    try:
+        transport._protocol.pause_writing()
+    except (SystemExit, KeyboardInterrupt):
+        raise
+    except BaseException as exc:
+        call_handler(transport, exc, "protocol.pause_writing() failed")
+
+
+def resume_protocol(transport: Any) -> None:
+    """Call the protocol's resume_writing(); an exception goes to the handler."""
+    transport._protocol_paused = False
+    try:
+        transport._protocol.resume_writing()
+    except (SystemExit, KeyboardInterrupt):
+        raise
+    except BaseException as exc:
+        call_handler(transport, exc, "protocol.resume_writing() failed")
+
+
+def force_close(transport: Any, fd: int, exc: BaseException | None) -> None:
+    """abort() of a socket transport: drop the queue, stop polling, connection_lost next turn."""
+    if transport._conn_lost:
+        return
+    loop = transport._loop
+    if transport._buffer:
+        transport._buffer.clear()
+        transport._buffer_size = 0
+        loop._remove_writer(fd)
+    if not transport._closing:
+        transport._closing = True
+        loop._remove_reader(fd)
+    transport._conn_lost += 1
+    loop.call_soon(transport._call_connection_lost, exc)
