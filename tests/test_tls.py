@@ -1059,7 +1059,11 @@ def test_buffered_protocol(
         assert await pr.lost is None
         tr.close()
         await close_server(srv)
-        assert bytes(pr.data) == payload
+        got = bytes(pr.data)
+        # Not `assert got == payload`: this fails on asyncio by design (strict
+        # xfail) and pytest's diff of two large byte strings takes minutes.
+        if got != payload:
+            pytest.fail(f"received {len(got)} bytes, not the {len(payload)} sent (or different)")
         assert max(pr.sizes) <= 1000
 
     arun(main())
