@@ -101,22 +101,18 @@ def _wait_writable(loop: Any, fd: int, callback: Any, *args: Any) -> Any:
 # ----------------------------------------------------------------------
 
 
-async def sock_recv(self: Any, sock: socket.socket, n: int) -> bytes:
-    """Receive up to `n` bytes; b"" means the peer closed its end."""
-    _check_sock(self, sock)
-    try:
-        return sock.recv(n)
-    except _WOULD_BLOCK:
-        pass
-    return await _wait_readable(self, sock.fileno(), _on_recv, sock, n)
+def _retry(fut: Any, op: Any, *args: Any) -> None:
+    """The fd is ready again: retry the socket call that would have blocked.
 
-
-def _on_recv(fut: Any, sock: socket.socket, n: int) -> None:
-    # The future may have been cancelled since the fd was found readable.
+    One callback for every sock_* call whose retry is just the same call
+    (recv, recv_into, recvfrom, recvfrom_into): `op` is the bound socket
+    method.
+    """
+    # The future may have been cancelled since the fd was found ready.
     if fut.done():
         return
     try:
-        data = sock.recv(n)
+        result = op(*args)
     except _WOULD_BLOCK:
         return  # spurious wake-up: stay registered
     except (SystemExit, KeyboardInterrupt):
@@ -124,7 +120,17 @@ def _on_recv(fut: Any, sock: socket.socket, n: int) -> None:
     except BaseException as exc:
         fut.set_exception(exc)
     else:
-        fut.set_result(data)
+        fut.set_result(result)
+
+
+async def sock_recv(self: Any, sock: socket.socket, n: int) -> bytes:
+    """Receive up to `n` bytes; b"" means the peer closed its end."""
+    _check_sock(self, sock)
+    try:
+        return sock.recv(n)
+    except _WOULD_BLOCK:
+        pass
+    return await _wait_readable(self, sock.fileno(), _retry, sock.recv, n)
 
 
 async def sock_recv_into(self: Any, sock: socket.socket, buf: Any) -> int:
@@ -134,22 +140,7 @@ async def sock_recv_into(self: Any, sock: socket.socket, buf: Any) -> int:
         return sock.recv_into(buf)
     except _WOULD_BLOCK:
         pass
-    return await _wait_readable(self, sock.fileno(), _on_recv_into, sock, buf)
-
-
-def _on_recv_into(fut: Any, sock: socket.socket, buf: Any) -> None:
-    if fut.done():
-        return
-    try:
-        nbytes = sock.recv_into(buf)
-    except _WOULD_BLOCK:
-        return
-    except (SystemExit, KeyboardInterrupt):
-        raise
-    except BaseException as exc:
-        fut.set_exception(exc)
-    else:
-        fut.set_result(nbytes)
+    return await _wait_readable(self, sock.fileno(), _retry, sock.recv_into, buf)
 
 
 async def sock_recvfrom(self: Any, sock: socket.socket, bufsize: int) -> tuple[bytes, Any]:
@@ -159,22 +150,7 @@ async def sock_recvfrom(self: Any, sock: socket.socket, bufsize: int) -> tuple[b
         return sock.recvfrom(bufsize)
     except _WOULD_BLOCK:
         pass
-    return await _wait_readable(self, sock.fileno(), _on_recvfrom, sock, bufsize)
-
-
-def _on_recvfrom(fut: Any, sock: socket.socket, bufsize: int) -> None:
-    if fut.done():
-        return
-    try:
-        result = sock.recvfrom(bufsize)
-    except _WOULD_BLOCK:
-        return
-    except (SystemExit, KeyboardInterrupt):
-        raise
-    except BaseException as exc:
-        fut.set_exception(exc)
-    else:
-        fut.set_result(result)
+    return await _wait_readable(self, sock.fileno(), _retry, sock.recvfrom, bufsize)
 
 
 async def sock_recvfrom_into(
@@ -188,22 +164,7 @@ async def sock_recvfrom_into(
         return sock.recvfrom_into(buf, nbytes)
     except _WOULD_BLOCK:
         pass
-    return await _wait_readable(self, sock.fileno(), _on_recvfrom_into, sock, buf, nbytes)
-
-
-def _on_recvfrom_into(fut: Any, sock: socket.socket, buf: Any, nbytes: int) -> None:
-    if fut.done():
-        return
-    try:
-        result = sock.recvfrom_into(buf, nbytes)
-    except _WOULD_BLOCK:
-        return
-    except (SystemExit, KeyboardInterrupt):
-        raise
-    except BaseException as exc:
-        fut.set_exception(exc)
-    else:
-        fut.set_result(result)
+    return await _wait_readable(self, sock.fileno(), _retry, sock.recvfrom_into, buf, nbytes)
 
 
 # ----------------------------------------------------------------------
@@ -290,6 +251,8 @@ async def sock_sendto(self: Any, sock: socket.socket, data: Any, address: Any) -
 
 
 def _on_sendto(fut: Any, sock: socket.socket, data: Any, address: Any) -> None:
+    # Looks sock.sendto up again on each retry (not a bound method captured
+    # once, as _retry takes): callers may swap it, and asyncio's tests do.
     if fut.done():
         return
     try:
