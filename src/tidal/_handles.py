@@ -107,24 +107,6 @@ class TimerHandle(asyncio.TimerHandle):
         self._when = when
         self._scheduled = False
 
-    # The heap compares handles on every push/pop: compare the float directly
-    # instead of asyncio's isinstance-guarded rich comparison.  The try costs
-    # nothing when it does not raise; comparing with something that has no
-    # `_when` must still end in asyncio's TypeError, not an AttributeError.
-    def __lt__(self, other: Any) -> bool:
-        try:
-            return self._when < other._when
-        except AttributeError:
-            return NotImplemented
-
-    def __gt__(self, other: Any) -> bool:
-        try:
-            return self._when > other._when
-        except AttributeError:
-            return NotImplemented
-
-    __hash__ = asyncio.TimerHandle.__hash__
-
     # Same as Handle._run (TimerHandle cannot inherit it: it derives from
     # asyncio's TimerHandle, not from our Handle).
     def _run(self) -> None:

@@ -18,8 +18,9 @@ cdef class _LoopCore:
     cdef public double _clock_resolution
     cdef public object _poller             # any object with the poller interface
     cdef public object _ready              # collections.deque (no C API: popleft is bound once)
-    cdef public list _scheduled            # the timer heap: len() and [0] are C macros
+    cdef public list _scheduled            # the timer heap of (when, nan, timer): len() and [0] are C macros
     cdef public Py_ssize_t _timer_cancelled_count
+    cdef public bint _wakeup_pending       # a wake-up byte is on its way (call_soon_threadsafe)
     cdef public dict _readers
     cdef public dict _writers
     cdef public bint _closed
@@ -32,6 +33,8 @@ cdef class _LoopCore:
 
     # Internal, so cdef: a plain C call from call_at/call_later.
     cdef object _call_at(self, object when, object callback, tuple args, object context)
+
+    cpdef _run_turns(self)
 
     # cpdef, not cdef: one call per turn, and still replaceable by a subclass
     # (the schedule seam is _run_ready).

@@ -167,6 +167,29 @@ class _LoopCore:
         self._ready.append(handle)
         return handle
 
+    def call_soon_threadsafe(
+        self,
+        callback: Callable[..., object],
+        *args: Any,
+        context: contextvars.Context | None = None,
+    ) -> Handle:
+        if self._closed:
+            raise RuntimeError("Event loop is closed")
+        if self._debug:
+            self._check_callback(callback, "call_soon_threadsafe")
+            handle = Handle(callback, args, self, context, True)
+        else:
+            handle = Handle(callback, args, self, context)
+        # deque.append is atomic under the GIL: no lock needed to enqueue.
+        self._ready.append(handle)
+        # One wake-up byte per poll, not per call: a thread scheduling a
+        # burst of callbacks writes once, and the loop clears the flag each
+        # turn before it looks at the ready queue (see _run_once).
+        if not self._wakeup_pending:
+            self._wakeup_pending = True
+            self._write_to_self()
+        return handle
+
     def call_later(
         self,
         delay: float,
@@ -204,7 +227,14 @@ class _LoopCore:
                 del timer._source_traceback[-1]
         else:
             timer = TimerHandle(when, callback, args, self, context)
-        heappush(self._scheduled, timer)
+        # The heap holds (when, nan, timer), so heapq compares floats in C
+        # where comparing TimerHandles would call a Python __lt__ ~20 times
+        # per push and pop.  The fresh NaN is the tie-breaker: it is neither
+        # equal to, less nor greater than another NaN, so two timers due at
+        # the same time are neither less than the other, exactly as asyncio's
+        # TimerHandles compare: heapq then keeps asyncio's order among ties,
+        # and the comparison never reaches the handle.
+        heappush(self._scheduled, (timer._when, float("nan"), timer))
         timer._scheduled = True
         return timer
 
@@ -304,6 +334,13 @@ class _LoopCore:
         handle.cancel()
         return True
 
+    def _run_turns(self) -> None:
+        """run_forever's loop, here so that each turn is a C call and the stop test a field read."""
+        while True:
+            self._run_once()
+            if self._stopping:
+                break
+
     def _run_once(self) -> None:
         """One turn: poll I/O, handle time, run ready (see the module essay)."""
         scheduled = self._scheduled
@@ -316,25 +353,31 @@ class _LoopCore:
             and self._timer_cancelled_count / sched_count > _MIN_CANCELLED_TIMER_HANDLES_FRACTION
         ):
             live = []
-            for timer in scheduled:
+            for entry in scheduled:
+                timer = entry[2]
                 if timer._cancelled:
                     timer._scheduled = False
                 else:
-                    live.append(timer)
+                    live.append(entry)
             heapify(live)
             self._scheduled = scheduled = live
             self._timer_cancelled_count = 0
         else:
-            while scheduled and scheduled[0]._cancelled:
+            while scheduled and scheduled[0][2]._cancelled:
                 self._timer_cancelled_count -= 1
-                timer = heappop(scheduled)
+                timer = heappop(scheduled)[2]
                 timer._scheduled = False
 
-        # Phase 1b: wait for I/O, no longer than the first timer.
+        # Phase 1b: wait for I/O, no longer than the first timer.  A thread's
+        # call_soon_threadsafe only writes a wake-up byte while none is
+        # pending: clearing the flag *before* looking at the ready queue means
+        # a handle appended after this line either is seen below or comes
+        # with a fresh byte that ends the poll.
+        self._wakeup_pending = False
         if ready or self._stopping:
             timeout: float | None = 0
         elif scheduled:
-            timeout = scheduled[0]._when - self._clock_now()
+            timeout = scheduled[0][0] - self._clock_now()
             if timeout > _MAXIMUM_SELECT_TIMEOUT:
                 timeout = _MAXIMUM_SELECT_TIMEOUT
             elif timeout < 0:
@@ -375,14 +418,15 @@ class _LoopCore:
 
         # Phase 2: due timers join the ready queue.  Timers within one clock
         # tick of now count as due, or a timer could be polled for 0 s forever.
-        end_time = self._clock_now() + self._clock_resolution
-        while scheduled:
-            timer = scheduled[0]
-            if timer._when >= end_time:
-                break
-            heappop(scheduled)
-            timer._scheduled = False
-            ready.append(timer)
+        # (No timers, no clock read: a busy turn of call_soon never asks.)
+        if scheduled:
+            end_time = self._clock_now() + self._clock_resolution
+            while scheduled:
+                if scheduled[0][0] >= end_time:
+                    break
+                timer = heappop(scheduled)[2]
+                timer._scheduled = False
+                ready.append(timer)
 
         # Phase 3: run what is ready now.
         self._run_ready(len(ready))
@@ -442,6 +486,7 @@ class EventLoop(_LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
         self._ready = collections.deque()
         self._scheduled = []
         self._timer_cancelled_count = 0
+        self._wakeup_pending = False
         # fd -> reader/writer Handle, made once at registration.
         self._readers = {}
         self._writers = {}
@@ -486,22 +531,6 @@ class EventLoop(_LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
     # ------------------------------------------------------------------
     # Scheduling callbacks
     # ------------------------------------------------------------------
-
-    def call_soon_threadsafe(
-        self,
-        callback: Callable[..., object],
-        *args: Any,
-        context: contextvars.Context | None = None,
-    ) -> Handle:
-        if self._closed:
-            raise RuntimeError("Event loop is closed")
-        if self._debug:
-            self._check_callback(callback, "call_soon_threadsafe")
-        # deque.append is atomic under the GIL: no lock needed to enqueue.
-        handle = Handle(callback, args, self, context, self._debug)
-        self._ready.append(handle)
-        self._write_to_self()
-        return handle
 
     # ------------------------------------------------------------------
     # Waking the loop from other threads and from signals
@@ -570,11 +599,7 @@ class EventLoop(_LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
         self._check_running()
         try:
             self._run_forever_setup()
-            run_once = self._run_once
-            while True:
-                run_once()
-                if self._stopping:
-                    break
+            self._run_turns()
         finally:
             self._run_forever_cleanup()
 
