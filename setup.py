@@ -33,7 +33,7 @@ from setuptools.command.build_ext import build_ext
 # it asks the modules themselves whether they loaded as extensions).
 COMPILED_MODULES = [
     "tidal._loop",  # the turn: _run_once/_run_ready, call_soon/call_later/_call_at
-    "tidal._handles",  # Handle._run: every callback goes through it
+    "tidal._handles",  # the layout check the compiled loop relies on (_handle_layout.pxd)
     "tidal._poller",  # poll(): once per turn
     "tidal._sock",  # sock_* fast paths: one syscall attempt per call
     "tidal.transports._stream",  # the read and write paths, per event and per write()

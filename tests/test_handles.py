@@ -197,3 +197,44 @@ def test_timer_handle_cancelled_while_ready_not_run(loop):
     assert b.cancelled()
     # b had already left the heap: it is not counted as a cancelled timer.
     assert loop._timer_cancelled_count == 0
+
+
+def test_handle_fields_are_asyncio_fields(loop):
+    # The compiled loop fills asyncio's __slots__ directly (C structs checked
+    # against asyncio's layout at import): every field reads back as asyncio's
+    # own constructor would have set it, through asyncio's own accessors.
+    ctx = contextvars.copy_context()
+    args = (1, "two")
+    h = loop.call_soon(noop, *args)
+    t = loop.call_later(10, noop, *args, context=ctx)
+    for x in (h, t):
+        assert x._callback is noop and x._args == args
+        assert x._cancelled is False and x.cancelled() is False
+        assert x._repr is None and x._source_traceback is None
+        assert x._loop is loop
+    assert isinstance(h._context, contextvars.Context)
+    assert t._context is ctx
+    assert t.when() == t._when and t._scheduled is True
+    assert "noop" in repr(h) and "when=" in repr(t)
+    for x in (h, t):
+        x.cancel()
+        assert x.cancelled() and x._callback is None and x._args is None
+
+
+def test_handle_cycles_are_collected(loop):
+    # A handle whose callback refers back to it: the garbage collector must
+    # see through the handle's slots, or the cycle leaks.
+    import gc
+
+    class Holder:
+        pass
+
+    holder = Holder()
+    h = loop.call_later(10, noop, holder)
+    holder.handle = h
+    probe = weakref.ref(holder)
+    h.cancel()
+    run_one_turn(loop)  # the cancelled timer leaves the heap
+    del holder, h
+    gc.collect()
+    assert probe() is None

@@ -1,14 +1,12 @@
 # C declarations for _handles.py (Cython pure-Python mode).  Keep in step with the .py.
 #
-# Handle and TimerHandle stay Python classes: they derive from asyncio's
-# Handle/TimerHandle (code checks isinstance(h, asyncio.TimerHandle)), whose
-# __slots__ layout a cdef class cannot share.  Compiled, their methods (_run
-# for every callback) are still C functions; here only the module's
-# constants become C values.
+# The classes stay Python classes (see _handle_layout.pxd for why, and for
+# the C view of their fields the loop uses); here the module's constants
+# become C values and the import-time layout check is the C one.
+
+from tidal._handle_layout cimport layout_matches
 
 cdef object _copy_context
 cdef bint _COMPILED
 cdef int _CALLER_DEPTH
 cdef bint _FORMAT_TAKES_DEBUG
-
-cdef _report(object handle, object exc)

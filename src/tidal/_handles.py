@@ -1,11 +1,14 @@
 """Handle and TimerHandle: what call_soon/call_later/add_reader give back.
 
 They subclass asyncio's public Handle/TimerHandle so that code doing
-``isinstance(h, asyncio.TimerHandle)`` keeps working, but construct
-themselves without the per-call debug checks asyncio's ``__init__`` makes:
-the loop passes its debug flag in, so a handle costs one allocation and a
-context copy, nothing more.  The arguments tuple is stored as given (the
-``*args`` tuple the caller already built), never re-packed.
+``isinstance(h, asyncio.TimerHandle)`` keeps working.  Their fields are
+asyncio's ``__slots__``, and the loop makes them through ``new_handle`` /
+``new_timer``: interpreted, those call the class, whose ``__init__`` skips
+the per-call debug checks asyncio's makes (the loop passes its debug flag
+in); compiled, they are C functions (``_handles.pxd``) that allocate the
+object and fill its slots directly, and the loop reads the slots as C
+struct fields.  The arguments tuple is stored as given (the ``*args`` tuple
+the caller already built), never re-packed.
 """
 
 from __future__ import annotations
@@ -15,6 +18,16 @@ import contextvars
 import sys
 from asyncio import format_helpers
 from typing import Any, Callable
+
+try:
+    # Compiled, `cython` is Cython's compile-time module and `if not
+    # cython.compiled:` blocks are dropped: their names are the C functions
+    # declared in _handles.pxd instead.
+    import cython
+except ImportError:  # interpreted, without Cython installed
+    from types import SimpleNamespace
+
+    cython = SimpleNamespace(compiled=False)
 
 _copy_context = contextvars.copy_context
 
@@ -55,19 +68,10 @@ class Handle(asyncio.Handle):
         else:
             self._source_traceback = None
 
-    def _run(self) -> None:
-        # asyncio's _run, here so that it is compiled: every callback, task
-        # step and I/O event goes through this method.
-        try:
-            self._context.run(self._callback, *self._args)
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            _report(self, exc)
 
-
-def _report(handle: Any, exc: BaseException) -> None:
-    """A callback raised: tell the loop's exception handler, as asyncio words it."""
+def report(handle: Any, exc: BaseException) -> None:
+    """A callback raised: tell the loop's exception handler, in asyncio's words
+    (those of asyncio's Handle._run, which the loop's fast path stands in for)."""
     if _FORMAT_TAKES_DEBUG:
         cb = format_helpers._format_callback_source(
             handle._callback, handle._args, debug=handle._loop.get_debug()
@@ -107,12 +111,33 @@ class TimerHandle(asyncio.TimerHandle):
         self._when = when
         self._scheduled = False
 
-    # Same as Handle._run (TimerHandle cannot inherit it: it derives from
-    # asyncio's TimerHandle, not from our Handle).
-    def _run(self) -> None:
-        try:
-            self._context.run(self._callback, *self._args)
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            _report(self, exc)
+
+if not cython.compiled:
+    # The loop's constructors and runner.  Compiled, these are the C
+    # functions of the same names in _handles.pxd, which do the same thing
+    # without a Python call: allocate, fill the slots, run in the context.
+
+    def new_handle(
+        cls: type, callback: Any, args: tuple[Any, ...], loop: Any, context: Any
+    ) -> Any:
+        return cls(callback, args, loop, context)
+
+    def new_timer(
+        cls: type, when: Any, callback: Any, args: tuple[Any, ...], loop: Any, context: Any
+    ) -> Any:
+        return cls(when, callback, args, loop, context)
+
+    def run_in_context(context: Any, callback: Any, args: tuple[Any, ...]) -> Any:
+        return context.run(callback, *args)
+
+    def layout_matches(handle_cls: type, timer_cls: type) -> bool:
+        return True
+
+
+# Compiled, the loop reads asyncio's slots at the offsets _handles.pxd's C
+# structs say: check once, at import, that they are where CPython put them.
+if not layout_matches(asyncio.Handle, asyncio.TimerHandle):
+    raise ImportError(
+        "tidal's compiled build does not match this Python's asyncio.Handle layout; "
+        "run with TIDAL_NO_EXT=1 and report the Python version"
+    )

@@ -3,6 +3,12 @@
 
 import cython
 
+# asyncio's Handle/TimerHandle as C structs, and the C constructors and
+# runner (see _handle_layout.pxd); _loop.py imports the same names from
+# _handles when interpreted.
+from tidal._handle_layout cimport Handle as CHandle, TimerHandle as CTimerHandle
+from tidal._handle_layout cimport new_handle, new_timer, run_in_context
+
 
 # Tuning constants as C numbers: the pruning test in _run_once is C arithmetic.
 cdef Py_ssize_t _MIN_SCHEDULED_TIMER_HANDLES
@@ -32,16 +38,17 @@ cdef class _LoopCore:
     cdef public double slow_callback_duration
 
     # Internal, so cdef: a plain C call from call_at/call_later.
+    @cython.locals(timer=CTimerHandle)
     cdef object _call_at(self, object when, object callback, tuple args, object context)
 
     cpdef _run_turns(self)
 
     # cpdef, not cdef: one call per turn, and still replaceable by a subclass
     # (the schedule seam is _run_ready).
-    @cython.locals(sched_count=Py_ssize_t, live=list)
+    @cython.locals(sched_count=Py_ssize_t, live=list, timer=CTimerHandle, handle=CHandle)
     cpdef _run_once(self)
 
-    @cython.locals(_=Py_ssize_t)
+    @cython.locals(_=Py_ssize_t, handle=CHandle)
     cpdef _run_ready(self, Py_ssize_t ntodo)
 
     @cython.locals(_=Py_ssize_t)

@@ -54,6 +54,19 @@ from typing import Any, Awaitable, Callable
 from . import _connect, _dns, _sendfile, _server, _signals, _sock
 from ._clock import MonotonicClock
 from ._handles import Handle, TimerHandle
+from ._handles import report as _report_callback_error
+
+try:
+    # Compiled, `cython` is Cython's compile-time module and the `if not
+    # cython.compiled:` block below is dropped: its names are the C
+    # functions _loop.pxd cimports from _handle_layout.pxd instead.
+    import cython
+except ImportError:  # interpreted, without Cython installed
+    from types import SimpleNamespace
+
+    cython = SimpleNamespace(compiled=False)
+if not cython.compiled:
+    from ._handles import new_handle, new_timer, run_in_context
 from ._poller import default_poller
 from .transports import _datagram, _pipe, _subprocess, _tls
 
@@ -163,7 +176,7 @@ class _LoopCore:
             # The handle records its creator's caller: the user's frame.
             handle = Handle(callback, args, self, context, True)
         else:
-            handle = Handle(callback, args, self, context)
+            handle = new_handle(Handle, callback, args, self, context)
         self._ready.append(handle)
         return handle
 
@@ -179,7 +192,7 @@ class _LoopCore:
             self._check_callback(callback, "call_soon_threadsafe")
             handle = Handle(callback, args, self, context, True)
         else:
-            handle = Handle(callback, args, self, context)
+            handle = new_handle(Handle, callback, args, self, context)
         # deque.append is atomic under the GIL: no lock needed to enqueue.
         self._ready.append(handle)
         # One wake-up byte per poll, not per call: a thread scheduling a
@@ -226,7 +239,7 @@ class _LoopCore:
             if timer._source_traceback and not _COMPILED:
                 del timer._source_traceback[-1]
         else:
-            timer = TimerHandle(when, callback, args, self, context)
+            timer = new_timer(TimerHandle, when, callback, args, self, context)
         # The heap holds (when, nan, timer), so heapq compares floats in C
         # where comparing TimerHandles would call a Python __lt__ ~20 times
         # per push and pop.  The fresh NaN is the tie-breaker: it is neither
@@ -234,7 +247,7 @@ class _LoopCore:
         # the same time are neither less than the other, exactly as asyncio's
         # TimerHandles compare: heapq then keeps asyncio's order among ties,
         # and the comparison never reaches the handle.
-        heappush(self._scheduled, (timer._when, float("nan"), timer))
+        heappush(self._scheduled, (when, float("nan"), timer))
         timer._scheduled = True
         return timer
 
@@ -446,7 +459,14 @@ class _LoopCore:
             handle = popleft()
             if handle._cancelled:
                 continue
-            handle._run()
+            # asyncio's Handle._run, inlined: compiled, the fields are C
+            # loads and the call is enter-context, call, exit-context.
+            try:
+                run_in_context(handle._context, handle._callback, handle._args)
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:
+                _report_callback_error(handle, exc)
 
     def _run_ready_observed(self, ntodo: int) -> None:
         """The debug/instrumented twin of the fast path: slow-callback warnings, hooks."""

@@ -1,0 +1,134 @@
+# C view of asyncio's Handle/TimerHandle instances, for the compiled loop.
+# A declarations-only file (no module of this name exists at run time):
+# _loop.pxd and _handles.pxd cimport from it.
+#
+# tidal's Handle and TimerHandle stay Python classes: they derive from
+# asyncio's (code checks isinstance(h, asyncio.TimerHandle)), whose __slots__
+# layout a cdef class cannot share.  What the compiled loop gets instead is
+# asyncio's two classes declared as external types whose instances are the
+# structs below, so `handle._cancelled` on a typed variable is a field load,
+# and the constructors fill the slots without a Python call.  Interpreted,
+# _handles.py defines the same four functions in Python.
+#
+# The structs follow CPython's rule for __slots__: one PyObject* per slot in
+# sorted name order after the header, then __weakref__ on 3.11 (3.12 keeps
+# weak references before the header).  Cython checks the sizes when a module
+# cimporting this loads (check_size error), and _handles.py checks every
+# offset against asyncio's member descriptors at import (layout_matches), so
+# a Python whose asyncio lays them out otherwise fails the import loudly
+# instead of reading the wrong field.
+
+cdef extern from *:
+    """
+    #include <structmember.h>  /* PyMemberDef, for the layout check (3.11) */
+
+    typedef struct {
+        PyObject_HEAD
+        PyObject *_args;
+        PyObject *_callback;
+        PyObject *_cancelled;
+        PyObject *_context;
+        PyObject *_loop;
+        PyObject *_repr;
+        PyObject *_source_traceback;
+    #if PY_VERSION_HEX < 0x030C0000
+        PyObject *_weakreflist;
+    #endif
+    } tidal_HandleObject;
+
+    typedef struct {
+        tidal_HandleObject base;
+        PyObject *_scheduled;
+        PyObject *_when;
+    } tidal_TimerHandleObject;
+
+    /* Allocate `cls` (a Handle subclass) and fill the slots asyncio's
+       Handle.__init__ fills, as the non-debug loop wants them: no source
+       traceback, no repr, the current context copied unless one is given. */
+    static inline tidal_HandleObject *tidal_fill_handle(tidal_HandleObject *h, PyObject *callback,
+                                                 PyObject *args, PyObject *loop, PyObject *context) {
+        if (context == Py_None) {
+            context = PyContext_CopyCurrent();
+            if (context == NULL) { Py_DECREF(h); return NULL; }
+        } else {
+            Py_INCREF(context);
+        }
+        h->_context = context;
+        Py_INCREF(callback); h->_callback = callback;
+        Py_INCREF(args); h->_args = args;
+        Py_INCREF(loop); h->_loop = loop;
+        Py_INCREF(Py_False); h->_cancelled = Py_False;
+        Py_INCREF(Py_None); h->_repr = Py_None;
+        Py_INCREF(Py_None); h->_source_traceback = Py_None;
+        return h;
+    }
+
+    static inline PyObject *tidal_new_handle(PyObject *cls, PyObject *callback, PyObject *args,
+                                      PyObject *loop, PyObject *context) {
+        PyTypeObject *t = (PyTypeObject *)cls;
+        tidal_HandleObject *h = (tidal_HandleObject *)t->tp_alloc(t, 0);
+        if (h == NULL) return NULL;
+        return (PyObject *)tidal_fill_handle(h, callback, args, loop, context);
+    }
+
+    static inline PyObject *tidal_new_timer(PyObject *cls, PyObject *when, PyObject *callback,
+                                     PyObject *args, PyObject *loop, PyObject *context) {
+        PyTypeObject *t = (PyTypeObject *)cls;
+        tidal_TimerHandleObject *h = (tidal_TimerHandleObject *)t->tp_alloc(t, 0);
+        if (h == NULL) return NULL;
+        Py_INCREF(when); h->_when = when;
+        Py_INCREF(Py_False); h->_scheduled = Py_False;
+        return (PyObject *)tidal_fill_handle(&h->base, callback, args, loop, context);
+    }
+
+    /* context.run(callback, *args) without packing a new argument tuple:
+       Context.run is exactly enter, call, exit. */
+    static inline PyObject *tidal_run_in_context(PyObject *context, PyObject *callback, PyObject *args) {
+        if (PyContext_Enter(context) < 0) return NULL;
+        PyObject *result = PyObject_Call(callback, args, NULL);
+        if (PyContext_Exit(context) < 0) { Py_XDECREF(result); return NULL; }
+        return result;
+    }
+
+    static inline int tidal_slot_at(PyObject *cls, const char *name, Py_ssize_t offset) {
+        PyObject *d = PyObject_GetAttrString(cls, name);
+        if (d == NULL) { PyErr_Clear(); return 0; }
+        int ok = Py_IS_TYPE(d, &PyMemberDescr_Type)
+                 && ((PyMemberDescrObject *)d)->d_member->offset == offset;
+        Py_DECREF(d);
+        return ok;
+    }
+
+    static inline int tidal_layout_matches(PyObject *handle_cls, PyObject *timer_cls) {
+        #define TIDAL_H(f) tidal_slot_at(handle_cls, #f, offsetof(tidal_HandleObject, f)) \
+                        && tidal_slot_at(timer_cls, #f, offsetof(tidal_HandleObject, f))
+        int ok = TIDAL_H(_args) && TIDAL_H(_callback) && TIDAL_H(_cancelled) && TIDAL_H(_context)
+                 && TIDAL_H(_loop) && TIDAL_H(_repr) && TIDAL_H(_source_traceback)
+                 && tidal_slot_at(timer_cls, "_scheduled", offsetof(tidal_TimerHandleObject, _scheduled))
+                 && tidal_slot_at(timer_cls, "_when", offsetof(tidal_TimerHandleObject, _when))
+                 && ((PyTypeObject *)handle_cls)->tp_basicsize == sizeof(tidal_HandleObject)
+                 && ((PyTypeObject *)timer_cls)->tp_basicsize == sizeof(tidal_TimerHandleObject);
+        #undef TIDAL_H
+        return ok;
+    }
+    """
+
+    ctypedef class asyncio.events.Handle [object tidal_HandleObject, check_size error]:
+        cdef object _args
+        cdef object _callback
+        cdef object _cancelled
+        cdef object _context
+        cdef object _loop
+        cdef object _repr
+        cdef object _source_traceback
+
+    ctypedef class asyncio.events.TimerHandle [object tidal_TimerHandleObject, check_size error]:
+        cdef object _scheduled
+        cdef object _when
+
+    object new_handle "tidal_new_handle" (object cls, object callback, object args, object loop,
+                                          object context)
+    object new_timer "tidal_new_timer" (object cls, object when, object callback, object args,
+                                        object loop, object context)
+    object run_in_context "tidal_run_in_context" (object context, object callback, object args)
+    bint layout_matches "tidal_layout_matches" (object handle_cls, object timer_cls)
