@@ -103,7 +103,7 @@ bench: $(VENV)/.installed
 	$(VENV)/bin/python -m tidal.bench $(BENCH_ARGS)
 
 lint: $(VENV)/.installed-test
-	$(VENV)/bin/python -m pip install -q ruff mypy
+	$(VENV)/bin/python -m pip install -q "ruff>=0.15,<0.16" mypy
 	$(VENV)/bin/python -m ruff check src tests
 	$(VENV)/bin/python -m mypy
 

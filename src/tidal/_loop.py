@@ -146,8 +146,9 @@ class _LoopCore:
     _clock_resolution: float
     _poller: Any
     _ready: collections.deque[Any]  # Handles and TimerHandles
-    _scheduled: list[TimerHandle]
+    _scheduled: list[tuple[float, float, TimerHandle]]  # (when, nan, timer): see _call_at
     _timer_cancelled_count: int
+    _wakeup_pending: bool
     _readers: dict[int, Handle]
     _writers: dict[int, Handle]
     _closed: bool
@@ -200,7 +201,7 @@ class _LoopCore:
         # turn before it looks at the ready queue (see _run_once).
         if not self._wakeup_pending:
             self._wakeup_pending = True
-            self._write_to_self()
+            self._write_to_self()  # type: ignore[attr-defined]  # EventLoop's
         return handle
 
     def call_later(
