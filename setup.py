@@ -33,6 +33,7 @@ from setuptools.command.build_ext import build_ext
 # it asks the modules themselves whether they loaded as extensions).
 COMPILED_MODULES = [
     "tidal._loop",  # the turn: _run_once/_run_ready, call_soon/call_later/_call_at
+    "tidal._timerheap",  # push/pop per timer: compares due times as C doubles
     "tidal._handles",  # the layout check the compiled loop relies on (_handle_layout.pxd)
     "tidal._poller",  # poll(): once per turn
     "tidal._sock",  # sock_* fast paths: one syscall attempt per call

@@ -5,8 +5,14 @@
 # become C values and the import-time layout check is the C one.
 
 from tidal._handle_layout cimport layout_matches
+from tidal._handle_layout cimport Handle as CHandle
+
+import cython
 
 cdef object _copy_context
 cdef bint _COMPILED
 cdef int _CALLER_DEPTH
 cdef bint _FORMAT_TAKES_DEBUG
+
+# The handle's fields as C struct loads/stores (a TimerHandle is a Handle).
+cdef void _cancel(CHandle handle, bint timer) except *

@@ -68,6 +68,25 @@ class Handle(asyncio.Handle):
         else:
             self._source_traceback = None
 
+    def cancel(self) -> None:
+        _cancel(self, False)
+
+
+def _cancel(handle: Any, timer: bool) -> None:
+    """asyncio's Handle.cancel (and TimerHandle.cancel: tell the loop first),
+    the same steps in the same order; compiled, a C function over the slots.
+    Timeouts are mostly cancelled, so this runs about as often as call_later."""
+    if not handle._cancelled:
+        loop = handle._loop
+        if timer:
+            loop._timer_handle_cancelled(handle)
+        handle._cancelled = True
+        if loop.get_debug():
+            # Kept for debug-mode messages about the handle after this.
+            handle._repr = repr(handle)
+        handle._callback = None
+        handle._args = None
+
 
 def report(handle: Any, exc: BaseException) -> None:
     """A callback raised: tell the loop's exception handler, in asyncio's words
@@ -110,6 +129,9 @@ class TimerHandle(asyncio.TimerHandle):
             self._source_traceback = None
         self._when = when
         self._scheduled = False
+
+    def cancel(self) -> None:
+        _cancel(self, True)
 
 
 if not cython.compiled:

@@ -8,6 +8,7 @@ import cython
 # _handles when interpreted.
 from tidal._handle_layout cimport Handle as CHandle, TimerHandle as CTimerHandle
 from tidal._handle_layout cimport new_handle, new_timer, run_in_context
+from tidal._timerheap cimport pop as heap_pop, push as heap_push, rebuild as heap_rebuild
 
 
 # Tuning constants as C numbers: the pruning test in _run_once is C arithmetic.
@@ -23,8 +24,11 @@ cdef class _LoopCore:
     cdef public object _clock_now          # the clock's bound C function
     cdef public double _clock_resolution
     cdef public object _poller             # any object with the poller interface
-    cdef public object _ready              # collections.deque (no C API: popleft is bound once)
-    cdef public list _scheduled            # the timer heap of (when, nan, timer): len() and [0] are C macros
+    cdef public object _poll               # _poller.poll, bound once
+    cdef public object _ready              # collections.deque (no C API: its methods are bound once)
+    cdef public object _ready_append
+    cdef public object _ready_popleft
+    cdef public list _scheduled            # the timer heap (_timerheap): len() and [0] are C macros
     cdef public Py_ssize_t _timer_cancelled_count
     cdef public bint _wakeup_pending       # a wake-up byte is on its way (call_soon_threadsafe)
     cdef public dict _readers
@@ -45,7 +49,8 @@ cdef class _LoopCore:
 
     # cpdef, not cdef: one call per turn, and still replaceable by a subclass
     # (the schedule seam is _run_ready).
-    @cython.locals(sched_count=Py_ssize_t, live=list, timer=CTimerHandle, handle=CHandle)
+    @cython.locals(sched_count=Py_ssize_t, live=list, timer=CTimerHandle, handle=CHandle,
+                   when=double, end_time=double)
     cpdef _run_once(self)
 
     @cython.locals(_=Py_ssize_t, handle=CHandle)

@@ -48,7 +48,6 @@ import traceback
 import warnings
 import weakref
 from asyncio import coroutines, events, futures, tasks
-from heapq import heapify, heappop, heappush
 from typing import Any, Awaitable, Callable
 
 from . import _connect, _dns, _sendfile, _server, _signals, _sock
@@ -68,6 +67,7 @@ except ImportError:  # interpreted, without Cython installed
 if not cython.compiled:
     from ._handles import new_handle, new_timer, run_in_context
 from ._poller import default_poller
+from ._timerheap import pop as heap_pop, push as heap_push, rebuild as heap_rebuild
 from .transports import _datagram, _pipe, _subprocess, _tls
 
 logger = logging.getLogger("asyncio")  # asyncio's logger: users filter on it
@@ -146,7 +146,10 @@ class _LoopCore:
     _clock_resolution: float
     _poller: Any
     _ready: collections.deque[Any]  # Handles and TimerHandles
-    _scheduled: list[tuple[float, float, TimerHandle]]  # (when, nan, timer): see _call_at
+    _ready_append: Callable[[Any], None]  # _ready's methods, bound once (see __init__)
+    _ready_popleft: Callable[[], Any]
+    _poll: Callable[[float | None], Any]  # _poller.poll, bound once
+    _scheduled: list[TimerHandle]  # the timer heap (_timerheap.py)
     _timer_cancelled_count: int
     _wakeup_pending: bool
     _readers: dict[int, Handle]
@@ -178,7 +181,7 @@ class _LoopCore:
             handle = Handle(callback, args, self, context, True)
         else:
             handle = new_handle(Handle, callback, args, self, context)
-        self._ready.append(handle)
+        self._ready_append(handle)
         return handle
 
     def call_soon_threadsafe(
@@ -195,7 +198,7 @@ class _LoopCore:
         else:
             handle = new_handle(Handle, callback, args, self, context)
         # deque.append is atomic under the GIL: no lock needed to enqueue.
-        self._ready.append(handle)
+        self._ready_append(handle)
         # One wake-up byte per poll, not per call: a thread scheduling a
         # burst of callbacks writes once, and the loop clears the flag each
         # turn before it looks at the ready queue (see _run_once).
@@ -241,14 +244,9 @@ class _LoopCore:
                 del timer._source_traceback[-1]
         else:
             timer = new_timer(TimerHandle, when, callback, args, self, context)
-        # The heap holds (when, nan, timer), so heapq compares floats in C
-        # where comparing TimerHandles would call a Python __lt__ ~20 times
-        # per push and pop.  The fresh NaN is the tie-breaker: it is neither
-        # equal to, less nor greater than another NaN, so two timers due at
-        # the same time are neither less than the other, exactly as asyncio's
-        # TimerHandles compare: heapq then keeps asyncio's order among ties,
-        # and the comparison never reaches the handle.
-        heappush(self._scheduled, (when, float("nan"), timer))
+        # Ordered as heapq orders asyncio's TimerHandles, ties included, at
+        # the cost of C double comparisons (_timerheap.py).
+        heap_push(self._scheduled, timer)
         timer._scheduled = True
         return timer
 
@@ -367,19 +365,21 @@ class _LoopCore:
             and self._timer_cancelled_count / sched_count > _MIN_CANCELLED_TIMER_HANDLES_FRACTION
         ):
             live = []
-            for entry in scheduled:
-                timer = entry[2]
+            for timer in scheduled:
                 if timer._cancelled:
                     timer._scheduled = False
                 else:
-                    live.append(entry)
-            heapify(live)
+                    live.append(timer)
+            heap_rebuild(live)
             self._scheduled = scheduled = live
             self._timer_cancelled_count = 0
         else:
-            while scheduled and scheduled[0][2]._cancelled:
+            while scheduled:
+                timer = scheduled[0]
+                if not timer._cancelled:
+                    break
                 self._timer_cancelled_count -= 1
-                timer = heappop(scheduled)[2]
+                heap_pop(scheduled)
                 timer._scheduled = False
 
         # Phase 1b: wait for I/O, no longer than the first timer.  A thread's
@@ -391,7 +391,8 @@ class _LoopCore:
         if ready or self._stopping:
             timeout: float | None = 0
         elif scheduled:
-            timeout = scheduled[0][0] - self._clock_now()
+            timer = scheduled[0]
+            timeout = timer._when - self._clock_now()
             if timeout > _MAXIMUM_SELECT_TIMEOUT:
                 timeout = _MAXIMUM_SELECT_TIMEOUT
             elif timeout < 0:
@@ -402,7 +403,7 @@ class _LoopCore:
         instrument = self._instrument
         if instrument is not None:
             instrument.before_poll(timeout)
-        event_list = self._poller.poll(timeout)
+        event_list = self._poll(timeout)
         if instrument is not None:
             instrument.after_poll(len(event_list))
 
@@ -420,14 +421,14 @@ class _LoopCore:
                         if handle._cancelled:
                             self._remove_reader(fd)
                         else:
-                            ready.append(handle)
+                            self._ready_append(handle)
                 if mask & writable:
                     handle = writers.get(fd)
                     if handle is not None:
                         if handle._cancelled:
                             self._remove_writer(fd)
                         else:
-                            ready.append(handle)
+                            self._ready_append(handle)
         event_list = None
 
         # Phase 2: due timers join the ready queue.  Timers within one clock
@@ -436,11 +437,13 @@ class _LoopCore:
         if scheduled:
             end_time = self._clock_now() + self._clock_resolution
             while scheduled:
-                if scheduled[0][0] >= end_time:
+                timer = scheduled[0]
+                when = timer._when
+                if when >= end_time:
                     break
-                timer = heappop(scheduled)[2]
+                heap_pop(scheduled)
                 timer._scheduled = False
-                ready.append(timer)
+                self._ready_append(timer)
 
         # Phase 3: run what is ready now.
         self._run_ready(len(ready))
@@ -454,8 +457,7 @@ class _LoopCore:
         if self._debug or self._instrument is not None:
             self._run_ready_observed(ntodo)
             return
-        # Bound once: one fewer attribute lookup per callback.
-        popleft = self._ready.popleft
+        popleft = self._ready_popleft
         for _ in range(ntodo):
             handle = popleft()
             if handle._cancelled:
@@ -471,7 +473,7 @@ class _LoopCore:
 
     def _run_ready_observed(self, ntodo: int) -> None:
         """The debug/instrumented twin of the fast path: slow-callback warnings, hooks."""
-        popleft = self._ready.popleft
+        popleft = self._ready_popleft
         instrument = self._instrument
         debug = self._debug
         for _ in range(ntodo):
@@ -505,6 +507,12 @@ class EventLoop(_LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
         self._clock_resolution = self._clock.resolution
         self._poller = default_poller() if poller is None else poller
         self._ready = collections.deque()
+        # Bound once, here: a deque has no C API, and looking a method up on
+        # it (or on the poller) per call or per turn costs more than the call.
+        # Neither object is replaced after this.
+        self._ready_append = self._ready.append
+        self._ready_popleft = self._ready.popleft
+        self._poll = self._poller.poll
         self._scheduled = []
         self._timer_cancelled_count = 0
         self._wakeup_pending = False

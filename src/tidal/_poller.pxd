@@ -8,6 +8,7 @@ import cython
 # as attributes, since any object with this interface may be the poller.
 cdef class EpollPoller:
     cdef object _epoll
+    cdef object _epoll_poll
     cdef dict _masks
     cdef public int READABLE
     cdef public int WRITABLE

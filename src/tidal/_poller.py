@@ -26,10 +26,13 @@ import sys
 class EpollPoller:
     """Level-triggered epoll; returns the kernel's event list untranslated."""
 
-    __slots__ = ("_epoll", "_masks", "READABLE", "WRITABLE")
+    __slots__ = ("_epoll", "_epoll_poll", "_masks", "READABLE", "WRITABLE")
 
     def __init__(self) -> None:
         self._epoll = select.epoll()
+        # Bound once: poll() runs every turn, and a method lookup costs about
+        # as much as the empty poll itself.
+        self._epoll_poll = self._epoll.poll
         self._masks: dict[int, int] = {}
         # Everything but EPOLLOUT wakes the reader, everything but EPOLLIN the
         # writer: an error or hang-up must reach whichever side is waiting.
@@ -70,7 +73,7 @@ class EpollPoller:
             # not polled for 0 ms over and over (a busy loop).
             timeout = (int(timeout * 1e3) + 1) * 1e-3
         # maxevents: at least one per registered fd, so a turn sees them all.
-        return self._epoll.poll(timeout, max(len(self._masks), 1))
+        return self._epoll_poll(timeout, max(len(self._masks), 1))
 
     def close(self) -> None:
         self._masks.clear()
