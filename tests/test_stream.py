@@ -275,6 +275,63 @@ def test_echo_and_event_order(loop, arun, kind):
     arun(main())
 
 
+class CountingSocket(socket.socket):
+    """A socket.socket subclass that counts the transport's calls to its methods."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.calls: dict[str, int] = {}
+
+    def _count(self, name: str) -> None:
+        self.calls[name] = self.calls.get(name, 0) + 1
+
+    def recv(self, *args: Any) -> bytes:
+        self._count("recv")
+        return super().recv(*args)
+
+    def recv_into(self, *args: Any) -> int:
+        self._count("recv_into")
+        return super().recv_into(*args)
+
+    def send(self, *args: Any) -> int:
+        self._count("send")
+        return super().send(*args)
+
+
+@pytest.mark.parametrize("buffered", [False, True], ids=["protocol", "buffered"])
+def test_socket_subclass_methods_are_called(loop, arun, kind, buffered):
+    # asyncio's transport reads and writes through the socket's methods, so a
+    # subclass's overrides run; tidal (which uses the fd directly for a plain
+    # socket.socket) must call them too.
+    class Echo(Recorder):
+        def data_received(self, data: bytes) -> None:
+            super().data_received(data)
+            self.transport.write(data)
+
+    class BufferedEcho(BufferedRecorder):
+        def buffer_updated(self, nbytes: int) -> None:
+            super().buffer_updated(nbytes)
+            self.transport.write(bytes(self.buf[:nbytes]))
+
+    async def main():
+        plain, peer = make_pair(kind)
+        ours = CountingSocket(plain.family, plain.type, plain.proto, fileno=plain.detach())
+        proto = BufferedEcho(loop, size=4096) if buffered else Echo(loop)
+        tr, _ = await loop.connect_accepted_socket(lambda: proto, ours)
+        for i in range(5):
+            msg = b"ping %d" % i
+            await sendall(loop, peer, msg)
+            assert await recv_exactly(loop, peer, len(msg)) == msg
+        tr.close()
+        await proto.lost
+        peer.close()
+        return dict(ours.calls)
+
+    calls = arun(main())
+    assert calls.get("recv_into" if buffered else "recv", 0) >= 5
+    assert calls.get("send", 0) >= 5
+
+
 def test_extra_info(loop, arun, kind):
     async def main():
         tr, proto, peer = await open_pair(loop, kind)

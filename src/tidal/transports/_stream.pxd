@@ -9,3 +9,6 @@
 # class.  Module constants are left as Python objects on purpose: they are
 # compared with Python ints (len(), send() results), and a C-typed constant
 # would be boxed into a new int object at every such comparison.
+
+# The read and write paths' syscalls (_syscalls.py says why): C functions.
+from tidal._syscalls_c cimport recv_bytes, recv_into, send

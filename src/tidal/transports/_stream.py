@@ -36,6 +36,18 @@ from collections.abc import Iterable
 from itertools import islice
 from typing import Any
 
+try:
+    # Compiled, `cython` is Cython's compile-time module and the `if not
+    # cython.compiled:` block below is dropped: its names are the C functions
+    # of _syscalls_c.pxd (cimported by _stream.pxd).
+    import cython
+except ImportError:  # interpreted, without Cython installed
+    from types import SimpleNamespace
+
+    cython = SimpleNamespace(compiled=False)
+if not cython.compiled:
+    from .._syscalls import recv_bytes, recv_into, send
+
 from ._base import (
     checked_write_buffer_limits,
     force_close,
@@ -129,6 +141,7 @@ class StreamTransport(transports.Transport):
         "_loop",
         "_sock",
         "_sock_fd",
+        "_io_fd",
         "_protocol",
         "_protocol_connected",
         "_buffered",
@@ -165,6 +178,9 @@ class StreamTransport(transports.Transport):
         self._sock: socket.socket | None = None  # set near the end: __del__ tests it
         self._loop: Any = loop
         self._sock_fd = sock.fileno()
+        # The fd the read/write paths' syscalls use, or -1 for "call the
+        # socket's methods" (a socket.socket subclass may override them).
+        self._io_fd = self._sock_fd if type(sock) is socket.socket else -1
         self._protocol: Any = protocol
         self._protocol_connected = True
         self._buffered = isinstance(protocol, protocols.BufferedProtocol)
@@ -280,9 +296,9 @@ class StreamTransport(transports.Transport):
         """The fd is readable: recv into the shared buffer, hand over a bytes copy."""
         if self._conn_lost:
             return
-        view = self._recv_view
         try:
-            nbytes = self._sock.recv_into(view)  # type: ignore[union-attr]
+            # A copy of just the bytes received: the buffer is reused at once.
+            data = recv_bytes(self._sock, self._io_fd, self._recv_view)
         except (BlockingIOError, InterruptedError):
             return
         except (SystemExit, KeyboardInterrupt):
@@ -290,12 +306,11 @@ class StreamTransport(transports.Transport):
         except BaseException as exc:
             self._fatal_error(exc, "Fatal read error on socket transport")
             return
-        if not nbytes:
+        if not data:
             self._read_eof()
             return
         try:
-            # A copy of just the bytes received: the buffer is reused at once.
-            self._protocol.data_received(view[:nbytes].tobytes())
+            self._protocol.data_received(data)
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:
@@ -316,7 +331,7 @@ class StreamTransport(transports.Transport):
             self._fatal_error(exc, "Fatal error: protocol.get_buffer() call failed.")
             return
         try:
-            nbytes = self._sock.recv_into(buf)  # type: ignore[union-attr]
+            nbytes = recv_into(self._sock, self._io_fd, buf)  # type: ignore[arg-type]
         except (BlockingIOError, InterruptedError):
             return
         except (SystemExit, KeyboardInterrupt):
@@ -378,7 +393,7 @@ class StreamTransport(transports.Transport):
             # Nothing queued: try to send right away (the common case: the
             # kernel takes it all, and no writer is ever registered).
             try:
-                n = self._sock.send(data)  # type: ignore[union-attr]
+                n = send(self._sock, self._io_fd, data)  # type: ignore[arg-type]
             except (BlockingIOError, InterruptedError):
                 n = 0
             except (SystemExit, KeyboardInterrupt):
@@ -422,7 +437,7 @@ class StreamTransport(transports.Transport):
         if not self._buffer_size:
             try:
                 if len(items) == 1:
-                    n = self._sock.send(items[0])  # type: ignore[union-attr]
+                    n = send(self._sock, self._io_fd, items[0])  # type: ignore[arg-type]
                 elif _HAS_SENDMSG:
                     n = self._sock.sendmsg(items[:_IOV_MAX])  # type: ignore[union-attr]
                 else:
@@ -489,7 +504,7 @@ class StreamTransport(transports.Transport):
         buffer = self._buffer
         try:
             if len(buffer) == 1 or not _HAS_SENDMSG:
-                n = self._sock.send(buffer[0])  # type: ignore[union-attr]
+                n = send(self._sock, self._io_fd, buffer[0])  # type: ignore[arg-type]
             else:
                 n = self._sock.sendmsg(islice(buffer, _IOV_MAX))  # type: ignore[union-attr]
         except (BlockingIOError, InterruptedError):

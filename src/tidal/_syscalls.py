@@ -1,0 +1,40 @@
+"""The socket calls of the transports' read and write paths.
+
+Interpreted, each is the socket method it names.  Compiled, the transports
+cimport C functions of the same names and arguments instead
+(``_syscalls_c.pxd``): one ``recv()``/``send()`` on the fd, which the
+transport owns and keeps open while it calls these, with errors raised as the
+socket module raises them (``OSError`` with the errno, so ``BlockingIOError``,
+``ConnectionResetError``, ...).  The transport passes -1 as the fd when its
+socket is not exactly a ``socket.socket``: a subclass may override these
+methods, and asyncio would call the override, so compiled code calls it too.  What that saves per call, against the socket
+method: parsing arguments by keyword, letting go of the GIL and taking it back
+around a syscall that does not block (the socket is non-blocking), and for a
+read, a memoryview slice to copy the bytes out of the shared buffer.  Those
+are about half of the CPU a small echo costs the loop outside the kernel.
+
+Only the first try of a read or write goes through here: the rare paths
+(sendmsg of a queue, recvfrom) use the socket methods in both modes.
+"""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+
+def recv_into(sock: socket.socket, fd: int, buf: Any) -> int:
+    """Receive into the writable buffer `buf`; the byte count (0 at EOF)."""
+    return sock.recv_into(buf)
+
+
+def recv_bytes(sock: socket.socket, fd: int, view: memoryview) -> bytes:
+    """Receive into `view` (a scratch buffer) and return a copy of what came (b"" at EOF)."""
+    if fd < 0:
+        return sock.recv(len(view))  # as asyncio's transport reads
+    return view[: sock.recv_into(view)].tobytes()
+
+
+def send(sock: socket.socket, fd: int, data: Any) -> int:
+    """Send what the kernel takes of the bytes-like `data`; the byte count."""
+    return sock.send(data)
