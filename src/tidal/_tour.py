@@ -85,7 +85,9 @@ async def callbacks_style(rounds: int) -> int:
 # ---------------------------------------------------------------------------
 
 
-def echo_handler_gen(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> Generator:
+def echo_handler_gen(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+) -> Generator[Any, Any, None]:
     """A server handler as a plain generator: each `yield` waits for the stream."""
     while True:
         line = yield reader.readline()
@@ -97,7 +99,7 @@ def echo_handler_gen(reader: asyncio.StreamReader, writer: asyncio.StreamWriter)
     yield writer.wait_closed()
 
 
-def ping_client_gen(port: int, rounds: int) -> Generator:
+def ping_client_gen(port: int, rounds: int) -> Generator[Any, Any, int]:
     reader, writer = yield asyncio.open_connection(HOST, port)
     for i in range(rounds):
         writer.write(b"ping %d\n" % i)
@@ -108,7 +110,7 @@ def ping_client_gen(port: int, rounds: int) -> Generator:
     return rounds
 
 
-def generators_style(rounds: int) -> Generator:
+def generators_style(rounds: int) -> Generator[Any, Any, int]:
     handlers: list[asyncio.Task] = []
     server = yield asyncio.start_server(
         # Each connection's handler is a plain generator, spawned as a task;
