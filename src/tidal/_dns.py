@@ -9,21 +9,26 @@ application resolved before.
 from __future__ import annotations
 
 import socket
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    # typeshed's name for what socket.getaddrinfo returns (and so what
+    # AbstractEventLoop.getaddrinfo is declared to return).
+    from socket import _GetAddrInfoResult
 
 _AddrInfo = tuple[int, int, int, str, tuple[Any, ...]]
 
 
 async def getaddrinfo(
     self: Any,
-    host: Any,
-    port: Any,
+    host: bytes | str | None,
+    port: bytes | str | int | None,
     *,
     family: int = 0,
     type: int = 0,
     proto: int = 0,
     flags: int = 0,
-) -> list[_AddrInfo]:
+) -> _GetAddrInfoResult:
     """socket.getaddrinfo, run in the loop's default executor."""
     return await self.run_in_executor(
         None, socket.getaddrinfo, host, port, family, type, proto, flags
@@ -55,7 +60,9 @@ def numeric_addrinfo(
         except (TypeError, ValueError):
             return None  # a service name such as "http": getaddrinfo knows it
     if family == socket.AF_UNSPEC:
-        families = [socket.AF_INET, socket.AF_INET6] if socket.has_ipv6 else [socket.AF_INET]
+        families: list[int] = (
+            [socket.AF_INET, socket.AF_INET6] if socket.has_ipv6 else [socket.AF_INET]
+        )
     else:
         families = [family]
     if isinstance(host, bytes):
