@@ -17,7 +17,10 @@ import asyncio
 import contextvars
 import sys
 from asyncio import format_helpers
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
+
+if TYPE_CHECKING:
+    from traceback import StackSummary
 
 try:
     # Compiled, `cython` is Cython's compile-time module and `if not
@@ -46,6 +49,10 @@ class Handle(asyncio.Handle):
     """A callback scheduled on the loop, cancellable until it has run."""
 
     __slots__ = ()
+
+    # asyncio's slot, which typeshed leaves undeclared: where a debug-mode
+    # handle was made, else None.  (An annotation only: no class attribute.)
+    _source_traceback: StackSummary | None
 
     def __init__(
         self,
@@ -107,6 +114,8 @@ class TimerHandle(asyncio.TimerHandle):
     """A callback due at a loop time; ordered by that time in the timer heap."""
 
     __slots__ = ()
+
+    _source_traceback: StackSummary | None  # as in Handle above
 
     def __init__(
         self,
