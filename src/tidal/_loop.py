@@ -48,7 +48,19 @@ import traceback
 import warnings
 import weakref
 from asyncio import coroutines, events, futures, tasks
-from typing import Any, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Callable
+
+if TYPE_CHECKING:
+    # For annotations only: typeshed's names, so that the overrides below
+    # have AbstractEventLoop's signatures.
+    from asyncio import _AwaitableLike
+    from concurrent.futures import Executor
+    from typing import TypeVar, TypeVarTuple, Unpack
+
+    from _typeshed import FileDescriptorLike
+
+    _T = TypeVar("_T")
+    _Ts = TypeVarTuple("_Ts")
 
 from . import _connect, _dns, _sendfile, _server, _signals, _sock
 from ._clock import MonotonicClock
@@ -109,7 +121,7 @@ def _run_until_complete_cb(fut: asyncio.Future[Any]) -> None:
             # The exception propagates out of run_forever by itself; stopping
             # here would leave a turn's worth of callbacks unrun.
             return
-    futures._get_loop(fut).stop()
+    futures._get_loop(fut).stop()  # type: ignore[attr-defined]  # exists; typeshed omits it
 
 
 def _fileobj_to_fd(fileobj: Any) -> int:
@@ -632,12 +644,15 @@ class EventLoop(_LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
         finally:
             self._run_forever_cleanup()
 
-    def run_until_complete(self, future: Awaitable[Any]) -> Any:
+    # typeshed's signature: on 3.11 a plain generator is accepted too (3.11's
+    # ensure_future wraps it in a Task), though typeshed's ensure_future says
+    # awaitables only, hence the ignore on that call.
+    def run_until_complete(self, future: _AwaitableLike[_T]) -> _T:
         """Run until `future` (a coroutine is wrapped in a Task) is done; return its result."""
         self._check_closed()
         self._check_running()
         new_task = not futures.isfuture(future)
-        fut = tasks.ensure_future(future, loop=self)
+        fut = tasks.ensure_future(future, loop=self)  # type: ignore[arg-type]  # see above
         if new_task:
             # A task we made ourselves: if the loop is interrupted, asyncio
             # does not warn that it was destroyed pending.
@@ -870,7 +885,9 @@ class EventLoop(_LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
     # Executor
     # ------------------------------------------------------------------
 
-    def run_in_executor(self, executor: Any, func: Callable[..., Any], *args: Any) -> Any:
+    def run_in_executor(
+        self, executor: Executor | None, func: Callable[[Unpack[_Ts]], _T], *args: Unpack[_Ts]
+    ) -> asyncio.Future[_T]:
         self._check_closed()
         if self._debug:
             self._check_callback(func, "run_in_executor")
@@ -935,7 +952,9 @@ class EventLoop(_LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
         if transport is not None and not transport.is_closing():
             raise RuntimeError(f"File descriptor {fd!r} is used by transport {transport!r}")
 
-    def add_reader(self, fd: Any, callback: Callable[..., object], *args: Any) -> None:
+    def add_reader(
+        self, fd: FileDescriptorLike, callback: Callable[[Unpack[_Ts]], Any], *args: Unpack[_Ts]
+    ) -> None:
         """Call `callback(*args)` whenever `fd` is readable."""
         self._ensure_fd_no_transport(fd)
         self._add_reader(fd, callback, *args)
@@ -944,7 +963,9 @@ class EventLoop(_LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
         self._ensure_fd_no_transport(fd)
         return self._remove_reader(fd)
 
-    def add_writer(self, fd: Any, callback: Callable[..., object], *args: Any) -> None:
+    def add_writer(
+        self, fd: FileDescriptorLike, callback: Callable[[Unpack[_Ts]], Any], *args: Unpack[_Ts]
+    ) -> None:
         """Call `callback(*args)` whenever `fd` is writable."""
         self._ensure_fd_no_transport(fd)
         self._add_writer(fd, callback, *args)
