@@ -326,7 +326,7 @@ async def sock_sendfile(
     offset: int = 0,
     count: int | None = None,
     *,
-    fallback: bool = True,
+    fallback: bool | None = True,  # only tested for truth (None = False), as in asyncio
 ) -> int:
     """Send `file` (from `offset`, `count` bytes or to its end) over `sock`; return bytes sent."""
     _check_sock(self, sock)

@@ -15,7 +15,12 @@ import signal
 import sys
 import warnings
 from asyncio import coroutines
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
+
+if TYPE_CHECKING:
+    from typing import TypeVarTuple, Unpack
+
+    _Ts = TypeVarTuple("_Ts")  # typeshed's AbstractEventLoop.add_signal_handler signature
 
 from ._handles import Handle
 
@@ -33,7 +38,9 @@ def _check_signal(sig: Any) -> None:
         raise ValueError(f"invalid signal number {sig}")
 
 
-def add_signal_handler(self: Any, sig: int, callback: Callable[..., object], *args: Any) -> None:
+def add_signal_handler(
+    self: Any, sig: int, callback: Callable[[Unpack[_Ts]], object], *args: Unpack[_Ts]
+) -> None:
     """Run `callback(*args)` on the loop when signal `sig` arrives (main thread only)."""
     if coroutines.iscoroutine(callback) or coroutines.iscoroutinefunction(callback):
         raise TypeError("coroutines cannot be used with add_signal_handler()")
