@@ -35,7 +35,13 @@ import sys
 import weakref
 from asyncio import events, exceptions, protocols, tasks, trsock
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from asyncio import Transport
+    from typing import TypeVar
+
+    _ProtocolT = TypeVar("_ProtocolT", bound=protocols.BaseProtocol)
 
 from . import _dns
 from .transports import _tls
@@ -545,13 +551,13 @@ async def create_unix_server(
 
 async def connect_accepted_socket(
     self: Any,
-    protocol_factory: _ProtocolFactory,
+    protocol_factory: Callable[[], _ProtocolT],
     sock: socket.socket,
     *,
     ssl: Any = None,
     ssl_handshake_timeout: float | None = None,
     ssl_shutdown_timeout: float | None = None,
-) -> tuple[Any, protocols.BaseProtocol]:
+) -> tuple[Transport, _ProtocolT]:
     """Wrap a socket accepted outside the loop in a transport and protocol."""
     if sock.type != socket.SOCK_STREAM:
         raise ValueError(f"A Stream Socket was expected, got {sock!r}")

@@ -30,7 +30,12 @@ import stat
 import sys
 import warnings
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from typing import TypeVar
+
+    _ProtocolT = TypeVar("_ProtocolT", bound=asyncio.BaseProtocol)
 
 from .. import _dns
 from ._base import (
@@ -412,7 +417,7 @@ async def _address_pairs(
 
 async def create_datagram_endpoint(
     self: Any,
-    protocol_factory: Callable[[], asyncio.BaseProtocol],
+    protocol_factory: Callable[[], _ProtocolT],
     local_addr: Any = None,
     remote_addr: Any = None,
     *,
@@ -422,7 +427,7 @@ async def create_datagram_endpoint(
     reuse_port: bool | None = None,
     allow_broadcast: bool | None = None,
     sock: socket.socket | None = None,
-) -> tuple[DatagramTransport, asyncio.BaseProtocol]:
+) -> tuple[DatagramTransport, _ProtocolT]:
     """Make a datagram endpoint; return (transport, protocol) once connection_made has run.
 
     No ``reuse_address``: asyncio removed it in 3.11 (SO_REUSEADDR on UDP
