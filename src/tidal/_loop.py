@@ -987,7 +987,8 @@ class EventLoop(_LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
     getaddrinfo = _dns.getaddrinfo
     getnameinfo = _dns.getnameinfo
 
-    sock_recv = _sock.sock_recv
+    # `n`, as asyncio's own loops name it; typeshed's ABC says `nbytes`.
+    sock_recv = _sock.sock_recv  # type: ignore[assignment]
     sock_recv_into = _sock.sock_recv_into
     sock_recvfrom = _sock.sock_recvfrom
     sock_recvfrom_into = _sock.sock_recvfrom_into
@@ -1006,12 +1007,16 @@ class EventLoop(_LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
     create_unix_connection = _connect.create_unix_connection
     connect_accepted_socket = _server.connect_accepted_socket
 
-    create_server = _server.create_server
-    create_unix_server = _server.create_unix_server
+    # These return tidal's Server, an asyncio.AbstractServer; typeshed's ABC
+    # promises asyncio's own Server class (base_events.Server).
+    create_server = _server.create_server  # type: ignore[assignment]
+    create_unix_server = _server.create_unix_server  # type: ignore[assignment]
 
     start_tls = _tls.start_tls
 
-    create_datagram_endpoint = _datagram.create_datagram_endpoint
+    # No reuse_address (3.11 removed it); typeshed's ABC still lists it, and
+    # typeshed's own BaseEventLoop ignores the same mismatch.
+    create_datagram_endpoint = _datagram.create_datagram_endpoint  # type: ignore[assignment]
 
     connect_read_pipe = _pipe.connect_read_pipe
     connect_write_pipe = _pipe.connect_write_pipe
