@@ -102,8 +102,9 @@ bench: $(VENV)/.installed
 	@command -v wrk >/dev/null || echo "!! wrk not found (apt-get install wrk): HTTP is loaded by tidal's C load generator"
 	$(VENV)/bin/python -m tidal.bench $(BENCH_ARGS)
 
+# Linters pinned to a minor release: a newer ruff adds rules, a newer mypy (typeshed) new errors.
 lint: $(VENV)/.installed-test
-	$(VENV)/bin/python -m pip install -q "ruff>=0.15,<0.16" mypy
+	$(VENV)/bin/python -m pip install -q "ruff>=0.15,<0.16" "mypy>=2.4,<2.5"
 	$(VENV)/bin/python -m ruff check src tests
 	$(VENV)/bin/python -m mypy
 
