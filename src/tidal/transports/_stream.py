@@ -298,7 +298,7 @@ class StreamTransport(transports.Transport):
             return
         try:
             # A copy of just the bytes received: the buffer is reused at once.
-            data = recv_bytes(self._sock, self._io_fd, self._recv_view)
+            data = recv_bytes(self._sock, self._io_fd, self._recv_view)  # type: ignore[arg-type]
         except (BlockingIOError, InterruptedError):
             return
         except (SystemExit, KeyboardInterrupt):
