@@ -185,7 +185,10 @@ class StreamTransport(transports.Transport):
         self._protocol_connected = True
         self._buffered = isinstance(protocol, protocols.BufferedProtocol)
         self._server = server
-        self._buffer: collections.deque[Any] = collections.deque()
+        # The write queue, made on the first write the kernel does not take
+        # whole: an empty deque costs ~600 bytes, and most connections never
+        # queue anything (an empty tuple stands in: falsy, len() 0).
+        self._buffer: collections.deque[Any] = ()  # type: ignore[assignment]
         self._buffer_size = 0
         self._conn_lost = 0  # > 0 once connection_lost is scheduled; counts writes after
         self._closing = False
@@ -479,6 +482,8 @@ class StreamTransport(transports.Transport):
         size = len(data) - offset
         self._buffer_size += size
         buffer = self._buffer
+        if type(buffer) is tuple:
+            buffer = self._buffer = collections.deque()
         if size <= _SMALL_WRITE:
             # Small: pack into the tail bytearray (a copy, so the caller may
             # reuse a mutable buffer; and one iovec for many writes).
