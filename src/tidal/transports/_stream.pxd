@@ -12,3 +12,7 @@
 
 # The read and write paths' syscalls (_syscalls.py says why): C functions.
 from tidal._syscalls_c cimport recv_bytes, recv_into, send
+
+# The transport's fields as C struct members, and the import-time check that
+# they are where the struct says (_stream_layout.pxd).
+from tidal.transports._stream_layout cimport StreamSlots as CStream, stream_layout_matches

@@ -31,7 +31,7 @@ import socket
 import sys
 import warnings
 import weakref
-from asyncio import constants, protocols, transports
+from asyncio import constants, protocols
 from collections.abc import Iterable
 from itertools import islice
 from typing import Any
@@ -44,9 +44,16 @@ try:
 except ImportError:  # interpreted, without Cython installed
     from types import SimpleNamespace
 
-    cython = SimpleNamespace(compiled=False)
+    cython = SimpleNamespace(compiled=False, locals=lambda **types: lambda func: func)
 if not cython.compiled:
     from .._syscalls import recv_bytes, recv_into, send
+
+    def stream_layout_matches(cls: type) -> bool:
+        return True
+
+    # Compiled, CStream is the C struct view of StreamSlots' fields
+    # (_stream_layout.pxd, cimported by _stream.pxd); interpreted, the class.
+    from ._stream_slots import StreamSlots as CStream
 
 from ._base import (
     checked_write_buffer_limits,
@@ -57,6 +64,7 @@ from ._base import (
     set_result_unless_cancelled,
     socket_extra,
 )
+from ._stream_slots import StreamSlots
 
 logger = logging.getLogger("asyncio")
 
@@ -134,31 +142,23 @@ def _byte_view(data: memoryview) -> Any:
     return data.tobytes()
 
 
-class StreamTransport(transports.Transport):
+# Compiled, the read and write paths read StreamSlots' fields at the offsets
+# _stream_layout.pxd's C struct gives: check once, at import, that this
+# Python put them there.
+if not stream_layout_matches(StreamSlots):
+    raise ImportError(
+        "tidal's compiled build does not match this Python's layout of StreamSlots; "
+        "run with TIDAL_NO_EXT=1 and report the Python version"
+    )
+
+
+class StreamTransport(StreamSlots):
     """A connected stream socket (TCP or Unix) driven by a tidal loop."""
 
-    __slots__ = (
-        "_loop",
-        "_sock",
-        "_sock_fd",
-        "_io_fd",
-        "_protocol",
-        "_protocol_connected",
-        "_buffered",
-        "_server",
-        "_buffer",
-        "_buffer_size",
-        "_conn_lost",
-        "_closing",
-        "_paused",
-        "_eof",
-        "_empty_waiter",
-        "_protocol_paused",
-        "_high_water",
-        "_low_water",
-        "_recv_view",
-        "__weakref__",
-    )
+    # The fields are StreamSlots' (_stream_slots.py); compiled, the read and
+    # write paths below read them as C struct members through `tr`, this
+    # object typed as that struct (@cython.locals(tr=CStream)).
+    __slots__ = ()
 
     # Class attributes asyncio's loop code looks for on socket transports.
     max_size = MAX_READ
@@ -175,26 +175,26 @@ class StreamTransport(transports.Transport):
         server: Any = None,
     ) -> None:
         super().__init__(socket_extra(sock, extra))
-        self._sock: socket.socket | None = None  # set near the end: __del__ tests it
-        self._loop: Any = loop
+        self._sock = None  # set near the end: __del__ tests it
+        self._loop = loop
         self._sock_fd = sock.fileno()
         # The fd the read/write paths' syscalls use, or -1 for "call the
         # socket's methods" (a socket.socket subclass may override them).
         self._io_fd = self._sock_fd if type(sock) is socket.socket else -1
-        self._protocol: Any = protocol
+        self._protocol = protocol
         self._protocol_connected = True
         self._buffered = isinstance(protocol, protocols.BufferedProtocol)
         self._server = server
         # The write queue, made on the first write the kernel does not take
         # whole: an empty deque costs ~600 bytes, and most connections never
         # queue anything (an empty tuple stands in: falsy, len() 0).
-        self._buffer: collections.deque[Any] = ()  # type: ignore[assignment]
+        self._buffer = ()  # type: ignore[assignment]
         self._buffer_size = 0
         self._conn_lost = 0  # > 0 once connection_lost is scheduled; counts writes after
         self._closing = False
         self._paused = False
         self._eof = False
-        self._empty_waiter: Any = None
+        self._empty_waiter = None
         self._protocol_paused = False
         self._high_water = 64 * 1024
         self._low_water = 16 * 1024
@@ -295,13 +295,15 @@ class StreamTransport(transports.Transport):
         else:
             self._loop._add_reader(self._sock_fd, self._read_ready)
 
+    @cython.locals(tr=CStream)  # compiled: tr's fields are C struct members
     def _read_ready(self) -> None:
         """The fd is readable: recv into the shared buffer, hand over a bytes copy."""
-        if self._conn_lost:
+        tr = self
+        if tr._conn_lost:
             return
         try:
             # A copy of just the bytes received: the buffer is reused at once.
-            data = recv_bytes(self._sock, self._io_fd, self._recv_view)  # type: ignore[arg-type]
+            data = recv_bytes(tr._sock, tr._io_fd, tr._recv_view)  # type: ignore[arg-type]
         except (BlockingIOError, InterruptedError):
             return
         except (SystemExit, KeyboardInterrupt):
@@ -313,17 +315,19 @@ class StreamTransport(transports.Transport):
             self._read_eof()
             return
         try:
-            self._protocol.data_received(data)
+            tr._protocol.data_received(data)
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:
             self._fatal_error(exc, "Fatal error: protocol.data_received() call failed.")
 
+    @cython.locals(tr=CStream)  # compiled: tr's fields are C struct members
     def _read_ready_buffered(self) -> None:
         """The fd is readable: recv straight into the BufferedProtocol's buffer."""
-        if self._conn_lost:
+        tr = self
+        if tr._conn_lost:
             return
-        protocol = self._protocol
+        protocol = tr._protocol
         try:
             buf = protocol.get_buffer(-1)
             if not len(buf):
@@ -334,7 +338,7 @@ class StreamTransport(transports.Transport):
             self._fatal_error(exc, "Fatal error: protocol.get_buffer() call failed.")
             return
         try:
-            nbytes = recv_into(self._sock, self._io_fd, buf)  # type: ignore[arg-type]
+            nbytes = recv_into(tr._sock, tr._io_fd, buf)  # type: ignore[arg-type]
         except (BlockingIOError, InterruptedError):
             return
         except (SystemExit, KeyboardInterrupt):
@@ -372,31 +376,33 @@ class StreamTransport(transports.Transport):
     # Writing
     # ------------------------------------------------------------------
 
+    @cython.locals(tr=CStream)  # compiled: tr's fields are C struct members
     def write(self, data: bytes | bytearray | memoryview) -> None:
         """Send now what the kernel takes; queue the rest (never dropped)."""
+        tr = self
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise TypeError(
                 f"data argument must be a bytes-like object, not {type(data).__name__!r}"
             )
-        if self._eof:
+        if tr._eof:
             raise RuntimeError("Cannot call write() after write_eof()")
-        if self._empty_waiter is not None:
+        if tr._empty_waiter is not None:
             raise RuntimeError("unable to write; sendfile is in progress")
         if type(data) is memoryview:
             data = _byte_view(data)
         if not data:
             return
-        if self._conn_lost:
-            if self._conn_lost >= _LOG_THRESHOLD_FOR_CONNLOST_WRITES:
+        if tr._conn_lost:
+            if tr._conn_lost >= _LOG_THRESHOLD_FOR_CONNLOST_WRITES:
                 logger.warning("socket.send() raised exception.")
-            self._conn_lost += 1
+            tr._conn_lost += 1
             return
 
-        if not self._buffer_size:
+        if not tr._buffer_size:
             # Nothing queued: try to send right away (the common case: the
             # kernel takes it all, and no writer is ever registered).
             try:
-                n = send(self._sock, self._io_fd, data)  # type: ignore[arg-type]
+                n = send(tr._sock, tr._io_fd, data)  # type: ignore[arg-type]
             except (BlockingIOError, InterruptedError):
                 n = 0
             except (SystemExit, KeyboardInterrupt):
@@ -410,7 +416,7 @@ class StreamTransport(transports.Transport):
             self._watch_writable()
         else:
             self._queue(data, 0)
-        if self._buffer_size > self._high_water and not self._protocol_paused:
+        if tr._buffer_size > tr._high_water and not tr._protocol_paused:
             self._pause_protocol()
 
     def writelines(self, list_of_data: Iterable[bytes | bytearray | memoryview]) -> None:
@@ -477,13 +483,15 @@ class StreamTransport(transports.Transport):
         if self._sock_fd not in loop._writers:
             loop._add_writer(self._sock_fd, self._write_ready)
 
+    @cython.locals(tr=CStream)  # compiled: tr's fields are C struct members
     def _queue(self, data: Any, offset: int) -> None:
         """Append data[offset:] to the write queue, owning what it keeps."""
+        tr = self
         size = len(data) - offset
-        self._buffer_size += size
-        buffer = self._buffer
+        tr._buffer_size += size
+        buffer = tr._buffer
         if type(buffer) is tuple:
-            buffer = self._buffer = collections.deque()
+            buffer = tr._buffer = collections.deque()
         if size <= _SMALL_WRITE:
             # Small: pack into the tail bytearray (a copy, so the caller may
             # reuse a mutable buffer; and one iovec for many writes).
@@ -502,31 +510,33 @@ class StreamTransport(transports.Transport):
             # Large and mutable: the caller may reuse it after write returns.
             buffer.append(memoryview(data)[offset:].tobytes())
 
+    @cython.locals(tr=CStream)  # compiled: tr's fields are C struct members
     def _write_ready(self) -> None:
         """The fd is writable: flush as much of the queue as the kernel takes."""
-        if self._conn_lost:
+        tr = self
+        if tr._conn_lost:
             return
-        buffer = self._buffer
+        buffer = tr._buffer
         try:
             if len(buffer) == 1 or not _HAS_SENDMSG:
-                n = send(self._sock, self._io_fd, buffer[0])  # type: ignore[arg-type]
+                n = send(tr._sock, tr._io_fd, buffer[0])  # type: ignore[arg-type]
             else:
-                n = self._sock.sendmsg(islice(buffer, _IOV_MAX))  # type: ignore[union-attr]
+                n = tr._sock.sendmsg(islice(buffer, _IOV_MAX))  # type: ignore[union-attr]
         except (BlockingIOError, InterruptedError):
             return
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:
-            self._loop._remove_writer(self._sock_fd)
+            tr._loop._remove_writer(tr._sock_fd)
             buffer.clear()
-            self._buffer_size = 0
+            tr._buffer_size = 0
             self._fatal_error(exc, "Fatal write error on socket transport")
-            if self._empty_waiter is not None:
-                self._empty_waiter.set_exception(exc)
+            if tr._empty_waiter is not None:
+                tr._empty_waiter.set_exception(exc)
             return
 
         # Drop the n bytes sent from the front of the queue.
-        self._buffer_size -= n
+        tr._buffer_size -= n
         while n:
             head = buffer[0]
             size = len(head)
@@ -540,19 +550,19 @@ class StreamTransport(transports.Transport):
                     buffer[0] = memoryview(head)[n:]
                 break
 
-        if self._protocol_paused and self._buffer_size <= self._low_water:
+        if tr._protocol_paused and tr._buffer_size <= tr._low_water:
             self._resume_protocol()  # may write (or close, or abort)
-            if self._conn_lost:
+            if tr._conn_lost:
                 return
-        if not self._buffer_size:
-            self._loop._remove_writer(self._sock_fd)
-            if self._empty_waiter is not None:
-                self._empty_waiter.set_result(None)
-            if self._closing:
-                self._conn_lost += 1
+        if not tr._buffer_size:
+            tr._loop._remove_writer(tr._sock_fd)
+            if tr._empty_waiter is not None:
+                tr._empty_waiter.set_result(None)
+            if tr._closing:
+                tr._conn_lost += 1
                 self._call_connection_lost(None)
-            elif self._eof:
-                self._sock.shutdown(socket.SHUT_WR)  # type: ignore[union-attr]
+            elif tr._eof:
+                tr._sock.shutdown(socket.SHUT_WR)  # type: ignore[union-attr]
 
     def write_eof(self) -> None:
         """Half-close: shut down the sending side once the queue has drained."""
