@@ -555,6 +555,13 @@ async def open_pair(
     await sink.connected
     if small:
         tr.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 16 * 1024)
+        # And a fixed receive buffer on the sink's side: left to autotuning,
+        # loopback's receive window can grow to hold megabytes, and then a
+        # slow sink never makes the sender wait (the flow-control tests
+        # would pass or fail with the kernel's mood).
+        sink.transport.get_extra_info("socket").setsockopt(
+            socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024
+        )
     return server, tr, pr
 
 

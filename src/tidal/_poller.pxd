@@ -2,13 +2,15 @@
 
 import cython
 
+from tidal._syscalls_c cimport epoll_wait
+
 
 # cdef classes: the poller's state is a C struct (poll() reads _epoll and
 # _masks once per turn).  READABLE/WRITABLE stay public: the loop reads them
 # as attributes, since any object with this interface may be the poller.
 cdef class EpollPoller:
     cdef object _epoll
-    cdef object _epoll_poll
+    cdef int _epfd
     cdef dict _masks
     cdef public int READABLE
     cdef public int WRITABLE

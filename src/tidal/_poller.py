@@ -22,17 +22,29 @@ import select
 import selectors
 import sys
 
+try:
+    # Compiled, `cython` is Cython's compile-time module and the `if not
+    # cython.compiled:` block below is dropped: epoll_wait is the C function
+    # of _syscalls_c.pxd (cimported by _poller.pxd).
+    import cython
+except ImportError:  # interpreted, without Cython installed
+    from types import SimpleNamespace
+
+    cython = SimpleNamespace(compiled=False)
+if not cython.compiled:
+    from ._syscalls import epoll_wait
+
 
 class EpollPoller:
     """Level-triggered epoll; returns the kernel's event list untranslated."""
 
-    __slots__ = ("_epoll", "_epoll_poll", "_masks", "READABLE", "WRITABLE")
+    __slots__ = ("_epoll", "_epfd", "_masks", "READABLE", "WRITABLE")
 
     def __init__(self) -> None:
         self._epoll = select.epoll()
-        # Bound once: poll() runs every turn, and a method lookup costs about
-        # as much as the empty poll itself.
-        self._epoll_poll = self._epoll.poll
+        # What poll() hands to epoll_wait (_syscalls.py): compiled, the wait
+        # is a C call on this fd; -1 once closed.
+        self._epfd = self._epoll.fileno()
         self._masks: dict[int, int] = {}
         # Everything but EPOLLOUT wakes the reader, everything but EPOLLIN the
         # writer: an error or hang-up must reach whichever side is waiting.
@@ -73,10 +85,11 @@ class EpollPoller:
             # not polled for 0 ms over and over (a busy loop).
             timeout = (int(timeout * 1e3) + 1) * 1e-3
         # maxevents: at least one per registered fd, so a turn sees them all.
-        return self._epoll_poll(timeout, max(len(self._masks), 1))
+        return epoll_wait(self._epoll, self._epfd, timeout, max(len(self._masks), 1))
 
     def close(self) -> None:
         self._masks.clear()
+        self._epfd = -1
         self._epoll.close()
 
 

@@ -14,7 +14,8 @@ read, a memoryview slice to copy the bytes out of the shared buffer.  Those
 are about half of the CPU a small echo costs the loop outside the kernel.
 
 Only the first try of a read or write goes through here: the rare paths
-(sendmsg of a queue, recvfrom) use the socket methods in both modes.
+(sendmsg of a queue, recvfrom) use the socket methods in both modes.  The
+epoll poller's wait is here too: once per turn of the loop.
 """
 
 from __future__ import annotations
@@ -38,3 +39,8 @@ def recv_bytes(sock: socket.socket, fd: int, view: memoryview) -> bytes:
 def send(sock: socket.socket, fd: int, data: Any) -> int:
     """Send what the kernel takes of the bytes-like `data`; the byte count."""
     return sock.send(data)
+
+
+def epoll_wait(ep: Any, epfd: int, timeout: float | None, maxevents: int) -> list[tuple[int, int]]:
+    """Wait for events on the epoll object `ep` (whose fd is `epfd`): ep.poll()."""
+    return ep.poll(timeout, maxevents)  # type: ignore[no-any-return]

@@ -15,7 +15,12 @@
 cdef extern from *:
     """
     #include <errno.h>
+    #include <limits.h>
+    #include <math.h>
     #include <sys/socket.h>
+    #ifdef __linux__
+    #include <sys/epoll.h>
+    #endif
 
     static Py_ssize_t tidal_recv_into(PyObject *sock, int fd, PyObject *buf) {
         Py_buffer view;
@@ -84,7 +89,94 @@ cdef extern from *:
             PyErr_SetFromErrno(PyExc_OSError);
         return (Py_ssize_t)n;
     }
+
+    #ifdef __linux__
+    /* epoll.poll(timeout, maxevents) (timeout None or negative: wait for ever):
+       the same list of (fd, events), built without Py_BuildValue, with the
+       GIL let go only when the call may block, and the event array on the
+       stack when it is small.  A signal (EINTR) runs the Python handlers and
+       returns no events (the loop recomputes its timeout and polls again)
+       where the select module would retry itself. */
+    static PyObject *tidal_epoll_wait(PyObject *ep, int epfd, PyObject *timeout, int maxevents) {
+        struct epoll_event stack_events[64];
+        struct epoll_event *events = stack_events;
+        PyObject *list, *item;
+        int ms, n, i;
+        (void)ep;
+        if (epfd < 0) {
+            PyErr_SetString(PyExc_ValueError, "I/O operation on closed epoll object");
+            return NULL;
+        }
+        if (timeout == Py_None) {
+            ms = -1;
+        } else {
+            double t = PyFloat_AsDouble(timeout);
+            if (t == -1.0 && PyErr_Occurred())
+                return NULL;
+            if (t < 0) {
+                ms = -1;  /* negative: wait for ever, as the select module does */
+            } else if (t == 0) {
+                ms = 0;
+            } else {
+                /* seconds -> ns -> ms, each rounded up, as the select module does */
+                double m = ceil(ceil(t * 1e9) / 1e6);
+                ms = m > (double)INT_MAX ? INT_MAX : (int)m;
+            }
+        }
+        if (maxevents < 1)
+            maxevents = 1;
+        if (maxevents > 64) {
+            events = PyMem_New(struct epoll_event, (size_t)maxevents);
+            if (events == NULL)
+                return PyErr_NoMemory();
+        }
+        if (ms == 0) {
+            n = epoll_wait(epfd, events, maxevents, 0);
+        } else {
+            Py_BEGIN_ALLOW_THREADS
+            n = epoll_wait(epfd, events, maxevents, ms);
+            Py_END_ALLOW_THREADS
+        }
+        if (n < 0) {
+            if (errno != EINTR) {
+                PyErr_SetFromErrno(PyExc_OSError);
+                list = NULL;
+                goto done;
+            }
+            if (PyErr_CheckSignals() < 0) {
+                list = NULL;
+                goto done;
+            }
+            n = 0;
+        }
+        list = PyList_New(n);
+        if (list == NULL)
+            goto done;
+        for (i = 0; i < n; i++) {
+            PyObject *fd = PyLong_FromLong(events[i].data.fd);
+            PyObject *mask = PyLong_FromUnsignedLong(events[i].events);
+            item = (fd && mask) ? PyTuple_Pack(2, fd, mask) : NULL;
+            Py_XDECREF(fd);
+            Py_XDECREF(mask);
+            if (item == NULL) {
+                Py_CLEAR(list);
+                goto done;
+            }
+            PyList_SET_ITEM(list, i, item);
+        }
+    done:
+        if (events != stack_events)
+            PyMem_Free(events);
+        return list;
+    }
+    #else
+    static PyObject *tidal_epoll_wait(PyObject *ep, int epfd, PyObject *timeout, int maxevents) {
+        (void)epfd;
+        return PyObject_CallMethod(ep, "poll", "Oi", timeout, maxevents);
+    }
+    #endif
     """
     Py_ssize_t recv_into "tidal_recv_into" (object sock, int fd, object buf) except -1
     object recv_bytes "tidal_recv_bytes" (object sock, int fd, object buf)
     Py_ssize_t send "tidal_send" (object sock, int fd, object data) except -1
+    object epoll_wait "tidal_epoll_wait" (object ep, int epfd, object timeout, int maxevents)
