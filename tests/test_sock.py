@@ -115,6 +115,48 @@ def test_tcp_echo(loop: Any, arun: Any, socks: list[socket.socket], fam_host: An
     arun(main())
 
 
+class CountingSocket(socket.socket):
+    """A socket.socket subclass that counts calls to its recv/recv_into/send."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.calls: list[str] = []
+
+    def recv(self, *args: Any) -> bytes:
+        self.calls.append("recv")
+        return super().recv(*args)
+
+    def recv_into(self, *args: Any) -> int:
+        self.calls.append("recv_into")
+        return super().recv_into(*args)
+
+    def send(self, *args: Any) -> int:
+        self.calls.append("send")
+        return super().send(*args)
+
+
+def test_socket_subclass_methods_are_called(loop: Any, arun: Any, socks: list[socket.socket]) -> None:
+    # asyncio's sock_* call the socket's own methods, so a subclass's
+    # overrides run; tidal (which uses the fd directly for a plain
+    # socket.socket) must call them too.
+    a, b = socket.socketpair()
+    ours = nb(CountingSocket(a.family, a.type, a.proto, fileno=a.detach()), socks)
+    peer = nb(b, socks)
+
+    async def main() -> None:
+        await loop.sock_sendall(ours, b"ping")
+        assert await loop.sock_recv(peer, 10) == b"ping"
+        await loop.sock_sendall(peer, b"pong")
+        assert await loop.sock_recv(ours, 10) == b"pong"
+        await loop.sock_sendall(peer, b"pang")
+        buf = bytearray(10)
+        n = await loop.sock_recv_into(ours, buf)
+        assert buf[:n] == b"pang"
+
+    arun(main())
+    assert ours.calls == ["send", "recv", "recv_into"]
+
+
 def test_unix_stream_echo(loop: Any, arun: Any, socks: list[socket.socket], sockdir: str) -> None:
     path = os.path.join(sockdir, "s")
     srv = nb(socket.socket(socket.AF_UNIX, socket.SOCK_STREAM), socks)

@@ -2,6 +2,9 @@
 
 import cython
 
+# The first try of sock_recv/recv_into/sendall (_syscalls.py says why): C functions.
+from tidal._syscalls_c cimport recv, recv_into, send
+
 
 # The two helper objects of a pending sock_* operation: cdef classes, so
 # their state is a C struct and __call__/on_writable read it as fields.

@@ -34,6 +34,18 @@ except ImportError:  # pragma: no cover - Python built without ssl
 
 from . import _dns
 
+try:
+    # Compiled, `cython` is Cython's compile-time module and the `if not
+    # cython.compiled:` block below is dropped: its names are the C functions
+    # of _syscalls_c.pxd (cimported by _sock.pxd).
+    import cython
+except ImportError:  # interpreted, without Cython installed
+    from types import SimpleNamespace
+
+    cython = SimpleNamespace(compiled=False)
+if not cython.compiled:
+    from ._syscalls import recv, recv_into, send
+
 # asyncio only resolves host names for these families (a Unix path, a
 # Bluetooth address ... go to connect() as given).
 _RESOLVED_FAMILIES: tuple[int, ...] = (
@@ -49,6 +61,12 @@ def _check_sock(loop: Any, sock: Any) -> None:
         raise TypeError("Socket cannot be of type SSLSocket")
     if loop._debug and sock.gettimeout() != 0:
         raise ValueError("the socket must be non-blocking")
+
+
+def _io_fd(sock: Any) -> int:
+    """The fd _syscalls may use directly, or -1: call the socket's methods
+    (a socket.socket subclass, or any other object, may have its own)."""
+    return sock.fileno() if type(sock) is socket.socket else -1
 
 
 class _IoDone:
@@ -127,7 +145,7 @@ async def sock_recv(self: Any, sock: socket.socket, n: int) -> bytes:
     """Receive up to `n` bytes; b"" means the peer closed its end."""
     _check_sock(self, sock)
     try:
-        return sock.recv(n)
+        return recv(sock, _io_fd(sock), n)
     except _WOULD_BLOCK:
         pass
     return await _wait_readable(self, sock.fileno(), _retry, sock.recv, n)
@@ -137,7 +155,7 @@ async def sock_recv_into(self: Any, sock: socket.socket, buf: Any) -> int:
     """Receive into the writable buffer `buf`; return how many bytes were written."""
     _check_sock(self, sock)
     try:
-        return sock.recv_into(buf)
+        return recv_into(sock, _io_fd(sock), buf)
     except _WOULD_BLOCK:
         pass
     return await _wait_readable(self, sock.fileno(), _retry, sock.recv_into, buf)
@@ -215,7 +233,7 @@ async def sock_sendall(self: Any, sock: socket.socket, data: Any) -> None:
     """Send all of `data`, waiting for room as often as needed."""
     _check_sock(self, sock)
     try:
-        n = sock.send(data)
+        n = send(sock, _io_fd(sock), data)
     except _WOULD_BLOCK:
         n = 0
     # bytes/bytearray: len() is the size.  Anything else is measured in

@@ -5,9 +5,10 @@ cimport C functions of the same names and arguments instead
 (``_syscalls_c.pxd``): one ``recv()``/``send()`` on the fd, which the
 transport owns and keeps open while it calls these, with errors raised as the
 socket module raises them (``OSError`` with the errno, so ``BlockingIOError``,
-``ConnectionResetError``, ...).  The transport passes -1 as the fd when its
+``ConnectionResetError``, ...).  The caller passes -1 as the fd when the
 socket is not exactly a ``socket.socket``: a subclass may override these
-methods, and asyncio would call the override, so compiled code calls it too.  What that saves per call, against the socket
+methods, and asyncio would call the override, so compiled code calls it too.
+(The loop's ``sock_*`` methods use them the same way, on the user's socket.)  What that saves per call, against the socket
 method: parsing arguments by keyword, letting go of the GIL and taking it back
 around a syscall that does not block (the socket is non-blocking), and for a
 read, a memoryview slice to copy the bytes out of the shared buffer.  Those
@@ -34,6 +35,11 @@ def recv_bytes(sock: socket.socket, fd: int, view: memoryview) -> bytes:
     if fd < 0:
         return sock.recv(len(view))  # as asyncio's transport reads
     return view[: sock.recv_into(view)].tobytes()
+
+
+def recv(sock: socket.socket, fd: int, size: int) -> bytes:
+    """Receive up to `size` bytes (b"" at EOF)."""
+    return sock.recv(size)
 
 
 def send(sock: socket.socket, fd: int, data: Any) -> int:

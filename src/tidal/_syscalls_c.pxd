@@ -63,6 +63,29 @@ cdef extern from *:
         return res;
     }
 
+    static PyObject *tidal_recv(PyObject *sock, int fd, Py_ssize_t size) {
+        PyObject *buf;
+        ssize_t n;
+        if (fd < 0)
+            return PyObject_CallMethod(sock, "recv", "n", size);
+        if (size < 0) {
+            PyErr_SetString(PyExc_ValueError, "negative buffersize in recv");
+            return NULL;
+        }
+        buf = PyBytes_FromStringAndSize(NULL, size);
+        if (buf == NULL)
+            return NULL;
+        n = recv(fd, PyBytes_AS_STRING(buf), (size_t)size, 0);
+        if (n < 0) {
+            PyErr_SetFromErrno(PyExc_OSError);
+            Py_DECREF(buf);
+            return NULL;
+        }
+        if (n != size && _PyBytes_Resize(&buf, (Py_ssize_t)n) < 0)
+            return NULL;
+        return buf;
+    }
+
     static Py_ssize_t tidal_send(PyObject *sock, int fd, PyObject *data) {
         Py_buffer view;
         ssize_t n;
@@ -178,5 +201,6 @@ cdef extern from *:
     """
     Py_ssize_t recv_into "tidal_recv_into" (object sock, int fd, object buf) except -1
     object recv_bytes "tidal_recv_bytes" (object sock, int fd, object buf)
+    object recv "tidal_recv" (object sock, int fd, Py_ssize_t size)
     Py_ssize_t send "tidal_send" (object sock, int fd, object data) except -1
     object epoll_wait "tidal_epoll_wait" (object ep, int epfd, object timeout, int maxevents)
