@@ -65,6 +65,11 @@ COMPILED_MODULES = [
 #                          write paths (those stay in each compiled transport)
 #   tidal/transports/_pipe.py, _subprocess.py
 #                          pipes and child processes: not a per-event hot path yet
+#   tidal/_syscalls.py     the interpreted versions only: compiled modules cimport
+#                          the C versions from _syscalls_c.pxd instead
+#   tidal/transports/_stream_slots.py
+#                          a class with __slots__ and no code; compiled code reads
+#                          its fields through _stream_layout.pxd
 #   tidal/_tour.py, tidal/bench/
 #                          programs that exercise the loop, not the loop
 
