@@ -206,7 +206,7 @@ def test_time_is_the_monotonic_clock(loop):
 
 
 # ----------------------------------------------------------------------
-# call_soon_threadsafe
+# call_soon_threadsafe (lost wake-ups, under load: tests/test_threadsafe.py)
 # ----------------------------------------------------------------------
 
 
