@@ -85,6 +85,7 @@ from .transports import _datagram, _pipe, _subprocess, _tls
 logger = logging.getLogger("asyncio")  # asyncio's logger: users filter on it
 
 _Future = futures.Future  # asyncio's C Future; bound once (create_future is per await)
+_Task = tasks.Task  # asyncio's C Task; bound once (create_task is per task)
 
 # Compiled, the loop's methods push no Python frame: a stack captured inside
 # them (debug-mode source tracebacks) already starts at the caller, and there
@@ -710,10 +711,12 @@ class EventLoop(_LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
         self, coro: Any, *, name: str | None = None, context: contextvars.Context | None = None
     ) -> asyncio.Task[Any]:
         """Wrap a coroutine in asyncio's Task (or the task factory's), and schedule it."""
-        self._check_closed()
+        if self._closed:
+            raise RuntimeError("Event loop is closed")
         if self._task_factory is None:
-            task = tasks.Task(coro, loop=self, name=name, context=context)
-            if task._source_traceback and not _COMPILED:  # type: ignore[attr-defined]
+            task = _Task(coro, loop=self, name=name, context=context)
+            # (Compiled, no frame of ours is on the stack: nothing to drop.)
+            if not _COMPILED and task._source_traceback:  # type: ignore[attr-defined]
                 del task._source_traceback[-1]  # type: ignore[attr-defined]
         else:
             if context is None:

@@ -8,9 +8,12 @@
 # these (it closes the socket only after removing its reader and writer and
 # marking the connection lost), or -1 when its socket is not exactly a
 # socket.socket: then the socket's own method runs, as asyncio would call it
-# (a subclass may override it).  No
-# Py_BEGIN_ALLOW_THREADS: the socket is non-blocking, so the call returns at
-# once, and the GIL round trip would cost more than the syscall's own setup.
+# (a subclass may override it).
+#
+# The socket calls keep the GIL: the socket is non-blocking, so they return
+# at once, and letting go of the GIL and taking it back would cost more than
+# the syscall's own setup.  The epoll wait always lets go of it, even when it
+# cannot block: once per turn, other threads get to run there.
 
 cdef extern from *:
     """
@@ -115,9 +118,8 @@ cdef extern from *:
 
     #ifdef __linux__
     /* epoll.poll(timeout, maxevents) (timeout None or negative: wait for ever):
-       the same list of (fd, events), built without Py_BuildValue, with the
-       GIL let go only when the call may block, and the event array on the
-       stack when it is small.  A signal (EINTR) runs the Python handlers and
+       the same list of (fd, events), built without parsing arguments or
+       Py_BuildValue, and the event array on the stack when it is small.  A signal (EINTR) runs the Python handlers and
        returns no events (the loop recomputes its timeout and polls again)
        where the select module would retry itself. */
     static PyObject *tidal_epoll_wait(PyObject *ep, int epfd, PyObject *timeout, int maxevents) {
@@ -153,13 +155,14 @@ cdef extern from *:
             if (events == NULL)
                 return PyErr_NoMemory();
         }
-        if (ms == 0) {
-            n = epoll_wait(epfd, events, maxevents, 0);
-        } else {
-            Py_BEGIN_ALLOW_THREADS
-            n = epoll_wait(epfd, events, maxevents, ms);
-            Py_END_ALLOW_THREADS
-        }
+        /* The GIL is let go even for a poll that cannot block: it is where
+           another thread (an executor worker, a call_soon_threadsafe
+           producer) gets to run while the loop is busy, as on asyncio's
+           loop; holding it would make them wait for the interpreter's
+           switch interval (5 ms) instead. */
+        Py_BEGIN_ALLOW_THREADS
+        n = epoll_wait(epfd, events, maxevents, ms);
+        Py_END_ALLOW_THREADS
         if (n < 0) {
             if (errno != EINTR) {
                 PyErr_SetFromErrno(PyExc_OSError);
