@@ -31,6 +31,8 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -110,6 +112,21 @@ class Watchdog:
         self._wsock.close()
 
 
+def run_with_producer(loop: Any, producer: Callable[[], None]) -> None:
+    """Run `loop` until something stops it, with `producer` in a thread of its own."""
+    thread = threading.Thread(target=producer)
+    thread.start()
+    try:
+        loop.run_forever()
+    finally:
+        thread.join()
+
+
+def assert_no_wakeup_lost(wd: Watchdog) -> None:
+    assert wd.failures == []
+    assert not wd.fired, SLEPT_THROUGH
+
+
 def test_bursts_from_a_thread_each_wake_the_idle_loop(loop):
     # One producer sends 400 bursts of 1-16 calls.  After a burst it either
     # waits until the loop has run all of it (the loop then goes back to an
@@ -152,14 +169,8 @@ def test_bursts_from_a_thread_each_wake_the_idle_loop(loop):
         wd.wait(done[-1], "the last burst")
 
     with Watchdog(loop, loop.stop) as wd:
-        thread = threading.Thread(target=producer)
-        thread.start()
-        try:
-            loop.run_forever()  # until the last burst's last callback stops it
-        finally:
-            thread.join()
-    assert wd.failures == []
-    assert not wd.fired, SLEPT_THROUGH
+        run_with_producer(loop, producer)  # until the last burst's last callback stops it
+    assert_no_wakeup_lost(wd)
     assert ran == [(k, i) for k in range(nbursts) for i in range(sizes[k])]
 
 
@@ -220,8 +231,7 @@ def test_many_threads_at_once_idle_loop_returns_after_the_last(loop):
             go.set()
             for t in threads:
                 t.join()
-    assert wd.failures == []
-    assert not wd.fired, SLEPT_THROUGH
+    assert_no_wakeup_lost(wd)
     # Each thread's callbacks ran once each, in the order it scheduled them.
     assert dict(seen) == {tid: list(range(per_thread)) for tid in range(nthreads)}
 
@@ -263,14 +273,8 @@ def test_wakeup_during_a_blocking_callback_is_not_lost(loop):
                 return
 
     with Watchdog(loop, loop.stop) as wd:
-        thread = threading.Thread(target=producer)
-        thread.start()
-        try:
-            loop.run_forever()  # until the last round's second callback stops it
-        finally:
-            thread.join()
-    assert wd.failures == []
-    assert not wd.fired, SLEPT_THROUGH
+        run_with_producer(loop, producer)  # until the last round's second callback stops it
+    assert_no_wakeup_lost(wd)
     assert ran == [(name, k) for k in range(nrounds) for name in ("block", "follow")]
 
 
@@ -356,6 +360,5 @@ def test_wakeup_landing_at_each_line_of_the_turn(loop):
         finally:
             sys.settrace(old_trace)
             thread.join()
-    assert wd.failures == []
-    assert not wd.fired, SLEPT_THROUGH
+    assert_no_wakeup_lost(wd)
     assert any(landed)

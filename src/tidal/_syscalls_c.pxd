@@ -25,17 +25,22 @@ cdef extern from *:
     #include <sys/epoll.h>
     #endif
 
+    /* sock.<name>(arg), for a socket whose own method must run: its int result. */
+    static Py_ssize_t tidal_call_for_size(PyObject *sock, const char *name, PyObject *arg) {
+        Py_ssize_t n;
+        PyObject *res = PyObject_CallMethod(sock, name, "O", arg);
+        if (res == NULL)
+            return -1;
+        n = PyLong_AsSsize_t(res);
+        Py_DECREF(res);
+        return n;
+    }
+
     static Py_ssize_t tidal_recv_into(PyObject *sock, int fd, PyObject *buf) {
         Py_buffer view;
         ssize_t n;
-        if (fd < 0) {
-            PyObject *res = PyObject_CallMethod(sock, "recv_into", "O", buf);
-            if (res == NULL)
-                return -1;
-            n = PyLong_AsSsize_t(res);
-            Py_DECREF(res);
-            return (Py_ssize_t)n;
-        }
+        if (fd < 0)
+            return tidal_call_for_size(sock, "recv_into", buf);
         if (PyObject_GetBuffer(buf, &view, PyBUF_WRITABLE) < 0)
             return -1;
         n = recv(fd, view.buf, (size_t)view.len, 0);
@@ -92,14 +97,8 @@ cdef extern from *:
     static Py_ssize_t tidal_send(PyObject *sock, int fd, PyObject *data) {
         Py_buffer view;
         ssize_t n;
-        if (fd < 0) {
-            PyObject *res = PyObject_CallMethod(sock, "send", "O", data);
-            if (res == NULL)
-                return -1;
-            n = PyLong_AsSsize_t(res);
-            Py_DECREF(res);
-            return (Py_ssize_t)n;
-        }
+        if (fd < 0)
+            return tidal_call_for_size(sock, "send", data);
         if (PyBytes_CheckExact(data)) {
             n = send(fd, PyBytes_AS_STRING(data), (size_t)PyBytes_GET_SIZE(data), 0);
         } else {
