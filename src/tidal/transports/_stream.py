@@ -68,8 +68,13 @@ from ._stream_slots import StreamSlots
 
 logger = logging.getLogger("asyncio")
 
-# Bytes asked of the kernel per readiness event (asyncio's max_size).
-MAX_READ = 256 * 1024
+# Bytes asked of the kernel per readiness event.  asyncio asks for 256 KiB;
+# 64 KiB keeps each bytes object handed to data_received under glibc's mmap
+# threshold (128 KiB), so a large read costs no mmap/munmap and no page
+# faults, and keeps the shared buffer and the copy in the CPU's cache.
+# Measured on 100 KiB echo (server CPU per message): protocol 115 -> 95 us,
+# streams 270 -> 113 us (whose StreamReader also moves less per read()).
+MAX_READ = 64 * 1024
 # Writes up to this size are copied into a bytearray at the tail of the
 # queue rather than queued as objects of their own ...
 _SMALL_WRITE = 4 * 1024
