@@ -98,24 +98,23 @@ def checked_write_buffer_limits(
 
 def pause_protocol(transport: Any) -> None:
     """Call the protocol's pause_writing(); an exception goes to the handler."""
-    transport._protocol_paused = True
-    try:
-        transport._protocol.pause_writing()
-    except (SystemExit, KeyboardInterrupt):
-        raise
-    except BaseException as exc:
-        call_handler(transport, exc, "protocol.pause_writing() failed")
+    _set_protocol_paused(transport, True)
 
 
 def resume_protocol(transport: Any) -> None:
     """Call the protocol's resume_writing(); an exception goes to the handler."""
-    transport._protocol_paused = False
+    _set_protocol_paused(transport, False)
+
+
+def _set_protocol_paused(transport: Any, paused: bool) -> None:
+    transport._protocol_paused = paused
+    name = "pause_writing" if paused else "resume_writing"
     try:
-        transport._protocol.resume_writing()
+        getattr(transport._protocol, name)()
     except (SystemExit, KeyboardInterrupt):
         raise
     except BaseException as exc:
-        call_handler(transport, exc, "protocol.resume_writing() failed")
+        call_handler(transport, exc, f"protocol.{name}() failed")
 
 
 def force_close(transport: Any, fd: int, exc: BaseException | None) -> None:
