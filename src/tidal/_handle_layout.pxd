@@ -42,6 +42,59 @@ cdef extern from *:
         PyObject *_when;
     } tidal_TimerHandleObject;
 
+    /* Spare Handles.  Most handles the loop runs (a task's next step, a
+       future's done callbacks) are dropped the moment they have run, and a
+       heap-type object costs its allocation, GC linking and subtype_dealloc
+       each time: a handle nobody else holds goes here instead, emptied and
+       untracked, and tidal_new_handle takes it back.  Only tidal's own Handle
+       class (set once by tidal_use_freelist), never a subclass; never one a
+       weak reference points to (that reference must see it die). */
+    #define TIDAL_FREELIST_SIZE 256
+    static PyTypeObject *tidal_free_type = NULL;
+    static Py_ssize_t tidal_free_count = 0;
+    static PyObject *tidal_free_items[TIDAL_FREELIST_SIZE];
+
+    static inline PyObject *tidal_use_freelist(PyObject *handle_cls) {
+        if (tidal_free_type == NULL) {
+            Py_INCREF(handle_cls);
+            tidal_free_type = (PyTypeObject *)handle_cls;
+        }
+        Py_RETURN_NONE;
+    }
+
+    static inline tidal_HandleObject *tidal_alloc_handle(PyTypeObject *t) {
+        if (t == tidal_free_type && tidal_free_count > 0) {
+            PyObject *h = tidal_free_items[--tidal_free_count];
+            PyObject_GC_Track(h);
+            return (tidal_HandleObject *)h;  /* the list's reference becomes the caller's */
+        }
+        return (tidal_HandleObject *)t->tp_alloc(t, 0);
+    }
+
+    /* `op` has run; if the caller's reference is the only one, keep it. */
+    static inline void tidal_recycle_handle(PyObject *op) {
+        PyTypeObject *t = Py_TYPE(op);
+        if (t != tidal_free_type || Py_REFCNT(op) != 1 || tidal_free_count >= TIDAL_FREELIST_SIZE
+            || *(PyObject **)((char *)op + t->tp_weaklistoffset) != NULL) return;
+        /* Untracked first, so that nothing (gc.get_objects, a finalizer run
+           by the clears below) can reach it while it is emptied. */
+        PyObject_GC_UnTrack(op);
+        tidal_HandleObject *h = (tidal_HandleObject *)op;
+        Py_CLEAR(h->_args);
+        Py_CLEAR(h->_callback);
+        Py_CLEAR(h->_cancelled);
+        Py_CLEAR(h->_context);
+        Py_CLEAR(h->_loop);
+        Py_CLEAR(h->_repr);
+        Py_CLEAR(h->_source_traceback);
+        if (tidal_free_count >= TIDAL_FREELIST_SIZE) {  /* a finalizer above filled it */
+            PyObject_GC_Track(op);  /* (the caller's reference frees it as usual) */
+            return;
+        }
+        Py_INCREF(op);
+        tidal_free_items[tidal_free_count++] = op;
+    }
+
     /* Allocate `cls` (a Handle subclass) and fill the slots asyncio's
        Handle.__init__ fills, as the non-debug loop wants them: no source
        traceback, no repr, the current context copied unless one is given. */
@@ -65,8 +118,7 @@ cdef extern from *:
 
     static inline PyObject *tidal_new_handle(PyObject *cls, PyObject *callback, PyObject *args,
                                       PyObject *loop, PyObject *context) {
-        PyTypeObject *t = (PyTypeObject *)cls;
-        tidal_HandleObject *h = (tidal_HandleObject *)t->tp_alloc(t, 0);
+        tidal_HandleObject *h = tidal_alloc_handle((PyTypeObject *)cls);
         if (h == NULL) return NULL;
         return (PyObject *)tidal_fill_handle(h, callback, args, loop, context);
     }
@@ -81,13 +133,35 @@ cdef extern from *:
         return (PyObject *)tidal_fill_handle(&h->base, callback, args, loop, context);
     }
 
-    /* context.run(callback, *args) without packing a new argument tuple:
-       Context.run is exactly enter, call, exit. */
-    static inline PyObject *tidal_run_in_context(PyObject *context, PyObject *callback, PyObject *args) {
-        if (PyContext_Enter(context) < 0) return NULL;
-        PyObject *result = PyObject_Call(callback, args, NULL);
-        if (PyContext_Exit(context) < 0) { Py_XDECREF(result); return NULL; }
-        return result;
+    /* asyncio's Handle._run without its Python frame: context.run(callback,
+       *args), which is exactly enter, call, exit; then the handle may be
+       kept for reuse.  -1 with the exception set if the callback raised
+       (the handle is then left for the loop to report). */
+    static inline int tidal_run_handle(PyObject *op) {
+        tidal_HandleObject *h = (tidal_HandleObject *)op;
+        /* Held for the call: the callback may cancel its own handle. */
+        PyObject *context = h->_context, *callback = h->_callback, *args = h->_args;
+        PyObject *result = NULL;
+        Py_INCREF(context);
+        Py_INCREF(callback);
+        if (PyTuple_CheckExact(args)) {
+            Py_INCREF(args);
+        } else {  /* a handle made by hand with a list of arguments */
+            args = PySequence_Tuple(args);
+            if (args == NULL) goto done;
+        }
+        if (PyContext_Enter(context) == 0) {
+            result = PyObject_Call(callback, args, NULL);
+            if (PyContext_Exit(context) < 0) Py_CLEAR(result);
+        }
+        Py_DECREF(args);
+    done:
+        Py_DECREF(callback);
+        Py_DECREF(context);
+        if (result == NULL) return -1;
+        Py_DECREF(result);
+        tidal_recycle_handle(op);
+        return 0;
     }
 
     static inline int tidal_slot_at(PyObject *cls, const char *name, Py_ssize_t offset) {
@@ -130,5 +204,6 @@ cdef extern from *:
                                           object context)
     object new_timer "tidal_new_timer" (object cls, object when, object callback, object args,
                                         object loop, object context)
-    object run_in_context "tidal_run_in_context" (object context, object callback, object args)
+    int run_handle "tidal_run_handle" (object handle) except -1
+    object use_freelist "tidal_use_freelist" (object handle_cls)
     bint layout_matches "tidal_layout_matches" (object handle_cls, object timer_cls)

@@ -158,8 +158,12 @@ if not cython.compiled:
     ) -> Any:
         return cls(when, callback, args, loop, context)
 
-    def run_in_context(context: Any, callback: Any, args: tuple[Any, ...]) -> Any:
-        return context.run(callback, *args)
+    def run_handle(handle: Any) -> int:
+        handle._context.run(handle._callback, *handle._args)
+        return 0
+
+    def use_freelist(handle_cls: type) -> None:
+        pass
 
     def layout_matches(handle_cls: type, timer_cls: type) -> bool:
         return True

@@ -7,7 +7,7 @@ import cython
 # runner (see _handle_layout.pxd); _loop.py imports the same names from
 # _handles when interpreted.
 from tidal._handle_layout cimport Handle as CHandle, TimerHandle as CTimerHandle
-from tidal._handle_layout cimport new_handle, new_timer, run_in_context
+from tidal._handle_layout cimport new_handle, new_timer, run_handle, use_freelist
 from tidal._timerheap cimport pop as heap_pop, push as heap_push, rebuild as heap_rebuild
 
 
@@ -40,6 +40,21 @@ cdef class _LoopCore:
     cdef public object _thread_id
     cdef public object _current_handle
     cdef public double slow_callback_duration
+    # Not per turn, but here so that an EventLoop's __dict__ stays empty (see
+    # _loop.py): asyncio's C Task/Future look loop methods up per step.
+    cdef public object _transports
+    cdef public object _exception_handler
+    cdef public object _task_factory
+    cdef public object _default_executor
+    cdef public object _executor_shutdown_called
+    cdef public object _asyncgens
+    cdef public object _asyncgens_shutdown_called
+    cdef public object _old_agen_hooks
+    cdef public object _coroutine_origin_tracking_enabled
+    cdef public object _coroutine_origin_tracking_saved_depth
+    cdef public object _signal_handlers
+    cdef public object _ssock
+    cdef public object _csock
 
     # Internal, so cdef: a plain C call from call_at/call_later.
     @cython.locals(timer=CTimerHandle)

@@ -77,12 +77,16 @@ except ImportError:  # interpreted, without Cython installed
 
     cython = SimpleNamespace(compiled=False)
 if not cython.compiled:
-    from ._handles import new_handle, new_timer, run_in_context
+    from ._handles import new_handle, new_timer, run_handle, use_freelist
 from ._poller import default_poller
 from ._timerheap import pop as heap_pop, push as heap_push, rebuild as heap_rebuild
 from .transports import _datagram, _pipe, _subprocess, _tls
 
 logger = logging.getLogger("asyncio")  # asyncio's logger: users filter on it
+
+# Compiled, call_soon reuses tidal Handles that ran and that nothing else
+# holds (see _handle_layout.pxd); interpreted, this does nothing.
+use_freelist(Handle)
 
 _Future = futures.Future  # asyncio's C Future; bound once (create_future is per await)
 _Task = tasks.Task  # asyncio's C Task; bound once (create_task is per task)
@@ -148,8 +152,9 @@ class _LoopCore:
     ``asyncio.AbstractEventLoop``, a Python class), so it derives from both, as
     uvloop's loop does: ``class EventLoop(_LoopCore, AbstractEventLoop)``.
     Interpreted, it is an ordinary base class: the same source, the same MRO.
-    Only methods that run per callback or per turn live here; everything else
-    is on EventLoop.  Its fields are set by ``EventLoop.__init__``.
+    Only methods that run per callback, per task or per turn live here;
+    everything else is on EventLoop.  Its fields (all of the loop's state) are
+    set by ``EventLoop.__init__``.
     """
 
     # The fields (C fields when compiled, declared in _loop.pxd; annotated
@@ -174,6 +179,24 @@ class _LoopCore:
     _thread_id: int | None
     _current_handle: Any
     slow_callback_duration: float
+    # The rest of the loop's state, C fields too though no turn reads them:
+    # with every attribute here, an EventLoop's instance __dict__ stays
+    # empty, so the method lookups asyncio's C Task and Future make on the
+    # loop (call_soon, get_debug: several per task step) find nothing there
+    # to probe before the class.
+    _transports: weakref.WeakValueDictionary[int, Any]
+    _exception_handler: Any
+    _task_factory: Any
+    _default_executor: concurrent.futures.ThreadPoolExecutor | None
+    _executor_shutdown_called: bool
+    _asyncgens: weakref.WeakSet[Any]
+    _asyncgens_shutdown_called: bool
+    _old_agen_hooks: Any
+    _coroutine_origin_tracking_enabled: bool
+    _coroutine_origin_tracking_saved_depth: int | None
+    _signal_handlers: dict[int, Handle]
+    _ssock: socket.socket  # (None once closed)
+    _csock: socket.socket
 
     def time(self) -> float:
         """The loop's notion of now, from its clock (monotonic by default)."""
@@ -287,6 +310,26 @@ class _LoopCore:
 
     def create_future(self) -> asyncio.Future[Any]:
         return _Future(loop=self)  # type: ignore[arg-type]  # self is always an EventLoop
+
+    def create_task(
+        self, coro: Any, *, name: str | None = None, context: contextvars.Context | None = None
+    ) -> asyncio.Task[Any]:
+        """Wrap a coroutine in asyncio's Task (or the task factory's), and schedule it."""
+        if self._closed:
+            raise RuntimeError("Event loop is closed")
+        if self._task_factory is None:
+            task = _Task(coro, loop=self, name=name, context=context)  # type: ignore[arg-type]
+            # (Compiled, no frame of ours is on the stack: nothing to drop.)
+            if not _COMPILED and task._source_traceback:  # type: ignore[attr-defined]
+                del task._source_traceback[-1]  # type: ignore[attr-defined]
+        else:
+            if context is None:
+                task = self._task_factory(self, coro)
+            else:
+                task = self._task_factory(self, coro, context=context)
+            if name is not None:
+                task.set_name(name)
+        return task
 
     def _check_callback(self, callback: Any, method: str) -> None:
         if coroutines.iscoroutine(callback) or coroutines.iscoroutinefunction(callback):
@@ -476,9 +519,10 @@ class _LoopCore:
             if handle._cancelled:
                 continue
             # asyncio's Handle._run, inlined: compiled, the fields are C
-            # loads and the call is enter-context, call, exit-context.
+            # loads, the call is enter-context, call, exit-context, and a
+            # handle no one else holds is kept for the next call_soon.
             try:
-                run_in_context(handle._context, handle._callback, handle._args)
+                run_handle(handle)
             except (SystemExit, KeyboardInterrupt):
                 raise
             except BaseException as exc:
@@ -533,25 +577,25 @@ class EventLoop(_LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
         self._readers = {}
         self._writers = {}
         # fd -> transport, so add_reader/sock_* refuse an fd a transport owns.
-        self._transports: weakref.WeakValueDictionary[int, Any] = weakref.WeakValueDictionary()
+        self._transports = weakref.WeakValueDictionary()
         self._closed = False
         self._stopping = False
         self._thread_id = None
         self._debug = False
         self._instrument = None
-        self._exception_handler: Any = None
-        self._task_factory: Any = None
+        self._exception_handler = None
+        self._task_factory = None
         self._current_handle = None
-        self._default_executor: concurrent.futures.ThreadPoolExecutor | None = None
+        self._default_executor = None
         self._executor_shutdown_called = False
-        self._asyncgens: weakref.WeakSet[Any] = weakref.WeakSet()
+        self._asyncgens = weakref.WeakSet()
         self._asyncgens_shutdown_called = False
-        self._old_agen_hooks: Any = None
+        self._old_agen_hooks = None
         self._coroutine_origin_tracking_enabled = False
-        self._coroutine_origin_tracking_saved_depth: int | None = None
+        self._coroutine_origin_tracking_saved_depth = None
         self.slow_callback_duration = 0.1
         # Signal state (see _signals.py).
-        self._signal_handlers: dict[int, Handle] = {}
+        self._signal_handlers = {}
         self._ssock, self._csock = socket.socketpair()
         self._ssock.setblocking(False)
         self._csock.setblocking(False)
@@ -706,26 +750,6 @@ class EventLoop(_LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
     # ------------------------------------------------------------------
     # Futures and tasks
     # ------------------------------------------------------------------
-
-    def create_task(
-        self, coro: Any, *, name: str | None = None, context: contextvars.Context | None = None
-    ) -> asyncio.Task[Any]:
-        """Wrap a coroutine in asyncio's Task (or the task factory's), and schedule it."""
-        if self._closed:
-            raise RuntimeError("Event loop is closed")
-        if self._task_factory is None:
-            task = _Task(coro, loop=self, name=name, context=context)
-            # (Compiled, no frame of ours is on the stack: nothing to drop.)
-            if not _COMPILED and task._source_traceback:  # type: ignore[attr-defined]
-                del task._source_traceback[-1]  # type: ignore[attr-defined]
-        else:
-            if context is None:
-                task = self._task_factory(self, coro)
-            else:
-                task = self._task_factory(self, coro, context=context)
-            if name is not None:
-                task.set_name(name)
-        return task
 
     def set_task_factory(self, factory: Any) -> None:
         if factory is not None and not callable(factory):
