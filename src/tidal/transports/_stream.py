@@ -31,7 +31,7 @@ import socket
 import sys
 import warnings
 import weakref
-from asyncio import constants, protocols
+from asyncio import constants, protocols, streams
 from collections.abc import Iterable
 from itertools import islice
 from typing import Any
@@ -69,12 +69,18 @@ from ._stream_slots import StreamSlots
 logger = logging.getLogger("asyncio")
 
 # Bytes asked of the kernel per readiness event.  asyncio asks for 256 KiB;
-# 64 KiB keeps each bytes object handed to data_received under glibc's mmap
-# threshold (128 KiB), so a large read costs no mmap/munmap and no page
-# faults, and keeps the shared buffer and the copy in the CPU's cache.
-# Measured on 100 KiB echo (server CPU per message): protocol 115 -> 95 us,
-# streams 270 -> 113 us (whose StreamReader also moves less per read()).
-MAX_READ = 64 * 1024
+# tidal asks for just under 128 KiB, so that the bytes object handed to
+# data_received stays under glibc's mmap threshold (128 KiB: no mmap/munmap,
+# no page faults per large read) while a 100 KiB message still arrives in one
+# read, one data_received and one write back.  Server CPU per 100 KiB echo
+# message (protocol, 10 connections): 256 KiB 75-88 us, 64 KiB 64 us, this 50 us.
+MAX_READ = 128 * 1024 - 512
+# Except into asyncio's streams: a StreamReader pauses its transport once it
+# holds more than twice its limit (64 KiB by default), so reading more than
+# the limit at a time makes it pause and resume reading (two epoll_ctl) on
+# every large message.  100 KiB streams echo, server CPU per message: 64 KiB
+# reads 69-84 us, 128 KiB 125-133 us, 256 KiB 158-183 us.
+STREAM_READ = 64 * 1024
 # Writes up to this size are copied into a bytearray at the tail of the
 # queue rather than queued as objects of their own ...
 _SMALL_WRITE = 4 * 1024
@@ -107,22 +113,30 @@ if _HAS_SENDMSG:
 
 # One receive buffer per loop: a loop runs one callback at a time and
 # data_received gets a copy, so its transports can share it (10,000
-# connections must not cost 10,000 x 256 KiB).  Keyed weakly by loop: loops in
-# other threads have their own.
-_recv_views: weakref.WeakKeyDictionary[Any, memoryview] = weakref.WeakKeyDictionary()
+# connections must not cost 10,000 x 128 KiB).  Keyed weakly by loop: loops in
+# other threads have their own.  Each loop's entry is the whole buffer and
+# its first STREAM_READ bytes (made once: a memoryview costs 184 bytes).
+_recv_views: weakref.WeakKeyDictionary[Any, tuple[memoryview, memoryview]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
-def _shared_recv_view(loop: Any) -> memoryview:
-    """The loop's scratch receive buffer (MAX_READ bytes).
+def _shared_recv_view(loop: Any, size: int = MAX_READ) -> memoryview:
+    """The loop's scratch receive buffer: MAX_READ bytes, or its first STREAM_READ.
 
     Anything running on `loop` may fill and read it within one callback;
     nothing may keep data in it across callbacks (the next read reuses it).
     """
-    view = _recv_views.get(loop)
-    if view is None:
-        view = memoryview(bytearray(MAX_READ))
-        _recv_views[loop] = view
-    return view
+    views = _recv_views.get(loop)
+    if views is None:
+        whole = memoryview(bytearray(MAX_READ))
+        views = _recv_views[loop] = (whole, whole[:STREAM_READ])
+    return views[0] if size == MAX_READ else views[1]
+
+
+def _read_size(protocol: Any) -> int:
+    """How much one read hands `protocol` (see STREAM_READ)."""
+    return STREAM_READ if isinstance(protocol, streams.StreamReaderProtocol) else MAX_READ
 
 
 def _set_nodelay(sock: socket.socket) -> None:
@@ -203,7 +217,7 @@ class StreamTransport(StreamSlots):
         self._protocol_paused = False
         self._high_water = 64 * 1024
         self._low_water = 16 * 1024
-        self._recv_view = _shared_recv_view(loop)
+        self._recv_view = _shared_recv_view(loop, _read_size(protocol))
         self._sock = sock
         if server is not None:
             server._attach(self)
@@ -254,6 +268,8 @@ class StreamTransport(StreamSlots):
         buffered = isinstance(protocol, protocols.BufferedProtocol)
         self._protocol = protocol
         self._protocol_connected = True
+        if self._loop is not None:
+            self._recv_view = _shared_recv_view(self._loop, _read_size(protocol))
         if buffered != self._buffered:
             self._buffered = buffered
             # The reader handle is bound to one read method (no per-event
