@@ -3,7 +3,7 @@
 import cython
 
 # The first try of sock_recv/recv_into/sendall (_syscalls.py says why): C functions.
-from tidal._syscalls_c cimport recv, recv_into, send
+from tidal._syscalls_c cimport recv_into, recv_nowait, send
 
 
 # The two helper objects of a pending sock_* operation: cdef classes, so

@@ -44,7 +44,7 @@ except ImportError:  # interpreted, without Cython installed
 
     cython = SimpleNamespace(compiled=False)
 if not cython.compiled:
-    from ._syscalls import recv, recv_into, send
+    from ._syscalls import recv_into, recv_nowait, send
 
 # asyncio only resolves host names for these families (a Unix path, a
 # Bluetooth address ... go to connect() as given).
@@ -144,10 +144,9 @@ def _retry(fut: Any, op: Any, *args: Any) -> None:
 async def sock_recv(self: Any, sock: socket.socket, n: int) -> bytes:
     """Receive up to `n` bytes; b"" means the peer closed its end."""
     _check_sock(self, sock)
-    try:
-        return recv(sock, _io_fd(sock), n)
-    except _WOULD_BLOCK:
-        pass
+    data = recv_nowait(sock, _io_fd(sock), n)
+    if data is not None:
+        return data
     return await _wait_readable(self, sock.fileno(), _retry, sock.recv, n)
 
 

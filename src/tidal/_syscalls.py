@@ -37,9 +37,12 @@ def recv_bytes(sock: socket.socket, fd: int, view: memoryview) -> bytes:
     return view[: sock.recv_into(view)].tobytes()
 
 
-def recv(sock: socket.socket, fd: int, size: int) -> bytes:
-    """Receive up to `size` bytes (b"" at EOF)."""
-    return sock.recv(size)
+def recv_nowait(sock: socket.socket, fd: int, size: int) -> bytes | None:
+    """Receive up to `size` bytes (b"" at EOF), or None where it would block."""
+    try:
+        return sock.recv(size)
+    except (BlockingIOError, InterruptedError):
+        return None
 
 
 def send(sock: socket.socket, fd: int, data: Any) -> int:

@@ -71,11 +71,21 @@ cdef extern from *:
         return res;
     }
 
-    static PyObject *tidal_recv(PyObject *sock, int fd, Py_ssize_t size) {
+    /* sock.recv(size), or None where it would block: a sock_recv that must
+       wait (the usual case for a server waiting on its client) then costs no
+       BlockingIOError, made and caught. */
+    static PyObject *tidal_recv_nowait(PyObject *sock, int fd, Py_ssize_t size) {
         PyObject *buf;
         ssize_t n;
-        if (fd < 0)
-            return PyObject_CallMethod(sock, "recv", "n", size);
+        if (fd < 0) {
+            buf = PyObject_CallMethod(sock, "recv", "n", size);
+            if (buf == NULL && (PyErr_ExceptionMatches(PyExc_BlockingIOError)
+                                || PyErr_ExceptionMatches(PyExc_InterruptedError))) {
+                PyErr_Clear();
+                Py_RETURN_NONE;
+            }
+            return buf;
+        }
         if (size < 0) {
             PyErr_SetString(PyExc_ValueError, "negative buffersize in recv");
             return NULL;
@@ -85,8 +95,10 @@ cdef extern from *:
             return NULL;
         n = recv(fd, PyBytes_AS_STRING(buf), (size_t)size, 0);
         if (n < 0) {
-            PyErr_SetFromErrno(PyExc_OSError);
             Py_DECREF(buf);
+            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+                Py_RETURN_NONE;
+            PyErr_SetFromErrno(PyExc_OSError);
             return NULL;
         }
         if (n != size && _PyBytes_Resize(&buf, (Py_ssize_t)n) < 0)
@@ -203,6 +215,6 @@ cdef extern from *:
     """
     Py_ssize_t recv_into "tidal_recv_into" (object sock, int fd, object buf) except -1
     object recv_bytes "tidal_recv_bytes" (object sock, int fd, object buf)
-    object recv "tidal_recv" (object sock, int fd, Py_ssize_t size)
+    object recv_nowait "tidal_recv_nowait" (object sock, int fd, Py_ssize_t size)
     Py_ssize_t send "tidal_send" (object sock, int fd, object data) except -1
     object epoll_wait "tidal_epoll_wait" (object ep, int epfd, object timeout, int maxevents)
