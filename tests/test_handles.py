@@ -312,3 +312,85 @@ def test_a_handle_whose_callback_raised_is_reported_whole(loop, loop_errors):
     loop_errors.clear()
     assert ctx["handle"]._callback is boom
     assert "boom" in ctx["message"]
+
+
+# tidal's compiled loop leaves a call_soon handle out of the cyclic GC while
+# it waits in the ready queue.  Whichever way it leaves the queue (run, run
+# and raised, cancelled, dropped by close), a cycle through it that its
+# caller still holds must be collected as before.
+
+
+class _Holder:
+    def method(self):
+        pass
+
+    def boom(self):
+        raise ZeroDivisionError
+
+
+def _collected(probe):
+    import gc
+
+    gc.collect()
+    return probe() is None
+
+
+def test_a_cycle_through_a_handle_that_ran_is_collected(loop):
+    holder = _Holder()
+    holder.handle = loop.call_soon(holder.method)  # holder -> handle -> method -> holder
+    probe = weakref.ref(holder)
+    run_one_turn(loop)
+    del holder
+    assert _collected(probe)
+
+
+def test_a_cycle_through_a_handle_whose_callback_raised_is_collected(loop, loop_errors):
+    holder = _Holder()
+    holder.handle = loop.call_soon(holder.boom)
+    probe = weakref.ref(holder)
+    run_one_turn(loop)
+    assert len(loop_errors) == 1
+    loop_errors.clear()
+    del holder
+    assert _collected(probe)
+
+
+def test_a_cycle_through_a_cancelled_handle_is_collected(loop):
+    # Cancelled, the handle lets go of its callback: the cycle goes through
+    # its context instead (a context variable holding the holder).
+    var: contextvars.ContextVar[_Holder] = contextvars.ContextVar("var")
+    holder = _Holder()
+    ctx = contextvars.copy_context()
+    ctx.run(var.set, holder)
+    holder.handle = loop.call_soon(noop, context=ctx)
+    holder.handle.cancel()
+    probe = weakref.ref(holder)
+    run_one_turn(loop)  # the cancelled handle leaves the queue unrun
+    del holder, ctx
+    assert _collected(probe)
+
+
+def test_a_cycle_through_a_handle_dropped_by_close_is_collected(loop):
+    holder = _Holder()
+    holder.handle = loop.call_soon(holder.method)
+    probe = weakref.ref(holder)
+    loop.close()  # the handle never runs
+    del holder
+    assert _collected(probe)
+
+
+def test_a_cycle_through_a_handle_from_another_thread_is_collected(loop):
+    import threading
+
+    holder = _Holder()
+
+    def schedule():
+        holder.handle = loop.call_soon_threadsafe(holder.method)
+
+    t = threading.Thread(target=schedule)
+    t.start()
+    t.join()
+    probe = weakref.ref(holder)
+    run_one_turn(loop)
+    del holder
+    assert _collected(probe)
