@@ -81,3 +81,17 @@ def test_nan_due_time_orders_as_asyncio_does(make_timer):
         _timerheap.push(ours, t)
         heapq.heappush(theirs, t)
     assert [_timerheap.pop(ours) for _ in whens] == [heapq.heappop(theirs) for _ in whens]
+
+
+def test_an_item_that_is_not_a_timer_fails_and_keeps_the_items(make_timer):
+    # Compiled: a TypeError from the C walk; interpreted, the missing _when.
+    # Either way the list still holds every item once.
+    heap: list = []
+    timers = [make_timer(w) for w in (5, 3, 4, 1)]
+    for t in timers:
+        _timerheap.push(heap, t)
+    heap.append(object())
+    items = set(map(id, heap))
+    with pytest.raises((TypeError, AttributeError)):
+        _timerheap.rebuild(heap)
+    assert set(map(id, heap)) == items and len(heap) == 5
