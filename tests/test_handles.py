@@ -240,6 +240,26 @@ def test_handle_cycles_are_collected(loop):
     assert probe() is None
 
 
+def test_the_gc_sees_a_handles_references_as_for_asyncios_own(loop):
+    # Compiled, tidal's classes have their own GC traverse functions: they
+    # must visit what CPython's visits for asyncio's classes, in that order.
+    import gc
+
+    ctx = contextvars.copy_context()
+    arg = _Arg()
+    t = loop.call_at(12.5, noop, arg, context=ctx)
+    h = loop.call_soon(noop, arg, context=ctx)
+    theirs_t = asyncio.TimerHandle(12.5, noop, (arg,), loop, ctx)
+    theirs_t._scheduled = True
+    theirs_h = asyncio.Handle(noop, (arg,), loop, ctx)
+    for ours, theirs in ((t, theirs_t), (h, theirs_h)):
+        a, b = gc.get_referents(ours), gc.get_referents(theirs)
+        assert a[-1] is type(ours) and b[-1] is type(theirs)
+        assert a[:-1] == b[:-1]
+    t.cancel()
+    h.cancel()
+
+
 # A handle that has run and that nothing else holds may be kept by tidal's
 # compiled loop for its next call_soon (a freelist).  None of that may show:
 # these hold on both loops.

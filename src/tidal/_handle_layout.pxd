@@ -164,6 +164,47 @@ cdef extern from *:
         return 0;
     }
 
+    /* The cyclic GC's walk of a handle's references.  CPython gives a
+       class with __slots__ subtype_traverse, which climbs the class chain
+       (tidal's class, asyncio's TimerHandle, asyncio's Handle) and, at each
+       level, loops over that level's member table; a timer is walked twice
+       by each collection that finds it young, and timers live long enough
+       to be found.  These visit the same references in the same order (a
+       class's own slots before its base's, then the class itself, as a
+       heap type's instance refers to it) as straight-line loads.  Set on
+       tidal's two classes only: a subclass's subtype_traverse visits its
+       own slots, then calls these. */
+    static inline int tidal_handle_slots_traverse(tidal_HandleObject *h, visitproc visit, void *arg) {
+        Py_VISIT(h->_args);
+        Py_VISIT(h->_callback);
+        Py_VISIT(h->_cancelled);
+        Py_VISIT(h->_context);
+        Py_VISIT(h->_loop);
+        Py_VISIT(h->_repr);
+        Py_VISIT(h->_source_traceback);
+        Py_VISIT(Py_TYPE(h));
+        return 0;
+    }
+
+    static inline int tidal_handle_traverse(PyObject *op, visitproc visit, void *arg) {
+        return tidal_handle_slots_traverse((tidal_HandleObject *)op, visit, arg);
+    }
+
+    static inline int tidal_timer_traverse(PyObject *op, visitproc visit, void *arg) {
+        tidal_TimerHandleObject *t = (tidal_TimerHandleObject *)op;
+        Py_VISIT(t->_scheduled);
+        Py_VISIT(t->_when);
+        return tidal_handle_slots_traverse(&t->base, visit, arg);
+    }
+
+    /* Once, at import, after the layout check: tidal's classes add no slots
+       of their own, so the structs above are all there is to visit. */
+    static inline PyObject *tidal_use_direct_traverse(PyObject *handle_cls, PyObject *timer_cls) {
+        ((PyTypeObject *)handle_cls)->tp_traverse = tidal_handle_traverse;
+        ((PyTypeObject *)timer_cls)->tp_traverse = tidal_timer_traverse;
+        Py_RETURN_NONE;
+    }
+
     static inline int tidal_slot_at(PyObject *cls, const char *name, Py_ssize_t offset) {
         PyObject *d = PyObject_GetAttrString(cls, name);
         if (d == NULL) { PyErr_Clear(); return 0; }
@@ -206,4 +247,5 @@ cdef extern from *:
                                         object loop, object context)
     int run_handle "tidal_run_handle" (object handle) except -1
     object use_freelist "tidal_use_freelist" (object handle_cls)
+    object use_direct_traverse "tidal_use_direct_traverse" (object handle_cls, object timer_cls)
     bint layout_matches "tidal_layout_matches" (object handle_cls, object timer_cls)

@@ -4,7 +4,7 @@
 # the C view of their fields the loop uses); here the module's constants
 # become C values and the import-time layout check is the C one.
 
-from tidal._handle_layout cimport layout_matches
+from tidal._handle_layout cimport layout_matches, use_direct_traverse
 from tidal._handle_layout cimport Handle as CHandle
 
 import cython

@@ -168,6 +168,9 @@ if not cython.compiled:
     def layout_matches(handle_cls: type, timer_cls: type) -> bool:
         return True
 
+    def use_direct_traverse(handle_cls: type, timer_cls: type) -> None:
+        pass
+
 
 # Compiled, the loop reads asyncio's slots at the offsets _handles.pxd's C
 # structs say: check once, at import, that they are where CPython put them.
@@ -176,3 +179,7 @@ if not layout_matches(asyncio.Handle, asyncio.TimerHandle):
         "tidal's compiled build does not match this Python's asyncio.Handle layout; "
         "run with TIDAL_NO_EXT=1 and report the Python version"
     )
+
+# Compiled: the cyclic GC walks these classes' instances through C functions
+# that load the slots directly (_handle_layout.pxd says why it matters).
+use_direct_traverse(Handle, TimerHandle)

@@ -33,7 +33,7 @@ cdef extern from *:
         Py_RETURN_NONE;
     }
 
-    static int tidal_heap_when_slow(PyObject *heap, Py_ssize_t i, Py_ssize_t size, double *out) {
+    static inline int tidal_heap_when_slow(PyObject *heap, Py_ssize_t i, Py_ssize_t size, double *out) {
         PyObject *item = PyList_GET_ITEM(heap, i);
         if (!PyObject_TypeCheck(item, tidal_heap_timer_type)) {
             PyErr_Format(PyExc_TypeError, "the timer heap holds TimerHandles, not %.200s",
@@ -80,7 +80,7 @@ cdef extern from *:
 
     /* _timerheap._sift_toward_root: move heap[pos] up while it is due
        strictly before its parent, never above `start`. */
-    static int tidal_heap_sift_toward_root(PyObject *heap, Py_ssize_t start, Py_ssize_t pos) {
+    static inline int tidal_heap_sift_toward_root(PyObject *heap, Py_ssize_t start, Py_ssize_t pos) {
         Py_ssize_t size = PyList_GET_SIZE(heap);
         PyObject **items = TIDAL_HEAP_ITEMS(heap);
         double when, parent_when;
@@ -101,7 +101,7 @@ cdef extern from *:
     /* _timerheap._sift_to_leaf: walk heap[pos] down to a leaf along the
        earlier child (the right one unless the left is strictly earlier),
        then settle it upward. */
-    static int tidal_heap_sift_to_leaf(PyObject *heap, Py_ssize_t pos) {
+    static inline int tidal_heap_sift_to_leaf(PyObject *heap, Py_ssize_t pos) {
         Py_ssize_t size = PyList_GET_SIZE(heap);
         PyObject **items = TIDAL_HEAP_ITEMS(heap);
         Py_ssize_t start = pos, child_pos = 2 * pos + 1;
