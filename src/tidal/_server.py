@@ -16,9 +16,12 @@ below as methods).  Accepting works like this:
   without making progress.  The pending connections stay in the kernel's
   backlog and are served once fds free up.
 
-The Server tracks its connections (weakly, so an abandoned transport can
-still be collected and warn), which is what ``wait_closed`` (3.12.1+: waits
-for every connection to end), ``close_clients`` and ``abort_clients`` use.
+The Server counts its connections, which is what ``wait_closed`` (3.12.1+:
+waits for every connection to end) uses; it holds no reference to them, so an
+abandoned transport can still be collected and warn.  ``close_clients`` and
+``abort_clients`` (3.13) find them in the loop's ``_transports`` (every
+StreamTransport is there, weakly, under its fd, while its socket is open),
+so a connection costs the server one count, not a WeakSet entry (~145 bytes).
 """
 
 from __future__ import annotations
@@ -32,7 +35,6 @@ import os
 import socket
 import stat
 import sys
-import weakref
 from asyncio import events, exceptions, protocols, tasks, trsock
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -87,9 +89,8 @@ class Server(events.AbstractServer):
     ) -> None:
         self._loop = loop
         self._sockets: list[socket.socket] | None = sockets
-        # Weak: an abandoned transport must still be collectable (and warn).
-        self._clients: weakref.WeakSet[Any] = weakref.WeakSet()
-        self._anonymous_clients = 0
+        # Connections attached and not yet detached (see the module docstring).
+        self._active_count = 0
         self._waiters: list[Any] | None = []
         self._protocol_factory = protocol_factory
         self._backlog = backlog
@@ -112,24 +113,24 @@ class Server(events.AbstractServer):
     # Connections (called by StreamTransport)
     # ------------------------------------------------------------------
 
+    # A transport attaches once (in its __init__) and detaches once (when its
+    # socket is closed: connection_lost, or __del__ for an abandoned one; each
+    # clears its _server first).  `transport` is optional: 3.11/3.12's
+    # signature is a bare count, which their own test suites call directly.
     def _attach(self, transport: Any = None) -> None:
-        if transport is None:
-            # 3.11/3.12's signature (a bare count), which their own test
-            # suites call directly.
-            self._anonymous_clients += 1
-        else:
-            self._clients.add(transport)
+        self._active_count += 1
 
     def _detach(self, transport: Any = None) -> None:
-        if transport is None:
-            self._anonymous_clients -= 1
-        else:
-            self._clients.discard(transport)
+        self._active_count -= 1
         if self._sockets is None and not self._has_clients():
             self._wakeup()
 
     def _has_clients(self) -> bool:
-        return len(self._clients) != 0 or self._anonymous_clients > 0
+        return self._active_count > 0
+
+    def _live_clients(self) -> list[Any]:
+        """The open transports attached to this server, found in the loop's fd table."""
+        return [t for t in list(self._loop._transports.values()) if getattr(t, "_server", None) is self]
 
     def _wakeup(self) -> None:
         waiters = self._waiters
@@ -281,12 +282,12 @@ class Server(events.AbstractServer):
 
     def close_clients(self) -> None:
         """Close every connection this server accepted (3.13)."""
-        for transport in self._clients.copy():
+        for transport in self._live_clients():
             transport.close()
 
     def abort_clients(self) -> None:
         """Abort every connection this server accepted (3.13)."""
-        for transport in self._clients.copy():
+        for transport in self._live_clients():
             transport.abort()
 
     async def start_serving(self) -> None:
