@@ -13,6 +13,7 @@ import os
 import resource
 import socket
 import ssl
+import struct
 import subprocess
 import sys
 import time
@@ -447,9 +448,121 @@ def test_protocol_factory_error_drops_connection(loop, loop_name, arun, loop_err
         gc.collect()
 
 
+class QuietProtocol(asyncio.Protocol):
+    """Asks its transport nothing (tidal then defers the socket extra info) unless told to."""
+
+    def __init__(self, loop: Any, ask_in_lost: bool = False) -> None:
+        self.made = loop.create_future()
+        self.lost = loop.create_future()
+        self.ask_in_lost = ask_in_lost
+        self.info_in_lost: dict[str, Any] = {}
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+        self.made.set_result(None)
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        if self.ask_in_lost:
+            self.info_in_lost = socket_extra_info(self.transport)
+        self.lost.set_result(None)
+
+
+def socket_extra_info(transport: Any) -> dict[str, Any]:
+    return {name: transport.get_extra_info(name) for name in ("socket", "sockname", "peername")}
+
+
+def reset(sock: socket.socket) -> None:
+    """Close `sock` with an RST (linger 0), not a FIN."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()
+
+
+@pytest.mark.parametrize("how", ["close", "peer_reset"])
+@pytest.mark.parametrize("when", ["open", "connection_lost", "after_close"])
+def test_accepted_connection_extra_info(loop, arun, when, how):
+    """An accepted connection's socket, sockname and peername, asked at any time, even after close.
+
+    asyncio fills them in when it makes the transport; tidal when first
+    asked or at close: the answers must be the same.
+    """
+
+    async def main():
+        protos: list[QuietProtocol] = []
+
+        def factory() -> QuietProtocol:
+            protos.append(QuietProtocol(loop, ask_in_lost=when == "connection_lost"))
+            return protos[-1]
+
+        server = await loop.create_server(factory, "127.0.0.1", 0)
+        client = await connect(loop, ("127.0.0.1", port_of(server)))
+        client_addr = client.getsockname()
+        await asyncio.sleep(0.01)
+        while not protos:
+            await asyncio.sleep(0.01)
+        proto = protos[0]
+        await proto.made
+        tr = proto.transport
+        with pytest.raises(TypeError):
+            tr.get_extra_info([])  # unhashable, as a dict says
+        assert tr.get_extra_info("nonexistent", "dflt") == "dflt"
+        assert tr.get_extra_info("sslcontext") is None
+        if when == "open":
+            info = socket_extra_info(tr)
+            assert info["socket"].fileno() >= 0
+            assert info["socket"] is tr.get_extra_info("socket")
+        if how == "close":
+            tr.close()
+            client.close()
+        else:
+            reset(client)
+        await asyncio.wait_for(proto.lost, 5)
+        if when == "connection_lost":
+            info = proto.info_in_lost
+        elif when == "after_close":
+            info = socket_extra_info(tr)
+        assert info["sockname"] == server.sockets[0].getsockname()
+        assert info["peername"] == client_addr
+        # After close, the same answers, from the same (now closed) socket.
+        assert socket_extra_info(tr) == info
+        assert tr.get_extra_info("socket").fileno() == -1
+        assert tr.get_extra_info("socket").family == socket.AF_INET
+        server.close()
+        await server.wait_closed()
+
+    arun(main())
+
+
 # ----------------------------------------------------------------------
 # Unix servers
 # ----------------------------------------------------------------------
+
+
+def test_unix_accepted_connection_extra_info(loop, arun, tmp_path):
+    """An accepted Unix connection, first asked after close: the server's path, no peer name."""
+    path = str(tmp_path / "s.sock")
+
+    async def main():
+        protos: list[QuietProtocol] = []
+
+        def factory() -> QuietProtocol:
+            protos.append(QuietProtocol(loop))
+            return protos[-1]
+
+        server = await loop.create_unix_server(factory, path)
+        client = await connect(loop, path, socket.AF_UNIX)
+        while not protos:
+            await asyncio.sleep(0.01)
+        await protos[0].made
+        client.close()
+        await asyncio.wait_for(protos[0].lost, 5)
+        info = socket_extra_info(protos[0].transport)
+        assert info["sockname"] == path
+        assert info["peername"] == ""  # an unbound client
+        assert info["socket"].fileno() == -1
+        server.close()
+        await server.wait_closed()
+
+    arun(main())
 
 
 def test_unix_server(loop, arun, tmp_path):

@@ -203,13 +203,11 @@ class Server(events.AbstractServer):
             protocol = self._protocol_factory()
             if self._ssl_context is not None:
                 transport = _tls.accept_tls(
-                    self._loop, conn, protocol, self._ssl_context, {"peername": addr}, self,
+                    self._loop, conn, protocol, self._ssl_context, addr, self,
                     self._ssl_handshake_timeout, self._ssl_shutdown_timeout,
                 )  # fmt: skip
             else:
-                transport = StreamTransport(
-                    self._loop, conn, protocol, None, {"peername": addr}, self
-                )
+                transport = StreamTransport(self._loop, conn, protocol, None, None, self, addr)
         except (SystemExit, KeyboardInterrupt):
             conn.close()
             raise

@@ -30,8 +30,18 @@ def set_result_unless_cancelled(fut: Any, result: Any) -> None:
         fut.set_result(result)
 
 
-def socket_extra(sock: socket.socket, extra: dict[str, Any] | None) -> dict[str, Any]:
-    """get_extra_info() of a socket transport: socket, sockname, peername (unless given)."""
+# socket_extra()'s `peername` when the caller does not know it: ask the socket.
+PEERNAME_UNKNOWN: Any = object()
+
+
+def socket_extra(
+    sock: socket.socket, extra: dict[str, Any] | None, peername: Any = PEERNAME_UNKNOWN
+) -> dict[str, Any]:
+    """get_extra_info() of a socket transport: socket, sockname, peername (unless given).
+
+    `peername`, when known (accept() returned it), is used instead of asking
+    the socket; an entry already in `extra` wins over both, as in asyncio.
+    """
     info: dict[str, Any] = {} if extra is None else extra
     info["socket"] = trsock.TransportSocket(sock)
     try:
@@ -39,10 +49,12 @@ def socket_extra(sock: socket.socket, extra: dict[str, Any] | None) -> dict[str,
     except OSError:
         info["sockname"] = None
     if "peername" not in info:
-        try:
-            info["peername"] = sock.getpeername()
-        except OSError:
-            info["peername"] = None
+        if peername is PEERNAME_UNKNOWN:
+            try:
+                peername = sock.getpeername()
+            except OSError:
+                peername = None
+        info["peername"] = peername
     return info
 
 

@@ -56,6 +56,7 @@ if not cython.compiled:
     from ._stream_slots import StreamSlots as CStream
 
 from ._base import (
+    PEERNAME_UNKNOWN,
     checked_write_buffer_limits,
     force_close,
     pause_protocol,
@@ -161,6 +162,23 @@ def _byte_view(data: memoryview) -> Any:
     return data.tobytes()
 
 
+# get_extra_info()'s socket entries.  asyncio fills them in when the transport
+# is made: a dict, a TransportSocket and a getsockname() result, ~400 bytes
+# per connection that most servers never ask for.  A connection tidal's server
+# accepted fills them in on the first get_extra_info() of one of these names,
+# or when it closes (before its socket does), whichever comes first; until
+# then it keeps only accept()'s peer address.  Lazily, the values are the same
+# as eagerly: only the server holds the socket until then (nobody can close it
+# behind the transport's back), an accepted socket's local address never
+# changes, and on Linux getsockname() still answers once the peer has gone
+# (reset, EOF), which getpeername() does not: hence accept()'s address, kept.
+# Elsewhere the entries are filled in at once, as asyncio does.
+_SOCKET_EXTRA = frozenset(("socket", "sockname", "peername"))
+_DEFER_SOCKET_EXTRA = sys.platform.startswith("linux")
+# _peername once _extra holds the socket entries.
+_EXTRA_FILLED: Any = object()
+
+
 # Compiled, the read and write paths read StreamSlots' fields at the offsets
 # _stream_layout.pxd's C struct gives: check once, at import, that this
 # Python put them there.
@@ -192,8 +210,17 @@ class StreamTransport(StreamSlots):
         waiter: Any = None,
         extra: dict[str, Any] | None = None,
         server: Any = None,
+        peername: Any = PEERNAME_UNKNOWN,
     ) -> None:
-        super().__init__(socket_extra(sock, extra))
+        # `peername`: accept()'s address, from tidal's server (_SOCKET_EXTRA
+        # says why it is kept, and when _extra is filled in).
+        # (Not BaseTransport.__init__: it would make an empty dict.)
+        if peername is PEERNAME_UNKNOWN or not _DEFER_SOCKET_EXTRA:
+            self._extra = socket_extra(sock, extra, peername)
+            self._peername = _EXTRA_FILLED
+        else:
+            self._extra = extra  # type: ignore[assignment]
+            self._peername = peername
         self._sock = None  # set near the end: __del__ tests it
         self._loop = loop
         self._sock_fd = sock.fileno()
@@ -259,6 +286,17 @@ class StreamTransport(StreamSlots):
             if server is not None:
                 self._server = None
                 server._detach(self)
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        if self._peername is not _EXTRA_FILLED and name in _SOCKET_EXTRA:
+            self._fill_extra()
+        extra = self._extra
+        return default if extra is None else extra.get(name, default)
+
+    def _fill_extra(self) -> None:
+        """Fill in _extra's socket entries, as asyncio does when it makes the transport."""
+        self._extra = socket_extra(self._sock, self._extra, self._peername)  # type: ignore[arg-type]
+        self._peername = _EXTRA_FILLED
 
     # ------------------------------------------------------------------
     # Protocol
@@ -648,6 +686,8 @@ class StreamTransport(StreamSlots):
             if self._protocol_connected:
                 self._protocol.connection_lost(exc)
         finally:
+            if self._peername is not _EXTRA_FILLED:
+                self._fill_extra()  # while getsockname() still answers
             self._sock.close()  # type: ignore[union-attr]
             self._sock = None
             self._protocol = None

@@ -28,6 +28,7 @@ cdef extern from *:
         PyObject *_loop;
         PyObject *_low_water;
         PyObject *_paused;
+        PyObject *_peername;
         PyObject *_protocol;
         PyObject *_protocol_connected;
         PyObject *_protocol_paused;
@@ -55,7 +56,7 @@ cdef extern from *:
         return TIDAL_S(_extra) && TIDAL_S(_buffer) && TIDAL_S(_buffer_size) && TIDAL_S(_buffered)
             && TIDAL_S(_closing) && TIDAL_S(_conn_lost) && TIDAL_S(_empty_waiter) && TIDAL_S(_eof)
             && TIDAL_S(_high_water) && TIDAL_S(_io_fd) && TIDAL_S(_loop) && TIDAL_S(_low_water)
-            && TIDAL_S(_paused) && TIDAL_S(_protocol) && TIDAL_S(_protocol_connected)
+            && TIDAL_S(_paused) && TIDAL_S(_peername) && TIDAL_S(_protocol) && TIDAL_S(_protocol_connected)
             && TIDAL_S(_protocol_paused) && TIDAL_S(_recv_view) && TIDAL_S(_server)
             && TIDAL_S(_sock) && TIDAL_S(_sock_fd)
             && ((PyTypeObject *)cls)->tp_basicsize == sizeof(tidal_StreamSlotsObject);
@@ -77,6 +78,7 @@ cdef extern from *:
         cdef object _loop
         cdef object _low_water
         cdef object _paused
+        cdef object _peername
         cdef object _protocol
         cdef object _protocol_connected
         cdef object _protocol_paused

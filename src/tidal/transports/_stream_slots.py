@@ -43,6 +43,7 @@ class StreamSlots(transports.Transport):
         "_high_water",
         "_low_water",
         "_recv_view",
+        "_peername",
         "__weakref__",
     )
 
@@ -66,3 +67,4 @@ class StreamSlots(transports.Transport):
     _high_water: int
     _low_water: int
     _recv_view: memoryview
+    _peername: Any  # the peer's address until _extra is filled in (see _stream.py)

@@ -1019,7 +1019,7 @@ def accept_tls(
     conn: Any,
     protocol: Any,
     sslcontext: Any,
-    extra: dict[str, Any],
+    peername: Any,
     server: Any,
     ssl_handshake_timeout: float | None,
     ssl_shutdown_timeout: float | None,
@@ -1038,7 +1038,7 @@ def accept_tls(
     transport = tls._app_transport
     assert transport is not None
     waiter.add_done_callback(lambda fut: _report_accept_failure(loop, protocol, transport, fut))
-    StreamTransport(loop, conn, tls, None, extra, server)
+    StreamTransport(loop, conn, tls, None, None, server, peername)
     return transport
 
 
