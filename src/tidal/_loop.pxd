@@ -64,8 +64,10 @@ cdef class _LoopCore:
 
     # cpdef, not cdef: one call per turn, and still replaceable by a subclass
     # (the schedule seam is _run_ready).
+    # mask/readable/writable: the poller's event bits as C ints (one C `&`
+    # per event, not a Python int operation).
     @cython.locals(sched_count=Py_ssize_t, live=list, timer=CTimerHandle, handle=CHandle,
-                   when=double, end_time=double)
+                   when=double, end_time=double, mask=int, readable=int, writable=int)
     cpdef _run_once(self)
 
     @cython.locals(_=Py_ssize_t, handle=CHandle)
