@@ -236,6 +236,52 @@ def test_recv_into_waits(loop: Any, arun: Any, socks: list[socket.socket]) -> No
     arun(main())
 
 
+def test_recv_into_buffers_the_socket_module_refuses(
+    loop: Any, arun: Any, socks: list[socket.socket]
+) -> None:
+    """What socket.recv_into refuses, sock_recv_into refuses the same way."""
+    a, b = pair(socks)
+    b.send(b"abcdef")
+    released = memoryview(bytearray(4))
+    released.release()
+    refused = [
+        b"xxxx",  # read-only
+        memoryview(b"xxxx"),  # a read-only view
+        memoryview(bytearray(8))[::2],  # not contiguous
+        released,
+    ]
+
+    async def main() -> None:
+        for buf in refused:
+            with pytest.raises(TypeError, match="read-write bytes-like object"):
+                await loop.sock_recv_into(a, buf)
+        # ... and the data is still there for a buffer it takes.
+        bufs = (bytearray(2), memoryview(bytearray(8))[6:], array.array("b", [0, 0]))
+        for buf, expected in zip(bufs, (b"ab", b"cd", b"ef")):
+            assert await loop.sock_recv_into(a, buf) == 2
+            assert bytes(buf) == expected
+
+    arun(main())
+
+
+def test_sendall_buffers_the_socket_module_refuses(
+    loop: Any, arun: Any, socks: list[socket.socket]
+) -> None:
+    a, b = pair(socks)
+
+    async def main() -> None:
+        with pytest.raises(TypeError, match="bytes-like object is required"):
+            await loop.sock_sendall(a, "text")
+        with pytest.raises(BufferError, match="not C-contiguous"):
+            await loop.sock_sendall(a, memoryview(bytearray(b"abcdef"))[::2])
+        await loop.sock_sendall(a, memoryview(b"abcdef")[2:4])
+        await loop.sock_sendall(a, bytearray(b"gh"))
+        await asyncio.sleep(0.01)
+        assert b.recv(100) == b"cdgh"
+
+    arun(main())
+
+
 # ----------------------------------------------------------------------
 # The fast path: data already there means no wait at all
 # ----------------------------------------------------------------------

@@ -36,39 +36,63 @@ cdef extern from *:
         return n;
     }
 
+    /* The bytes of `buf` for a syscall, without a buffer export, for the
+       types the read and write paths pass (bytes, bytearray, a C-contiguous
+       memoryview that is still open; `writable`: not a read-only one):
+       1 and the pointer and size, or 0 for anything else, which then goes
+       to the socket's own method, so an odd or unusable buffer gets exactly
+       the socket module's answer (a read-only one is a TypeError there).
+       No Python code runs between this and the syscall, so a bytearray
+       cannot be resized in between. */
+    static inline int tidal_plain_buffer(PyObject *buf, int writable, char **p, Py_ssize_t *len) {
+        if (PyByteArray_CheckExact(buf)) {
+            *p = PyByteArray_AS_STRING(buf);
+            *len = PyByteArray_GET_SIZE(buf);
+            return 1;
+        }
+        if (!writable && PyBytes_CheckExact(buf)) {
+            *p = PyBytes_AS_STRING(buf);
+            *len = PyBytes_GET_SIZE(buf);
+            return 1;
+        }
+        if (PyMemoryView_Check(buf)) {
+            PyMemoryViewObject *mv = (PyMemoryViewObject *)buf;
+            if (!(mv->flags & _Py_MEMORYVIEW_RELEASED) && (mv->flags & _Py_MEMORYVIEW_C)
+                    && !(writable && mv->view.readonly)) {
+                *p = (char *)mv->view.buf;
+                *len = mv->view.len;
+                return 1;
+            }
+        }
+        return 0;
+    }
+
     static Py_ssize_t tidal_recv_into(PyObject *sock, int fd, PyObject *buf) {
-        Py_buffer view;
+        char *p;
+        Py_ssize_t len;
         ssize_t n;
-        if (fd < 0)
+        if (fd < 0 || !tidal_plain_buffer(buf, 1, &p, &len))
             return tidal_call_for_size(sock, "recv_into", buf);
-        if (PyObject_GetBuffer(buf, &view, PyBUF_WRITABLE) < 0)
-            return -1;
-        n = recv(fd, view.buf, (size_t)view.len, 0);
+        n = recv(fd, p, (size_t)len, 0);
         if (n < 0)
             PyErr_SetFromErrno(PyExc_OSError);
-        PyBuffer_Release(&view);
         return (Py_ssize_t)n;
     }
 
     static PyObject *tidal_recv_bytes(PyObject *sock, int fd, PyObject *buf) {
-        Py_buffer view;
+        char *p;
+        Py_ssize_t len;
         ssize_t n;
-        PyObject *res;
-        if (fd < 0) {
+        if (fd < 0 || !tidal_plain_buffer(buf, 1, &p, &len)) {
             /* sock.recv(len(view)), as asyncio's transport reads */
             return PyObject_CallMethod(sock, "recv", "n", PyObject_Length(buf));
         }
-        if (PyObject_GetBuffer(buf, &view, PyBUF_WRITABLE) < 0)
-            return NULL;
-        n = recv(fd, view.buf, (size_t)view.len, 0);
+        n = recv(fd, p, (size_t)len, 0);
         if (n < 0) {
             PyErr_SetFromErrno(PyExc_OSError);
-            res = NULL;
-        } else {
-            res = PyBytes_FromStringAndSize((const char *)view.buf, (Py_ssize_t)n);
+            return NULL;
         }
-        PyBuffer_Release(&view);
-        return res;
+        return PyBytes_FromStringAndSize(p, (Py_ssize_t)n);
     }
 
     /* sock.recv(size), or None where it would block: a sock_recv that must
@@ -107,21 +131,12 @@ cdef extern from *:
     }
 
     static Py_ssize_t tidal_send(PyObject *sock, int fd, PyObject *data) {
-        Py_buffer view;
+        char *p;
+        Py_ssize_t len;
         ssize_t n;
-        if (fd < 0)
+        if (fd < 0 || !tidal_plain_buffer(data, 0, &p, &len))
             return tidal_call_for_size(sock, "send", data);
-        if (PyBytes_CheckExact(data)) {
-            n = send(fd, PyBytes_AS_STRING(data), (size_t)PyBytes_GET_SIZE(data), 0);
-        } else {
-            if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0)
-                return -1;
-            n = send(fd, view.buf, (size_t)view.len, 0);
-            if (n < 0)
-                PyErr_SetFromErrno(PyExc_OSError);
-            PyBuffer_Release(&view);
-            return (Py_ssize_t)n;
-        }
+        n = send(fd, p, (size_t)len, 0);
         if (n < 0)
             PyErr_SetFromErrno(PyExc_OSError);
         return (Py_ssize_t)n;
