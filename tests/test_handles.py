@@ -414,3 +414,35 @@ def test_a_cycle_through_a_handle_from_another_thread_is_collected(loop):
     run_one_turn(loop)
     del holder
     assert _collected(probe)
+
+
+def test_a_handle_subclass_shows_the_gc_its_own_fields_too(loop):
+    # A subclass of the loop's handle class (with a __dict__ and a slot of its
+    # own) is walked by CPython's generic traverse, which then calls the
+    # class's: the GC sees every field, and the class once.
+    import gc
+
+    base = type(loop.call_soon(noop))
+    loop.call_soon(noop).cancel()
+
+    class Sub(base):  # type: ignore[misc, valid-type]
+        __slots__ = ("extra", "__dict__")
+
+    args, extra, attr = (_Arg(),), _Arg(), _Arg()
+    h = Sub(noop, args, loop, contextvars.copy_context())
+    h.extra = extra
+    h.attr = attr
+    refs = gc.get_referents(h)
+    assert sum(r is Sub for r in refs) == 1
+    assert any(r is extra for r in refs)
+    assert any(r is args for r in refs) and any(r is loop for r in refs)
+    assert any(isinstance(r, dict) and r.get("attr") is attr for r in refs) or any(
+        r is attr for r in refs
+    )
+    # And a cycle through the subclass's own slot is collected.
+    holder = _Holder()
+    holder.h = Sub(noop, (), loop, None)
+    holder.h.extra = holder
+    probe = weakref.ref(holder)
+    del holder
+    assert _collected(probe)

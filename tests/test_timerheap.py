@@ -95,3 +95,18 @@ def test_an_item_that_is_not_a_timer_fails_and_keeps_the_items(make_timer):
     with pytest.raises((TypeError, AttributeError)):
         _timerheap.rebuild(heap)
     assert set(map(id, heap)) == items and len(heap) == 5
+
+
+def test_a_walk_that_fails_after_moving_items_keeps_each_item_once(make_timer):
+    # The error comes part-way down, after the walk has moved timers: the
+    # list must still hold each remaining item exactly once.
+    heap: list = []
+    for w in range(15):
+        _timerheap.push(heap, make_timer(w))
+    heap[7], heap[8] = object(), object()  # two leaves' parents' children: deep in the walk
+    root = heap[0]
+    remaining = {id(x) for x in heap} - {id(root)}
+    with pytest.raises((TypeError, AttributeError)):
+        _timerheap.pop(heap)
+    assert len(heap) == 14
+    assert {id(x) for x in heap} == remaining

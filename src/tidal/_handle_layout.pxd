@@ -200,8 +200,17 @@ cdef extern from *:
     /* Once, at import, after the layout check: tidal's classes add no slots
        of their own, so the structs above are all there is to visit. */
     static inline PyObject *tidal_use_direct_traverse(PyObject *handle_cls, PyObject *timer_cls) {
-        ((PyTypeObject *)handle_cls)->tp_traverse = tidal_handle_traverse;
-        ((PyTypeObject *)timer_cls)->tp_traverse = tidal_timer_traverse;
+        PyTypeObject *h = (PyTypeObject *)handle_cls, *t = (PyTypeObject *)timer_cls;
+        /* Only while tidal's classes really add nothing to asyncio's layout
+           (layout_matches checks asyncio's classes, not these): no slot of
+           their own, no __dict__, and CPython's generic walk still in place.
+           Otherwise they keep subtype_traverse, which sees everything. */
+        if (h->tp_basicsize == (Py_ssize_t)sizeof(tidal_HandleObject) && Py_SIZE(h) == 0
+                && h->tp_dictoffset == 0 && h->tp_traverse == h->tp_base->tp_traverse)
+            h->tp_traverse = tidal_handle_traverse;
+        if (t->tp_basicsize == (Py_ssize_t)sizeof(tidal_TimerHandleObject) && Py_SIZE(t) == 0
+                && t->tp_dictoffset == 0 && t->tp_traverse == t->tp_base->tp_traverse)
+            t->tp_traverse = tidal_timer_traverse;
         Py_RETURN_NONE;
     }
 

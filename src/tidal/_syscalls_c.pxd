@@ -57,7 +57,14 @@ cdef extern from *:
         }
         if (PyMemoryView_Check(buf)) {
             PyMemoryViewObject *mv = (PyMemoryViewObject *)buf;
-            if (!(mv->flags & _Py_MEMORYVIEW_RELEASED) && (mv->flags & _Py_MEMORYVIEW_C)
+            /* what memory_getbuf refuses (released view or base, a
+               restricted view) goes to the socket's method too */
+            if (!(mv->flags & _Py_MEMORYVIEW_RELEASED)
+                    && !(mv->mbuf->flags & _Py_MANAGED_BUFFER_RELEASED)
+    #ifdef _Py_MEMORYVIEW_RESTRICTED
+                    && !(mv->flags & _Py_MEMORYVIEW_RESTRICTED)
+    #endif
+                    && (mv->flags & _Py_MEMORYVIEW_C)
                     && !(writable && mv->view.readonly)) {
                 *p = (char *)mv->view.buf;
                 *len = mv->view.len;

@@ -36,8 +36,8 @@ cdef extern from *:
     static inline int tidal_heap_when_slow(PyObject *heap, Py_ssize_t i, Py_ssize_t size, double *out) {
         PyObject *item = PyList_GET_ITEM(heap, i);
         if (!PyObject_TypeCheck(item, tidal_heap_timer_type)) {
-            PyErr_Format(PyExc_TypeError, "the timer heap holds TimerHandles, not %.200s",
-                         Py_TYPE(item)->tp_name);
+            PyErr_Format(PyExc_TypeError, "the timer heap holds tidal's TimerHandles, not %R",
+                         (PyObject *)Py_TYPE(item));
             return -1;
         }
         PyObject *when = ((tidal_TimerHandleObject *)item)->_when;

@@ -70,14 +70,18 @@ if not cython.compiled:
         """Move heap[pos] up while it is due strictly before its parent (never above `start`)."""
         item = heap[pos]
         when = item._when
-        while pos > start:
-            parent_pos = (pos - 1) >> 1
-            parent = heap[parent_pos]
-            if not when < parent._when:
-                break
-            heap[pos] = parent
-            pos = parent_pos
-        heap[pos] = item
+        try:
+            while pos > start:
+                parent_pos = (pos - 1) >> 1
+                parent = heap[parent_pos]
+                if not when < parent._when:
+                    break
+                heap[pos] = parent
+                pos = parent_pos
+        finally:
+            # heap[pos] is the hole (a copy of the item moved out of it): on
+            # an error too, so the list keeps each of its timers once.
+            heap[pos] = item
 
     def _sift_to_leaf(heap: list[Any], pos: int) -> None:
         """Walk heap[pos] down to a leaf along the earlier child, then settle it upward.
@@ -90,18 +94,20 @@ if not cython.compiled:
         start = pos
         item = heap[pos]
         child_pos = 2 * pos + 1
-        while child_pos < end:
-            child = heap[child_pos]
-            right_pos = child_pos + 1
-            if right_pos < end:
-                right = heap[right_pos]
-                if not child._when < right._when:
-                    child_pos = right_pos
-                    child = right
-            heap[pos] = child
-            pos = child_pos
-            child_pos = 2 * pos + 1
-        heap[pos] = item
+        try:
+            while child_pos < end:
+                child = heap[child_pos]
+                right_pos = child_pos + 1
+                if right_pos < end:
+                    right = heap[right_pos]
+                    if not child._when < right._when:
+                        child_pos = right_pos
+                        child = right
+                heap[pos] = child
+                pos = child_pos
+                child_pos = 2 * pos + 1
+        finally:
+            heap[pos] = item  # the hole, as in _sift_toward_root
         _sift_toward_root(heap, start, pos)
 
 
