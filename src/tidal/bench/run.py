@@ -56,10 +56,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help=f"comma-separated sections, of: {','.join(SECTIONS)} (default all)",
     )
     p.add_argument(
-        "--duration", type=float, help="measured seconds per echo/http/scaling cell (default 0.5)"
+        "--duration", type=float, help="measured seconds per echo/http/scaling cell (default 1)"
     )
     p.add_argument("--warmup", type=float, help="seconds of load before each cell's window")
-    p.add_argument("--micro-seconds", type=float, help="measured seconds per micro-benchmark")
+    p.add_argument(
+        "--micro-seconds", type=float, help="measured seconds per micro-benchmark (default 1)"
+    )
     p.add_argument(
         "--contestants",
         default="",

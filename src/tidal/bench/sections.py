@@ -28,9 +28,13 @@ PROCESS_START_S = 0.3  # a Python worker's start-up, for the time estimate
 @dataclass
 class Config:
     rounds: int = 5
-    duration: float = 0.5  # measured seconds per echo/http/scaling cell
+    # Measured seconds per echo/http/scaling cell, and per micro-benchmark.
+    # A shared VM's speed swings by up to 1.6x from one fraction of a second
+    # to the next (other tenants); a window of a second averages over those
+    # swings, where a quarter-second one lands on one of them.
+    duration: float = 1.0
     warmup: float = 0.2  # load before the measured window, per cell
-    micro_seconds: float = 0.25  # measured seconds per micro-benchmark
+    micro_seconds: float = 1.0
     micro_only: tuple[str, ...] = ()
     echo_kinds: tuple[str, ...] = ("protocol", "buffered", "streams", "sock")
     echo_sizes: tuple[int, ...] = (1024, 10 * 1024, 100 * 1024)
