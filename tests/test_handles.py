@@ -404,10 +404,10 @@ def test_a_cycle_through_a_handle_from_another_thread_is_collected(loop):
 
     holder = _Holder()
 
-    def schedule():
-        holder.handle = loop.call_soon_threadsafe(holder.method)
+    def schedule(h):
+        h.handle = loop.call_soon_threadsafe(h.method)
 
-    t = threading.Thread(target=schedule)
+    t = threading.Thread(target=schedule, args=(holder,))
     t.start()
     t.join()
     probe = weakref.ref(holder)
