@@ -42,6 +42,11 @@ cdef extern from *:
         PyObject *_when;
     } tidal_TimerHandleObject;
 
+    /* asyncio's Handle slots, in the struct's order: the one list that the
+       freelist's emptying, the GC walk and the layout check go over. */
+    #define TIDAL_HANDLE_SLOTS(X) \
+        X(_args) X(_callback) X(_cancelled) X(_context) X(_loop) X(_repr) X(_source_traceback)
+
     /* Spare Handles.  Most handles the loop runs (a task's next step, a
        future's done callbacks) are dropped the moment they have run, and a
        heap-type object costs its allocation, GC linking and subtype_dealloc
@@ -80,13 +85,9 @@ cdef extern from *:
            by the clears below) can reach it while it is emptied. */
         PyObject_GC_UnTrack(op);
         tidal_HandleObject *h = (tidal_HandleObject *)op;
-        Py_CLEAR(h->_args);
-        Py_CLEAR(h->_callback);
-        Py_CLEAR(h->_cancelled);
-        Py_CLEAR(h->_context);
-        Py_CLEAR(h->_loop);
-        Py_CLEAR(h->_repr);
-        Py_CLEAR(h->_source_traceback);
+        #define TIDAL_CLEAR_SLOT(f) Py_CLEAR(h->f);
+        TIDAL_HANDLE_SLOTS(TIDAL_CLEAR_SLOT)
+        #undef TIDAL_CLEAR_SLOT
         if (tidal_free_count >= TIDAL_FREELIST_SIZE) {  /* a finalizer above filled it */
             PyObject_GC_Track(op);  /* (the caller's reference frees it as usual) */
             return;
@@ -175,13 +176,9 @@ cdef extern from *:
        tidal's two classes only: a subclass's subtype_traverse visits its
        own slots, then calls these. */
     static inline int tidal_handle_slots_traverse(tidal_HandleObject *h, visitproc visit, void *arg) {
-        Py_VISIT(h->_args);
-        Py_VISIT(h->_callback);
-        Py_VISIT(h->_cancelled);
-        Py_VISIT(h->_context);
-        Py_VISIT(h->_loop);
-        Py_VISIT(h->_repr);
-        Py_VISIT(h->_source_traceback);
+        #define TIDAL_VISIT_SLOT(f) Py_VISIT(h->f);
+        TIDAL_HANDLE_SLOTS(TIDAL_VISIT_SLOT)
+        #undef TIDAL_VISIT_SLOT
         Py_VISIT(Py_TYPE(h));
         return 0;
     }
@@ -225,9 +222,8 @@ cdef extern from *:
 
     static inline int tidal_layout_matches(PyObject *handle_cls, PyObject *timer_cls) {
         #define TIDAL_H(f) tidal_slot_at(handle_cls, #f, offsetof(tidal_HandleObject, f)) \
-                        && tidal_slot_at(timer_cls, #f, offsetof(tidal_HandleObject, f))
-        int ok = TIDAL_H(_args) && TIDAL_H(_callback) && TIDAL_H(_cancelled) && TIDAL_H(_context)
-                 && TIDAL_H(_loop) && TIDAL_H(_repr) && TIDAL_H(_source_traceback)
+                        && tidal_slot_at(timer_cls, #f, offsetof(tidal_HandleObject, f)) &&
+        int ok = TIDAL_HANDLE_SLOTS(TIDAL_H) 1  /* each slot is "check &&" */
                  && tidal_slot_at(timer_cls, "_scheduled", offsetof(tidal_TimerHandleObject, _scheduled))
                  && tidal_slot_at(timer_cls, "_when", offsetof(tidal_TimerHandleObject, _when))
                  && ((PyTypeObject *)handle_cls)->tp_basicsize == sizeof(tidal_HandleObject)
