@@ -713,3 +713,127 @@ def test_closed_loop(loop: Any, socks: list[socket.socket]) -> None:
     coro = loop.sock_recv(a, 1)
     with pytest.raises(RuntimeError, match="^Event loop is closed$"):
         coro.send(None)
+
+
+# ----------------------------------------------------------------------
+# After a read: the fd's registration is gone for whoever comes next
+# (tidal keeps a finished read's registration until the next poll, for the
+# next read on the same socket to take over: none of that may show)
+# ----------------------------------------------------------------------
+
+
+class _Collect(asyncio.Protocol):
+    def __init__(self) -> None:
+        self.got = asyncio.get_running_loop().create_future()
+
+    def data_received(self, data: bytes) -> None:
+        if not self.got.done():
+            self.got.set_result(data)
+
+
+async def _read_once(loop: Any, a: socket.socket, b: socket.socket) -> None:
+    """A sock_recv that waits (the data comes later), then returns to us."""
+    loop.call_later(0.01, b.send, b"one")
+    assert await loop.sock_recv(a, 100) == b"one"
+
+
+def _reuse_fd(fd: int, socks: list[socket.socket]) -> tuple[socket.socket, socket.socket]:
+    """A new socket pair, one end of which has the number `fd` (just closed): (that end, peer)."""
+    c, d = pair(socks)
+    if c.fileno() == fd:
+        return c, d
+    if d.fileno() == fd:
+        return d, c
+    pytest.fail(f"fd {fd} was not reused ({c.fileno()}, {d.fileno()})")
+
+
+@pytest.mark.parametrize("next_user", ["sock_recv", "add_reader", "transport", "add_writer"])
+def test_fd_closed_and_reused_in_the_turn_a_read_ends(
+    loop: Any, arun: Any, socks: list[socket.socket], next_user: str
+) -> None:
+    """The socket is closed the moment its read returns and its fd number goes
+    at once to a new socket: the new socket is watched, not the old file."""
+    a, b = pair(socks)
+
+    async def main() -> None:
+        await _read_once(loop, a, b)
+        # Still the turn in which the read finished: no poll since.
+        fd = a.fileno()
+        a.close()
+        new, peer = _reuse_fd(fd, socks)
+        loop.call_later(0.05, peer.send, b"two")
+        if next_user == "sock_recv":
+            async with asyncio.timeout(5):  # (not wait_for: its task would start after a poll)
+                assert await loop.sock_recv(new, 100) == b"two"
+        elif next_user == "add_reader":
+            ready = loop.create_future()
+            loop.add_reader(new, lambda: ready.done() or ready.set_result(new.recv(100)))
+            try:
+                assert await asyncio.wait_for(ready, 5) == b"two"
+            finally:
+                assert loop.remove_reader(new)
+        elif next_user == "transport":
+            socks.remove(new)  # the transport owns it now
+            transport, proto = await loop.create_connection(_Collect, sock=new)
+            try:
+                assert await asyncio.wait_for(proto.got, 5) == b"two"
+            finally:
+                transport.close()
+        else:
+            writable = loop.create_future()
+            loop.add_writer(new, lambda: writable.done() or writable.set_result(True))
+            try:
+                assert await asyncio.wait_for(writable, 5)
+            finally:
+                assert loop.remove_writer(new)
+            assert await asyncio.wait_for(loop.sock_recv(new, 100), 5) == b"two"
+
+    arun(main())
+
+
+def test_no_reader_left_after_a_read(loop: Any, arun: Any, socks: list[socket.socket]) -> None:
+    a, b = pair(socks)
+
+    async def main() -> None:
+        await _read_once(loop, a, b)
+        assert not loop.remove_reader(a)  # in the same turn
+        await _read_once(loop, a, b)
+        await settle()
+        assert not loop.remove_reader(a)  # after polls
+        # Data now waiting on a socket nobody reads does not wake anyone.
+        b.send(b"unread")
+        await asyncio.sleep(0.02)
+        assert a.recv(100) == b"unread"
+
+    arun(main())
+
+
+def test_reads_on_many_sockets_interleaved(
+    loop: Any, arun: Any, socks: list[socket.socket]
+) -> None:
+    """Each socket's next read takes over only its own registration."""
+    pairs = [pair(socks) for _ in range(8)]
+
+    async def serve(a: socket.socket) -> int:
+        count = 0
+        while data := await loop.sock_recv(a, 100):
+            await loop.sock_sendall(a, data)
+            count += 1
+        return count
+
+    async def client(b: socket.socket, i: int) -> None:
+        for j in range(50):
+            msg = f"{i}:{j}".encode()
+            await loop.sock_sendall(b, msg)
+            assert await loop.sock_recv(b, 100) == msg
+        b.shutdown(socket.SHUT_WR)
+
+    async def main() -> None:
+        servers = [asyncio.ensure_future(serve(a)) for a, _b in pairs]
+        await asyncio.gather(*(client(b, i) for i, (_a, b) in enumerate(pairs)))
+        assert await asyncio.gather(*servers) == [50] * len(pairs)
+        for a, b in pairs:
+            assert not loop.remove_reader(a)
+            assert not loop.remove_reader(b)
+
+    arun(main())

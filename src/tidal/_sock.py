@@ -74,16 +74,19 @@ class _IoDone:
 
     Only if the handle registered for this operation is still the fd's
     reader/writer: a later operation on the same fd may have replaced it,
-    and that one must keep waiting.
+    and that one must keep waiting.  A read on a socket (`sock` given)
+    parks its registration for the next read on that socket to take over
+    (the loop's _park_reader says why and how).
     """
 
-    __slots__ = ("_fd", "_handle", "_loop", "_writer")
+    __slots__ = ("_fd", "_handle", "_loop", "_sock", "_writer")
 
-    def __init__(self, loop: Any, fd: int, handle: Any, writer: bool) -> None:
+    def __init__(self, loop: Any, fd: int, handle: Any, writer: bool, sock: Any = None) -> None:
         self._loop = loop
         self._fd = fd
         self._handle = handle
         self._writer: bool = writer
+        self._sock = sock
 
     def __call__(self, fut: Any) -> None:
         loop = self._loop
@@ -92,17 +95,23 @@ class _IoDone:
             if loop._writers.get(fd) is self._handle:
                 loop._remove_writer(fd)
         elif loop._readers.get(fd) is self._handle:
-            loop._remove_reader(fd)
+            if self._sock is not None and not loop._closed:
+                loop._park_reader(fd, self._sock)
+            else:
+                loop._remove_reader(fd)
         # Break the future -> callback -> handle -> future cycle at once.
         self._handle = None
+        self._sock = None
 
 
-def _wait_readable(loop: Any, fd: int, callback: Any, *args: Any) -> Any:
-    """Make the future, register `callback(fut, *args)` as fd's reader; return the future."""
+def _wait_readable(loop: Any, sock: Any, callback: Any, *args: Any) -> Any:
+    """Make the future, register `callback(fut, *args)` as the reader of
+    sock's fd; return the future."""
+    fd = sock.fileno()
     fut = loop.create_future()
     loop._ensure_fd_no_transport(fd)
-    handle = loop._add_reader(fd, callback, fut, *args)
-    fut.add_done_callback(_IoDone(loop, fd, handle, False))
+    handle = loop._add_sock_reader(fd, sock, callback, (fut, *args))
+    fut.add_done_callback(_IoDone(loop, fd, handle, False, sock))
     return fut
 
 
@@ -147,7 +156,7 @@ async def sock_recv(self: Any, sock: socket.socket, n: int) -> bytes:
     data = recv_nowait(sock, _io_fd(sock), n)
     if data is not None:
         return data
-    return await _wait_readable(self, sock.fileno(), _retry, sock.recv, n)
+    return await _wait_readable(self, sock, _retry, sock.recv, n)
 
 
 async def sock_recv_into(self: Any, sock: socket.socket, buf: Any) -> int:
@@ -157,7 +166,7 @@ async def sock_recv_into(self: Any, sock: socket.socket, buf: Any) -> int:
         return recv_into(sock, _io_fd(sock), buf)
     except _WOULD_BLOCK:
         pass
-    return await _wait_readable(self, sock.fileno(), _retry, sock.recv_into, buf)
+    return await _wait_readable(self, sock, _retry, sock.recv_into, buf)
 
 
 async def sock_recvfrom(self: Any, sock: socket.socket, bufsize: int) -> tuple[bytes, Any]:
@@ -167,7 +176,7 @@ async def sock_recvfrom(self: Any, sock: socket.socket, bufsize: int) -> tuple[b
         return sock.recvfrom(bufsize)
     except _WOULD_BLOCK:
         pass
-    return await _wait_readable(self, sock.fileno(), _retry, sock.recvfrom, bufsize)
+    return await _wait_readable(self, sock, _retry, sock.recvfrom, bufsize)
 
 
 async def sock_recvfrom_into(
@@ -181,7 +190,7 @@ async def sock_recvfrom_into(
         return sock.recvfrom_into(buf, nbytes)
     except _WOULD_BLOCK:
         pass
-    return await _wait_readable(self, sock.fileno(), _retry, sock.recvfrom_into, buf, nbytes)
+    return await _wait_readable(self, sock, _retry, sock.recvfrom_into, buf, nbytes)
 
 
 # ----------------------------------------------------------------------
@@ -343,7 +352,7 @@ async def sock_accept(self: Any, sock: socket.socket) -> tuple[socket.socket, An
         return conn, address
     except _WOULD_BLOCK:
         pass
-    return await _wait_readable(self, sock.fileno(), _on_accept, sock)
+    return await _wait_readable(self, sock, _on_accept, sock)
 
 
 def _on_accept(fut: Any, sock: socket.socket) -> None:
