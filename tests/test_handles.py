@@ -446,3 +446,113 @@ def test_a_handle_subclass_shows_the_gc_its_own_fields_too(loop):
     probe = weakref.ref(holder)
     del holder
     assert _collected(probe)
+
+
+# TimerHandles: freed ones are kept for the next call_later (compiled tidal,
+# in the class's deallocator).  A freed timer must die as any object dies
+# (its weak references told, its fields let go of), a kept one must never be
+# seen again, and a subclass of the class must be freed in full.
+
+
+def test_a_freed_timers_weak_reference_is_told(loop):
+    told = []
+    timer = loop.call_later(10, noop)
+    ref = weakref.ref(timer, told.append)
+    timer.cancel()
+    run_one_turn(loop)  # (the heap lets go of it)
+    del timer
+    assert ref() is None and told == [ref]
+
+
+def test_a_freed_timer_lets_go_of_its_fields(loop):
+    class Callback:
+        def __call__(self, x):
+            pass
+
+    arg, probe_cb = _Arg(), Callback()
+    refs = weakref.ref(arg), weakref.ref(probe_cb)
+    timer = loop.call_later(0, probe_cb, arg)
+    del arg, probe_cb
+    run_one_turn(loop)  # ran: asyncio keeps a timer's callback and args after it ran
+    assert all(r() is not None for r in refs)
+    del timer
+    assert all(r() is None for r in refs)
+
+
+def test_timers_made_after_others_were_freed_are_new(loop):
+    seen = []
+    for round_ in range(3):
+        timers = [loop.call_later(0, seen.append, (round_, i)) for i in range(300)]
+        for t in timers[::3]:
+            t.cancel()
+        assert not any(t._scheduled is False for t in timers[1::3])
+        run_one_turn(loop)
+        assert all(t.cancelled() == (i % 3 == 0) for i, t in enumerate(timers))
+        del timers, t
+    assert seen == [(r, i) for r in range(3) for i in range(300) if i % 3]
+    fresh = loop.call_later(5, noop, 1, 2)
+    assert not fresh.cancelled() and fresh._args == (1, 2) and fresh._callback is noop
+    assert fresh.when() > loop.time()
+    fresh.cancel()
+
+
+def test_the_timer_class_is_not_leaked_or_over_released(loop):
+    cls = type(loop.call_later(1, noop))
+    loop.call_later(1, noop).cancel()
+    run_one_turn(loop)
+    before = sys.getrefcount(cls)
+    for _ in range(5):
+        timers = [loop.call_later(0, noop) for _ in range(400)]
+        run_one_turn(loop)
+        del timers
+    assert sys.getrefcount(cls) == before
+
+
+def test_a_timer_subclass_is_freed_whole(loop):
+    base = type(loop.call_later(1, noop))
+    loop.call_later(1, noop).cancel()
+    finalized = []
+
+    class Sub(base):  # type: ignore[misc, valid-type]
+        __slots__ = ("extra", "__dict__")
+
+        def __del__(self):
+            finalized.append(self.extra)
+
+    before = sys.getrefcount(Sub)
+    extras = [_Arg() for _ in range(200)]
+    refs = [weakref.ref(e) for e in extras]
+    timers = [Sub(0.0, noop, (), loop, contextvars.copy_context()) for _ in extras]
+    for t, e in zip(timers, extras):
+        t.extra = e
+        t.attr = _Arg()
+    wrefs = [weakref.ref(t) for t in timers]
+    del extras, t, e
+    del timers
+    assert all(r() is None for r in wrefs)
+    assert len(finalized) == 200
+    del finalized[:]
+    assert all(r() is None for r in refs)
+    assert sys.getrefcount(Sub) == before
+
+
+def test_a_cycle_through_a_timer_is_collected(loop):
+    holder = _Holder()
+    holder.timer = loop.call_later(10, holder.method)
+    probe = weakref.ref(holder)
+    holder.timer.cancel()
+    run_one_turn(loop)
+    del holder
+    assert _collected(probe)
+
+
+def test_a_long_chain_of_timers_is_freed(loop):
+    # Each timer's args hold the one before: freeing the last frees them all,
+    # without exhausting the C stack (the trashcan unrolls the recursion).
+    prev = None
+    for _ in range(100_000):
+        prev = loop.call_later(10, noop, prev)
+    probe = weakref.ref(prev)
+    del prev
+    loop.close()  # the heap lets go of them (cancel() would drop the args)
+    assert probe() is None

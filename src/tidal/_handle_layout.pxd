@@ -96,6 +96,67 @@ cdef extern from *:
         tidal_free_items[tidal_free_count++] = op;
     }
 
+    /* Spare TimerHandles.  A timer is usually held by whoever made it (a
+       sleep, a timeout) until after it has run or been cancelled, so it
+       cannot be caught as the loop drops it, as a Handle is: tidal's
+       TimerHandle class gets this as its tp_dealloc instead, and a timer
+       of exactly that class, with no weak reference to it, is emptied and
+       kept for tidal_new_timer rather than freed.  It is also the whole
+       deallocator of the class (tidal_use_timer_freelist installs it only
+       while the class adds nothing to asyncio's layout and has no
+       finalizer), and the base deallocator of any subclass, whose
+       subtype_dealloc has by then run the subclass's own part: its
+       finalizer, its slots and dict, and left the type's reference to us. */
+    #define TIDAL_TIMER_FREELIST_SIZE 256
+    static PyTypeObject *tidal_free_timer_type = NULL;
+    static Py_ssize_t tidal_free_timer_count = 0;
+    static PyObject *tidal_free_timers[TIDAL_TIMER_FREELIST_SIZE];
+
+    static void tidal_timer_dealloc(PyObject *op) {
+        PyTypeObject *t = Py_TYPE(op);
+        tidal_TimerHandleObject *h = (tidal_TimerHandleObject *)op;
+        PyObject_GC_UnTrack(op);
+        /* (A no-op for a subclass's instance: its subtype_dealloc has its own.) */
+        Py_TRASHCAN_BEGIN(op, tidal_timer_dealloc)
+        if (*(PyObject **)((char *)op + t->tp_weaklistoffset) != NULL)
+            PyObject_ClearWeakRefs(op);
+        Py_CLEAR(h->_scheduled);
+        Py_CLEAR(h->_when);
+        #define TIDAL_CLEAR_SLOT(f) Py_CLEAR(h->base.f);
+        TIDAL_HANDLE_SLOTS(TIDAL_CLEAR_SLOT)
+        #undef TIDAL_CLEAR_SLOT
+        /* (Checked after the clears: a finalizer they ran may have filled it.) */
+        if (t == tidal_free_timer_type && tidal_free_timer_count < TIDAL_TIMER_FREELIST_SIZE)
+            tidal_free_timers[tidal_free_timer_count++] = op;  /* at refcount 0, untracked */
+        else
+            t->tp_free(op);
+        Py_DECREF(t);  /* tidal_free_timer_type keeps the class itself alive */
+        Py_TRASHCAN_END
+    }
+
+    static inline PyObject *tidal_use_timer_freelist(PyObject *timer_cls) {
+        PyTypeObject *t = (PyTypeObject *)timer_cls;
+        if (tidal_free_timer_type == NULL && t->tp_basicsize == (Py_ssize_t)sizeof(tidal_TimerHandleObject)
+                && Py_SIZE(t) == 0 && t->tp_dictoffset == 0 && t->tp_weaklistoffset != 0
+                && t->tp_dealloc == t->tp_base->tp_dealloc  /* subtype_dealloc */
+                && t->tp_finalize == NULL && t->tp_del == NULL) {
+            Py_INCREF(timer_cls);
+            tidal_free_timer_type = t;
+            t->tp_dealloc = tidal_timer_dealloc;
+        }
+        Py_RETURN_NONE;
+    }
+
+    static inline tidal_TimerHandleObject *tidal_alloc_timer(PyTypeObject *t) {
+        if (t == tidal_free_timer_type && tidal_free_timer_count > 0) {
+            PyObject *op = tidal_free_timers[--tidal_free_timer_count];
+            PyObject_Init(op, t);  /* refcount 1, and the class's reference back */
+            PyObject_GC_Track(op);
+            return (tidal_TimerHandleObject *)op;
+        }
+        return (tidal_TimerHandleObject *)t->tp_alloc(t, 0);
+    }
+
     /* Allocate `cls` (a Handle subclass) and fill the slots asyncio's
        Handle.__init__ fills, as the non-debug loop wants them: no source
        traceback, no repr, the current context copied unless one is given. */
@@ -126,8 +187,7 @@ cdef extern from *:
 
     static inline PyObject *tidal_new_timer(PyObject *cls, PyObject *when, PyObject *callback,
                                      PyObject *args, PyObject *loop, PyObject *context) {
-        PyTypeObject *t = (PyTypeObject *)cls;
-        tidal_TimerHandleObject *h = (tidal_TimerHandleObject *)t->tp_alloc(t, 0);
+        tidal_TimerHandleObject *h = tidal_alloc_timer((PyTypeObject *)cls);
         if (h == NULL) return NULL;
         Py_INCREF(when); h->_when = when;
         Py_INCREF(Py_False); h->_scheduled = Py_False;
@@ -252,5 +312,6 @@ cdef extern from *:
                                         object loop, object context)
     int run_handle "tidal_run_handle" (object handle) except -1
     object use_freelist "tidal_use_freelist" (object handle_cls)
+    object use_timer_freelist "tidal_use_timer_freelist" (object timer_cls)
     object use_direct_traverse "tidal_use_direct_traverse" (object handle_cls, object timer_cls)
     bint layout_matches "tidal_layout_matches" (object handle_cls, object timer_cls)

@@ -7,8 +7,9 @@ import cython
 # runner (see _handle_layout.pxd); _loop.py imports the same names from
 # _handles when interpreted.
 from tidal._handle_layout cimport Handle as CHandle, TimerHandle as CTimerHandle
-from tidal._handle_layout cimport new_handle, new_timer, run_handle, use_freelist
+from tidal._handle_layout cimport new_handle, new_timer, run_handle, use_freelist, use_timer_freelist
 from tidal._timerheap cimport pop as heap_pop, push as heap_push, rebuild as heap_rebuild
+from tidal._syscalls_c cimport monotonic
 
 
 # Tuning constants as C numbers: the pruning test in _run_once is C arithmetic.
@@ -23,6 +24,7 @@ cdef class _LoopCore:
     cdef public object _clock
     cdef public object _clock_now          # the clock's bound C function
     cdef public double _clock_resolution
+    cdef public bint _clock_is_monotonic   # _clock_now is time.monotonic: read monotonic() in C
     cdef public object _poller             # any object with the poller interface
     cdef public object _poll               # _poller.poll, bound once
     cdef public object _ready              # collections.deque (no C API: its methods are bound once)
@@ -73,7 +75,7 @@ cdef class _LoopCore:
     # mask/readable/writable: the poller's event bits as C ints (one C `&`
     # per event, not a Python int operation).
     @cython.locals(sched_count=Py_ssize_t, live=list, timer=CTimerHandle, handle=CHandle,
-                   when=double, end_time=double, mask=int, readable=int, writable=int)
+                   when=double, end_time=double, now=object, mask=int, readable=int, writable=int)
     cpdef _run_once(self)
 
     @cython.locals(_=Py_ssize_t, handle=CHandle)

@@ -44,6 +44,7 @@ import os
 import socket
 import sys
 import threading
+import time
 import traceback
 import warnings
 import weakref
@@ -77,7 +78,8 @@ except ImportError:  # interpreted, without Cython installed
 
     cython = SimpleNamespace(compiled=False)
 if not cython.compiled:
-    from ._handles import new_handle, new_timer, run_handle, use_freelist
+    from ._handles import new_handle, new_timer, run_handle, use_freelist, use_timer_freelist
+    from ._syscalls import monotonic
 from ._poller import default_poller
 from ._timerheap import pop as heap_pop, push as heap_push, rebuild as heap_rebuild
 from .transports import _datagram, _pipe, _subprocess, _tls
@@ -85,8 +87,10 @@ from .transports import _datagram, _pipe, _subprocess, _tls
 logger = logging.getLogger("asyncio")  # asyncio's logger: users filter on it
 
 # Compiled, call_soon reuses tidal Handles that ran and that nothing else
-# holds (see _handle_layout.pxd); interpreted, this does nothing.
+# holds, and call_later TimerHandles that were freed (see
+# _handle_layout.pxd); interpreted, these do nothing.
 use_freelist(Handle)
+use_timer_freelist(TimerHandle)
 
 _Future = futures.Future  # asyncio's C Future; bound once (create_future is per await)
 _Task = tasks.Task  # asyncio's C Task; bound once (create_task is per task)
@@ -162,6 +166,7 @@ class _LoopCore:
     _clock: Any
     _clock_now: Callable[[], float]
     _clock_resolution: float
+    _clock_is_monotonic: bool  # _clock_now is time.monotonic (read as monotonic() instead)
     _poller: Any
     _ready: collections.deque[Any]  # Handles and TimerHandles
     _ready_append: Callable[[Any], None]  # _ready's methods, bound once (see __init__)
@@ -201,6 +206,8 @@ class _LoopCore:
 
     def time(self) -> float:
         """The loop's notion of now, from its clock (monotonic by default)."""
+        if self._clock_is_monotonic:
+            return monotonic()
         return self._clock_now()
 
     def call_soon(
@@ -253,8 +260,13 @@ class _LoopCore:
     ) -> TimerHandle:
         if delay is None:
             raise TypeError("delay must not be None")
-        timer = self._call_at(self._clock_now() + delay, callback, args, context)
-        return timer
+        # The default clock read in C, compiled (time.monotonic called
+        # through the Python API costs more than reading the clock).
+        if self._clock_is_monotonic:
+            now = monotonic()
+        else:
+            now = self._clock_now()
+        return self._call_at(now + delay, callback, args, context)
 
     def call_at(
         self,
@@ -502,7 +514,11 @@ class _LoopCore:
             timeout: float | None = 0
         elif scheduled:
             timer = scheduled[0]
-            timeout = timer._when - self._clock_now()
+            if self._clock_is_monotonic:
+                now = monotonic()
+            else:
+                now = self._clock_now()
+            timeout = timer._when - now
             if timeout > _MAXIMUM_SELECT_TIMEOUT:
                 timeout = _MAXIMUM_SELECT_TIMEOUT
             elif timeout < 0:
@@ -545,7 +561,10 @@ class _LoopCore:
         # tick of now count as due, or a timer could be polled for 0 s forever.
         # (No timers, no clock read: a busy turn of call_soon never asks.)
         if scheduled:
-            end_time = self._clock_now() + self._clock_resolution
+            if self._clock_is_monotonic:
+                end_time = monotonic() + self._clock_resolution
+            else:
+                end_time = self._clock_now() + self._clock_resolution
             while scheduled:
                 timer = scheduled[0]
                 when = timer._when
@@ -616,6 +635,9 @@ class EventLoop(_LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
         self._clock = MonotonicClock() if clock is None else clock
         self._clock_now = self._clock.now
         self._clock_resolution = self._clock.resolution
+        # Linux only: elsewhere time.monotonic() may read another clock than
+        # the C monotonic() (macOS: mach_absolute_time).
+        self._clock_is_monotonic = self._clock_now is time.monotonic and sys.platform == "linux"
         self._poller = default_poller() if poller is None else poller
         self._ready = collections.deque()
         # Bound once, here: a deque has no C API, and looking a method up on

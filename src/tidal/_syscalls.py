@@ -16,12 +16,16 @@ are about half of the CPU a small echo costs the loop outside the kernel.
 
 Only the first try of a read or write goes through here: the rare paths
 (sendmsg of a queue, recvfrom) use the socket methods in both modes.  The
-epoll poller's wait is here too: once per turn of the loop.
+epoll poller's wait is here too: once per turn of the loop; and the monotonic
+clock, which the loop reads per timer and per turn with timers (compiled,
+``clock_gettime`` itself, with ``time.monotonic()``'s arithmetic, so the two
+give the same float).
 """
 
 from __future__ import annotations
 
 import socket
+from time import monotonic as monotonic  # the loop's default clock, read in C when compiled
 from typing import Any
 
 

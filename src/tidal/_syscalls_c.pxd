@@ -21,6 +21,7 @@ cdef extern from *:
     #include <limits.h>
     #include <math.h>
     #include <sys/socket.h>
+    #include <time.h>
     #ifdef __linux__
     #include <sys/epoll.h>
     #endif
@@ -149,6 +150,22 @@ cdef extern from *:
         return (Py_ssize_t)n;
     }
 
+    /* time.monotonic() as a C double, computed as CPython computes it (the
+       clock in integer nanoseconds, then seconds), so the loop's time and
+       time.monotonic() read at the same instant are the same float. */
+    static inline double tidal_monotonic(void) {
+        struct timespec ts;
+        long long ns;
+        /* Cannot fail on Linux (a valid clock id and pointer), the one
+           platform the loop uses this on: elsewhere time.monotonic() may
+           read another clock (macOS: mach_absolute_time). */
+        (void)clock_gettime(CLOCK_MONOTONIC, &ts);
+        ns = (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+        if (ns % 1000000000LL == 0)
+            return (double)(ns / 1000000000LL);
+        return (double)ns / 1e9;
+    }
+
     #ifdef __linux__
     /* epoll.poll(timeout, maxevents) (timeout None or negative: wait for ever):
        the same list of (fd, events), built without parsing arguments or
@@ -240,3 +257,4 @@ cdef extern from *:
     object recv_nowait "tidal_recv_nowait" (object sock, int fd, Py_ssize_t size)
     Py_ssize_t send "tidal_send" (object sock, int fd, object data) except -1
     object epoll_wait "tidal_epoll_wait" (object ep, int epfd, object timeout, int maxevents)
+    double monotonic "tidal_monotonic" ()
