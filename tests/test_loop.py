@@ -1338,6 +1338,9 @@ class NullPoller:
         else:
             self.interest.pop(fd, None)
 
+    def park(self, fd):
+        self.set_interest(fd, False, False)
+
     def poll(self, timeout):
         self.timeouts.append(timeout)
         if self.clock is not None and timeout:

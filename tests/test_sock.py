@@ -717,8 +717,8 @@ def test_closed_loop(loop: Any, socks: list[socket.socket]) -> None:
 
 # ----------------------------------------------------------------------
 # After a read: the fd's registration is gone for whoever comes next
-# (tidal keeps a finished read's registration until the next poll, for the
-# next read on the same socket to take over: none of that may show)
+# (tidal keeps a finished read's fd registered with epoll but silenced, for
+# the next read on the same socket to re-enable: none of that may show)
 # ----------------------------------------------------------------------
 
 
@@ -835,5 +835,52 @@ def test_reads_on_many_sockets_interleaved(
         for a, b in pairs:
             assert not loop.remove_reader(a)
             assert not loop.remove_reader(b)
+
+    arun(main())
+
+
+def test_a_file_that_outlives_its_fd_after_a_read_wakes_no_one(
+    loop: Any, arun: Any, socks: list[socket.socket]
+) -> None:
+    """Closed right after a read while a dup keeps its file open (as a forked
+    child would): epoll cannot be told about that file by number any more,
+    and its data must not wake the loop, nor a new socket given the number."""
+    a, b = pair(socks)
+
+    async def main() -> None:
+        await _read_once(loop, a, b)
+        keep = a.dup()
+        socks.append(keep)
+        fd = a.fileno()
+        a.close()
+        b.send(b"for the dup")  # the old file is readable from now on
+        await settle()
+        new, _peer = _reuse_fd(fd, socks)
+        calls = []
+        loop.add_reader(new, calls.append, 1)
+        await asyncio.sleep(0.05)
+        assert loop.remove_reader(new)
+        assert calls == []
+        assert keep.recv(100) == b"for the dup"
+
+    arun(main())
+
+
+def test_a_waiting_sendall_cancelled_and_its_socket_closed_as_a_read_ends(
+    loop: Any, arun: Any, socks: list[socket.socket]
+) -> None:
+    a, b = pair(socks)
+
+    async def main() -> None:
+        writer = asyncio.ensure_future(loop.sock_sendall(a, b"x" * 50_000_000))
+        await settle()
+        assert not writer.done()  # b never reads: it waits for room
+        await _read_once(loop, a, b)  # the reader and the writer on one fd
+        writer.cancel()
+        socks.remove(a)
+        a.close()  # same turn
+        with pytest.raises(asyncio.CancelledError):
+            await writer
+        await asyncio.sleep(0.01)
 
     arun(main())

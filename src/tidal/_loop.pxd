@@ -35,7 +35,6 @@ cdef class _LoopCore:
     cdef public bint _wakeup_pending       # a wake-up byte is on its way (call_soon_threadsafe)
     cdef public dict _readers
     cdef public dict _writers
-    cdef public dict _parked_readers       # fd -> socket: registrations a sock_* read left (_park_reader)
     cdef public bint _closed
     cdef public bint _stopping
     cdef public bint _debug
@@ -65,10 +64,7 @@ cdef class _LoopCore:
 
     cpdef _run_turns(self)
 
-    cpdef _park_reader(self, int fd, object sock)
-    cpdef _add_sock_reader(self, int fd, object sock, object callback, tuple args)
-    cdef _unpark_reader(self, int fd)
-    cpdef _unpark_readers(self)
+    cpdef _park_reader(self, int fd)
 
     # cpdef, not cdef: one call per turn, and still replaceable by a subclass
     # (the schedule seam is _run_ready).

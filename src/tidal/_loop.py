@@ -177,7 +177,6 @@ class _LoopCore:
     _wakeup_pending: bool
     _readers: dict[int, Handle]
     _writers: dict[int, Handle]
-    _parked_readers: dict[int, Any]  # fd -> socket (see _park_reader)
     _closed: bool
     _stopping: bool
     _debug: bool
@@ -363,8 +362,6 @@ class _LoopCore:
         """Register a reader without the transport check: transports use this directly."""
         self._check_closed()
         fd = _fileobj_to_fd(fd)
-        if self._parked_readers:
-            self._unpark_reader(fd)
         handle = Handle(callback, args, self, None, self._debug)
         old = self._readers.get(fd)
         self._readers[fd] = handle
@@ -382,8 +379,6 @@ class _LoopCore:
         if self._closed:
             return False
         fd = _fileobj_to_fd(fd)
-        if self._parked_readers:
-            self._unpark_reader(fd)
         handle = self._readers.pop(fd, None)
         if handle is None:
             return False
@@ -395,8 +390,6 @@ class _LoopCore:
     def _add_writer(self, fd: Any, callback: Callable[..., object], *args: Any) -> Handle:
         self._check_closed()
         fd = _fileobj_to_fd(fd)
-        if self._parked_readers:
-            self._unpark_reader(fd)
         handle = Handle(callback, args, self, None, self._debug)
         old = self._writers.get(fd)
         self._writers[fd] = handle
@@ -414,8 +407,6 @@ class _LoopCore:
         if self._closed:
             return False
         fd = _fileobj_to_fd(fd)
-        if self._parked_readers:
-            self._unpark_reader(fd)
         handle = self._writers.pop(fd, None)
         if handle is None:
             return False
@@ -423,48 +414,16 @@ class _LoopCore:
         handle.cancel()
         return True
 
-    # A request/response exchange over sock_recv waits for every request:
-    # each wait registers the fd (epoll_ctl), each completion unregisters it
-    # again, and the next sock_recv on the same socket, a moment later in the
-    # same turn, registers it once more.  So a completed sock_* read parks
-    # its registration instead: its handle leaves _readers (no reader is
-    # registered, as far as anyone asking can tell) but the kernel keeps the
-    # fd until just before the next poll.  The next read on the same socket,
-    # still open with the same fd, takes the registration over without a
-    # system call; anything else that touches the fd, and the poll itself,
-    # first really unregisters it.  Keyed by the socket object, not the fd
-    # number: an fd closed and reused by another socket is never taken over,
-    # its stale registration is removed (the kernel already dropped it with
-    # the closed file; the poller ignores that error) and the new one added.
-
-    def _park_reader(self, fd: int, sock: Any) -> None:
-        """A sock_* read on `sock` is done: drop its reader, keep the fd registered for now."""
+    def _park_reader(self, fd: int) -> None:
+        """_remove_reader for a sock_* read that completed: the next read on
+        the same socket usually comes a moment later, so the fd stays known
+        to the poller, only silenced (poller.park), if no writer is on it."""
         handle = self._readers.pop(fd)
+        if fd in self._writers:
+            self._poller.set_interest(fd, False, True)
+        else:
+            self._poller.park(fd)
         handle.cancel()
-        self._parked_readers[fd] = sock
-
-    def _add_sock_reader(
-        self, fd: int, sock: Any, callback: Callable[..., object], args: tuple[Any, ...]
-    ) -> Handle:
-        """_add_reader for a sock_* read on `sock`, taking over a parked registration."""
-        if self._parked_readers.get(fd) is not sock:
-            return self._add_reader(fd, callback, *args)
-        self._check_closed()
-        del self._parked_readers[fd]
-        handle = Handle(callback, args, self, None, self._debug)
-        self._readers[fd] = handle
-        return handle
-
-    def _unpark_reader(self, fd: int) -> None:
-        if self._parked_readers.pop(fd, None) is not None:
-            self._poller.set_interest(fd, False, fd in self._writers)
-
-    def _unpark_readers(self) -> None:
-        """Before polling: unregister the parked fds that no new read took over."""
-        parked = self._parked_readers
-        while parked:
-            fd, _sock = parked.popitem()
-            self._poller.set_interest(fd, False, fd in self._writers)
 
     def _run_turns(self) -> None:
         """run_forever's loop, here so that each turn is a C call and the stop test a field read."""
@@ -507,8 +466,6 @@ class _LoopCore:
         # pending: clearing the flag *before* looking at the ready queue means
         # a handle appended after this line either is seen below or comes
         # with a fresh byte that ends the poll.
-        if self._parked_readers:
-            self._unpark_readers()
         self._wakeup_pending = False
         if ready or self._stopping:
             timeout: float | None = 0
@@ -652,7 +609,6 @@ class EventLoop(_LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
         # fd -> reader/writer Handle, made once at registration.
         self._readers = {}
         self._writers = {}
-        self._parked_readers = {}
         # fd -> transport, so add_reader/sock_* refuse an fd a transport owns.
         self._transports = weakref.WeakValueDictionary()
         self._closed = False
@@ -816,7 +772,6 @@ class EventLoop(_LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
             self._ssock = None  # type: ignore[assignment]
             self._csock.close()
             self._csock = None  # type: ignore[assignment]
-        self._unpark_readers()
         for handle in self._readers.values():
             handle.cancel()
         for handle in self._writers.values():

@@ -12,7 +12,6 @@ cdef class _IoDone:
     cdef object _fd
     cdef object _handle
     cdef object _loop
-    cdef object _sock
     cdef bint _writer
 
 

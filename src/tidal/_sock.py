@@ -74,19 +74,18 @@ class _IoDone:
 
     Only if the handle registered for this operation is still the fd's
     reader/writer: a later operation on the same fd may have replaced it,
-    and that one must keep waiting.  A read on a socket (`sock` given)
-    parks its registration for the next read on that socket to take over
-    (the loop's _park_reader says why and how).
+    and that one must keep waiting.  A read parks the fd in the poller
+    instead (the next read on the socket re-enables it more cheaply than
+    registering it anew: see EpollPoller.park).
     """
 
-    __slots__ = ("_fd", "_handle", "_loop", "_sock", "_writer")
+    __slots__ = ("_fd", "_handle", "_loop", "_writer")
 
-    def __init__(self, loop: Any, fd: int, handle: Any, writer: bool, sock: Any = None) -> None:
+    def __init__(self, loop: Any, fd: int, handle: Any, writer: bool) -> None:
         self._loop = loop
         self._fd = fd
         self._handle = handle
         self._writer: bool = writer
-        self._sock = sock
 
     def __call__(self, fut: Any) -> None:
         loop = self._loop
@@ -94,14 +93,10 @@ class _IoDone:
         if self._writer:
             if loop._writers.get(fd) is self._handle:
                 loop._remove_writer(fd)
-        elif loop._readers.get(fd) is self._handle:
-            if self._sock is not None and not loop._closed:
-                loop._park_reader(fd, self._sock)
-            else:
-                loop._remove_reader(fd)
+        elif loop._readers.get(fd) is self._handle and not loop._closed:
+            loop._park_reader(fd)
         # Break the future -> callback -> handle -> future cycle at once.
         self._handle = None
-        self._sock = None
 
 
 def _wait_readable(loop: Any, sock: Any, callback: Any, *args: Any) -> Any:
@@ -110,8 +105,8 @@ def _wait_readable(loop: Any, sock: Any, callback: Any, *args: Any) -> Any:
     fd = sock.fileno()
     fut = loop.create_future()
     loop._ensure_fd_no_transport(fd)
-    handle = loop._add_sock_reader(fd, sock, callback, (fut, *args))
-    fut.add_done_callback(_IoDone(loop, fd, handle, False, sock))
+    handle = loop._add_reader(fd, callback, fut, *args)
+    fut.add_done_callback(_IoDone(loop, fd, handle, False))
     return fut
 
 
