@@ -556,3 +556,18 @@ def test_a_long_chain_of_timers_is_freed(loop):
     del prev
     loop.close()  # the heap lets go of them (cancel() would drop the args)
     assert probe() is None
+
+
+def test_a_finalizer_given_to_the_timer_class_later_runs(loop):
+    cls = type(loop.call_later(1, noop))
+    loop.call_later(1, noop).cancel()
+    seen = []
+    cls.__del__ = lambda self: seen.append(self.when())
+    try:
+        timer = loop.call_later(0, noop)
+        when = timer.when()
+        run_one_turn(loop)
+        del timer
+        assert seen == [when]
+    finally:
+        del cls.__del__

@@ -1456,3 +1456,55 @@ def test_random_schedule_runs_as_asyncio_does(seed):
     expected = _random_program_trace(asyncio.new_event_loop, seed)
     assert _random_program_trace(tidal.new_event_loop, seed) == expected
     assert len(expected) > 20
+
+
+class _PollerWithoutPark:
+    """A poller written to the four required calls only (park is optional)."""
+
+    def __init__(self):
+        import selectors
+
+        self.sel = selectors.DefaultSelector()
+        self.READABLE = selectors.EVENT_READ
+        self.WRITABLE = selectors.EVENT_WRITE
+
+    def set_interest(self, fd, read, write):
+        mask = (self.READABLE if read else 0) | (self.WRITABLE if write else 0)
+        key = self.sel.get_map().get(fd)
+        if not mask:
+            if key is not None:
+                self.sel.unregister(fd)
+        elif key is None:
+            self.sel.register(fd, mask)
+        elif key.events != mask:
+            self.sel.modify(fd, mask)
+
+    def poll(self, timeout):
+        return [(key.fd, events) for key, events in self.sel.select(timeout)]
+
+    def close(self):
+        self.sel.close()
+
+
+def test_a_poller_without_park_serves_sock_reads():
+    poller = _PollerWithoutPark()
+    loop = tidal.EventLoop(poller=poller)
+    errors = []
+    loop.set_exception_handler(lambda _loop, ctx: errors.append(ctx))
+    a, b = socket.socketpair()
+    a.setblocking(False)
+
+    async def main():
+        for msg in (b"one", b"two"):
+            loop.call_later(0.01, b.send, msg)
+            assert await loop.sock_recv(a, 10) == msg
+        await asyncio.sleep(0.01)
+        assert a.fileno() not in poller.sel.get_map()
+
+    try:
+        loop.run_until_complete(main())
+    finally:
+        loop.close()
+        a.close()
+        b.close()
+    assert errors == []

@@ -884,3 +884,29 @@ def test_a_waiting_sendall_cancelled_and_its_socket_closed_as_a_read_ends(
         await asyncio.sleep(0.01)
 
     arun(main())
+
+
+def test_a_hang_up_on_a_file_that_outlived_its_fd_reaches_no_one(
+    loop: Any, arun: Any, socks: list[socket.socket]
+) -> None:
+    """As above, and then the old peer hangs up: epoll reports hang-ups
+    whatever a registration asks for, and the new owner of the fd number
+    must not hear of it."""
+    a, b = pair(socks)
+
+    async def main() -> None:
+        await _read_once(loop, a, b)
+        keep = a.dup()
+        socks.append(keep)
+        fd = a.fileno()
+        a.close()
+        new, _peer = _reuse_fd(fd, socks)
+        calls = []
+        loop.add_reader(new, calls.append, 1)
+        socks.remove(b)
+        b.close()  # the old file's peer hangs up
+        await asyncio.sleep(0.05)
+        assert loop.remove_reader(new)
+        assert calls == []
+
+    arun(main())

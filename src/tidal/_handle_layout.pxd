@@ -115,6 +115,11 @@ cdef extern from *:
     static void tidal_timer_dealloc(PyObject *op) {
         PyTypeObject *t = Py_TYPE(op);
         tidal_TimerHandleObject *h = (tidal_TimerHandleObject *)op;
+        /* A __del__ given to the class after import, run as subtype_dealloc
+           would (a subclass's instance has had its own run already). */
+        if (t == tidal_free_timer_type && t->tp_finalize != NULL
+                && PyObject_CallFinalizerFromDealloc(op) < 0)
+            return;  /* resurrected */
         PyObject_GC_UnTrack(op);
         /* (A no-op for a subclass's instance: its subtype_dealloc has its own.) */
         Py_TRASHCAN_BEGIN(op, tidal_timer_dealloc)

@@ -27,6 +27,7 @@ cdef class _LoopCore:
     cdef public bint _clock_is_monotonic   # _clock_now is time.monotonic: read monotonic() in C
     cdef public object _poller             # any object with the poller interface
     cdef public object _poll               # _poller.poll, bound once
+    cdef public object _park               # _poller.park, bound once (None: it has none)
     cdef public object _ready              # collections.deque (no C API: its methods are bound once)
     cdef public object _ready_append
     cdef public object _ready_popleft

@@ -172,6 +172,7 @@ class _LoopCore:
     _ready_append: Callable[[Any], None]  # _ready's methods, bound once (see __init__)
     _ready_popleft: Callable[[], Any]
     _poll: Callable[[float | None], Any]  # _poller.poll, bound once
+    _park: Callable[[int], None] | None  # _poller.park, bound once, if it has one
     _scheduled: list[TimerHandle]  # the timer heap (_timerheap.py)
     _timer_cancelled_count: int
     _wakeup_pending: bool
@@ -419,11 +420,11 @@ class _LoopCore:
         the same socket usually comes a moment later, so the fd stays known
         to the poller, only silenced (poller.park), if no writer is on it."""
         handle = self._readers.pop(fd)
-        if fd in self._writers:
-            self._poller.set_interest(fd, False, True)
-        else:
-            self._poller.park(fd)
         handle.cancel()
+        if fd in self._writers or self._park is None:
+            self._poller.set_interest(fd, False, fd in self._writers)
+        else:
+            self._park(fd)
 
     def _run_turns(self) -> None:
         """run_forever's loop, here so that each turn is a C call and the stop test a field read."""
@@ -603,6 +604,8 @@ class EventLoop(_LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
         self._ready_append = self._ready.append
         self._ready_popleft = self._ready.popleft
         self._poll = self._poller.poll
+        # park is optional in the poller interface (set_interest does its job).
+        self._park = getattr(self._poller, "park", None)
         self._scheduled = []
         self._timer_cancelled_count = 0
         self._wakeup_pending = False

@@ -2,7 +2,7 @@
 
 import cython
 
-from tidal._syscalls_c cimport epoll_wait
+from tidal._syscalls_c cimport epoll_park, epoll_wait
 
 
 # cdef classes: the poller's state is a C struct (poll() reads _epoll and

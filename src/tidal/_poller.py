@@ -5,10 +5,11 @@ The loop talks to a poller through four calls and two constants:
 * ``set_interest(fd, read, write)`` — register, modify or unregister in one
   call (the loop keeps track of what it wants; the poller of what the kernel
   has);
-* ``park(fd)`` — what ``set_interest(fd, False, False)`` means, for an fd that
-  will most likely be wanted again soon (a socket read by ``sock_recv`` after
-  ``sock_recv``): the poller may keep it registered but silent, so that
-  wanting it again costs less than registering it anew;
+* ``park(fd)``, optional — what ``set_interest(fd, False, False)`` means, for
+  an fd that will most likely be wanted again soon (a socket read by
+  ``sock_recv`` after ``sock_recv``): the poller may keep it registered but
+  silent, so that wanting it again costs less than registering it anew (the
+  loop calls set_interest instead where a poller has no park);
 * ``poll(timeout)`` — wait at most `timeout` seconds (None: forever) and
   return a list of ``(fd, events)``;
 * ``READABLE`` / ``WRITABLE`` — the bits of `events` meaning "run the reader"
@@ -36,7 +37,7 @@ except ImportError:  # interpreted, without Cython installed
 
     cython = SimpleNamespace(compiled=False)
 if not cython.compiled:
-    from ._syscalls import epoll_wait
+    from ._syscalls import epoll_park, epoll_wait
 
 
 # The mask of a parked fd: registered, and reporting nothing (see park).
@@ -90,26 +91,25 @@ class EpollPoller:
         modify (EPOLL_CTL_MOD) where unregistering and registering again cost
         an unregister and a register, about three times as much in the kernel.
 
-        Silenced with EPOLLONESHOT and no events: epoll still reports an error
-        or hang-up once, then nothing until the fd is modified again.  So if
-        the fd is closed while parked, its file outliving it (a dup, a forked
-        child's copy) cannot keep waking the loop, as a registration left
-        armed would for ever (the kernel drops a registration only with the
-        last reference to the file, and it can no longer be reached by fd
-        number).  A parked fd's number reused by another file just registers
-        anew (modify finds nothing: register).  The one report a parked fd may
-        still make finds no reader or writer in the loop, and is ignored.
+        Silenced (compiled: _syscalls.epoll_park) with EPOLLONESHOT and no
+        events, so epoll reports at most one error or hang-up, then nothing
+        until the fd is modified again; and with -1 in place of the fd in the
+        registration's data, so that one report is dropped by epoll_wait
+        instead of reaching whoever has the fd number by then.  That matters
+        when the fd is closed while parked and its file outlives it (a dup, a
+        forked child's copy): the kernel keeps a registration until the last
+        reference to the file goes, and it can no longer be reached by fd
+        number.  A parked fd's number reused by another file simply registers
+        anew (modify finds nothing: register).  Interpreted, the select module
+        cannot set that data: park unregisters.
         """
         old = self._masks.get(fd, 0)
         if old == 0 or old == _PARKED:
             return
-        try:
-            self._epoll.modify(fd, _PARKED)
-        except OSError:
-            # Closed by its owner (the kernel dropped it), or not ours any more.
-            del self._masks[fd]
-            return
-        self._masks[fd] = _PARKED
+        if epoll_park(self._epoll, self._epfd, fd):
+            self._masks[fd] = _PARKED
+        else:
+            self.set_interest(fd, False, False)
 
     def poll(self, timeout: float | None) -> list[tuple[int, int]]:
         if timeout is None:

@@ -54,6 +54,15 @@ def send(sock: socket.socket, fd: int, data: Any) -> int:
     return sock.send(data)
 
 
+def epoll_park(ep: Any, epfd: int, fd: int) -> bool:
+    """Silence a registered fd, reporting nothing as it (False: not done, unregister it).
+
+    The select module cannot set a registration's data to anything but the
+    fd itself, so only the compiled twin can do this.
+    """
+    return False
+
+
 def epoll_wait(ep: Any, epfd: int, timeout: float | None, maxevents: int) -> list[tuple[int, int]]:
     """Wait for events on the epoll object `ep` (whose fd is `epfd`): ep.poll()."""
     return ep.poll(timeout, maxevents)  # type: ignore[no-any-return]

@@ -20,6 +20,7 @@ cdef extern from *:
     #include <errno.h>
     #include <limits.h>
     #include <math.h>
+    #include <string.h>
     #include <sys/socket.h>
     #include <time.h>
     #ifdef __linux__
@@ -225,6 +226,13 @@ cdef extern from *:
             }
             n = 0;
         }
+        {   /* a parked registration's one report (tidal_epoll_park) is dropped */
+            int kept = 0;
+            for (i = 0; i < n; i++)
+                if (events[i].data.fd >= 0)
+                    events[kept++] = events[i];
+            n = kept;
+        }
         list = PyList_New(n);
         if (list == NULL)
             goto done;
@@ -245,7 +253,25 @@ cdef extern from *:
             PyMem_Free(events);
         return list;
     }
+
+    /* Silence registered `fd`: EPOLLONESHOT with no events (at most one error
+       or hang-up report, then nothing until modified again) and -1 as the
+       registration's data, which tidal_epoll_wait drops.  1 if done; 0 if
+       not (the fd is closed or not registered): the caller unregisters. */
+    static int tidal_epoll_park(PyObject *ep, int epfd, int fd) {
+        struct epoll_event ev;
+        (void)ep;
+        memset(&ev, 0, sizeof(ev));
+        ev.events = EPOLLONESHOT;
+        ev.data.fd = -1;
+        return epfd >= 0 && epoll_ctl(epfd, EPOLL_CTL_MOD, fd, &ev) == 0;
+    }
     #else
+    static int tidal_epoll_park(PyObject *ep, int epfd, int fd) {
+        (void)ep; (void)epfd; (void)fd;
+        return 0;
+    }
+
     static PyObject *tidal_epoll_wait(PyObject *ep, int epfd, PyObject *timeout, int maxevents) {
         (void)epfd;
         return PyObject_CallMethod(ep, "poll", "Oi", timeout, maxevents);
@@ -258,3 +284,4 @@ cdef extern from *:
     Py_ssize_t send "tidal_send" (object sock, int fd, object data) except -1
     object epoll_wait "tidal_epoll_wait" (object ep, int epfd, object timeout, int maxevents)
     double monotonic "tidal_monotonic" ()
+    bint epoll_park "tidal_epoll_park" (object ep, int epfd, int fd)
