@@ -106,6 +106,44 @@ def test_quick_bench_end_to_end(tmp_path: Path) -> None:
         assert "chart skipped" in stdout and not (out / "bench.png").exists()
 
 
+@pytest.mark.skipif(
+    not os.environ.get("TIDAL_BENCH_E2E"),
+    reason="end-to-end bench smoke runs on make test's default Python (TIDAL_BENCH_E2E=1)",
+)
+@pytest.mark.skipif(not shutil.which("valgrind"), reason="valgrind is not installed")
+@pytest.mark.timeout(300)
+def test_instructions_section_counts_once(tmp_path: Path) -> None:
+    out = tmp_path / "results"
+    cmd = [
+        sys.executable,
+        "-m",
+        "tidal.bench",
+        "--only",
+        "instructions",
+        "--micro",
+        "call_soon",
+        "--contestants",
+        "asyncio,tidal",
+        "--rounds",
+        "3",
+        "--out",
+        str(out),
+    ]
+    proc = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=280)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "round 1/1" in proc.stdout and "round 2/" not in proc.stdout  # deterministic: once
+    data = json.loads((out / "bench.json").read_text())
+    rows = {r["contestant"]: r for r in data["results"]}
+    assert set(rows) == {"asyncio", "tidal"} and not data["meta"]["warnings"]
+    for r in rows.values():
+        assert r["section"] == "instructions" and r["case"] == "call_soon chain"
+        assert len(r["samples"]) == 1
+        # A call_soon round trip costs thousands of instructions on any loop,
+        # not a handful (a broken difference) nor millions (start-up counted).
+        assert 1_000 < r["median"] < 100_000, r
+    assert rows["asyncio"]["vs"]["asyncio"] == pytest.approx(1.0)
+
+
 def test_report_medians_spread_ratios_headroom(tmp_path: Path) -> None:
     sections = [SECTIONS["echo"], SECTIONS["memory"]]
     ms = []

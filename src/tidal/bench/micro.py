@@ -1,7 +1,10 @@
 """Worker: scheduler micro-benchmarks on the loop under test, in operations per second.
 
 ``python -m tidal.bench.micro --loop NAME --seconds S [--only a,b]`` prints one
-JSON object: ``{"loop": ..., "results": {id: ops_per_s}}``.
+JSON object: ``{"loop": ..., "results": {id: ops_per_s}}``.  With ``--batches N``
+it times nothing: one warm-up batch, then N batches of each benchmark, and
+``results`` says how many operations that was (the bench's instructions
+section runs it under callgrind, and divides instructions by operations).
 
 Each benchmark is an ``async def`` doing a batch of ``n`` operations.  It runs
 on a fresh loop: a short warm-up, then batches until ``--seconds`` have
@@ -157,6 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--loop", required=True, choices=LOOP_NAMES)
     p.add_argument("--seconds", type=float, default=0.5, help="measured time per benchmark")
     p.add_argument("--only", default="", help="comma-separated ids: " + ",".join(BENCHMARKS))
+    p.add_argument("--batches", type=int, default=0, help="run N batches untimed (see above)")
     args = p.parse_args(argv)
     names = [n for n in args.only.split(",") if n] or list(BENCHMARKS)
     errors = _worker.ErrorCounter()
@@ -166,6 +170,9 @@ def main(argv: list[str] | None = None) -> int:
 
         async def run(bench: Callable[[int], Awaitable[int]] = bench, batch: int = batch) -> float:
             asyncio.get_running_loop().set_exception_handler(errors)
+            if args.batches:
+                await bench(batch)
+                return float(sum([await bench(batch) for _ in range(args.batches)]))
             return await measure(bench, batch, args.seconds)
 
         gc.collect()

@@ -324,7 +324,8 @@ def write_chart(path: Path, rows: Sequence[Row], sections: Sequence[Section]) ->
             )
         if relative:
             ax.axhline(1.0, color="black", linewidth=0.6)
-            ax.set_ylabel("x asyncio (higher is better)")
+            better = "higher" if s.higher_is_better else "lower"
+            ax.set_ylabel(f"x asyncio ({better} is better)")
         else:
             ax.set_ylabel("KiB per connection (lower is better)")
         ax.set_title(f"{s.name}: {s.title}", fontsize=10)

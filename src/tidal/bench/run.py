@@ -1,6 +1,6 @@
 """The bench's command line: plan, interleaved rounds, report.
 
-python -m tidal.bench [--quick] [--rounds N] [--only micro,echo,http,scaling,memory]
+python -m tidal.bench [--quick] [--rounds N] [--only micro,instructions,echo,http,scaling,memory]
                       [--duration S] [--out DIR] [--contestants asyncio,tidal,...]
 """
 
@@ -63,6 +63,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--micro-seconds", type=float, help="measured seconds per micro-benchmark (default 1)"
     )
     p.add_argument(
+        "--micro",
+        default="",
+        help="comma-separated subset of the micro-benchmarks (micro and instructions sections)",
+    )
+    p.add_argument(
         "--contestants",
         default="",
         help="comma-separated subset of: "
@@ -91,6 +96,14 @@ def make_config(args: argparse.Namespace) -> Config:
         value = getattr(args, name)
         if value is not None:
             setattr(cfg, name, value)
+    if args.micro:
+        from .micro import BENCHMARKS
+
+        cfg.micro_only = tuple(n for n in args.micro.split(",") if n)
+        unknown = [n for n in cfg.micro_only if n not in BENCHMARKS]
+        if unknown:
+            raise SystemExit(f"unknown micro-benchmark(s) {', '.join(unknown)}; known: "
+                             + ", ".join(BENCHMARKS))
     if cfg.rounds < 1 or cfg.duration <= 0 or cfg.warmup < 0 or cfg.micro_seconds <= 0:
         raise SystemExit("--rounds must be >= 1, --duration and --micro-seconds > 0")
     return cfg
@@ -160,6 +173,8 @@ def main(argv: list[str] | None = None) -> int:
     sections: list[Section] = []
     for name in names:
         s = SECTIONS[name]
+        if args.quick and not s.in_quick and not args.only:
+            continue
         reason = s.unavailable(cfg, tools)
         if reason:
             skipped.append(f"section {name}: {reason}")
@@ -169,7 +184,10 @@ def main(argv: list[str] | None = None) -> int:
             sections.append(s)
 
     # The plan, up front: who, what, how long.
-    per_round = sum(s.seconds_per_round(cfg, tools, pool) for s in sections)
+    def rounds_of(s: Section) -> int:
+        return min(cfg.rounds, s.rounds) if s.rounds else cfg.rounds
+
+    total = sum(s.seconds_per_round(cfg, tools, pool) * rounds_of(s) for s in sections)
     print(
         f"tidal bench: {cfg.rounds} rounds, interleaved (each round visits every contestant, "
         "starting one further on), every measurement in a fresh process"
@@ -179,11 +197,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {s.name:<8} {s.plan(cfg, tools)}")
     for why in skipped:
         print(f"  !! skipped: {why}")
-    print(
-        f"estimated time: ~{per_round * cfg.rounds / 60:.1f} min "
-        f"({per_round:.0f} s a round); results in {cfg.out}/",
-        flush=True,
-    )
+    print(f"estimated time: ~{total / 60:.1f} min; results in {cfg.out}/", flush=True)
 
     def warn(message: str) -> None:
         warnings.append(message)
@@ -195,9 +209,11 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     rounds_done = 0
     try:
-        for r in range(cfg.rounds):
-            print(f"round {r + 1}/{cfg.rounds}:", end="", flush=True)
+        for r in range(max(map(rounds_of, sections), default=0)):
+            print(f"round {r + 1}/{max(map(rounds_of, sections))}:", end="", flush=True)
             for s in sections:
+                if r >= rounds_of(s):
+                    continue
                 print(f" {s.name} ", end="", flush=True)
                 for group in s.groups(cfg):
                     for contestant in rotated(s.contestants(group, pool), r):

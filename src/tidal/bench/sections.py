@@ -10,9 +10,12 @@ contestant once.  Each cell gives one sample of one number per contestant
 from __future__ import annotations
 
 import json
+import re
+import shutil
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -96,6 +99,8 @@ class Section:
     unit = ""
     higher_is_better = True
     latency = False  # cells carry p50/p99 latency
+    rounds = 0  # measured in this many rounds at most (0: every round)
+    in_quick = True  # part of a --quick run unless --only names it
 
     def groups(self, cfg: Config) -> list[str]:
         return ["all"]
@@ -205,6 +210,78 @@ class Micro(Section):
             Measurement(self.name, self.case(group, i), contestant.name, data["results"][i])
             for i in ids
         ]
+
+
+class Instructions(Micro):
+    """The micro-benchmarks again, counted in instructions instead of timed.
+
+    callgrind counts the instructions a process executes: the same program on
+    the same input gives the same count, whatever else the machine does, so
+    this is the line a shared, noisy machine cannot move.  Per benchmark and
+    contestant, the worker runs a warm-up batch then 2, and then 10, batches
+    under valgrind; the difference of the two totals over the operations of
+    the extra batches is what one operation costs, start-up and warm-up
+    cancelled out.  User space only: time in the kernel is not counted.
+    Deterministic, so measured in the first round only.
+    """
+
+    name = "instructions"
+    title = "the micro-benchmarks in CPU instructions per operation (callgrind)"
+    unit = "instr/op"
+    higher_is_better = False
+    rounds = 1
+    in_quick = False
+    # Eight batches between the two runs: enough that where the cyclic GC's
+    # collections happen to fall hardly moves the figure.
+    BATCHES = (2, 10)
+    VALGRIND_SECONDS = 12.0  # per valgrind run of the worker, for the estimate
+
+    def unavailable(self, cfg: Config, tools: Tools) -> str | None:
+        return None if shutil.which("valgrind") else "valgrind is not installed"
+
+    def plan(self, cfg: Config, tools: Tools) -> str:
+        return (
+            f"{len(self._ids(cfg))} micro-benchmarks under callgrind, "
+            f"{' and '.join(map(str, self.BATCHES))} batches, in the first round only"
+        )
+
+    def cell_seconds(self, cfg: Config, tools: Tools, cell: Any) -> float:
+        return self.VALGRIND_SECONDS  # the two runs go side by side
+
+    def _count(self, ctx: Context, contestant: Contestant, bench: str, n: int) -> tuple[int, float]:
+        cmd = [
+            "valgrind",
+            "--tool=callgrind",
+            "--callgrind-out-file=/dev/null",
+            *ctx.python_cmd("micro", contestant, "--only", bench, "--batches", str(n)),
+        ]
+        proc = subprocess.run(
+            cmd, check=False, capture_output=True, text=True, timeout=600, env=contestant.environ()
+        )
+        found = re.search(r"Collected : (\d+)", proc.stderr)
+        if proc.returncode != 0 or not found:
+            raise BenchError(f"callgrind run failed: {proc.stderr.strip()[-800:]}")
+        data = json.loads(proc.stdout.strip().splitlines()[-1])
+        ctx.seen_loops[contestant.name] = data["loop"]
+        if data["errors"]:
+            raise BenchError(f"{data['errors']} call(s) to the exception handler")
+        return int(found.group(1)), float(data["results"][bench])
+
+    def run(self, ctx: Context, group: str, contestant: Contestant) -> list[Measurement]:
+        out: list[Measurement] = []
+        for bench in self._ids(ctx.cfg):
+
+            def one(bench: str = bench) -> dict[str, Any]:
+                with ThreadPoolExecutor(len(self.BATCHES)) as pool:
+                    (i1, ops1), (i2, ops2) = pool.map(
+                        lambda n: self._count(ctx, contestant, bench, n), self.BATCHES
+                    )
+                return {"value": (i2 - i1) / (ops2 - ops1)}
+
+            m = self.measure(ctx, contestant, group, bench, one)
+            if m:
+                out.append(m)
+        return out
 
 
 class Echo(Section):
@@ -471,4 +548,6 @@ class Memory(Section):
         return out
 
 
-SECTIONS: dict[str, Section] = {s.name: s for s in (Micro(), Echo(), Http(), Scaling(), Memory())}
+SECTIONS: dict[str, Section] = {
+    s.name: s for s in (Micro(), Instructions(), Echo(), Http(), Scaling(), Memory())
+}
