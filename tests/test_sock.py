@@ -811,7 +811,7 @@ def test_no_reader_left_after_a_read(loop: Any, arun: Any, socks: list[socket.so
 def test_reads_on_many_sockets_interleaved(
     loop: Any, arun: Any, socks: list[socket.socket]
 ) -> None:
-    """Each socket's next read takes over only its own registration."""
+    """Each socket's next read re-enables only its own (parked) registration."""
     pairs = [pair(socks) for _ in range(8)]
 
     async def serve(a: socket.socket) -> int:
