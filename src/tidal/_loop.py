@@ -421,8 +421,9 @@ class _LoopCore:
         to the poller, only silenced (poller.park), if no writer is on it."""
         handle = self._readers.pop(fd)
         handle.cancel()
-        if fd in self._writers or self._park is None:
-            self._poller.set_interest(fd, False, fd in self._writers)
+        writing = fd in self._writers
+        if writing or self._park is None:
+            self._poller.set_interest(fd, False, writing)
         else:
             self._park(fd)
 

@@ -93,16 +93,14 @@ class _IoDone:
         if self._writer:
             if loop._writers.get(fd) is self._handle:
                 loop._remove_writer(fd)
-        elif loop._readers.get(fd) is self._handle and not loop._closed:
+        elif loop._readers.get(fd) is self._handle:
             loop._park_reader(fd)
         # Break the future -> callback -> handle -> future cycle at once.
         self._handle = None
 
 
-def _wait_readable(loop: Any, sock: Any, callback: Any, *args: Any) -> Any:
-    """Make the future, register `callback(fut, *args)` as the reader of
-    sock's fd; return the future."""
-    fd = sock.fileno()
+def _wait_readable(loop: Any, fd: int, callback: Any, *args: Any) -> Any:
+    """Make the future, register `callback(fut, *args)` as fd's reader; return the future."""
     fut = loop.create_future()
     loop._ensure_fd_no_transport(fd)
     handle = loop._add_reader(fd, callback, fut, *args)
@@ -151,7 +149,7 @@ async def sock_recv(self: Any, sock: socket.socket, n: int) -> bytes:
     data = recv_nowait(sock, _io_fd(sock), n)
     if data is not None:
         return data
-    return await _wait_readable(self, sock, _retry, sock.recv, n)
+    return await _wait_readable(self, sock.fileno(), _retry, sock.recv, n)
 
 
 async def sock_recv_into(self: Any, sock: socket.socket, buf: Any) -> int:
@@ -161,7 +159,7 @@ async def sock_recv_into(self: Any, sock: socket.socket, buf: Any) -> int:
         return recv_into(sock, _io_fd(sock), buf)
     except _WOULD_BLOCK:
         pass
-    return await _wait_readable(self, sock, _retry, sock.recv_into, buf)
+    return await _wait_readable(self, sock.fileno(), _retry, sock.recv_into, buf)
 
 
 async def sock_recvfrom(self: Any, sock: socket.socket, bufsize: int) -> tuple[bytes, Any]:
@@ -171,7 +169,7 @@ async def sock_recvfrom(self: Any, sock: socket.socket, bufsize: int) -> tuple[b
         return sock.recvfrom(bufsize)
     except _WOULD_BLOCK:
         pass
-    return await _wait_readable(self, sock, _retry, sock.recvfrom, bufsize)
+    return await _wait_readable(self, sock.fileno(), _retry, sock.recvfrom, bufsize)
 
 
 async def sock_recvfrom_into(
@@ -185,7 +183,7 @@ async def sock_recvfrom_into(
         return sock.recvfrom_into(buf, nbytes)
     except _WOULD_BLOCK:
         pass
-    return await _wait_readable(self, sock, _retry, sock.recvfrom_into, buf, nbytes)
+    return await _wait_readable(self, sock.fileno(), _retry, sock.recvfrom_into, buf, nbytes)
 
 
 # ----------------------------------------------------------------------
@@ -347,7 +345,7 @@ async def sock_accept(self: Any, sock: socket.socket) -> tuple[socket.socket, An
         return conn, address
     except _WOULD_BLOCK:
         pass
-    return await _wait_readable(self, sock, _on_accept, sock)
+    return await _wait_readable(self, sock.fileno(), _on_accept, sock)
 
 
 def _on_accept(fut: Any, sock: socket.socket) -> None:
