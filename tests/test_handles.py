@@ -74,6 +74,53 @@ def test_timer_cancel_counts_once(loop):
     assert loop._timer_cancelled_count == before + 1
 
 
+def test_a_loop_subclass_hears_of_each_cancel(loop_factory):
+    # A cancel asks the loop through its two methods; a subclass that
+    # overrides them is asked (tidal's own class is answered in C).
+    probe = loop_factory()
+    base = type(probe)
+    probe.close()
+    heard = []
+
+    class Loop(base):
+        def _timer_handle_cancelled(self, handle):
+            heard.append(("timer", handle))
+            super()._timer_handle_cancelled(handle)
+
+        def get_debug(self):
+            heard.append("debug")
+            return True
+
+    lp = Loop()
+    try:
+        t = lp.call_later(10, noop)
+        h = lp.call_soon(noop)
+        heard.clear()
+        t.cancel()
+        h.cancel()
+        t.cancel()
+        assert heard == [("timer", t), "debug", "debug"]
+        assert lp._timer_cancelled_count == 1
+        # get_debug() said True: each keeps its repr from before the cancel.
+        assert "noop" in t._repr and "noop" in h._repr
+    finally:
+        lp.close()
+
+
+def test_a_cancel_in_debug_mode_keeps_the_repr(loop):
+    loop.set_debug(True)
+    t = loop.call_later(10, noop)
+    h = loop.call_soon(noop)
+    t.cancel()
+    h.cancel()
+    assert "noop" in t._repr and "noop" in h._repr and "cancelled" in repr(t)
+    assert loop._timer_cancelled_count == 1
+    loop.set_debug(False)
+    t2 = loop.call_later(10, noop)
+    t2.cancel()
+    assert t2._repr is None and loop._timer_cancelled_count == 2
+
+
 def test_timer_when(loop):
     when = loop.time() + 12.5
     t = loop.call_at(when, noop)

@@ -15,4 +15,12 @@ cdef int _CALLER_DEPTH
 cdef bint _FORMAT_TAKES_DEBUG
 
 # The handle's fields as C struct loads/stores (a TimerHandle is a Handle).
+@cython.locals(debug=bint)
 cdef void _cancel(CHandle handle, bint timer) except *
+
+# What tidal's loop does when one of its handles is cancelled: count a
+# scheduled timer (if `timer`), and say whether the loop is in debug mode.
+ctypedef bint (*cancel_hook)(object loop, object handle, bint timer) except -1
+cdef object _hooked_loop_class
+cdef cancel_hook _loop_cancel_hook
+cdef void set_cancel_hook(object loop_class, cancel_hook hook)

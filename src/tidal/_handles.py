@@ -85,14 +85,34 @@ def _cancel(handle: Any, timer: bool) -> None:
     Timeouts are mostly cancelled, so this runs about as often as call_later."""
     if not handle._cancelled:
         loop = handle._loop
-        if timer:
-            loop._timer_handle_cancelled(handle)
+        if cython.compiled and type(loop) is _hooked_loop_class:
+            # tidal's own loop: its two methods, as one C call (see below).
+            debug = _loop_cancel_hook(loop, handle, timer)
+        else:
+            if timer:
+                loop._timer_handle_cancelled(handle)
+            debug = loop.get_debug()
         handle._cancelled = True
-        if loop.get_debug():
+        if debug:
             # Kept for debug-mode messages about the handle after this.
             handle._repr = repr(handle)
         handle._callback = None
         handle._args = None
+
+
+# Compiled, the loop gives us its class and a C function that does what that
+# class's _timer_handle_cancelled and get_debug do, so that a cancel on
+# tidal's own loop (not a subclass: one may override either method) makes no
+# Python method call.  This module cannot cimport the loop (the loop imports
+# it), hence the pointer; interpreted, neither is set nor read.
+_hooked_loop_class: Any = None
+_loop_cancel_hook: Callable[[Any, Any, bool], bool]  # (a C function pointer: no value until set)
+
+
+def set_cancel_hook(loop_class: Any, hook: Any) -> None:
+    global _hooked_loop_class, _loop_cancel_hook
+    _hooked_loop_class = loop_class
+    _loop_cancel_hook = hook
 
 
 def report(handle: Any, exc: BaseException) -> None:

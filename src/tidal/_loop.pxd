@@ -10,6 +10,7 @@ from tidal._handle_layout cimport Handle as CHandle, TimerHandle as CTimerHandle
 from tidal._handle_layout cimport new_handle, new_timer, run_handle, use_freelist, use_timer_freelist
 from tidal._timerheap cimport pop as heap_pop, push as heap_push, rebuild as heap_rebuild
 from tidal._syscalls_c cimport monotonic
+from tidal._handles cimport set_cancel_hook
 
 
 # Tuning constants as C numbers: the pruning test in _run_once is C arithmetic.
@@ -80,3 +81,8 @@ cdef class _LoopCore:
 
     @cython.locals(_=Py_ssize_t)
     cdef _run_ready_observed(self, Py_ssize_t ntodo)
+
+
+# Called by _handles as a C function pointer (set_cancel_hook), so cdef.
+@cython.locals(core=_LoopCore, scheduled_timer=CTimerHandle)
+cdef bint _handle_cancelled(object loop, object handle, bint timer) except -1

@@ -79,6 +79,7 @@ except ImportError:  # interpreted, without Cython installed
     cython = SimpleNamespace(compiled=False)
 if not cython.compiled:
     from ._handles import new_handle, new_timer, run_handle, use_freelist, use_timer_freelist
+    from ._handles import set_cancel_hook
     from ._syscalls import monotonic
 from ._poller import default_poller
 from ._timerheap import pop as heap_pop, push as heap_push, rebuild as heap_rebuild
@@ -1087,6 +1088,25 @@ class EventLoop(_LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
 
     subprocess_exec = _subprocess.subprocess_exec
     subprocess_shell = _subprocess.subprocess_shell
+
+
+def _handle_cancelled(loop: Any, handle: Any, timer: bool) -> bool:
+    """What EventLoop's _timer_handle_cancelled (for a timer) and get_debug do.
+
+    Compiled, _handles calls this as a C function when a handle of an
+    EventLoop (exactly: a subclass may override either method) is cancelled,
+    which saves two Python method calls per cancelled timeout.
+    """
+    core: _LoopCore = loop
+    if timer:
+        scheduled_timer: TimerHandle = handle
+        if scheduled_timer._scheduled:
+            core._timer_cancelled_count += 1
+    return core._debug
+
+
+if cython.compiled:
+    set_cancel_hook(EventLoop, _handle_cancelled)
 
 
 def _set_result_unless_cancelled(fut: asyncio.Future[Any], result: Any) -> None:
