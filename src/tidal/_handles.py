@@ -168,15 +168,11 @@ if not cython.compiled:
     # functions of the same names in _handles.pxd, which do the same thing
     # without a Python call: allocate, fill the slots, run in the context.
 
-    def new_handle(
-        cls: type, callback: Any, args: tuple[Any, ...], loop: Any, context: Any
-    ) -> Any:
-        return cls(callback, args, loop, context)
-
-    def new_timer(
-        cls: type, when: Any, callback: Any, args: tuple[Any, ...], loop: Any, context: Any
-    ) -> Any:
-        return cls(when, callback, args, loop, context)
+    # new_handle(cls, callback, args, loop, context) is cls(callback, args,
+    # loop, context), and new_timer(cls, when, ...) is cls(when, ...):
+    # calling the class through type.__call__ pushes no Python frame of ours.
+    new_handle: Callable[..., Any] = type.__call__
+    new_timer: Callable[..., Any] = type.__call__
 
     def run_handle(handle: Any) -> int:
         handle._context.run(handle._callback, *handle._args)
