@@ -167,10 +167,8 @@ if not cython.compiled:
     # The loop's constructors and runner.  Compiled, these are the C
     # functions of the same names in _handles.pxd, which do the same thing
     # without a Python call: allocate, fill the slots, run in the context.
-
-    # new_handle(cls, callback, args, loop, context) is cls(callback, args,
-    # loop, context), and new_timer(cls, when, ...) is cls(when, ...):
-    # calling the class through type.__call__ pushes no Python frame of ours.
+    # Here new_handle(cls, ...) and new_timer(cls, ...) are cls(...), called
+    # through type.__call__ so that no Python frame of ours is pushed.
     new_handle: Callable[..., Any] = type.__call__
     new_timer: Callable[..., Any] = type.__call__
 
