@@ -1,10 +1,11 @@
 """The timer heap must order timers exactly as heapq orders asyncio's TimerHandles.
 
 asyncio's loop keeps timers with heapq and TimerHandle.__lt__; tidal's heap
-(compiled: C double comparisons) must give the same handle at every pop,
-ties included, or callbacks due at the same moment would run in a different
-order on tidal than on asyncio.  Each case replays one random sequence of
-pushes, pops and rebuilds on both heaps and compares identities.
+(compiled: C doubles kept beside the list) must give the same handle at every
+pop, ties included, or callbacks due at the same moment would run in a
+different order on tidal than on asyncio.  Each case replays one random
+sequence of pushes, pops and rebuilds on both heaps and compares the lists
+item for item: the same algorithm leaves the same list.
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ import random
 
 import pytest
 
-from tidal import _timerheap
+import tidal
 from tidal._handles import TimerHandle
+from tidal._timerheap import TimerHeap
 
 
 def noop():
@@ -30,83 +32,150 @@ def make_timer():
     loop.close()
 
 
+def ids(items):
+    return [id(t) for t in items]
+
+
 @pytest.mark.parametrize("seed", range(30))
-def test_push_pop_rebuild_match_heapq(seed, make_timer):
+def test_push_pop_replace_match_heapq(seed, make_timer):
     rng = random.Random(seed)
     # Few distinct times, so most comparisons are ties; ints and floats mixed
     # (call_at accepts either).
     times = [rng.choice([0, 1, 2.5, 3, 3.0, -1, 1e9, rng.random()]) for _ in range(12)]
-    ours: list = []
+    ours = TimerHeap()
     theirs: list = []
     for _ in range(3000):
         op = rng.random()
-        if op < 0.55 or not ours:
+        if op < 0.55 or not theirs:
             timer = make_timer(rng.choice(times))
-            _timerheap.push(ours, timer)
+            ours.push(timer)
             heapq.heappush(theirs, timer)
         elif op < 0.98:
-            assert _timerheap.pop(ours) is heapq.heappop(theirs)
+            assert ours.pop() is heapq.heappop(theirs)
         else:
             # The loop's pruning: keep some, in heap order, then rebuild.
-            kept = [t for t in ours if rng.random() < 0.7]
-            ours[:] = kept
+            kept = [t for t in theirs if rng.random() < 0.7]
+            ours.replace(kept)
             theirs[:] = kept
-            _timerheap.rebuild(ours)
             heapq.heapify(theirs)
-        assert [id(t) for t in ours] == [id(t) for t in theirs]
+        assert ids(ours.items) == ids(theirs)
     while theirs:
-        assert _timerheap.pop(ours) is heapq.heappop(theirs)
-    assert ours == []
+        assert ours.pop() is heapq.heappop(theirs)
+    assert ours.items == []
+    with pytest.raises(IndexError):
+        ours.pop()
 
 
 @pytest.mark.parametrize("n", [0, 1, 2, 3, 100, 2501, 6000])
-def test_rebuild_matches_heapify_at_every_size(n, make_timer):
+def test_replace_matches_heapify_at_every_size(n, make_timer):
     # heapq switches to another visiting order above 2,500 items: the result
     # must still be the same list.
     rng = random.Random(n)
     timers = [make_timer(rng.randrange(50)) for _ in range(n)]
-    ours, theirs = list(timers), list(timers)
-    _timerheap.rebuild(ours)
+    ours = TimerHeap()
+    ours.replace(timers)
+    theirs = list(timers)
     heapq.heapify(theirs)
-    assert [id(t) for t in ours] == [id(t) for t in theirs]
+    assert ids(ours.items) == ids(theirs)
+    assert [ours.pop() for _ in range(n)] == [heapq.heappop(theirs) for _ in range(n)]
 
 
 def test_nan_due_time_orders_as_asyncio_does(make_timer):
     # NaN compares false both ways: a nonsense time, but ordered the same.
     whens = [3, float("nan"), 1, float("nan"), 2, 0]
-    ours: list = []
+    ours = TimerHeap()
     theirs: list = []
     for w in whens:
         t = make_timer(w)
-        _timerheap.push(ours, t)
+        ours.push(t)
         heapq.heappush(theirs, t)
-    assert [_timerheap.pop(ours) for _ in whens] == [heapq.heappop(theirs) for _ in whens]
+    assert [ours.pop() for _ in whens] == [heapq.heappop(theirs) for _ in whens]
 
 
-def test_an_item_that_is_not_a_timer_fails_and_keeps_the_items(make_timer):
-    # Compiled: a TypeError from the C walk; interpreted, the missing _when.
-    # Either way the list still holds every item once.
-    heap: list = []
+def test_a_change_of_the_lists_length_from_outside_is_followed(make_timer):
+    # loop._scheduled is the heap's list.  Code that pushes, pops or clears
+    # it with heapq (as it could on asyncio's loop) changes its length, and
+    # the heap's next operation sees that and reads the due times again.
+    rng = random.Random(7)
+    ours = TimerHeap()
+    theirs: list = []
+    for step in range(2000):
+        op = rng.random()
+        if op < 0.3:
+            t = make_timer(rng.randrange(20))
+            heapq.heappush(ours.items, t)  # behind the heap's back
+            heapq.heappush(theirs, t)
+        elif op < 0.4 and theirs:
+            assert heapq.heappop(ours.items) is heapq.heappop(theirs)
+        elif op < 0.41 and theirs:
+            ours.items.clear()
+            theirs.clear()
+        # ... then one of the heap's own operations.
+        if rng.random() < 0.5 or not theirs:
+            t = make_timer(rng.randrange(20))
+            ours.push(t)
+            heapq.heappush(theirs, t)
+        else:
+            assert ours.pop() is heapq.heappop(theirs)
+        assert ids(ours.items) == ids(theirs), step
+
+
+def test_an_item_that_is_not_a_timer_is_refused(make_timer):
+    ours = TimerHeap()
     timers = [make_timer(w) for w in (5, 3, 4, 1)]
     for t in timers:
-        _timerheap.push(heap, t)
-    heap.append(object())
-    items = set(map(id, heap))
+        ours.push(t)
     with pytest.raises((TypeError, AttributeError)):
-        _timerheap.rebuild(heap)
-    assert set(map(id, heap)) == items and len(heap) == 5
+        ours.push(object())
+    assert sorted(ids(ours.items)) == sorted(ids(timers))
+    assert [ours.pop() for _ in timers] == sorted(timers, key=lambda t: t._when)
 
 
-def test_a_walk_that_fails_after_moving_items_keeps_each_item_once(make_timer):
-    # The error comes part-way down, after the walk has moved timers: the
-    # list must still hold each remaining item exactly once.
-    heap: list = []
+def test_a_non_timer_put_in_from_outside_fails_the_next_operation_cleanly(make_timer):
+    # Compiled: the due times are read again (the list grew), and the stranger
+    # is a TypeError; interpreted, its missing _when.  The list keeps each
+    # item once, and the heap works again once it is taken out.
+    ours = TimerHeap()
     for w in range(15):
-        _timerheap.push(heap, make_timer(w))
-    heap[7], heap[8] = object(), object()  # two leaves' parents' children: deep in the walk
-    root = heap[0]
-    remaining = {id(x) for x in heap} - {id(root)}
+        ours.push(make_timer(w))
+    stranger = object()
+    ours.items.append(stranger)
+    before = ids(ours.items)
     with pytest.raises((TypeError, AttributeError)):
-        _timerheap.pop(heap)
-    assert len(heap) == 14
-    assert {id(x) for x in heap} == remaining
+        ours.pop()
+    assert sorted(ids(ours.items)) == sorted(before)
+    ours.items.remove(stranger)
+    heapq.heapify(ours.items)
+    assert [ours.pop()._when for _ in range(15)] == list(range(15))
+
+
+class _SneakyWhen(int):
+    """An int due time whose conversion to float changes the heap's list."""
+
+    heap: TimerHeap | None = None
+
+    def __float__(self) -> float:
+        if self.heap is not None:
+            self.heap.items.pop()
+        return float(int(self))
+
+
+def test_a_due_time_that_changes_the_list_while_it_is_read(make_timer):
+    # Compiled, an int's due time is converted with float(), which may run
+    # Python code; if that code changes the list while the heap re-reads it,
+    # the heap says so (heapq's RuntimeError) instead of reading past the end.
+    # Interpreted, due times are compared as they are: no float() is called.
+    ours = TimerHeap()
+    for w in range(4):
+        ours.push(make_timer(w))
+    sneaky = _SneakyWhen(10)
+    ours.items.append(make_timer(sneaky))  # from outside: the next operation reads all
+    sneaky.heap = ours
+    if tidal.COMPILED:
+        with pytest.raises(RuntimeError, match="changed size"):
+            ours.pop()
+        sneaky.heap = None
+        assert len(ours.items) == 4  # (the sneaky one took itself out)
+        assert [ours.pop()._when for _ in range(4)] == [0, 1, 2, 3]
+    else:
+        assert ours.pop()._when == 0

@@ -8,7 +8,7 @@ import cython
 # _handles when interpreted.
 from tidal._handle_layout cimport Handle as CHandle, TimerHandle as CTimerHandle
 from tidal._handle_layout cimport new_handle, new_timer, run_handle, use_freelist, use_timer_freelist
-from tidal._timerheap cimport pop as heap_pop, push as heap_push, rebuild as heap_rebuild
+from tidal._timerheap cimport TimerHeap
 from tidal._syscalls_c cimport monotonic
 from tidal._handles cimport set_cancel_hook
 
@@ -32,7 +32,8 @@ cdef class _LoopCore:
     cdef public object _ready              # collections.deque (no C API: its methods are bound once)
     cdef public object _ready_append
     cdef public object _ready_popleft
-    cdef public list _scheduled            # the timer heap (_timerheap): len() and [0] are C macros
+    cdef public TimerHeap _timers          # the timer heap (_timerheap); set once, by __init__
+    cdef public list _scheduled            # _timers.items (set with it): len() and [0] are C macros
     cdef public Py_ssize_t _timer_cancelled_count
     cdef public bint _wakeup_pending       # a wake-up byte is on its way (call_soon_threadsafe)
     cdef public dict _readers
@@ -72,7 +73,7 @@ cdef class _LoopCore:
     # (the schedule seam is _run_ready).
     # mask/readable/writable: the poller's event bits as C ints (one C `&`
     # per event, not a Python int operation).
-    @cython.locals(sched_count=Py_ssize_t, live=list, timer=CTimerHandle, handle=CHandle,
+    @cython.locals(timers=TimerHeap, sched_count=Py_ssize_t, live=list, timer=CTimerHandle, handle=CHandle,
                    when=double, end_time=double, now=object, mask=int, readable=int, writable=int)
     cpdef _run_once(self)
 

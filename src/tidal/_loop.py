@@ -82,7 +82,7 @@ if not cython.compiled:
     from ._handles import set_cancel_hook
     from ._syscalls import monotonic
 from ._poller import default_poller
-from ._timerheap import pop as heap_pop, push as heap_push, rebuild as heap_rebuild
+from ._timerheap import TimerHeap
 from .transports import _datagram, _pipe, _subprocess, _tls
 
 logger = logging.getLogger("asyncio")  # asyncio's logger: users filter on it
@@ -174,7 +174,8 @@ class _LoopCore:
     _ready_popleft: Callable[[], Any]
     _poll: Callable[[float | None], Any]  # _poller.poll, bound once
     _park: Callable[[int], None] | None  # _poller.park, bound once, if it has one
-    _scheduled: list[TimerHandle]  # the timer heap (_timerheap.py)
+    _timers: TimerHeap  # the timer heap (_timerheap.py)
+    _scheduled: list[TimerHandle]  # _timers.items: the heap's list, as asyncio's loop has it
     _timer_cancelled_count: int
     _wakeup_pending: bool
     _readers: dict[int, Handle]
@@ -296,7 +297,7 @@ class _LoopCore:
             timer = new_timer(TimerHandle, when, callback, args, self, context)
         # Ordered as heapq orders asyncio's TimerHandles, ties included, at
         # the cost of C double comparisons (_timerheap.py).
-        heap_push(self._scheduled, timer)
+        self._timers.push(timer)
         timer._scheduled = True
         return timer
 
@@ -437,7 +438,8 @@ class _LoopCore:
 
     def _run_once(self) -> None:
         """One turn: poll I/O, handle time, run ready (see the module essay)."""
-        scheduled = self._scheduled
+        timers = self._timers
+        scheduled = timers.items
         ready = self._ready
 
         # Phase 1a: drop cancelled timers.
@@ -452,8 +454,7 @@ class _LoopCore:
                     timer._scheduled = False
                 else:
                     live.append(timer)
-            heap_rebuild(live)
-            self._scheduled = scheduled = live
+            timers.replace(live)
             self._timer_cancelled_count = 0
         else:
             while scheduled:
@@ -461,7 +462,7 @@ class _LoopCore:
                 if not timer._cancelled:
                     break
                 self._timer_cancelled_count -= 1
-                heap_pop(scheduled)
+                timers.pop()
                 timer._scheduled = False
 
         # Phase 1b: wait for I/O, no longer than the first timer.  A thread's
@@ -530,7 +531,7 @@ class _LoopCore:
                 when = timer._when
                 if when >= end_time:
                     break
-                heap_pop(scheduled)
+                timers.pop()
                 timer._scheduled = False
                 self._ready_append(timer)
 
@@ -608,7 +609,8 @@ class EventLoop(_LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
         self._poll = self._poller.poll
         # park is optional in the poller interface (set_interest does its job).
         self._park = getattr(self._poller, "park", None)
-        self._scheduled = []
+        self._timers = TimerHeap()
+        self._scheduled = self._timers.items  # (the same list for the loop's life)
         self._timer_cancelled_count = 0
         self._wakeup_pending = False
         # fd -> reader/writer Handle, made once at registration.
@@ -764,7 +766,7 @@ class EventLoop(_LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
             logger.debug("Close %r", self)
         self._closed = True
         self._ready.clear()
-        self._scheduled.clear()
+        self._timers.replace([])
         self._executor_shutdown_called = True
         executor = self._default_executor
         if executor is not None:

@@ -1,20 +1,22 @@
 # C declarations for _timerheap.py (Cython pure-Python mode).  Keep in step with the .py.
 #
-# push/pop/rebuild stay the .py's code (cpdef: _loop cimports them as C
-# calls, and tests can still call them from Python); the two walks they make
-# are the C functions below, which _timerheap.py defines in Python for the
+# TimerHeap's methods stay the .py's code (cpdef: _loop calls them as C
+# calls, tests from Python); the three operations they delegate to are the
+# C functions below, which _timerheap.py defines in Python for the
 # interpreted build.
 #
-# The walks move items by swapping two pointers of the list's item array: a
-# permutation, so no reference count changes, and the list holds each timer
-# exactly once at every step (what the cyclic GC, or any Python code a
-# comparison runs, sees).  A comparison reads both due times fresh from the
-# list by index, `_when` as a C double: in place for a float (what the loop
-# stores for call_later), through PyFloat_AsDouble otherwise (an int given
-# to call_at, or anything with __float__).  That conversion may run Python
-# code, so its object is held meanwhile and the list's size is checked after
-# (heapq's RuntimeError if it changed); an item that is not a TimerHandle is
-# a TypeError.  Either error leaves the list a permutation of its timers.
+# Beside the list of timers, `whens` (a private bytearray) holds each one's
+# due time as a C double, index for index: `_when` is read and converted
+# once, at push (in place for a float, what the loop stores for call_later;
+# through PyFloat_AsDouble otherwise: an int given to call_at, or anything
+# with __float__; an item that is not a TimerHandle is a TypeError), and
+# never during a walk.  So a walk runs no Python code and cannot fail: it
+# moves pointers within the list's item array and doubles within the array,
+# comparing doubles only.  The array is in step while the count it keeps is
+# the list's length; when the list's length changed behind the heap's back,
+# the next operation converts every due time again (that conversion may run
+# Python code, so the list's size is checked after each: heapq's
+# RuntimeError if it changed).
 
 import cython
 
@@ -33,8 +35,29 @@ cdef extern from *:
         Py_RETURN_NONE;
     }
 
-    static inline int tidal_heap_when_slow(PyObject *heap, Py_ssize_t i, Py_ssize_t size, double *out) {
-        PyObject *item = PyList_GET_ITEM(heap, i);
+    #define TIDAL_HEAP_ITEMS(heap) (((PyListObject *)(heap))->ob_item)
+    /* `whens`' bytes: a count (how many due times it holds), then that many
+       doubles, then room to grow (the bytearray's length is the capacity:
+       a push or pop changes no length, so calls no bytearray function). */
+    typedef struct { Py_ssize_t count; double due[1]; } tidal_heap_whens;
+    #define TIDAL_HEAP_WHENS(whens) ((tidal_heap_whens *)PyByteArray_AS_STRING(whens))
+    #define TIDAL_HEAP_DUE(whens) (TIDAL_HEAP_WHENS(whens)->due)
+    /* Bytes for a count and n doubles. */
+    #define TIDAL_HEAP_BYTES(n) ((Py_ssize_t)(offsetof(tidal_heap_whens, due) + (n) * sizeof(double)))
+    #define TIDAL_HEAP_IN_STEP(heap, whens) \
+        (PyByteArray_GET_SIZE(whens) >= TIDAL_HEAP_BYTES(0) \
+         && TIDAL_HEAP_WHENS(whens)->count == PyList_GET_SIZE(heap))
+
+    /* Room in `whens` for n due times: at least doubled when it grows. */
+    static inline int tidal_heap_reserve(PyObject *whens, Py_ssize_t n) {
+        Py_ssize_t have = PyByteArray_GET_SIZE(whens);
+        if (have >= TIDAL_HEAP_BYTES(n)) return 0;
+        Py_ssize_t want = TIDAL_HEAP_BYTES(n < 8 ? 8 : n);
+        if (want < 2 * have) want = 2 * have;
+        return PyByteArray_Resize(whens, want);
+    }
+
+    static int tidal_heap_when_slow(PyObject *item, double *out) {
         if (!PyObject_TypeCheck(item, tidal_heap_timer_type)) {
             PyErr_Format(PyExc_TypeError, "the timer heap holds tidal's TimerHandles, not %R",
                          (PyObject *)Py_TYPE(item));
@@ -49,21 +72,13 @@ cdef extern from *:
         double d = PyFloat_AsDouble(when);
         Py_DECREF(when);
         if (d == -1.0 && PyErr_Occurred()) return -1;
-        if (PyList_GET_SIZE(heap) != size) {
-            PyErr_SetString(PyExc_RuntimeError, "list changed size during iteration");
-            return -1;
-        }
         *out = d;
         return 0;
     }
 
-    /* heap[i]._when as a C double; i < size == len(heap).  The fast path
-       (an item of tidal's class holding a float) runs no Python code, so a
-       caller may keep the list's item array across it; the slow path
-       fetches it again into *items. */
-    static inline int tidal_heap_when(PyObject *heap, PyObject ***items, Py_ssize_t i,
-                                      Py_ssize_t size, double *out) {
-        PyObject *item = (*items)[i];
+    /* item._when as a C double (may run Python code, unless it is a float
+       on tidal's own class). */
+    static inline int tidal_heap_when(PyObject *item, double *out) {
         if (Py_IS_TYPE(item, tidal_heap_timer_type)) {
             PyObject *when = ((tidal_TimerHandleObject *)item)->_when;
             if (when != NULL && PyFloat_CheckExact(when)) {
@@ -71,64 +86,154 @@ cdef extern from *:
                 return 0;
             }
         }
-        int r = tidal_heap_when_slow(heap, i, size, out);
-        *items = ((PyListObject *)heap)->ob_item;
-        return r;
+        return tidal_heap_when_slow(item, out);
     }
 
-    #define TIDAL_HEAP_ITEMS(heap) (((PyListObject *)(heap))->ob_item)
-
-    /* _timerheap._sift_toward_root: move heap[pos] up while it is due
-       strictly before its parent, never above `start`. */
-    static inline int tidal_heap_sift_toward_root(PyObject *heap, Py_ssize_t start, Py_ssize_t pos) {
+    /* Bring `whens` in step with `heap`, whose length changed behind the
+       heap's back: every due time read again.  On an error `whens` is left
+       out of step (empty), so the next operation tries again. */
+    static int tidal_heap_resync(PyObject *heap, PyObject *whens) {
         Py_ssize_t size = PyList_GET_SIZE(heap);
-        PyObject **items = TIDAL_HEAP_ITEMS(heap);
-        double when, parent_when;
-        if (pos >= size) return 0;
-        if (tidal_heap_when(heap, &items, pos, size, &when) < 0) return -1;
-        while (pos > start) {
-            Py_ssize_t parent_pos = (pos - 1) >> 1;
-            if (tidal_heap_when(heap, &items, parent_pos, size, &parent_when) < 0) return -1;
-            if (!(when < parent_when)) break;
-            PyObject *moving = items[pos];
-            items[pos] = items[parent_pos];
-            items[parent_pos] = moving;
-            pos = parent_pos;
+        if (PyByteArray_GET_SIZE(whens) >= TIDAL_HEAP_BYTES(0))
+            TIDAL_HEAP_WHENS(whens)->count = -1;  /* out of step until the end */
+        if (tidal_heap_reserve(whens, size) < 0) return -1;
+        for (Py_ssize_t i = 0; i < size; i++) {
+            PyObject *item = PyList_GET_ITEM(heap, i);
+            double d;
+            Py_INCREF(item);
+            int r = tidal_heap_when(item, &d);
+            Py_DECREF(item);
+            if (r == 0 && PyList_GET_SIZE(heap) != size) {
+                PyErr_SetString(PyExc_RuntimeError, "list changed size during iteration");
+                r = -1;
+            }
+            if (r < 0) {
+                return -1;  /* (count still -1) */
+            }
+            TIDAL_HEAP_DUE(whens)[i] = d;
         }
+        TIDAL_HEAP_WHENS(whens)->count = size;
         return 0;
     }
 
-    /* _timerheap._sift_to_leaf: walk heap[pos] down to a leaf along the
-       earlier child (the right one unless the left is strictly earlier),
-       then settle it upward. */
-    static inline int tidal_heap_sift_to_leaf(PyObject *heap, Py_ssize_t pos) {
+    static inline int tidal_heap_check(PyObject *heap, PyObject *whens) {
+        return TIDAL_HEAP_IN_STEP(heap, whens) ? 0 : tidal_heap_resync(heap, whens);
+    }
+
+    /* Move items[pos] up while it is due strictly before its parent, never
+       above `start`.  (The hole method: the moving item is written once, at
+       the end; nothing in between can look at the list.) */
+    static inline void tidal_heap_sift_toward_root(PyObject **items, double *due,
+                                                   Py_ssize_t start, Py_ssize_t pos) {
+        PyObject *item = items[pos];
+        double when = due[pos];
+        while (pos > start) {
+            Py_ssize_t parent = (pos - 1) >> 1;
+            double parent_when = due[parent];
+            if (!(when < parent_when)) break;
+            items[pos] = items[parent];
+            due[pos] = parent_when;
+            pos = parent;
+        }
+        items[pos] = item;
+        due[pos] = when;
+    }
+
+    /* Walk items[pos] down to a leaf along the earlier child (the right one
+       unless the left is strictly earlier), then settle it upward.  Which
+       child is earlier is a coin toss the CPU cannot predict: it is added
+       to the index (no branch) rather than tested, while both children
+       exist; a last lone left child is taken after the loop. */
+    static inline void tidal_heap_sift_to_leaf(PyObject **items, double *due, Py_ssize_t size,
+                                               Py_ssize_t pos) {
+        Py_ssize_t start = pos, child = 2 * pos + 1;
+        PyObject *item = items[pos];
+        double when = due[pos];
+        while (child + 1 < size) {
+            child += !(due[child] < due[child + 1]);
+            items[pos] = items[child];
+            due[pos] = due[child];
+            pos = child;
+            child = 2 * pos + 1;
+        }
+        if (child < size) {
+            items[pos] = items[child];
+            due[pos] = due[child];
+            pos = child;
+        }
+        items[pos] = item;
+        due[pos] = when;
+        tidal_heap_sift_toward_root(items, due, start, pos);
+    }
+
+    static PyObject *tidal_heap_push(PyObject *heap, PyObject *whens, PyObject *timer) {
+        double when;
+        if (tidal_heap_when(timer, &when) < 0) return NULL;  /* (before the list is looked at) */
+        if (tidal_heap_check(heap, whens) < 0) return NULL;
+        Py_ssize_t size = PyList_GET_SIZE(heap);
+        if (tidal_heap_reserve(whens, size + 1) < 0) return NULL;
+        if (PyList_Append(heap, timer) < 0) return NULL;
+        TIDAL_HEAP_DUE(whens)[size] = when;
+        TIDAL_HEAP_WHENS(whens)->count = size + 1;
+        tidal_heap_sift_toward_root(TIDAL_HEAP_ITEMS(heap), TIDAL_HEAP_DUE(whens), 0, size);
+        Py_RETURN_NONE;
+    }
+
+    static PyObject *tidal_heap_pop(PyObject *heap, PyObject *whens) {
+        if (tidal_heap_check(heap, whens) < 0) return NULL;
+        Py_ssize_t size = PyList_GET_SIZE(heap);
+        if (size == 0) {
+            PyErr_SetString(PyExc_IndexError, "index out of range");
+            return NULL;
+        }
+        PyObject **items = TIDAL_HEAP_ITEMS(heap);
+        double *due = TIDAL_HEAP_DUE(whens);
+        PyObject *last = items[size - 1];
+        double last_when = due[size - 1];
+        /* The root leaves with the list's reference; `last` takes its place. */
+        PyObject *first = items[0];
+        items[0] = last;
+        due[0] = last_when;
+        /* The list is one shorter, in place (as list.pop does while the
+           list keeps half its allocation; a list that drained keeps its
+           allocation until its next append, which trims it): its last slot
+           no longer counts, so that reference is not dropped. */
+        items[size - 1] = NULL;
+        Py_SET_SIZE(heap, size - 1);
+        TIDAL_HEAP_WHENS(whens)->count = size - 1;
+        /* A heap that drained gives back most of its room (halving keeps a
+           heap that breathes in and out from resizing each time). */
+        if (PyByteArray_GET_SIZE(whens) > TIDAL_HEAP_BYTES(4 * size + 64)
+                && PyByteArray_Resize(whens, TIDAL_HEAP_BYTES(2 * size + 32)) < 0)
+            PyErr_Clear();  /* (shrinking: the room it had is still there) */
+        if (size > 2)
+            tidal_heap_sift_to_leaf(TIDAL_HEAP_ITEMS(heap), TIDAL_HEAP_DUE(whens), size - 1, 0);
+        return first;
+    }
+
+    static PyObject *tidal_heap_rebuild(PyObject *heap, PyObject *whens) {
+        if (tidal_heap_resync(heap, whens) < 0) return NULL;
         Py_ssize_t size = PyList_GET_SIZE(heap);
         PyObject **items = TIDAL_HEAP_ITEMS(heap);
-        Py_ssize_t start = pos, child_pos = 2 * pos + 1;
-        double child_when, right_when;
-        while (child_pos < size) {
-            if (child_pos + 1 < size) {
-                if (tidal_heap_when(heap, &items, child_pos, size, &child_when) < 0) return -1;
-                if (tidal_heap_when(heap, &items, child_pos + 1, size, &right_when) < 0) return -1;
-                if (!(child_when < right_when)) child_pos++;
-            }
-            PyObject *moving = items[pos];
-            items[pos] = items[child_pos];
-            items[child_pos] = moving;
-            pos = child_pos;
-            child_pos = 2 * pos + 1;
-        }
-        return tidal_heap_sift_toward_root(heap, start, pos);
+        double *due = TIDAL_HEAP_DUE(whens);
+        for (Py_ssize_t pos = size / 2 - 1; pos >= 0; pos--)
+            tidal_heap_sift_to_leaf(items, due, size, pos);
+        Py_RETURN_NONE;
     }
     """
     object _use_timer_class "tidal_heap_use_timer_class" (object timer_cls)
-    int _sift_toward_root "tidal_heap_sift_toward_root" (list heap, Py_ssize_t start,
-                                                         Py_ssize_t pos) except -1
-    int _sift_to_leaf "tidal_heap_sift_to_leaf" (list heap, Py_ssize_t pos) except -1
+    object _push "tidal_heap_push" (list heap, bytearray whens, object timer)
+    object _pop "tidal_heap_pop" (list heap, bytearray whens)
+    object _rebuild "tidal_heap_rebuild" (list heap, bytearray whens)
 
-cpdef push(list heap, object timer)
 
-cpdef pop(list heap)
+@cython.final
+cdef class TimerHeap:
+    cdef readonly list items
+    cdef bytearray _whens
 
-@cython.locals(pos=Py_ssize_t)
-cpdef rebuild(list heap)
+    cpdef push(self, object timer)
+
+    cpdef pop(self)
+
+    cpdef replace(self, list timers)

@@ -5,15 +5,24 @@ them; tidal keeps the same binary min-heap, with the same algorithm, making
 the same comparisons in the same order (push: append, then move the new item
 up past every parent due later; pop: move the last item to the root, walk it
 down to a leaf along the earlier child, then back up), so timers due at the
-same moment leave the heap in exactly the order asyncio's loop runs them.
+same moment leave the heap in exactly the order asyncio's loop runs them, and
+the list (``loop._scheduled``) is, item for item, the list heapq would keep.
 
-What changes is the price of a comparison and of a move.  Compiled, the two
-walks are C functions (``_timerheap.pxd``): a comparison is two C doubles
-read straight from the handles' ``_when`` slots, where heapq makes a Python
-call to ``__lt__`` for each of the ~20 comparisons of a push or pop, and a
-move swaps two pointers inside the list (a permutation: no reference counts
-change).  The heap holds the handles themselves: no wrapper tuple allocated
-per timer.  Interpreted, the walks are the Python functions below.
+What changes is the price of a comparison and of a move.  Compiled
+(``_timerheap.pxd``), each timer's due time is read once, when it is pushed,
+into a C array of doubles kept beside the list, index for index; the walks
+compare entries of that array and move pointers within the list.  heapq
+instead makes a Python call to ``__lt__`` for each of the ~20 comparisons of
+a push or pop among a thousand timers, and even reading ``_when`` from C
+means two dependent loads from two scattered objects (the handle, then its
+float) per comparison: a heap of a thousand timers does not fit in the L1
+cache, an array of a thousand doubles does.  Interpreted, the walks are the
+Python functions below, reading ``_when`` as heapq would.
+
+The array follows the list by its length: when code outside the heap changes
+the list's length (``heapq.heappush(loop._scheduled, t)``, ``.clear()``), the
+next operation reads every due time again.  A timer's ``_when`` changed after
+it was pushed is not seen (asyncio's heap would be out of order then too).
 """
 
 from __future__ import annotations
@@ -33,38 +42,62 @@ except ImportError:  # interpreted, without Cython installed
     cython = SimpleNamespace(compiled=False)
 
 
-def push(heap: list[Any], timer: Any) -> None:
-    """Add `timer` to the heap (heapq.heappush)."""
-    heap.append(timer)
-    _sift_toward_root(heap, 0, len(heap) - 1)
+class TimerHeap:
+    """The loop's timers, due first at ``items[0]`` (compiled: a final cdef class)."""
 
+    items: list[Any]  # the heap itself, as heapq would keep it: what loop._scheduled is
 
-def pop(heap: list[Any]) -> Any:
-    """Remove and return the timer due first (heapq.heappop); the heap must not be empty."""
-    last = heap.pop()
-    if not heap:
-        return last
-    first = heap[0]
-    heap[0] = last
-    _sift_to_leaf(heap, 0)
-    return first
+    def __init__(self) -> None:
+        self.items = []
+        # Compiled: how many due times it holds, then the items' due times
+        # as C doubles, then room to grow.  Interpreted: unused.
+        self._whens = bytearray()
 
+    def push(self, timer: Any) -> None:
+        """Add `timer` (heapq.heappush)."""
+        _push(self.items, self._whens, timer)
 
-def rebuild(heap: list[Any]) -> None:
-    """Make any list of timers a heap (heapq.heapify): each parent after its subtrees."""
-    pos = len(heap) // 2 - 1
-    while pos >= 0:
-        _sift_to_leaf(heap, pos)
-        pos -= 1
+    def pop(self) -> Any:
+        """Remove and return the timer due first (heapq.heappop); IndexError if there is none."""
+        return _pop(self.items, self._whens)
+
+    def replace(self, timers: list[Any]) -> None:
+        """Hold `timers` instead, as a heap (the list's contents, then heapq.heapify)."""
+        self.items[:] = timers
+        _rebuild(self.items, self._whens)
 
 
 if not cython.compiled:
-    # The two walks.  Compiled, these are the C functions of the same names
-    # in _timerheap.pxd: the same comparisons in the same order, as swaps of
-    # pointers inside the list.
+    # The interpreted heap.  Compiled, these are the C functions of the same
+    # names in _timerheap.pxd, which also keep `whens` (unused here).
 
     def _use_timer_class(timer_cls: type) -> None:
         pass
+
+    def _push(heap: list[Any], whens: bytearray, timer: Any) -> None:
+        timer._when  # noqa: B018  (an item without one is refused before it joins, as compiled)
+        heap.append(timer)
+        _sift_toward_root(heap, 0, len(heap) - 1)
+
+    def _pop(heap: list[Any], whens: bytearray) -> Any:
+        last = heap.pop()
+        if not heap:
+            return last
+        first = heap[0]
+        heap[0] = last
+        try:
+            _sift_to_leaf(heap, 0)
+        except BaseException:
+            heap.append(first)  # an item without a _when met on the way: lose no timer
+            raise
+        return first
+
+    def _rebuild(heap: list[Any], whens: bytearray) -> None:
+        # heapq.heapify: each parent after its subtrees.
+        pos = len(heap) // 2 - 1
+        while pos >= 0:
+            _sift_to_leaf(heap, pos)
+            pos -= 1
 
     def _sift_toward_root(heap: list[Any], start: int, pos: int) -> None:
         """Move heap[pos] up while it is due strictly before its parent (never above `start`)."""
@@ -111,6 +144,6 @@ if not cython.compiled:
         _sift_toward_root(heap, start, pos)
 
 
-# Compiled: the class whose instances the C walks read without a subclass
-# check (the loop's own; any subclass of it is accepted too, after the check).
+# Compiled: the class whose instances are read without a subclass check
+# (the loop's own; any subclass of it is accepted too, after the check).
 _use_timer_class(TimerHandle)
