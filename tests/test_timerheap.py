@@ -172,10 +172,55 @@ def test_a_due_time_that_changes_the_list_while_it_is_read(make_timer):
     ours.items.append(make_timer(sneaky))  # from outside: the next operation reads all
     sneaky.heap = ours
     if tidal.COMPILED:
-        with pytest.raises(RuntimeError, match="changed size"):
+        with pytest.raises(RuntimeError, match="changed while its due times were read"):
             ours.pop()
         sneaky.heap = None
         assert len(ours.items) == 4  # (the sneaky one took itself out)
         assert [ours.pop()._when for _ in range(4)] == [0, 1, 2, 3]
     else:
         assert ours.pop()._when == 0
+
+
+class _ReentrantWhen(int):
+    """An int due time whose conversion pops the heap empty and puts back as many timers."""
+
+    heap: TimerHeap | None = None
+    make = None
+
+    def __float__(self) -> float:
+        heap, self.heap = self.heap, None
+        if heap is not None:
+            n = len(heap.items)
+            while heap.items:
+                heap.pop()  # (the heap gives back its room as it drains)
+            for w in range(n):
+                heap.items.append(self.make(100 + w))
+        return float(int(self))
+
+
+def test_the_heap_used_while_its_due_times_are_read(make_timer):
+    # The list is back to its old length, with other timers in it: compiled,
+    # the heap must see that the items changed (not only their number), and
+    # never write past the room it has.  Interpreted, no float() is called.
+    ours = TimerHeap()
+    for w in range(2000):
+        ours.push(make_timer(w))
+    sneaky = _ReentrantWhen(5)
+    sneaky.make = make_timer
+    ours.items.append(make_timer(sneaky))
+    sneaky.heap = ours
+    if tidal.COMPILED:
+        with pytest.raises(RuntimeError, match="changed while its due times were read"):
+            ours.pop()
+    else:
+        assert ours.pop()._when == 0
+    heapq.heapify(ours.items)
+    n = len(ours.items)
+    popped = [ours.pop() for _ in range(n)]
+    assert [t._when for t in popped] == sorted(t._when for t in popped)
+
+
+def test_a_heap_never_initialised_refuses_work():
+    heap = TimerHeap.__new__(TimerHeap)
+    with pytest.raises((RuntimeError, AttributeError)):
+        heap.pop()

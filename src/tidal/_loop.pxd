@@ -32,8 +32,8 @@ cdef class _LoopCore:
     cdef public object _ready              # collections.deque (no C API: its methods are bound once)
     cdef public object _ready_append
     cdef public object _ready_popleft
-    cdef public TimerHeap _timers          # the timer heap (_timerheap); set once, by __init__
-    cdef public list _scheduled            # _timers.items (set with it): len() and [0] are C macros
+    cdef readonly TimerHeap _timers        # the timer heap (_timerheap); set once (_init_timers)
+    cdef readonly list _scheduled          # _timers.items: len() and [0] are C macros
     cdef public Py_ssize_t _timer_cancelled_count
     cdef public bint _wakeup_pending       # a wake-up byte is on its way (call_soon_threadsafe)
     cdef public dict _readers

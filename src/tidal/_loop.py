@@ -301,6 +301,11 @@ class _LoopCore:
         timer._scheduled = True
         return timer
 
+    def _init_timers(self) -> None:
+        """Give the loop its timer heap, once (compiled, both fields are read-only to Python)."""
+        self._timers = TimerHeap()
+        self._scheduled = self._timers.items  # (the same list for the loop's life)
+
     def _timer_handle_cancelled(self, handle: TimerHandle) -> None:
         """Called by TimerHandle.cancel(): count it for lazy heap pruning."""
         if handle._scheduled:
@@ -609,8 +614,7 @@ class EventLoop(_LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
         self._poll = self._poller.poll
         # park is optional in the poller interface (set_interest does its job).
         self._park = getattr(self._poller, "park", None)
-        self._timers = TimerHeap()
-        self._scheduled = self._timers.items  # (the same list for the loop's life)
+        self._init_timers()
         self._timer_cancelled_count = 0
         self._wakeup_pending = False
         # fd -> reader/writer Handle, made once at registration.

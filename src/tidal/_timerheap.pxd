@@ -14,9 +14,9 @@
 # moves pointers within the list's item array and doubles within the array,
 # comparing doubles only.  The array is in step while the count it keeps is
 # the list's length; when the list's length changed behind the heap's back,
-# the next operation converts every due time again (that conversion may run
-# Python code, so the list's size is checked after each: heapq's
-# RuntimeError if it changed).
+# the next operation converts every due time again (if a conversion may run
+# Python code, from a copy of the list, and the list must still hold the
+# same items after: a RuntimeError if not).
 
 import cython
 
@@ -36,10 +36,11 @@ cdef extern from *:
     }
 
     #define TIDAL_HEAP_ITEMS(heap) (((PyListObject *)(heap))->ob_item)
-    /* `whens`' bytes: a count (how many due times it holds), then that many
-       doubles, then room to grow (the bytearray's length is the capacity:
-       a push or pop changes no length, so calls no bytearray function). */
-    typedef struct { Py_ssize_t count; double due[1]; } tidal_heap_whens;
+    /* `whens`' bytes: a count (how many due times it holds; -1: none to
+       trust), then that many doubles, then room to grow.  The bytearray's
+       length is the capacity: a push or pop resizes it only to double it
+       or to give back most of it. */
+    typedef struct { Py_ssize_t count; double due[]; } tidal_heap_whens;
     #define TIDAL_HEAP_WHENS(whens) ((tidal_heap_whens *)PyByteArray_AS_STRING(whens))
     #define TIDAL_HEAP_DUE(whens) (TIDAL_HEAP_WHENS(whens)->due)
     /* Bytes for a count and n doubles. */
@@ -90,33 +91,69 @@ cdef extern from *:
     }
 
     /* Bring `whens` in step with `heap`, whose length changed behind the
-       heap's back: every due time read again.  On an error `whens` is left
-       out of step (empty), so the next operation tries again. */
+       heap's back (or which was just replaced): every due time read again.
+       On an error `whens` is left out of step, so the next operation tries
+       again. */
     static int tidal_heap_resync(PyObject *heap, PyObject *whens) {
-        Py_ssize_t size = PyList_GET_SIZE(heap);
         if (PyByteArray_GET_SIZE(whens) >= TIDAL_HEAP_BYTES(0))
             TIDAL_HEAP_WHENS(whens)->count = -1;  /* out of step until the end */
+        Py_ssize_t size = PyList_GET_SIZE(heap), i;
         if (tidal_heap_reserve(whens, size) < 0) return -1;
-        for (Py_ssize_t i = 0; i < size; i++) {
-            PyObject *item = PyList_GET_ITEM(heap, i);
-            double d;
-            Py_INCREF(item);
-            int r = tidal_heap_when(item, &d);
-            Py_DECREF(item);
-            if (r == 0 && PyList_GET_SIZE(heap) != size) {
-                PyErr_SetString(PyExc_RuntimeError, "list changed size during iteration");
-                r = -1;
+        /* The usual case, timers of tidal's class holding floats: read in
+           place, no Python code runs. */
+        PyObject **items = TIDAL_HEAP_ITEMS(heap);
+        double *due = TIDAL_HEAP_DUE(whens);
+        for (i = 0; i < size; i++) {
+            PyObject *item = items[i], *when;
+            if (!Py_IS_TYPE(item, tidal_heap_timer_type)) break;
+            when = ((tidal_TimerHandleObject *)item)->_when;
+            if (when == NULL || !PyFloat_CheckExact(when)) break;
+            due[i] = PyFloat_AS_DOUBLE(when);
+        }
+        if (i < size) {
+            /* Otherwise a conversion may run Python code (__float__), which
+               may change the list, or the heap itself: read the due times of
+               a copy of the list into a buffer of our own, then check that
+               the list still holds the same items in the same order. */
+            PyObject *copy = PyList_GetSlice(heap, 0, size);
+            double *read = PyMem_Malloc(size * sizeof(double));
+            int r = (copy == NULL || read == NULL) ? -1 : 0;
+            if (read == NULL && copy != NULL) PyErr_NoMemory();
+            for (i = 0; r == 0 && i < size; i++)
+                r = tidal_heap_when(PyList_GET_ITEM(copy, i), &read[i]);
+            if (r == 0) {
+                int same = PyList_GET_SIZE(heap) == size;
+                for (i = 0; same && i < size; i++)
+                    same = PyList_GET_ITEM(heap, i) == PyList_GET_ITEM(copy, i);
+                if (!same) {
+                    PyErr_SetString(PyExc_RuntimeError,
+                                    "the timer heap's list changed while its due times were read");
+                    r = -1;
+                }
             }
+            if (r == 0 && (r = tidal_heap_reserve(whens, size)) == 0)
+                memcpy(TIDAL_HEAP_DUE(whens), read, size * sizeof(double));
+            PyMem_Free(read);
+            Py_XDECREF(copy);
             if (r < 0) {
-                return -1;  /* (count still -1) */
+                if (PyByteArray_GET_SIZE(whens) >= TIDAL_HEAP_BYTES(0))
+                    TIDAL_HEAP_WHENS(whens)->count = -1;  /* (a nested operation may have set it) */
+                return -1;
             }
-            TIDAL_HEAP_DUE(whens)[i] = d;
         }
         TIDAL_HEAP_WHENS(whens)->count = size;
         return 0;
     }
 
+    /* Every operation starts here: in step, or brought into step.  (A heap
+       made with TimerHeap.__new__ alone has no list.) */
+    static int tidal_heap_uninitialised(void) {
+        PyErr_SetString(PyExc_RuntimeError, "TimerHeap.__init__ was not called");
+        return -1;
+    }
+
     static inline int tidal_heap_check(PyObject *heap, PyObject *whens) {
+        if (heap == Py_None || whens == Py_None) return tidal_heap_uninitialised();
         return TIDAL_HEAP_IN_STEP(heap, whens) ? 0 : tidal_heap_resync(heap, whens);
     }
 
@@ -212,6 +249,7 @@ cdef extern from *:
     }
 
     static PyObject *tidal_heap_rebuild(PyObject *heap, PyObject *whens) {
+        if (heap == Py_None || whens == Py_None) return (tidal_heap_uninitialised(), NULL);
         if (tidal_heap_resync(heap, whens) < 0) return NULL;
         Py_ssize_t size = PyList_GET_SIZE(heap);
         PyObject **items = TIDAL_HEAP_ITEMS(heap);

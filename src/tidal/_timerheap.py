@@ -6,7 +6,7 @@ the same comparisons in the same order (push: append, then move the new item
 up past every parent due later; pop: move the last item to the root, walk it
 down to a leaf along the earlier child, then back up), so timers due at the
 same moment leave the heap in exactly the order asyncio's loop runs them, and
-the list (``loop._scheduled``) is, item for item, the list heapq would keep.
+its list (``loop._scheduled``) is, item for item, the list heapq would keep.
 
 What changes is the price of a comparison and of a move.  Compiled
 (``_timerheap.pxd``), each timer's due time is read once, when it is pushed,
@@ -19,10 +19,13 @@ float) per comparison: a heap of a thousand timers does not fit in the L1
 cache, an array of a thousand doubles does.  Interpreted, the walks are the
 Python functions below, reading ``_when`` as heapq would.
 
+The heap is the loop's; ``loop._scheduled`` (its list) is there to be read.
 The array follows the list by its length: when code outside the heap changes
 the list's length (``heapq.heappush(loop._scheduled, t)``, ``.clear()``), the
-next operation reads every due time again.  A timer's ``_when`` changed after
-it was pushed is not seen (asyncio's heap would be out of order then too).
+next operation reads every due time again.  A change that keeps the length
+(``heapq.heapreplace``, an item assigned, a timer's ``_when`` changed and the
+list heapified again) is not seen, and the heap goes on with the due times it
+read before.
 """
 
 from __future__ import annotations
