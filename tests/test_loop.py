@@ -137,6 +137,21 @@ def test_timers_never_fire_early_nor_much_late(loop):
         assert now - when < 0.5
 
 
+@pytest.mark.parametrize("delay", [1e-9, 1e-6, 5e-5, 3e-4, 2e-3])
+def test_a_short_sleep_never_ends_early(loop, delay):
+    # However finely the poll counts its timeout (tidal compiled: to the
+    # microsecond; milliseconds elsewhere), the timer runs at or after its
+    # due time by the loop's clock.
+    async def main():
+        start = loop.time()
+        await asyncio.sleep(delay)
+        return loop.time() - start
+
+    for _ in range(20):
+        assert loop.run_until_complete(main()) >= delay - 1e-9
+
+
+
 def test_call_later_and_call_at_reject_none(loop):
     with pytest.raises(TypeError, match="^delay must not be None$"):
         loop.call_later(None, noop)
@@ -1508,3 +1523,19 @@ def test_a_poller_without_park_serves_sock_reads():
         a.close()
         b.close()
     assert errors == []
+
+
+@pytest.mark.parametrize("delay", [1e-7, 1e-5, 2e-4])
+def test_a_short_timer_is_waited_for_not_polled_for_over_and_over(tidal_loop, delay):
+    # A poll rounds its timeout up to what it can count, so a timer due in
+    # less than that is one wait, not a busy loop of zero-length polls.
+    loop = tidal_loop
+    rec = Recorder()
+    loop._instrument = rec
+    fut = loop.create_future()
+    start = loop.time()
+    loop.call_later(delay, fut.set_result, None)
+    loop.run_until_complete(fut)
+    assert loop.time() - start >= delay - 1e-9
+    polls = [t for name, t in rec.events if name == "before_poll"]
+    assert len(polls) <= 3, polls

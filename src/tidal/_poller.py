@@ -112,12 +112,12 @@ class EpollPoller:
             self.set_interest(fd, False, False)
 
     def poll(self, timeout: float | None) -> list[tuple[int, int]]:
+        # The timeout goes as it is: each wait rounds it up to what it can
+        # count (compiled, microseconds where the kernel has epoll_pwait2;
+        # interpreted, the select module's milliseconds), so a timer due in
+        # 0.3 ms is never polled for 0 ms over and over.
         if timeout is None:
             timeout = -1
-        elif timeout > 0:
-            # epoll counts milliseconds: round up so a timer due in 0.3 ms is
-            # not polled for 0 ms over and over (a busy loop).
-            timeout = (int(timeout * 1e3) + 1) * 1e-3
         # maxevents: at least one per registered fd, so a turn sees them all.
         return epoll_wait(self._epoll, self._epfd, timeout, max(len(self._masks), 1))
 

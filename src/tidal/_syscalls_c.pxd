@@ -25,6 +25,8 @@ cdef extern from *:
     #include <time.h>
     #ifdef __linux__
     #include <sys/epoll.h>
+    #include <sys/syscall.h>
+    #include <unistd.h>
     #endif
 
     /* sock.<name>(arg), for a socket whose own method must run: its int result. */
@@ -168,16 +170,29 @@ cdef extern from *:
     }
 
     #ifdef __linux__
+    #ifdef SYS_epoll_pwait2
+    /* epoll_pwait2 (Linux 5.11) takes its timeout in nanoseconds; cleared
+       for good the first time the kernel (or a seccomp filter: EPERM) says
+       it has none.  (A benign race between threads: both values work.) */
+    static int tidal_have_pwait2 = 1;
+    #endif
+
     /* epoll.poll(timeout, maxevents) (timeout None or negative: wait for ever):
        the same list of (fd, events), built without parsing arguments or
        Py_BuildValue, and the event array on the stack when it is small.  A signal (EINTR) runs the Python handlers and
        returns no events (the loop recomputes its timeout and polls again)
-       where the select module would retry itself. */
+       where the select module would retry itself.
+       A timeout is kept to the microsecond where the kernel can (epoll_pwait2),
+       rounded up: a timer due in 50 us is waited for about that long, where
+       epoll_wait's milliseconds (the select module's, asyncio's) make it at
+       least 1 ms.  Rounded up, the wait never ends before the due time it was
+       computed from, so the loop does not poll again for a remainder. */
     static PyObject *tidal_epoll_wait(PyObject *ep, int epfd, PyObject *timeout, int maxevents) {
         struct epoll_event stack_events[64];
         struct epoll_event *events = stack_events;
+        struct timespec ts = {0, 0};
         PyObject *list, *item;
-        int ms, n, i;
+        int ms, n, i, precise = 0;
         (void)ep;
         if (epfd < 0) {
             PyErr_SetString(PyExc_ValueError, "I/O operation on closed epoll object");
@@ -194,9 +209,16 @@ cdef extern from *:
             } else if (t == 0) {
                 ms = 0;
             } else {
-                /* seconds -> ns -> ms, each rounded up, as the select module does */
-                double m = ceil(ceil(t * 1e9) / 1e6);
+                /* seconds -> ns -> us (or ms), each rounded up */
+                double us = ceil(ceil(t * 1e9) / 1e3);
+                double m = ceil(us / 1e3);
                 ms = m > (double)INT_MAX ? INT_MAX : (int)m;
+                if (us < (double)INT_MAX * 1e3) {  /* (longer: ms it is) */
+                    long long whole = (long long)us;
+                    ts.tv_sec = (time_t)(whole / 1000000);
+                    ts.tv_nsec = (long)(whole % 1000000) * 1000;
+                    precise = 1;
+                }
             }
         }
         if (maxevents < 1)
@@ -212,7 +234,17 @@ cdef extern from *:
            loop; holding it would make them wait for the interpreter's
            switch interval (5 ms) instead. */
         Py_BEGIN_ALLOW_THREADS
+    #ifdef SYS_epoll_pwait2
+        if (precise && tidal_have_pwait2) {
+            n = (int)syscall(SYS_epoll_pwait2, epfd, events, maxevents, &ts, NULL, (size_t)0);
+            if (n < 0 && (errno == ENOSYS || errno == EPERM)) {
+                tidal_have_pwait2 = 0;
+                n = epoll_wait(epfd, events, maxevents, ms);
+            }
+        } else
+    #endif
         n = epoll_wait(epfd, events, maxevents, ms);
+        (void)precise;
         Py_END_ALLOW_THREADS
         if (n < 0) {
             if (errno != EINTR) {
