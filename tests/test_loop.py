@@ -1539,3 +1539,16 @@ def test_a_short_timer_is_waited_for_not_polled_for_over_and_over(tidal_loop, de
     assert loop.time() - start >= delay - 1e-9
     polls = [t for name, t in rec.events if name == "before_poll"]
     assert len(polls) <= 3, polls
+
+
+@pytest.mark.skipif(not hasattr(__import__("select"), "epoll"), reason="epoll is Linux's")
+def test_the_epoll_poller_refuses_a_nan_timeout_as_the_select_module_does():
+    from tidal._poller import EpollPoller
+
+    poller = EpollPoller()
+    try:
+        with pytest.raises(ValueError, match="NaN"):
+            poller.poll(float("nan"))
+        assert poller.poll(1e-6) == []  # (and still works)
+    finally:
+        poller.close()

@@ -174,7 +174,7 @@ cdef extern from *:
     /* epoll_pwait2 (Linux 5.11) takes its timeout in nanoseconds; cleared
        for good the first time the kernel (or a seccomp filter: EPERM) says
        it has none.  (A benign race between threads: both values work.) */
-    static int tidal_have_pwait2 = 1;
+    static volatile int tidal_have_pwait2 = 1;
     #endif
 
     /* epoll.poll(timeout, maxevents) (timeout None or negative: wait for ever):
@@ -190,7 +190,9 @@ cdef extern from *:
     static PyObject *tidal_epoll_wait(PyObject *ep, int epfd, PyObject *timeout, int maxevents) {
         struct epoll_event stack_events[64];
         struct epoll_event *events = stack_events;
-        struct timespec ts = {0, 0};
+        /* The kernel's struct __kernel_timespec: 64-bit fields on every ABI
+           (a 32-bit libc's struct timespec has a 32-bit tv_sec). */
+        struct { long long tv_sec; long long tv_nsec; } ts = {0, 0};
         PyObject *list, *item;
         int ms, n, i, precise = 0;
         (void)ep;
@@ -204,6 +206,10 @@ cdef extern from *:
             double t = PyFloat_AsDouble(timeout);
             if (t == -1.0 && PyErr_Occurred())
                 return NULL;
+            if (isnan(t)) {  /* (call_at(nan)): the select module's error */
+                PyErr_SetString(PyExc_ValueError, "Invalid value NaN (not a number)");
+                return NULL;
+            }
             if (t < 0) {
                 ms = -1;  /* negative: wait for ever, as the select module does */
             } else if (t == 0) {
@@ -215,8 +221,8 @@ cdef extern from *:
                 ms = m > (double)INT_MAX ? INT_MAX : (int)m;
                 if (us < (double)INT_MAX * 1e3) {  /* (longer: ms it is) */
                     long long whole = (long long)us;
-                    ts.tv_sec = (time_t)(whole / 1000000);
-                    ts.tv_nsec = (long)(whole % 1000000) * 1000;
+                    ts.tv_sec = whole / 1000000;
+                    ts.tv_nsec = (whole % 1000000) * 1000;
                     precise = 1;
                 }
             }
@@ -245,6 +251,7 @@ cdef extern from *:
     #endif
         n = epoll_wait(epfd, events, maxevents, ms);
         (void)precise;
+        (void)ts;
         Py_END_ALLOW_THREADS
         if (n < 0) {
             if (errno != EINTR) {
