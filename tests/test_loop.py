@@ -139,9 +139,8 @@ def test_timers_never_fire_early_nor_much_late(loop):
 
 @pytest.mark.parametrize("delay", [1e-9, 1e-6, 5e-5, 3e-4, 2e-3])
 def test_a_short_sleep_never_ends_early(loop, delay):
-    # However finely the poll counts its timeout (tidal compiled: to the
-    # microsecond; milliseconds elsewhere), the timer runs at or after its
-    # due time by the loop's clock.
+    # However the poll rounds its timeout, the timer runs at or after its due
+    # time by the loop's clock.
     async def main():
         start = loop.time()
         await asyncio.sleep(delay)

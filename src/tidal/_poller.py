@@ -112,10 +112,10 @@ class EpollPoller:
             self.set_interest(fd, False, False)
 
     def poll(self, timeout: float | None) -> list[tuple[int, int]]:
-        # The timeout goes as it is: each wait rounds it up to what it can
-        # count (compiled, microseconds where the kernel has epoll_pwait2;
-        # interpreted, the select module's milliseconds), so a timer due in
-        # 0.3 ms is never polled for 0 ms over and over.
+        # The timeout goes as it is: the wait rounds it up to whole
+        # milliseconds (the select module, or its compiled twin, as asyncio's
+        # selector does), so a timer due in 0.3 ms is one wait of 1 ms, never
+        # a poll of 0 ms over and over.
         if timeout is None:
             timeout = -1
         # maxevents: at least one per registered fd, so a turn sees them all.

@@ -25,8 +25,6 @@ cdef extern from *:
     #include <time.h>
     #ifdef __linux__
     #include <sys/epoll.h>
-    #include <sys/syscall.h>
-    #include <unistd.h>
     #endif
 
     /* sock.<name>(arg), for a socket whose own method must run: its int result. */
@@ -170,31 +168,23 @@ cdef extern from *:
     }
 
     #ifdef __linux__
-    #ifdef SYS_epoll_pwait2
-    /* epoll_pwait2 (Linux 5.11) takes its timeout in nanoseconds; cleared
-       for good the first time the kernel (or a seccomp filter: EPERM) says
-       it has none.  (A benign race between threads: both values work.) */
-    static volatile int tidal_have_pwait2 = 1;
-    #endif
-
     /* epoll.poll(timeout, maxevents) (timeout None or negative: wait for ever):
        the same list of (fd, events), built without parsing arguments or
        Py_BuildValue, and the event array on the stack when it is small.  A signal (EINTR) runs the Python handlers and
        returns no events (the loop recomputes its timeout and polls again)
        where the select module would retry itself.
-       A timeout is kept to the microsecond where the kernel can (epoll_pwait2),
-       rounded up: a timer due in 50 us is waited for about that long, where
-       epoll_wait's milliseconds (the select module's, asyncio's) make it at
-       least 1 ms.  Rounded up, the wait never ends before the due time it was
-       computed from, so the loop does not poll again for a remainder. */
+       The timeout is counted in milliseconds, rounded up, as the select
+       module (and so asyncio's loop) counts it: a timer due in 0.3 ms is one
+       wait of 1 ms, never a wait of 0 over and over.  (Waiting to the
+       microsecond, with epoll_pwait2, was tried: a timer due in 50 us then
+       ran after ~0.13 ms instead of ~1.1 ms, but a loop with 100 sleeping
+       tasks woke for nearly every timer on its own and spent 1.5x asyncio's
+       CPU time where milliseconds let one wake-up run several timers.) */
     static PyObject *tidal_epoll_wait(PyObject *ep, int epfd, PyObject *timeout, int maxevents) {
         struct epoll_event stack_events[64];
         struct epoll_event *events = stack_events;
-        /* The kernel's struct __kernel_timespec: 64-bit fields on every ABI
-           (a 32-bit libc's struct timespec has a 32-bit tv_sec). */
-        struct { long long tv_sec; long long tv_nsec; } ts = {0, 0};
         PyObject *list, *item;
-        int ms, n, i, precise = 0;
+        int ms, n, i;
         (void)ep;
         if (epfd < 0) {
             PyErr_SetString(PyExc_ValueError, "I/O operation on closed epoll object");
@@ -215,16 +205,9 @@ cdef extern from *:
             } else if (t == 0) {
                 ms = 0;
             } else {
-                /* seconds -> ns -> us (or ms), each rounded up */
-                double us = ceil(ceil(t * 1e9) / 1e3);
-                double m = ceil(us / 1e3);
+                /* seconds -> ns -> ms, each rounded up, as the select module does */
+                double m = ceil(ceil(t * 1e9) / 1e6);
                 ms = m > (double)INT_MAX ? INT_MAX : (int)m;
-                if (us < (double)INT_MAX * 1e3) {  /* (longer: ms it is) */
-                    long long whole = (long long)us;
-                    ts.tv_sec = whole / 1000000;
-                    ts.tv_nsec = (whole % 1000000) * 1000;
-                    precise = 1;
-                }
             }
         }
         if (maxevents < 1)
@@ -240,18 +223,7 @@ cdef extern from *:
            loop; holding it would make them wait for the interpreter's
            switch interval (5 ms) instead. */
         Py_BEGIN_ALLOW_THREADS
-    #ifdef SYS_epoll_pwait2
-        if (precise && tidal_have_pwait2) {
-            n = (int)syscall(SYS_epoll_pwait2, epfd, events, maxevents, &ts, NULL, (size_t)0);
-            if (n < 0 && (errno == ENOSYS || errno == EPERM)) {
-                tidal_have_pwait2 = 0;
-                n = epoll_wait(epfd, events, maxevents, ms);
-            }
-        } else
-    #endif
         n = epoll_wait(epfd, events, maxevents, ms);
-        (void)precise;
-        (void)ts;
         Py_END_ALLOW_THREADS
         if (n < 0) {
             if (errno != EINTR) {
