@@ -150,7 +150,6 @@ def test_a_short_sleep_never_ends_early(loop, delay):
         assert loop.run_until_complete(main()) >= delay - 1e-9
 
 
-
 def test_call_later_and_call_at_reject_none(loop):
     with pytest.raises(TypeError, match="^delay must not be None$"):
         loop.call_later(None, noop)
