@@ -133,7 +133,7 @@ def test_an_item_that_is_not_a_timer_is_refused(make_timer):
 
 def test_a_non_timer_put_in_from_outside_fails_the_next_operation_cleanly(make_timer):
     # Compiled: the due times are read again (the list grew), and the stranger
-    # is a TypeError; interpreted, its missing _when.  The list keeps each
+    # is a TypeError; interpreted, heapq's comparison with it.  The list keeps each
     # item once, and the heap works again once it is taken out.
     ours = TimerHeap()
     for w in range(15):
