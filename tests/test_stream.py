@@ -351,6 +351,38 @@ def test_extra_info(loop, arun, kind):
     arun(main())
 
 
+def test_reads_large_and_small_arrive_whole_and_in_order(loop, arun, kind):
+    # Large reads and small ones, in every order (compiled, a large read
+    # makes the next go straight into a bytes object of its own, a small
+    # one sends the next through the scratch buffer again), then a reset
+    # right after a large read: each byte arrives once, in order, as bytes.
+    sizes = [100_000, 10, 70_000, 1, 5_000, 3_000, 120_000, 200_000, 2, 64 * 1024, 4096, 4095]
+    payload = hashlib.sha256(b"seed").digest() * (sum(sizes) // 32 + 1)
+
+    async def main():
+        tr, proto, peer = await open_pair(loop, kind)
+        sent = 0
+        for size in sizes:
+            await sendall(loop, peer, payload[sent : sent + size])
+            sent += size
+            await proto.wait_data(sent)  # one size at a time: each its own reads
+        assert bytes(proto.data) == payload[:sent]
+        assert proto.chunk_types == {bytes}
+        await sendall(loop, peer, payload[:50_000])
+        await proto.wait_data(sent + 50_000)
+        if kind == "tcp":
+            peer.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            tr.write(b"unread by the peer")  # so that the close is a reset
+            await asyncio.sleep(0.01)
+        peer.close()
+        exc = await proto.lost
+        assert exc is None or isinstance(exc, ConnectionResetError), exc
+        assert bytes(proto.data) == payload[:sent] + payload[:50_000]
+
+    arun(main())
+
+
+
 def test_buffered_protocol(loop, arun, kind):
     async def main():
         proto = BufferedRecorder(loop, size=7)

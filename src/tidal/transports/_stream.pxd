@@ -16,3 +16,6 @@ from tidal._syscalls_c cimport recv_bytes, recv_into, send
 # The transport's fields as C struct members, and the import-time check that
 # they are where the struct says (_stream_layout.pxd).
 from tidal.transports._stream_layout cimport StreamSlots as CStream, stream_layout_matches
+
+# Compared with len() (a C integer) on every read: a C constant.
+cdef Py_ssize_t _DIRECT_READ

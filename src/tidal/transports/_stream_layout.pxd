@@ -16,6 +16,7 @@ cdef extern from *:
     typedef struct {
         PyObject_HEAD
         PyObject *_extra;
+        PyObject *_big_reads;
         PyObject *_buffer;
         PyObject *_buffer_size;
         PyObject *_buffered;
@@ -53,7 +54,7 @@ cdef extern from *:
 
     static int tidal_stream_layout_matches(PyObject *cls) {
         #define TIDAL_S(f) tidal_stream_slot_at(cls, #f, offsetof(tidal_StreamSlotsObject, f))
-        return TIDAL_S(_extra) && TIDAL_S(_buffer) && TIDAL_S(_buffer_size) && TIDAL_S(_buffered)
+        return TIDAL_S(_extra) && TIDAL_S(_big_reads) && TIDAL_S(_buffer) && TIDAL_S(_buffer_size) && TIDAL_S(_buffered)
             && TIDAL_S(_closing) && TIDAL_S(_conn_lost) && TIDAL_S(_empty_waiter) && TIDAL_S(_eof)
             && TIDAL_S(_high_water) && TIDAL_S(_io_fd) && TIDAL_S(_loop) && TIDAL_S(_low_water)
             && TIDAL_S(_paused) && TIDAL_S(_peername) && TIDAL_S(_protocol) && TIDAL_S(_protocol_connected)
@@ -66,6 +67,7 @@ cdef extern from *:
 
     ctypedef class tidal.transports._stream_slots.StreamSlots [object tidal_StreamSlotsObject, check_size error]:
         cdef object _extra
+        cdef object _big_reads
         cdef object _buffer
         cdef object _buffer_size
         cdef object _buffered

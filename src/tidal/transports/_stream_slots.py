@@ -43,6 +43,7 @@ class StreamSlots(transports.Transport):
         "_high_water",
         "_low_water",
         "_recv_view",
+        "_big_reads",
         "_peername",
         "__weakref__",
     )
@@ -67,4 +68,5 @@ class StreamSlots(transports.Transport):
     _high_water: int
     _low_water: int
     _recv_view: memoryview
+    _big_reads: bool
     _peername: Any  # the peer's address until _extra is filled in (see _stream.py)
