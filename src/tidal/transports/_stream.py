@@ -5,11 +5,13 @@ same order, same errors and messages); what differs is how it spends time
 and memory:
 
 * **Read path.**  The reader handle is made once, when reading starts; each
-  readiness event runs ``_read_ready``, which ``recv_into``s one buffer the
-  loop's transports share (a fresh 256 KiB ``recv()`` costs an mmap and
-  page faults per call: several times slower than receiving into a warm
-  buffer and copying the few bytes that came).  A BufferedProtocol gets its
-  own buffer filled directly, with no copy at all.
+  readiness event runs ``_read_ready``, which reads at most just under
+  128 KiB (a fresh 256 KiB ``recv()``, as asyncio's, costs an mmap and page
+  faults per call).  Compiled, a small read goes into one buffer the loop's
+  transports share and the few bytes that came are copied out; after a
+  large one, the next read goes straight into a bytes object, shrunk to what
+  came (no copy: see _DIRECT_READ).  A BufferedProtocol gets its own buffer
+  filled directly, with no copy at all.
 * **Write path.**  ``write()`` sends at once when nothing is queued; only
   the rest is queued, and only then is the writer registered.  Queued data
   is never dropped: large ``bytes`` are kept as they are (zero copy), small
