@@ -13,6 +13,8 @@ import asyncio
 import collections
 import concurrent.futures
 import contextvars
+import decimal
+import fractions
 import gc
 import logging
 import os
@@ -156,6 +158,26 @@ def test_call_later_and_call_at_reject_none(loop):
     with pytest.raises(TypeError, match="^when cannot be None$"):
         loop.call_at(None, noop)
 
+
+
+class _Seconds(float):
+    pass
+
+
+@pytest.mark.parametrize(
+    "delay", [0.25, 3, -0.5, _Seconds(0.125), fractions.Fraction(1, 3), float("inf")], ids=repr
+)
+def test_call_later_is_due_at_the_clock_plus_the_delay(loop, delay):
+    # time() + delay, as a float, whatever number the delay is (compiled, a
+    # float takes a path of its own).
+    before = loop.time()
+    handle = loop.call_later(delay, noop)
+    after = loop.time()
+    assert type(handle.when()) is float
+    assert before + delay <= handle.when() <= after + delay
+    handle.cancel()
+    with pytest.raises(TypeError):
+        loop.call_later(decimal.Decimal(1), noop)  # float + Decimal, as asyncio's
 
 def test_many_timers_a_third_cancelled(loop):
     rng = random.Random(1234)

@@ -76,7 +76,7 @@ try:
 except ImportError:  # interpreted, without Cython installed
     from types import SimpleNamespace
 
-    cython = SimpleNamespace(compiled=False)
+    cython = SimpleNamespace(compiled=False, locals=lambda **types: lambda func: func, double=float)
 if not cython.compiled:
     from ._handles import new_handle, new_timer, run_handle, use_freelist, use_timer_freelist
     from ._handles import set_cancel_hook
@@ -253,6 +253,7 @@ class _LoopCore:
             self._write_to_self()  # type: ignore[attr-defined]  # EventLoop's
         return handle
 
+    @cython.locals(seconds=cython.double)
     def call_later(
         self,
         delay: float,
@@ -265,6 +266,11 @@ class _LoopCore:
         # The default clock read in C, compiled (time.monotonic called
         # through the Python API costs more than reading the clock).
         if self._clock_is_monotonic:
+            if type(delay) is float:
+                # Compiled, C doubles (the same IEEE sum): one float made,
+                # the due time, rather than the clock's reading and the sum.
+                seconds = delay
+                return self._call_at(monotonic() + seconds, callback, args, context)
             now = monotonic()
         else:
             now = self._clock_now()
