@@ -179,6 +179,34 @@ def test_call_later_is_due_at_the_clock_plus_the_delay(loop, delay):
     with pytest.raises(TypeError):
         loop.call_later(decimal.Decimal(1), noop)  # float + Decimal, as asyncio's
 
+def test_a_subclass_time_is_the_clock_of_its_timers(loop_factory):
+    # asyncio's loop reads self.time() for every due time and timeout: a
+    # subclass's own time() (here an hour ahead) is the clock its timers keep.
+    probe = loop_factory()
+    base = type(probe)
+    probe.close()
+
+    class HourAhead(base):  # type: ignore[misc, valid-type]
+        def time(self) -> float:
+            return super().time() + 3600.0
+
+    lp = HourAhead()
+    guard = threading.Timer(10, lambda: lp.call_soon_threadsafe(lp.stop))
+    try:
+        before = lp.time()
+        assert before > time.monotonic() + 3500
+        handle = lp.call_later(0.02, lp.stop)
+        assert before + 0.02 <= handle.when() <= lp.time() + 0.02
+        guard.start()
+        started = time.monotonic()
+        lp.run_forever()
+        assert handle._scheduled is False and not handle.cancelled()  # it ran, in ~20 ms
+        assert time.monotonic() - started < 5
+    finally:
+        guard.cancel()
+        lp.close()
+
+
 def test_many_timers_a_third_cancelled(loop):
     rng = random.Random(1234)
     fired = []

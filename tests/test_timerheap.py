@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import random
+from types import SimpleNamespace
 
 import pytest
 
@@ -129,6 +130,63 @@ def test_an_item_that_is_not_a_timer_is_refused(make_timer):
         ours.push(object())
     assert sorted(ids(ours.items)) == sorted(ids(timers))
     assert [ours.pop() for _ in timers] == sorted(timers, key=lambda t: t._when)
+
+
+def test_only_tidals_timers_join_even_an_empty_heap():
+    # Compiled and interpreted alike (an empty heap makes no comparison that
+    # would catch a stranger): an object with a _when, or asyncio's own
+    # TimerHandle, is refused, and the list stays as it was.
+    loop = asyncio.new_event_loop()
+    try:
+        strangers = [SimpleNamespace(_when=1.0), asyncio.TimerHandle(1.0, noop, (), loop)]
+        for stranger in strangers:
+            ours = TimerHeap()
+            with pytest.raises(TypeError, match="the timer heap holds tidal's TimerHandles"):
+                ours.push(stranger)
+            assert ours.items == []
+    finally:
+        loop.close()
+
+
+class _OnceInterruptedWhen(float):
+    """A due time whose next comparison, once armed, raises KeyboardInterrupt (Ctrl-C mid-pop)."""
+
+    armed = False
+
+    def _check(self) -> None:
+        if _OnceInterruptedWhen.armed:
+            _OnceInterruptedWhen.armed = False
+            raise KeyboardInterrupt
+
+    def __lt__(self, other: object) -> bool:
+        self._check()
+        return float(self) < float(other)  # type: ignore[arg-type]
+
+    def __gt__(self, other: object) -> bool:
+        self._check()
+        return float(self) > float(other)  # type: ignore[arg-type]
+
+
+def test_an_interrupted_pop_loses_no_timer_and_the_rest_come_out_in_order(make_timer):
+    # Interpreted, heapq compares through Python code, where Ctrl-C can land;
+    # the timer being popped is kept and the heap put back in order.
+    # (Compiled, the walks compare C doubles: nothing to interrupt.)
+    ours = TimerHeap()
+    timers = [make_timer(float(w)) for w in range(31)]
+    timers[9]._when = _OnceInterruptedWhen(9.0)
+    for t in reversed(timers):
+        ours.push(t)
+    _OnceInterruptedWhen.armed = True
+    out = []
+    try:
+        while ours.items:
+            try:
+                out.append(ours.pop()._when)
+            except KeyboardInterrupt:
+                pass
+    finally:
+        _OnceInterruptedWhen.armed = False
+    assert out == [float(w) for w in range(31)]
 
 
 def test_a_non_timer_put_in_from_outside_fails_the_next_operation_cleanly(make_timer):

@@ -210,7 +210,7 @@ class _LoopCore:
         """The loop's notion of now, from its clock (monotonic by default)."""
         if self._clock_is_monotonic:
             return monotonic()
-        return self._clock_now()
+        return self._clock.now()  # (not _clock_now: that may be a subclass's time())
 
     def call_soon(
         self,
@@ -610,6 +610,11 @@ class EventLoop(_LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
         # Linux only: elsewhere time.monotonic() may read another clock than
         # the C monotonic() (macOS: mach_absolute_time).
         self._clock_is_monotonic = self._clock_now is time.monotonic and sys.platform == "linux"
+        if type(self).time is not _LoopCore.time:
+            # A subclass's own time() is what asyncio's loop reads for every
+            # due time and every timeout: so is it here.
+            self._clock_now = self.time
+            self._clock_is_monotonic = False
         self._poller = default_poller() if poller is None else poller
         self._ready = collections.deque()
         # Bound once, here: a deque has no C API, and looking a method up on

@@ -82,7 +82,10 @@ if not cython.compiled:
         pass
 
     def _push(heap: list[Any], whens: bytearray, timer: Any) -> None:
-        timer._when  # noqa: B018  (an item without one is refused before it joins, as compiled)
+        # What the compiled heap refuses, refused before it joins.
+        if not isinstance(timer, TimerHandle):
+            raise TypeError(f"the timer heap holds tidal's TimerHandles, not {type(timer)!r}")
+        timer._when  # noqa: B018
         heapq.heappush(heap, timer)
 
     def _pop(heap: list[Any], whens: bytearray) -> Any:
@@ -92,8 +95,13 @@ if not cython.compiled:
         except BaseException:
             # A comparison failed on the way (an item without a _when, say):
             # heapq has let go of the timer it was returning; keep it, so
-            # that no timer is lost.
+            # that no timer is lost, and put the list back in heap order as
+            # far as the comparisons allow.
             heap.append(first)
+            try:
+                heapq.heapify(heap)
+            except BaseException:  # noqa: S110  (the first error is the one to raise)
+                pass
             raise
 
     def _rebuild(heap: list[Any], whens: bytearray) -> None:

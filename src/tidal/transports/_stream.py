@@ -384,7 +384,9 @@ class StreamTransport(StreamSlots):
         if not data:
             self._read_eof()
             return
-        tr._big_reads = len(data) >= _DIRECT_READ
+        # (A socket subclass's recv() may return any object: only a bytes
+        # object's length is asked for.)
+        tr._big_reads = type(data) is bytes and len(data) >= _DIRECT_READ
         try:
             tr._protocol.data_received(data)
         except (SystemExit, KeyboardInterrupt):
