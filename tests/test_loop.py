@@ -207,6 +207,79 @@ def test_a_subclass_time_is_the_clock_of_its_timers(loop_factory):
         lp.close()
 
 
+def _count_turns_while_sleeping(lp: asyncio.AbstractEventLoop) -> None:
+    async def main() -> None:
+        for _ in range(3):
+            await asyncio.sleep(0)
+        await asyncio.sleep(0.001)
+
+    lp.run_until_complete(main())
+
+
+def test_a_subclass_run_once_runs_every_turn(loop_factory):
+    # The turn is replaceable, as on asyncio's loop (tidal's own is called
+    # as C when nothing replaces it).
+    probe = loop_factory()
+    base = type(probe)
+    probe.close()
+
+    class Counting(base):  # type: ignore[misc, valid-type]
+        turns = 0
+
+        def _run_once(self) -> None:
+            type(self).turns += 1
+            super()._run_once()
+
+    lp = Counting()
+    try:
+        _count_turns_while_sleeping(lp)
+        assert Counting.turns >= 5
+    finally:
+        lp.close()
+
+
+def test_a_run_once_put_on_the_instance_runs_every_turn(loop):
+    # CPython's test_timeout_rounding counts turns this way.
+    turns = []
+    own = loop._run_once
+
+    def counting() -> None:
+        turns.append(1)
+        own()
+
+    loop._run_once = counting
+    try:
+        _count_turns_while_sleeping(loop)
+    finally:
+        del loop._run_once
+    assert len(turns) >= 5
+    before = len(turns)
+    _count_turns_while_sleeping(loop)  # and taken away again, no longer
+    assert len(turns) == before
+
+
+def test_a_subclass_run_ready_is_where_the_next_callback_is_chosen(loop_name, loop_factory):
+    if loop_name == "asyncio":
+        pytest.skip("tidal's schedule seam: asyncio's loop has no _run_ready")
+    seen = []
+
+    class Reversed(tidal.EventLoop):
+        def _run_ready(self, ntodo: int) -> None:
+            head = [self._ready.popleft() for _ in range(ntodo)]
+            self._ready.extendleft(head)  # the turn's handles, last first
+            super()._run_ready(ntodo)
+
+    lp = Reversed()
+    try:
+        for i in range(3):
+            lp.call_soon(seen.append, i)
+        lp.call_soon(lp.stop)
+        lp.run_forever()
+    finally:
+        lp.close()
+    assert seen == [2, 1, 0]
+
+
 def test_many_timers_a_third_cancelled(loop):
     rng = random.Random(1234)
     fired = []

@@ -36,6 +36,8 @@ cdef class _LoopCore:
     cdef readonly list _scheduled          # _timers.items: len() and [0] are C macros
     cdef public Py_ssize_t _timer_cancelled_count
     cdef public bint _wakeup_pending       # a wake-up byte is on its way (call_soon_threadsafe)
+    cdef bint _run_once_is_ours            # no override of _run_once / _run_ready: called as C
+    cdef bint _run_ready_is_ours           # (_note_overrides)
     cdef public dict _readers
     cdef public dict _writers
     cdef public bint _closed

@@ -440,12 +440,37 @@ class _LoopCore:
         else:
             self._park(fd)
 
+    def _note_overrides(self) -> None:
+        """Note whether _run_once and _run_ready are tidal's own, for this loop's runs.
+
+        Both stay replaceable, by a subclass or on the instance (CPython's
+        tests count turns that way), as on asyncio's loop.  Compiled, a call
+        to a replaceable (cpdef) method looks it up on the instance first, on
+        3.12 and later by name every time (the dict version tags that made it
+        a comparison on 3.11 are gone): two lookups and a bound method per
+        turn, ~5% of a turn that runs one callback.  So the question is asked
+        here, when a loop is made and when it starts running, and the turns
+        then call tidal's own as C functions.  (A replacement made while the
+        loop runs takes effect at its next run.)
+        """
+        cls = type(self)
+        core = vars(_LoopCore)  # (compiled, `_LoopCore._run_once` would be a new wrapper each time)
+        own = getattr(self, "__dict__", None) or {}
+        self._run_once_is_ours = cls._run_once is core["_run_once"] and "_run_once" not in own
+        self._run_ready_is_ours = cls._run_ready is core["_run_ready"] and "_run_ready" not in own
+
     def _run_turns(self) -> None:
         """run_forever's loop, here so that each turn is a C call and the stop test a field read."""
-        while True:
-            self._run_once()
-            if self._stopping:
-                break
+        if self._run_once_is_ours:
+            while True:
+                _LoopCore._run_once(self)
+                if self._stopping:
+                    break
+        else:
+            while True:
+                self._run_once()
+                if self._stopping:
+                    break
 
     def _run_once(self) -> None:
         """One turn: poll I/O, handle time, run ready (see the module essay)."""
@@ -547,7 +572,10 @@ class _LoopCore:
                 self._ready_append(timer)
 
         # Phase 3: run what is ready now.
-        self._run_ready(len(ready))
+        if self._run_ready_is_ours:
+            _LoopCore._run_ready(self, len(ready))
+        else:
+            self._run_ready(len(ready))
 
     def _run_ready(self, ntodo: int) -> None:
         """Run the first `ntodo` ready handles: the one place that picks what runs next.
@@ -626,6 +654,7 @@ class EventLoop(_LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
         # park is optional in the poller interface (set_interest does its job).
         self._park = getattr(self._poller, "park", None)
         self._init_timers()
+        self._note_overrides()
         self._timer_cancelled_count = 0
         self._wakeup_pending = False
         # fd -> reader/writer Handle, made once at registration.
@@ -740,6 +769,7 @@ class EventLoop(_LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
         self._check_running()
         try:
             self._run_forever_setup()
+            self._note_overrides()
             self._run_turns()
         finally:
             self._run_forever_cleanup()
