@@ -37,7 +37,7 @@ cdef extern from *:
     } tidal_HandleObject;
 
     typedef struct {
-        tidal_HandleObject base;
+        tidal_HandleObject __pyx_base;  /* (the name Cython gives a base class's part) */
         PyObject *_scheduled;
         PyObject *_when;
     } tidal_TimerHandleObject;
@@ -127,7 +127,7 @@ cdef extern from *:
             PyObject_ClearWeakRefs(op);
         Py_CLEAR(h->_scheduled);
         Py_CLEAR(h->_when);
-        #define TIDAL_CLEAR_SLOT(f) Py_CLEAR(h->base.f);
+        #define TIDAL_CLEAR_SLOT(f) Py_CLEAR(h->__pyx_base.f);
         TIDAL_HANDLE_SLOTS(TIDAL_CLEAR_SLOT)
         #undef TIDAL_CLEAR_SLOT
         /* (Checked after the clears: a finalizer they ran may have filled it.) */
@@ -196,7 +196,7 @@ cdef extern from *:
         if (h == NULL) return NULL;
         Py_INCREF(when); h->_when = when;
         Py_INCREF(Py_False); h->_scheduled = Py_False;
-        return (PyObject *)tidal_fill_handle(&h->base, callback, args, loop, context);
+        return (PyObject *)tidal_fill_handle(&h->__pyx_base, callback, args, loop, context);
     }
 
     /* asyncio's Handle._run without its Python frame: context.run(callback,
@@ -256,7 +256,7 @@ cdef extern from *:
         tidal_TimerHandleObject *t = (tidal_TimerHandleObject *)op;
         Py_VISIT(t->_scheduled);
         Py_VISIT(t->_when);
-        return tidal_handle_slots_traverse(&t->base, visit, arg);
+        return tidal_handle_slots_traverse(&t->__pyx_base, visit, arg);
     }
 
     /* Once, at import, after the layout check: tidal's classes add no slots
@@ -307,7 +307,8 @@ cdef extern from *:
         cdef object _repr
         cdef object _source_traceback
 
-    ctypedef class asyncio.events.TimerHandle [object tidal_TimerHandleObject, check_size error]:
+    # A Handle's fields too: timer._cancelled is a struct member, not a lookup by name.
+    ctypedef class asyncio.events.TimerHandle(Handle) [object tidal_TimerHandleObject, check_size error]:
         cdef object _scheduled
         cdef object _when
 

@@ -453,11 +453,16 @@ class _LoopCore:
         then call tidal's own as C functions.  (A replacement made while the
         loop runs takes effect at its next run.)
         """
-        cls = type(self)
-        core = vars(_LoopCore)  # (compiled, `_LoopCore._run_once` would be a new wrapper each time)
-        own = getattr(self, "__dict__", None) or {}
-        self._run_once_is_ours = cls._run_once is core["_run_once"] and "_run_once" not in own
-        self._run_ready_is_ours = cls._run_ready is core["_run_ready"] and "_run_ready" not in own
+        # Tidal's own is a bound method of _LoopCore's function: anything
+        # else (a subclass's method, a callable put on the instance) is not.
+        # The instance's __dict__ is not looked at: once it exists (reading
+        # it makes it, on 3.11), Python stops specializing method calls on
+        # the loop (loop.call_soon from Python code: a full lookup per call).
+        # (Compiled, `_LoopCore._run_once` would be a new wrapper each time:
+        # the function is taken from the class's namespace.)
+        core = vars(_LoopCore)
+        self._run_once_is_ours = getattr(self._run_once, "__func__", None) is core["_run_once"]
+        self._run_ready_is_ours = getattr(self._run_ready, "__func__", None) is core["_run_ready"]
 
     def _run_turns(self) -> None:
         """run_forever's loop, here so that each turn is a C call and the stop test a field read."""
@@ -638,7 +643,7 @@ class EventLoop(_LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
         # Linux only: elsewhere time.monotonic() may read another clock than
         # the C monotonic() (macOS: mach_absolute_time).
         self._clock_is_monotonic = self._clock_now is time.monotonic and sys.platform == "linux"
-        if type(self).time is not _LoopCore.time:
+        if type(self).time is not vars(_LoopCore)["time"]:
             # A subclass's own time() is what asyncio's loop reads for every
             # due time and every timeout: so is it here.
             self._clock_now = self.time
