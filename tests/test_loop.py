@@ -280,6 +280,25 @@ def test_a_subclass_run_ready_is_where_the_next_callback_is_chosen(loop_name, lo
     assert seen == [2, 1, 0]
 
 
+def test_running_never_makes_the_loop_s_instance_dict(loop, loop_name):
+    # Python keeps an instance's attributes without a dict object until its
+    # __dict__ is read; once one exists, method calls on the loop from
+    # Python code (loop.call_soon, ...) are no longer specialized (3.11:
+    # a full lookup per call).  The dict asked for here must be a new one.
+    if loop_name == "tidal" and not tidal.COMPILED:
+        pytest.skip("interpreted, the loop's state is ~40 attributes: more than a dict-less instance holds")
+
+    async def main() -> None:
+        loop.call_soon(noop)
+        await asyncio.sleep(0)
+        await asyncio.sleep(0.001)
+
+    loop.run_until_complete(main())
+    referents = gc.get_referents(loop)
+    instance_dict = loop.__dict__  # made now, if it did not exist
+    assert not any(r is instance_dict for r in referents)
+
+
 def test_many_timers_a_third_cancelled(loop):
     rng = random.Random(1234)
     fired = []
