@@ -401,6 +401,106 @@ def test_buffered_protocol(loop, arun, kind):
     arun(main())
 
 
+@pytest.mark.parametrize("buffered", [False, True], ids=["protocol", "buffered"])
+@pytest.mark.parametrize("action", ["pause", "close", "abort", "set_protocol"])
+def test_reads_stop_when_the_protocol_says_so(loop, arun, kind, buffered, action):
+    # Far more is waiting than one read takes (tidal reads again at once
+    # after a read that filled the buffer): once data_received/buffer_updated
+    # pauses, closes, aborts or hands over to another protocol, not one more
+    # byte reaches this protocol until it resumes.
+    payload = random.Random(7).randbytes(300_000)
+
+    class Stopper(BufferedRecorder if buffered else Recorder):  # type: ignore[misc]
+        armed = True
+        stopped_at: int | None = None
+
+        def data_received(self, data: bytes) -> None:
+            assert self.stopped_at is None, "data after the stop"
+            super().data_received(data)
+            self.stop()
+
+        def buffer_updated(self, nbytes: int) -> None:
+            assert self.stopped_at is None, "data after the stop"
+            super().buffer_updated(nbytes)
+            self.stop()
+
+        def stop(self) -> None:
+            if not self.armed:
+                return
+            self.stopped_at = len(self.data)
+            if action == "pause":
+                self.transport.pause_reading()
+            elif action == "close":
+                self.transport.close()
+            elif action == "abort":
+                self.transport.abort()
+            else:
+                self.transport.set_protocol(heir)
+
+    heir = Recorder(loop)
+    proto = Stopper(loop, 4096) if buffered else Stopper(loop)
+
+    async def main():
+        tr, _, peer = await open_pair(loop, kind, proto)
+        # (In a task: paused, a Unix socket pair holds less than the payload.)
+        sender = loop.create_task(sendall(loop, peer, payload))
+        while proto.stopped_at is None:
+            await asyncio.sleep(0.001)
+        await asyncio.sleep(0.02)
+        assert proto.stopped_at == len(proto.data) > 0
+        if action == "pause":
+            proto.armed = False
+            proto.stopped_at = None
+            tr.resume_reading()
+            while len(proto.data) < len(payload):
+                await asyncio.sleep(0.001)
+            assert bytes(proto.data) == payload
+            tr.close()
+        elif action == "set_protocol":
+            await heir.wait_data(len(payload) - proto.stopped_at)
+            assert bytes(proto.data) + bytes(heir.data) == payload
+            tr.close()
+        else:
+            await proto.lost
+            sender.cancel()  # (the peer may still be sending into a closed socket)
+        await asyncio.gather(sender, return_exceptions=True)
+        peer.close()
+
+    arun(main())
+
+
+def test_a_read_that_fills_the_buffer_is_followed_at_once(loop_name, loop, arun, kind):
+    # tidal only (asyncio reads once per poll, so its callbacks run in
+    # between): 20 bytes waiting for a 7-byte buffer arrive in three
+    # back-to-back reads of one event, before what the first read scheduled.
+    async def main():
+        order: list[str] = []
+
+        class Proto(BufferedRecorder):
+            def buffer_updated(self, nbytes: int) -> None:
+                super().buffer_updated(nbytes)
+                order.append(f"read {nbytes}")
+                loop.call_soon(order.append, "scheduled")
+
+        proto = Proto(loop, size=7)
+        tr, _, peer = await open_pair(loop, kind, proto)
+        await settle()
+        peer.send(b"x" * 20)
+        while len(proto.data) < 20:
+            await asyncio.sleep(0)
+        await settle()
+        if loop_name == "tidal":
+            assert order[:4] == ["read 7", "read 7", "read 6", "scheduled"], order
+        else:
+            assert order[:2] == ["read 7", "scheduled"], order
+        assert bytes(proto.data) == b"x" * 20
+        tr.close()
+        await proto.lost
+        peer.close()
+
+    arun(main())
+
+
 def test_set_protocol_switches_read_path(loop, arun, kind):
     async def main():
         first = Recorder(loop)

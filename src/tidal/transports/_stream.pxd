@@ -19,3 +19,5 @@ from tidal.transports._stream_layout cimport StreamSlots as CStream, stream_layo
 
 # Compared with len() (a C integer) on every read: a C constant.
 cdef Py_ssize_t _DIRECT_READ
+# The bound of the read loop of one readiness event: a C loop.
+cdef int _READS_PER_EVENT
