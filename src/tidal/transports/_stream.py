@@ -375,7 +375,7 @@ class StreamTransport(StreamSlots):
         else:
             self._loop._add_reader(self._sock_fd, self._read_ready)
 
-    @cython.locals(tr=CStream, size=cython.Py_ssize_t, n=cython.Py_ssize_t, reads=cython.int)
+    @cython.locals(tr=CStream, n=cython.Py_ssize_t, reads=cython.int)
     def _read_ready(self) -> None:
         """The fd is readable: recv into the shared buffer, hand over a bytes copy.
 
@@ -383,15 +383,14 @@ class StreamTransport(StreamSlots):
         """
         tr = self  # compiled: tr's fields are C struct members
         protocol = tr._protocol
-        view = tr._recv_view
-        size = len(view)
-        for reads in range(_READS_PER_EVENT):
+        reads = 1
+        while True:
             if tr._conn_lost:
                 return
             try:
                 # A copy of just the bytes received (the buffer is reused at
                 # once), or after a large read a bytes object received into.
-                data = recv_bytes(tr._sock, tr._io_fd, view, tr._big_reads)  # type: ignore[arg-type]
+                data = recv_bytes(tr._sock, tr._io_fd, tr._recv_view, tr._big_reads)  # type: ignore[arg-type]
             except (BlockingIOError, InterruptedError):
                 return
             except (SystemExit, KeyboardInterrupt):
@@ -413,10 +412,19 @@ class StreamTransport(StreamSlots):
             except BaseException as exc:
                 self._fatal_error(exc, "Fatal error: protocol.data_received() call failed.")
                 return
-            # More only if the kernel may hold more and the protocol still
-            # wants it: not paused, not closing, not replaced.
-            if n < size or tr._paused or tr._closing or tr._protocol is not protocol:
+            # Again only if the read filled the buffer (the first test is
+            # all a small read costs) and the protocol still wants more:
+            # not paused, not closing, not replaced.
+            if (
+                n < STREAM_READ  # (the smaller of the two read sizes)
+                or n < len(tr._recv_view)
+                or reads == _READS_PER_EVENT
+                or tr._paused
+                or tr._closing
+                or tr._protocol is not protocol
+            ):
                 return
+            reads += 1
 
     @cython.locals(tr=CStream, nbytes=cython.Py_ssize_t, size=cython.Py_ssize_t, reads=cython.int)
     def _read_ready_buffered(self) -> None:
@@ -426,7 +434,8 @@ class StreamTransport(StreamSlots):
         """
         tr = self  # compiled: tr's fields are C struct members
         protocol = tr._protocol
-        for reads in range(_READS_PER_EVENT):
+        reads = 1
+        while True:
             if tr._conn_lost:
                 return
             try:
@@ -458,8 +467,15 @@ class StreamTransport(StreamSlots):
             except BaseException as exc:
                 self._fatal_error(exc, "Fatal error: protocol.buffer_updated() call failed.")
                 return
-            if nbytes < size or tr._paused or tr._closing or tr._protocol is not protocol:
+            if (
+                nbytes < size
+                or reads == _READS_PER_EVENT
+                or tr._paused
+                or tr._closing
+                or tr._protocol is not protocol
+            ):
                 return
+            reads += 1
 
     def _read_eof(self) -> None:
         if self._loop.get_debug():
