@@ -403,7 +403,7 @@ def test_buffered_protocol(loop, arun, kind):
 
 @pytest.mark.parametrize("buffered", [False, True], ids=["protocol", "buffered"])
 @pytest.mark.parametrize("action", ["pause", "close", "abort", "set_protocol"])
-def test_reads_stop_when_the_protocol_says_so(loop, arun, kind, buffered, action):
+def test_reads_stop_when_the_protocol_says_so(loop_name, loop, arun, kind, buffered, action):
     # Far more is waiting than one read takes (tidal reads again at once
     # after a read that filled the buffer): once data_received/buffer_updated
     # pauses, closes, aborts or hands over to another protocol, not one more
@@ -441,13 +441,21 @@ def test_reads_stop_when_the_protocol_says_so(loop, arun, kind, buffered, action
     proto = Stopper(loop, 4096) if buffered else Stopper(loop)
 
     async def main():
-        tr, _, peer = await open_pair(loop, kind, proto)
+        ours, peer = make_pair(kind)
+        # Room for more than one read of the largest size (130,560 bytes on
+        # tidal's Protocol path): the first read fills its buffer.
+        ours.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1024 * 1024)
+        tr, _ = await loop.connect_accepted_socket(lambda: proto, ours)
         # (In a task: paused, a Unix socket pair holds less than the payload.)
         sender = loop.create_task(sendall(loop, peer, payload))
         while proto.stopped_at is None:
             await asyncio.sleep(0.001)
         await asyncio.sleep(0.02)
         assert proto.stopped_at == len(proto.data) > 0
+        if loop_name == "tidal":
+            # The stop came from a read that filled the buffer, after which
+            # tidal would have read again.
+            assert proto.stopped_at == (4096 if buffered else tr.max_size)
         if action == "pause":
             proto.armed = False
             proto.stopped_at = None
@@ -471,8 +479,8 @@ def test_reads_stop_when_the_protocol_says_so(loop, arun, kind, buffered, action
 
 def test_a_read_that_fills_the_buffer_is_followed_at_once(loop_name, loop, arun, kind):
     # tidal only (asyncio reads once per poll, so its callbacks run in
-    # between): 20 bytes waiting for a 7-byte buffer arrive in three
-    # back-to-back reads of one event, before what the first read scheduled.
+    # between): 50 bytes waiting for a 7-byte buffer arrive in back-to-back
+    # reads of one event, four at most, before what the first read scheduled.
     async def main():
         order: list[str] = []
 
@@ -494,6 +502,16 @@ def test_a_read_that_fills_the_buffer_is_followed_at_once(loop_name, loop, arun,
         else:
             assert order[:2] == ["read 7", "scheduled"], order
         assert bytes(proto.data) == b"x" * 20
+        order.clear()
+        peer.send(b"y" * 50)
+        while len(proto.data) < 70:
+            await asyncio.sleep(0)
+        await settle()
+        if loop_name == "tidal":
+            assert order[:5] == ["read 7"] * 4 + ["scheduled"], order
+        else:
+            assert order[:2] == ["read 7", "scheduled"], order
+        assert bytes(proto.data) == b"x" * 20 + b"y" * 50
         tr.close()
         await proto.lost
         peer.close()

@@ -21,3 +21,6 @@ from tidal.transports._stream_layout cimport StreamSlots as CStream, stream_layo
 cdef Py_ssize_t _DIRECT_READ
 # The bound of the read loop of one readiness event: a C loop.
 cdef int _READS_PER_EVENT
+# Compared with a read's length (a C integer) on every read, and only used
+# here: a C constant.
+cdef Py_ssize_t STREAM_READ

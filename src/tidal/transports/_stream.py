@@ -6,8 +6,9 @@ and memory:
 
 * **Read path.**  The reader handle is made once, when reading starts; each
   readiness event runs ``_read_ready``, which reads at most just under
-  128 KiB (a fresh 256 KiB ``recv()``, as asyncio's, costs an mmap and page
-  faults per call).  Compiled, a small read goes into one buffer the loop's
+  128 KiB at a time (a fresh 256 KiB ``recv()``, as asyncio's, costs an mmap
+  and page faults per call), again at once while a read fills the buffer,
+  up to _READS_PER_EVENT reads.  Compiled, a small read goes into one buffer the loop's
   transports share and the few bytes that came are copied out; after a
   large one, the next read goes straight into a bytes object, shrunk to what
   came (no copy: see _DIRECT_READ).  A BufferedProtocol gets its own buffer
@@ -473,6 +474,9 @@ class StreamTransport(StreamSlots):
                 or tr._paused
                 or tr._closing
                 or tr._protocol is not protocol
+                # (len() counts items: a buffer of wider items is full only
+                # when its bytes are, asked of the rare read that may be.)
+                or nbytes < memoryview(buf).nbytes
             ):
                 return
             reads += 1
