@@ -24,3 +24,5 @@ cdef int _READS_PER_EVENT
 # Compared with a read's length (a C integer) on every read, and only used
 # here: a C constant.
 cdef Py_ssize_t STREAM_READ
+# Whether the read loop of one event goes on (compiled: a C function).
+cdef bint _reads_on(CStream tr, object protocol, int reads) except -1

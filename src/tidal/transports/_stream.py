@@ -8,8 +8,8 @@ and memory:
   readiness event runs ``_read_ready``, which reads at most just under
   128 KiB at a time (a fresh 256 KiB ``recv()``, as asyncio's, costs an mmap
   and page faults per call), again at once while a read fills the buffer,
-  up to _READS_PER_EVENT reads.  Compiled, a small read goes into one buffer the loop's
-  transports share and the few bytes that came are copied out; after a
+  up to _READS_PER_EVENT reads.  Compiled, a small read goes into one buffer
+  the loop's transports share and the few bytes that came are copied out; after a
   large one, the next read goes straight into a bytes object, shrunk to what
   came (no copy: see _DIRECT_READ).  A BufferedProtocol gets its own buffer
   filled directly, with no copy at all.
@@ -181,6 +181,20 @@ def _byte_view(data: memoryview) -> Any:
     if data.c_contiguous:
         return data.cast("B")
     return data.tobytes()
+
+
+def _reads_on(tr: StreamSlots, protocol: Any, reads: int) -> bool:
+    """After read number `reads` of this event filled its buffer: read again now?
+
+    Not past _READS_PER_EVENT, nor once the protocol paused reading, closed
+    the transport or handed it to another protocol.
+    """
+    return (
+        reads < _READS_PER_EVENT
+        and not tr._paused
+        and not tr._closing
+        and tr._protocol is protocol
+    )
 
 
 # get_extra_info()'s socket entries.  asyncio fills them in when the transport
@@ -414,15 +428,11 @@ class StreamTransport(StreamSlots):
                 self._fatal_error(exc, "Fatal error: protocol.data_received() call failed.")
                 return
             # Again only if the read filled the buffer (the first test is
-            # all a small read costs) and the protocol still wants more:
-            # not paused, not closing, not replaced.
+            # all a small read costs) and the protocol still wants more.
             if (
                 n < STREAM_READ  # (the smaller of the two read sizes)
                 or n < len(tr._recv_view)
-                or reads == _READS_PER_EVENT
-                or tr._paused
-                or tr._closing
-                or tr._protocol is not protocol
+                or not _reads_on(tr, protocol, reads)
             ):
                 return
             reads += 1
@@ -470,13 +480,10 @@ class StreamTransport(StreamSlots):
                 return
             if (
                 nbytes < size
-                or reads == _READS_PER_EVENT
-                or tr._paused
-                or tr._closing
-                or tr._protocol is not protocol
                 # (len() counts items: a buffer of wider items is full only
                 # when its bytes are, asked of the rare read that may be.)
                 or nbytes < memoryview(buf).nbytes
+                or not _reads_on(tr, protocol, reads)
             ):
                 return
             reads += 1
