@@ -112,7 +112,7 @@ def test_quick_bench_end_to_end(tmp_path: Path) -> None:
 )
 @pytest.mark.skipif(not shutil.which("valgrind"), reason="valgrind is not installed")
 @pytest.mark.timeout(300)
-def test_instructions_section_counts_once(tmp_path: Path) -> None:
+def test_instructions_section_counts_in_the_first_round_only(tmp_path: Path) -> None:
     out = tmp_path / "results"
     cmd = [
         sys.executable,
@@ -142,6 +142,19 @@ def test_instructions_section_counts_once(tmp_path: Path) -> None:
         # not a handful (a broken difference) nor millions (start-up counted).
         assert 1_000 < r["median"] < 100_000, r
     assert rows["asyncio"]["vs"]["asyncio"] == pytest.approx(1.0)
+
+    # The two-thread benchmark's count follows how its threads happened to
+    # take turns: counted three times over, in the same first round.
+    cmd[cmd.index("call_soon")] = "threadsafe"
+    cmd[cmd.index("asyncio,tidal")] = "tidal"
+    proc = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=280)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "round 1/1" in proc.stdout and "round 2/" not in proc.stdout
+    data = json.loads((out / "bench.json").read_text())
+    [r] = data["results"]
+    assert not data["meta"]["warnings"]
+    assert r["case"] == "call_soon_threadsafe" and r["contestant"] == "tidal"
+    assert len(r["samples"]) == 3 and 1_000 < r["median"] < 100_000, r
 
 
 def test_report_medians_spread_ratios_headroom(tmp_path: Path) -> None:
