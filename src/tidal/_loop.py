@@ -704,10 +704,6 @@ class EventLoop(_LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
                 self.close()
 
     # ------------------------------------------------------------------
-    # Scheduling callbacks
-    # ------------------------------------------------------------------
-
-    # ------------------------------------------------------------------
     # Waking the loop from other threads and from signals
     # ------------------------------------------------------------------
 
