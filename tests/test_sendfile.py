@@ -889,9 +889,15 @@ def test_sendfile_fallback_keeps_pause_resume_balanced(
         server, tr, pr = await open_pair(loop, sink)
         tr.set_write_buffer_limits(high=CHUNK * 2)
         sink.transport.pause_reading()
-        while tr.get_write_buffer_size() <= CHUNK * 2:
+        while not pr.events:
             tr.write(b"w" * CHUNK)  # until the transport pauses us
-            await settle(1)
+        # Then far more than the kernel's buffers (fixed sizes: open_pair)
+        # can take while the sink reads nothing, so that the transport stays
+        # paused: with just over the high-water mark queued, the kernel could
+        # drain it below the low one, and a resume came first (seen on a
+        # loaded machine: pause, resume, pause).
+        tr.write(b"w" * (1024 * 1024))
+        await settle()
         assert pr.events == ["pause"]
         task = asyncio.ensure_future(loop.sendfile(tr, io.BytesIO(b"f" * 200_000)))
         await asyncio.sleep(0.02)
