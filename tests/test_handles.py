@@ -624,3 +624,36 @@ def test_a_finalizer_given_to_the_timer_class_later_runs(loop):
         assert seen == [when]
     finally:
         del cls.__del__
+
+
+@pytest.mark.skipif(
+    not __import__("tidal").COMPILED, reason="the compiled loop's spare timers (a freelist)"
+)
+def test_a_thousand_timers_dropped_together_are_reused_whole():
+    """tidal only: a batch of a thousand timers, cancelled and dropped, makes
+    the next thousand without a fresh allocation the cyclic GC counts (a
+    smaller freelist would leave most of them to count, and collect)."""
+    import gc
+
+    import tidal
+
+    loop = tidal.new_event_loop()
+    ctx = contextvars.copy_context()  # given: no context copied per timer
+    was_enabled = gc.isenabled()
+    gc.disable()  # (a collection would reset the count read below)
+    try:
+        timers = [loop.call_later(10, noop, context=ctx) for _ in range(1000)]
+        for t in timers:
+            t.cancel()
+        run_one_turn(loop)  # the heap lets go of them (most of it cancelled)
+        del timers, t
+        before = gc.get_count()[0]
+        again = [loop.call_later(10, noop, context=ctx) for _ in range(1000)]
+        counted = gc.get_count()[0] - before
+        assert counted < 100, counted  # 1,000 new timers would count ~1,000
+        for t in again:
+            t.cancel()
+    finally:
+        if was_enabled:
+            gc.enable()
+        loop.close()
