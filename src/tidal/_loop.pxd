@@ -40,6 +40,7 @@ cdef class _LoopCore:
     cdef bint _run_ready_is_ours           # (_note_overrides)
     cdef public dict _readers
     cdef public dict _writers
+    cdef public dict _fileobjs             # fd -> the object it was registered by (not ints)
     cdef public bint _closed
     cdef public bint _stopping
     cdef public bint _debug

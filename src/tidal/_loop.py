@@ -134,14 +134,19 @@ def _run_until_complete_cb(fut: asyncio.Future[Any]) -> None:
     futures._get_loop(fut).stop()  # type: ignore[attr-defined]  # exists; typeshed omits it
 
 
-def _fileobj_to_fd(fileobj: Any) -> int:
+def _fileobj_fileno(fileobj: Any) -> int:
+    """An int, or what `fileobj.fileno()` says (-1 for a closed or detached socket)."""
     if isinstance(fileobj, int):
-        fd = fileobj
-    else:
-        try:
-            fd = int(fileobj.fileno())
-        except (AttributeError, TypeError, ValueError):
-            raise ValueError(f"Invalid file object: {fileobj!r}") from None
+        return fileobj
+    try:
+        return int(fileobj.fileno())
+    except (AttributeError, TypeError, ValueError):
+        raise ValueError(f"Invalid file object: {fileobj!r}") from None
+
+
+def _fileobj_to_fd(fileobj: Any) -> int:
+    """The fd to poll for `fileobj`, with the selectors module's ValueErrors."""
+    fd = _fileobj_fileno(fileobj)
     if fd < 0:
         raise ValueError(f"Invalid file descriptor: {fd}")
     return fd
@@ -180,6 +185,9 @@ class _LoopCore:
     _wakeup_pending: bool
     _readers: dict[int, Handle]
     _writers: dict[int, Handle]
+    # fd -> the object (not an int) a registration was made with, so that a
+    # socket closed or detached since is still found by the object.
+    _fileobjs: dict[int, Any]
     _closed: bool
     _stopping: bool
     _debug: bool
@@ -372,59 +380,120 @@ class _LoopCore:
                 "Non-thread-safe operation invoked on an event loop other than the current one"
             )
 
-    def _add_reader(self, fd: Any, callback: Callable[..., object], *args: Any) -> Handle:
+    def _registered_fd(self, fileobj: Any) -> int:
+        """The fd of `fileobj`, found as asyncio's selector finds it.
+
+        Its fileno() when that is valid; otherwise (a socket closed or
+        detached since it was registered: fileno() is -1) the fd it was
+        registered with, looked up by the object itself; otherwise the
+        selectors module's ValueError.
+        """
+        try:
+            return _fileobj_to_fd(fileobj)
+        except ValueError:
+            for fd, registered in self._fileobjs.items():
+                if registered is fileobj:
+                    return fd
+            raise
+
+    def _note_registered(self, fd: int, fileobj: Any) -> None:
+        """A new registration of fd: remember the object it was made with (not an int)."""
+        if not isinstance(fileobj, int):
+            self._fileobjs[fd] = fileobj
+
+    def _drop_registration(self, fd: int) -> None:
+        """The poller refused a change to fd's interest: forget fd entirely, as
+        asyncio's selector does when epoll_ctl fails (its handles are left
+        uncancelled there too)."""
+        self._readers.pop(fd, None)
+        self._writers.pop(fd, None)
+        self._fileobjs.pop(fd, None)
+        self._poller.set_interest(fd, False, False)
+
+    def _add_reader(self, fileobj: Any, callback: Callable[..., object], *args: Any) -> Handle:
         """Register a reader without the transport check: transports use this directly."""
         self._check_closed()
-        fd = _fileobj_to_fd(fd)
+        # Transports pass their fd: no method call for them.
+        fd = fileobj if type(fileobj) is int and fileobj >= 0 else self._registered_fd(fileobj)
         handle = Handle(callback, args, self, None, self._debug)
         old = self._readers.get(fd)
         self._readers[fd] = handle
         if old is not None:
             old.cancel()
         else:
+            writing = fd in self._writers
             try:
-                self._poller.set_interest(fd, True, fd in self._writers)
+                self._poller.set_interest(fd, True, writing)
             except BaseException:
                 del self._readers[fd]
+                if writing:
+                    self._drop_registration(fd)
                 raise
+            if not writing:
+                self._note_registered(fd, fileobj)
         return handle
 
-    def _remove_reader(self, fd: Any) -> bool:
+    def _remove_reader(self, fileobj: Any) -> bool:
         if self._closed:
             return False
-        fd = _fileobj_to_fd(fd)
+        fd = fileobj if type(fileobj) is int and fileobj >= 0 else self._registered_fd(fileobj)
         handle = self._readers.pop(fd, None)
         if handle is None:
             return False
-        self._poller.set_interest(fd, False, fd in self._writers)
+        writing = fd in self._writers
+        if writing:
+            try:
+                self._poller.set_interest(fd, False, True)
+            except BaseException:
+                self._drop_registration(fd)
+                raise
+        else:
+            self._poller.set_interest(fd, False, False)
+            if self._fileobjs:
+                self._fileobjs.pop(fd, None)
         # Cancel: the handle may already sit in this turn's ready queue.
         handle.cancel()
         return True
 
-    def _add_writer(self, fd: Any, callback: Callable[..., object], *args: Any) -> Handle:
+    def _add_writer(self, fileobj: Any, callback: Callable[..., object], *args: Any) -> Handle:
         self._check_closed()
-        fd = _fileobj_to_fd(fd)
+        fd = fileobj if type(fileobj) is int and fileobj >= 0 else self._registered_fd(fileobj)
         handle = Handle(callback, args, self, None, self._debug)
         old = self._writers.get(fd)
         self._writers[fd] = handle
         if old is not None:
             old.cancel()
         else:
+            reading = fd in self._readers
             try:
-                self._poller.set_interest(fd, fd in self._readers, True)
+                self._poller.set_interest(fd, reading, True)
             except BaseException:
                 del self._writers[fd]
+                if reading:
+                    self._drop_registration(fd)
                 raise
+            if not reading:
+                self._note_registered(fd, fileobj)
         return handle
 
-    def _remove_writer(self, fd: Any) -> bool:
+    def _remove_writer(self, fileobj: Any) -> bool:
         if self._closed:
             return False
-        fd = _fileobj_to_fd(fd)
+        fd = fileobj if type(fileobj) is int and fileobj >= 0 else self._registered_fd(fileobj)
         handle = self._writers.pop(fd, None)
         if handle is None:
             return False
-        self._poller.set_interest(fd, fd in self._readers, False)
+        reading = fd in self._readers
+        if reading:
+            try:
+                self._poller.set_interest(fd, True, False)
+            except BaseException:
+                self._drop_registration(fd)
+                raise
+        else:
+            self._poller.set_interest(fd, False, False)
+            if self._fileobjs:
+                self._fileobjs.pop(fd, None)
         handle.cancel()
         return True
 
@@ -439,6 +508,8 @@ class _LoopCore:
             self._poller.set_interest(fd, False, writing)
         else:
             self._park(fd)
+        if not writing and self._fileobjs:
+            self._fileobjs.pop(fd, None)
 
     def _note_overrides(self) -> None:
         """Note whether _run_once and _run_ready are tidal's own, for this loop's runs.
@@ -665,6 +736,7 @@ class EventLoop(_LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
         # fd -> reader/writer Handle, made once at registration.
         self._readers = {}
         self._writers = {}
+        self._fileobjs = {}
         # fd -> transport, so add_reader/sock_* refuse an fd a transport owns.
         self._transports = weakref.WeakValueDictionary()
         self._closed = False
@@ -831,6 +903,7 @@ class EventLoop(_LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
             handle.cancel()
         self._readers.clear()
         self._writers.clear()
+        self._fileobjs.clear()
         self._poller.close()
 
     # ------------------------------------------------------------------
@@ -1055,13 +1128,8 @@ class EventLoop(_LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
     # ------------------------------------------------------------------
 
     def _ensure_fd_no_transport(self, fd: Any) -> None:
-        fileno = fd
-        if not isinstance(fileno, int):
-            try:
-                fileno = int(fileno.fileno())
-            except (AttributeError, TypeError, ValueError):
-                raise ValueError(f"Invalid file object: {fd!r}") from None
-        transport = self._transports.get(fileno)
+        # fileno() -1 (closed, detached) passes: the registration decides.
+        transport = self._transports.get(_fileobj_fileno(fd))
         if transport is not None and not transport.is_closing():
             raise RuntimeError(f"File descriptor {fd!r} is used by transport {transport!r}")
 
