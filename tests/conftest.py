@@ -49,9 +49,7 @@ def loop_errors() -> list[dict[str, Any]]:
 
 
 @pytest.fixture
-def loop(
-    loop_factory: Callable[[], asyncio.AbstractEventLoop], loop_errors: list[dict[str, Any]]
-):
+def loop(loop_factory: Callable[[], asyncio.AbstractEventLoop], loop_errors: list[dict[str, Any]]):
     lp = loop_factory()
     lp.set_exception_handler(lambda _loop, ctx: loop_errors.append(ctx))
     asyncio.set_event_loop(lp)
@@ -67,11 +65,15 @@ def loop(
             asyncio.set_event_loop(None)
             gc.collect()
     if loop_errors:
-        msgs = "\n".join(str(ctx.get("message")) + " " + repr(ctx.get("exception")) for ctx in loop_errors)
+        msgs = "\n".join(
+            str(ctx.get("message")) + " " + repr(ctx.get("exception")) for ctx in loop_errors
+        )
         pytest.fail(f"unexpected call(s) to the exception handler:\n{msgs}")
 
 
-def run(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, Any], timeout: float = 30) -> Any:
+def run(
+    loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, Any], timeout: float = 30
+) -> Any:
     """Run `coro` to completion on `loop`, failing (not hanging) after `timeout` s."""
     return loop.run_until_complete(asyncio.wait_for(coro, timeout))
 
@@ -80,3 +82,50 @@ def run(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, Any], timeout
 def arun(loop: asyncio.AbstractEventLoop) -> Callable[..., Any]:
     """``arun(coro)`` runs a coroutine on the test's loop with a timeout."""
     return lambda coro, timeout=30: run(loop, coro, timeout)
+
+
+def raised_without_cycles(
+    loop: asyncio.AbstractEventLoop,
+    make_coro: Callable[[], Any],
+    expected: type[BaseException] | tuple[type[BaseException], ...] = OSError,
+    *,
+    check: bool = True,
+) -> BaseException:
+    """Run ``make_coro()`` with the cyclic GC off; return the exception it raised.
+
+    Asserts that nothing but the caller references that exception (no frame
+    of the loop's kept it in a cycle through its traceback): with the
+    collector off, ``gc.get_referrers(exc)`` is empty, which is what CPython's
+    test_asyncio and aiohttp-style suites check.  The exception is caught in
+    a coroutine and returned from it (``except ... as exc: return exc``
+    leaves no local holding it), so the test's own frames add nothing.
+    ``check=False`` runs the path without the assertion: for the paths where
+    asyncio's own loop makes such a cycle (tests pass it for asyncio's loop
+    only, and say so).
+    """
+
+    async def catch() -> BaseException:
+        try:
+            await make_coro()
+        except expected as exc:
+            return exc
+        raise AssertionError("no exception was raised")
+
+    gc.collect()
+    gc.disable()
+    try:
+        exc = run(loop, catch())
+        referrers: list[Any] = []
+        # A reference that is not a cycle goes away: callbacks the run left
+        # queued (a future's done-callbacks) run, an executor's worker drops
+        # its work item.  A cycle stays, with the collector off.
+        for _ in range(20 if check else 0):
+            run(loop, asyncio.sleep(0.005))
+            referrers = gc.get_referrers(exc)
+            if not referrers:
+                break
+        if check:
+            assert referrers == [], f"{exc!r} is referenced by {referrers!r}"
+        return exc
+    finally:
+        gc.enable()

@@ -40,7 +40,7 @@ try:
 except ImportError:  # pragma: no cover - Python built without OpenSSL
     _ssl_module = None  # type: ignore[assignment]
 
-from . import _dns
+from . import _dns, _sock
 from .transports import _tls
 from .transports._stream import StreamTransport
 
@@ -52,53 +52,8 @@ _AddrInfo = tuple[int, int, int, str, tuple[Any, ...]]
 _BIND_MESSAGE_USES_STR = sys.version_info >= (3, 13)
 
 # ----------------------------------------------------------------------
-# One non-blocking connect
+# One attempt
 # ----------------------------------------------------------------------
-
-
-def _begin_connect(loop: Any, sock: socket.socket, address: Any) -> Any:
-    """Start a non-blocking connect; the returned future settles when the kernel is done.
-
-    While the connect is in progress a writer is registered on the socket.
-    The writer callback removes itself when it settles the future; whoever
-    abandons the future earlier must call ``loop._remove_writer`` before
-    closing the socket (``_abandon`` does).
-    """
-    fut = loop.create_future()
-    try:
-        sock.connect(address)
-    except (BlockingIOError, InterruptedError):
-        # In progress: the socket turns writable when the handshake ends,
-        # successfully or not, and SO_ERROR then says which.
-        loop._add_writer(sock.fileno(), _on_connect_writable, loop, sock, address, fut)
-    except (SystemExit, KeyboardInterrupt):
-        raise
-    except BaseException as exc:  # noqa: BLE001 - delivered to the awaiting caller
-        fut.set_exception(exc)
-    else:
-        fut.set_result(None)
-    return fut
-
-
-def _on_connect_writable(loop: Any, sock: socket.socket, address: Any, fut: Any) -> None:
-    if fut.done():
-        return  # abandoned (cancelled): its owner removes this writer
-    try:
-        err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-        if err != 0:
-            # asyncio's wording; OSError(errno, ...) picks the subclass
-            # (ConnectionRefusedError, TimeoutError, ...) from the errno.
-            raise OSError(err, f"Connect call failed {address}")
-    except (BlockingIOError, InterruptedError):
-        return  # a spurious wake-up: still connecting
-    except (SystemExit, KeyboardInterrupt):
-        raise
-    except BaseException as exc:  # noqa: BLE001 - delivered to the awaiting caller
-        loop._remove_writer(sock.fileno())
-        fut.set_exception(exc)
-    else:
-        loop._remove_writer(sock.fileno())
-        fut.set_result(None)
 
 
 def _abandon(loop: Any, sock: socket.socket, fut: Any) -> None:
@@ -111,17 +66,6 @@ def _abandon(loop: Any, sock: socket.socket, fut: Any) -> None:
     if sock.fileno() >= 0:
         loop._remove_writer(sock.fileno())
     sock.close()
-
-
-async def _sock_connect(loop: Any, sock: socket.socket, address: Any) -> None:
-    """Connect a non-blocking socket, waiting on the loop; cancellation drops the writer."""
-    fut = _begin_connect(loop, sock, address)
-    try:
-        await fut
-    finally:
-        if not fut.done() or fut.cancelled():
-            loop._remove_writer(sock.fileno())
-        fut = None  # break the frame <-> exception reference cycle
 
 
 def _bind_error(exc: OSError, laddr: Any) -> OSError:
@@ -153,7 +97,11 @@ def _open_socket(addrinfo: _AddrInfo, laddr_infos: list[_AddrInfo] | None) -> so
                     bind_errors.append(_bind_error(exc, laddr))
             else:
                 if bind_errors:
-                    raise _BindFailed(bind_errors)
+                    try:
+                        raise _BindFailed(bind_errors)
+                    finally:
+                        # Its traceback holds this frame: not the errors.
+                        bind_errors = None  # type: ignore[assignment]
                 raise OSError(f"no matching local address with {family=} found")
     except BaseException:
         sock.close()
@@ -162,11 +110,20 @@ def _open_socket(addrinfo: _AddrInfo, laddr_infos: list[_AddrInfo] | None) -> so
 
 
 class _BindFailed(Exception):
-    """Internal: every local address failed to bind; carries each error, in order."""
+    """Internal: every local address failed to bind; carries each error, in order.
+
+    It becomes the ``__context__`` of the error raised in its place: taking
+    the errors (``take()``) leaves it holding none, or that error would
+    reach itself through it (a cycle the collector must break).
+    """
 
     def __init__(self, errors: list[OSError]) -> None:
-        super().__init__(errors)
+        super().__init__()
         self.errors = errors
+
+    def take(self) -> list[OSError]:
+        errors, self.errors = self.errors, []
+        return errors
 
 
 async def _connect_one(
@@ -177,13 +134,13 @@ async def _connect_one(
         try:
             sock = _open_socket(addrinfo, laddr_infos)
         except _BindFailed as failed:
-            errors.extend(failed.errors)
-            raise failed.errors[-1] from None
+            errors.extend(failed.take())
+            raise errors[-1] from None
         except OSError as exc:
             errors.append(exc)
             raise
         try:
-            await _sock_connect(loop, sock, addrinfo[4])
+            await _sock.connect(loop, sock, addrinfo[4])
         except OSError as exc:
             errors.append(exc)
             sock.close()
@@ -228,14 +185,18 @@ async def _connect_in_turn(
     exceptions: list[list[OSError]],
 ) -> socket.socket | None:
     """Try each address after the previous one failed; None if all failed."""
-    for addrinfo in infos:
-        errors: list[OSError] = []
-        exceptions.append(errors)
-        try:
-            return await _connect_one(loop, addrinfo, laddr_infos, errors)
-        except OSError:
-            continue
-    return None
+    try:
+        for addrinfo in infos:
+            errors: list[OSError] = []
+            exceptions.append(errors)
+            try:
+                return await _connect_one(loop, addrinfo, laddr_infos, errors)
+            except OSError:
+                continue
+        return None
+    finally:
+        # Each error's traceback holds this frame: not the lists holding them.
+        errors = exceptions = None  # type: ignore[assignment]
 
 
 class _Race:
@@ -295,7 +256,7 @@ class _Race:
             try:
                 sock = _open_socket(addrinfo, self.laddr_infos)
             except _BindFailed as failed:
-                errors.extend(failed.errors)
+                errors.extend(failed.take())
                 self.start_next = True
                 continue
             except OSError as exc:
@@ -307,7 +268,7 @@ class _Race:
                 self.start_next = True
                 continue
             try:
-                fut = _begin_connect(self.loop, sock, addrinfo[4])
+                fut = _sock.begin_connect(self.loop, sock, addrinfo[4])
             except BaseException:
                 sock.close()  # not yet in self.running, so nobody else would
                 raise
@@ -628,7 +589,7 @@ async def create_unix_connection(
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM, 0)
         try:
             sock.setblocking(False)
-            await _sock_connect(self, sock, path)
+            await _sock.connect(self, sock, path)
         except BaseException:
             sock.close()
             raise

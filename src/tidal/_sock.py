@@ -141,6 +141,10 @@ def _retry(fut: Any, op: Any, *args: Any) -> None:
         fut.set_exception(exc)
     else:
         fut.set_result(result)
+    finally:
+        # The error's traceback holds this frame: without its future, that
+        # is not a cycle (error -> frame -> future -> error).
+        fut = None
 
 
 async def sock_recv(self: Any, sock: socket.socket, n: int) -> bytes:
@@ -209,7 +213,7 @@ class _SendAll:
 
     def on_writable(self) -> None:
         fut = self._fut
-        if fut.done():
+        if fut is None or fut.done():
             # Cancelled after the fd was found writable, in the same turn.
             return
         view = self._view
@@ -222,6 +226,8 @@ class _SendAll:
             raise
         except BaseException as exc:
             fut.set_exception(exc)
+            # Its traceback holds this frame, and so self: not the future.
+            self._fut = fut = None
             return
         pos += n
         if pos == len(view):
@@ -284,6 +290,8 @@ def _on_sendto(fut: Any, sock: socket.socket, data: Any, address: Any) -> None:
         fut.set_exception(exc)
     else:
         fut.set_result(n)
+    finally:
+        fut = None  # (as in _retry)
 
 
 # ----------------------------------------------------------------------
@@ -299,19 +307,48 @@ async def sock_connect(self: Any, sock: socket.socket, address: Any) -> None:
             self, address, family=sock.family, type=sock.type, proto=sock.proto
         )
         address = resolved[0][4]
-    fd = sock.fileno()
+    await connect(self, sock, address)
+
+
+def begin_connect(loop: Any, sock: socket.socket, address: Any) -> Any:
+    """Start connecting non-blocking `sock` to `address`: the future settles when the kernel is done.
+
+    The one non-blocking connect of the loop (sock_connect, and each attempt
+    of create_connection).  While it is in progress a writer is registered
+    on the socket; it goes when the future is done, cancelled included.  An
+    owner that closes the socket before that must remove it first
+    (``loop._remove_writer``): once closed, the fd number may be reused.
+    """
     try:
         sock.connect(address)
     except _WOULD_BLOCK:
         # In progress (EINPROGRESS; or EINTR, after which the connect goes
         # on in the background): writable means it finished, either way.
-        pass
+        return _wait_writable(loop, sock.fileno(), _on_connect_writable, sock, address)
+    except (SystemExit, KeyboardInterrupt):
+        raise
+    except BaseException as exc:  # delivered through the future, as asyncio does
+        return _settled(loop, exc)
+    return _settled(loop, None)
+
+
+def _settled(loop: Any, exc: BaseException | None) -> Any:
+    fut = loop.create_future()
+    if exc is None:
+        fut.set_result(None)
     else:
-        return
-    fut = _wait_writable(self, fd, _on_connect_writable, sock, address)
+        fut.set_exception(exc)
+    return fut
+
+
+async def connect(loop: Any, sock: socket.socket, address: Any) -> None:
+    """begin_connect and wait: cancelled, the writer goes at once (the caller may close sock)."""
+    fut = begin_connect(loop, sock, address)
     try:
-        return await fut
+        await fut
     finally:
+        if fut.cancelled() and sock.fileno() >= 0:
+            loop._remove_writer(sock.fileno())
         # A failed connect's exception holds this frame: drop the future so
         # the exception -> frame -> future -> exception cycle is not made.
         fut = None
@@ -334,6 +371,8 @@ def _on_connect_writable(fut: Any, sock: socket.socket, address: Any) -> None:
         fut.set_exception(exc)
     else:
         fut.set_result(None)
+    finally:
+        fut = None  # (as in _retry)
 
 
 async def sock_accept(self: Any, sock: socket.socket) -> tuple[socket.socket, Any]:
@@ -362,3 +401,5 @@ def _on_accept(fut: Any, sock: socket.socket) -> None:
         fut.set_exception(exc)
     else:
         fut.set_result((conn, address))
+    finally:
+        fut = None  # (as in _retry)

@@ -501,7 +501,11 @@ async def create_datagram_endpoint(
             else:
                 break
         else:
-            raise exceptions[0]
+            try:
+                raise exceptions[0]
+            finally:
+                # Its traceback holds this frame: not the list holding it.
+                exceptions = None  # type: ignore[assignment]
 
     try:
         protocol = protocol_factory()
