@@ -1,0 +1,116 @@
+"""`pytest --tidal`: the real pytest-asyncio and anyio plugins, in a pytest run of their own.
+
+Each test writes a small suite and runs it in a child pytest process (the
+plugins keep module-level state, so a child is the honest way to see what a
+user's run does), once without ``--tidal`` (asyncio's own loop, untouched)
+and once with it (tidal's loop everywhere the suite did not choose its own).
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+# Each test in the child suite records which loop class ran it.
+_SUITE = '''
+import asyncio
+
+import anyio
+import pytest
+import pytest_asyncio
+
+
+def loop_name():
+    loop = asyncio.get_running_loop()
+    return type(loop).__module__.split(".")[0] + "." + type(loop).__name__
+
+
+@pytest.mark.asyncio
+async def test_asyncio_marked():
+    print("LOOP asyncio_marked", loop_name())
+
+
+@pytest_asyncio.fixture
+async def fixture_loop():
+    return loop_name()
+
+
+@pytest.mark.asyncio
+async def test_asyncio_fixture(fixture_loop):
+    assert fixture_loop == loop_name()
+    print("LOOP asyncio_fixture", loop_name())
+
+
+@pytest.mark.anyio
+async def test_anyio_default():
+    print("LOOP anyio_default", loop_name())
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", [("asyncio", {"debug": True})])
+async def test_anyio_with_options():
+    assert asyncio.get_running_loop().get_debug()
+    print("LOOP anyio_options", loop_name())
+
+
+def _own_loop():
+    return asyncio.SelectorEventLoop()
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", [("asyncio", {"loop_factory": _own_loop})])
+async def test_anyio_own_factory():
+    print("LOOP anyio_own", loop_name())
+
+
+@pytest.fixture
+def anyio_backend():
+    return "asyncio"
+
+
+@pytest.fixture
+async def anyio_fixture_loop(anyio_backend):
+    return loop_name()
+
+
+@pytest.mark.anyio
+async def test_anyio_fixture(anyio_fixture_loop):
+    assert anyio_fixture_loop == loop_name()
+    print("LOOP anyio_fixture", loop_name())
+'''
+
+
+def _loops(result: pytest.RunResult) -> dict[str, str]:
+    # -q prints each test's dot before what the next one prints.
+    return dict(re.findall(r"LOOP (\S+) (\S+)", "\n".join(result.outlines)))
+
+
+def _run(pytester: pytest.Pytester, *args: str) -> dict[str, str]:
+    pytester.makepyfile(test_suite=_SUITE)
+    # -s: the tests print the loop they ran on; -p no:cacheprovider keeps
+    # pytester's directory clean; the parent's own -W error is not inherited.
+    result = pytester.runpytest_subprocess("-s", "-q", "-p", "no:cacheprovider", *args)
+    result.assert_outcomes(passed=6)
+    return _loops(result)
+
+
+def test_without_option_nothing_changes(pytester: pytest.Pytester) -> None:
+    loops = _run(pytester)
+    assert set(loops.values()) == {"asyncio._UnixSelectorEventLoop"}, loops
+
+
+def test_option_runs_pytest_asyncio_and_anyio_on_tidal(pytester: pytest.Pytester) -> None:
+    loops = _run(pytester, "--tidal")
+    assert loops.pop("anyio_own") == "asyncio._UnixSelectorEventLoop"  # the suite's own choice
+    assert loops == dict.fromkeys(
+        ["asyncio_marked", "asyncio_fixture", "anyio_default", "anyio_options", "anyio_fixture"],
+        "tidal.EventLoop",
+    )
+
+
+def test_option_is_listed_in_help(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest_subprocess("--help")
+    result.stdout.fnmatch_lines(["*--tidal*run pytest-asyncio tests and anyio*"])
