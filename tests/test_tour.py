@@ -1,5 +1,6 @@
 """The tour (`make run`) is a user-facing command: it must finish cleanly."""
 
+import platform
 import subprocess
 import sys
 
@@ -22,3 +23,6 @@ def test_version_says_which_build():
         [sys.executable, "-m", "tidal", "--version"], capture_output=True, text=True, check=True
     ).stdout
     assert out.startswith("tidal ") and ("interpreted" in out or "compiled" in out)
+    # ... and the Python and the platform, for bug reports.
+    assert f"{platform.python_implementation()} {platform.python_version()}" in out
+    assert f"{platform.system()} {platform.machine()}" in out

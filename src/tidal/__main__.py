@@ -9,6 +9,15 @@ import argparse
 import sys
 
 
+def _version_line(version: str, compiled: bool) -> str:
+    """What a bug report needs: tidal's version and build, the Python, the platform."""
+    import platform
+
+    build = "compiled" if compiled else "interpreted"
+    python = f"{platform.python_implementation()} {platform.python_version()}"
+    return f"tidal {version} ({build}), {python}, {platform.system()} {platform.machine()}"
+
+
 def main(argv: list[str] | None = None) -> int:
     args_in = sys.argv[1:] if argv is None else argv
     if args_in[:1] == ["bench"]:
@@ -21,13 +30,12 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--version", action="store_true", help="print version and build, exit")
+    parser.add_argument("--version", action="store_true", help="print version, build, Python and platform, exit")
     args = parser.parse_args(args_in)
     import tidal
 
     if args.version:
-        build = "compiled" if tidal.COMPILED else "interpreted"
-        print(f"tidal {tidal.__version__} ({build}), Python {sys.version.split()[0]}")
+        print(_version_line(tidal.__version__, tidal.COMPILED))
         return 0
     from tidal._tour import main as tour
 
