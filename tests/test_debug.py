@@ -308,3 +308,20 @@ def test_close_logs_in_debug(loop_factory, caplog):
         lp.close()
     msgs = [r.getMessage() for r in caplog.records if r.name == "asyncio"]
     assert f"Close {lp!r}" in msgs
+
+
+@pytest.mark.parametrize("mode", [True, False])
+def test_debug_default_asks_asyncio_at_creation(loop_factory, monkeypatch, mode):
+    """A new loop's debug flag is asyncio.coroutines._is_debug_mode(), looked up then."""
+    monkeypatch.setattr(asyncio.coroutines, "_is_debug_mode", lambda: mode)
+    lp = loop_factory()
+    try:
+        assert lp.get_debug() is mode
+    finally:
+        lp.close()
+    monkeypatch.setattr(asyncio.coroutines, "_is_debug_mode", lambda: not mode)
+    lp = loop_factory()
+    try:
+        assert lp.get_debug() is (not mode)
+    finally:
+        lp.close()

@@ -40,7 +40,6 @@ import collections
 import concurrent.futures
 import contextvars
 import logging
-import os
 import socket
 import sys
 import threading
@@ -115,13 +114,6 @@ _MIN_CANCELLED_TIMER_HANDLES_FRACTION = 0.5
 _MAXIMUM_SELECT_TIMEOUT = 24 * 3600
 # How deep coroutine origins are tracked in debug mode.
 _DEBUG_STACK_DEPTH = 10
-
-
-def _default_debug() -> bool:
-    """asyncio's rule: debug under ``-X dev`` or PYTHONASYNCIODEBUG."""
-    return sys.flags.dev_mode or (
-        not sys.flags.ignore_environment and bool(os.environ.get("PYTHONASYNCIODEBUG"))
-    )
 
 
 def _run_until_complete_cb(fut: asyncio.Future[Any]) -> None:
@@ -761,7 +753,10 @@ class EventLoop(_LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
         self._ssock.setblocking(False)
         self._csock.setblocking(False)
         self._add_reader(self._ssock.fileno(), self._read_from_self)
-        self.set_debug(_default_debug())
+        # asyncio's rule (-X dev or PYTHONASYNCIODEBUG), asked as asyncio's
+        # loop asks it, at creation: a test or tool that patches the helper
+        # changes both loops' default.
+        self.set_debug(coroutines._is_debug_mode())  # type: ignore[attr-defined]  # typeshed omits it
 
     def __repr__(self) -> str:
         return (

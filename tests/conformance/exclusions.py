@@ -28,9 +28,6 @@ _PATCHES_BASE_EVENTS_LOGGER = (
 )
 
 EXCLUDED: dict[str, str] = {
-    "test_runners.RunTests.test_asyncio_run_debug": (
-        "patches asyncio.coroutines._is_debug_mode, asyncio's private debug default"
-    ),
     "test_tasks.CoroutineGatherTests.test_issue46672": (
         "patches asyncio.base_events.BaseEventLoop.call_exception_handler on the class"
     ),
