@@ -26,6 +26,7 @@ cdef class _LoopCore:
     cdef public object _clock_now          # the clock's bound C function
     cdef public double _clock_resolution
     cdef public bint _clock_is_monotonic   # _clock_now is time.monotonic: read monotonic() in C
+    cdef public bint _time_overridden      # a subclass's time() (see time())
     cdef public object _poller             # any object with the poller interface
     cdef public object _poll               # _poller.poll, bound once
     cdef public object _park               # _poller.park, bound once (None: it has none)
@@ -77,7 +78,7 @@ cdef class _LoopCore:
     # mask/readable/writable: the poller's event bits as C ints (one C `&`
     # per event, not a Python int operation).
     @cython.locals(timers=TimerHeap, sched_count=Py_ssize_t, live=list, timer=CTimerHandle, handle=CHandle,
-                   when=double, end_time=double, now=object, mask=int, readable=int, writable=int)
+                   when=double, end_time=double, mask=int, readable=int, writable=int)
     cpdef _run_once(self)
 
     @cython.locals(_=Py_ssize_t, handle=CHandle)
@@ -85,6 +86,11 @@ cdef class _LoopCore:
 
     @cython.locals(_=Py_ssize_t)
     cdef _run_ready_observed(self, Py_ssize_t ntodo)
+
+
+# The loop's time (see _now in _loop.py): inline, so the default clock is a
+# field test and clock_gettime, as if written out at each of its uses.
+cdef inline double _now(_LoopCore core) except? -1.0
 
 
 # Called by _handles as a C function pointer (set_cancel_hook), so cdef.

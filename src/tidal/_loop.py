@@ -24,13 +24,17 @@ A loop holds three kinds of pending work:
 
 This is the only place where callbacks are called.  A callback's exception
 goes to the exception handler, never out of the loop (except SystemExit and
-KeyboardInterrupt, which asyncio lets through too).
+KeyboardInterrupt, which asyncio lets through too).  The private instrument
+hook is not guarded yet: an exception from it leaves ``run_forever``.
 
 Seams, for the visible and testable loop that comes later: the loop reads
-time only through ``self._clock``, waits only through ``self._poller``, picks
-what runs next only in ``_run_ready``, and reports to ``self._instrument``
-(one attribute test per turn when unset: the instrumented and debug paths
-are separate branches chosen once per turn, not tested per callback).
+time only through ``_now`` (its clock's ``now()``; for the default clock on
+Linux, the C ``clock_gettime`` that ``time.monotonic`` reads), waits only
+through ``self._poller``, picks what runs next only in ``_run_ready``, and
+reports to ``self._instrument``.  Unset, that hook costs three field tests
+per turn (``_instrument`` around the poll, ``_debug`` and ``_instrument``
+before the run phase): the instrumented and debug paths are separate
+branches chosen once per turn, not tested per callback.
 """
 
 from __future__ import annotations
@@ -144,6 +148,19 @@ def _fileobj_to_fd(fileobj: Any) -> int:
     return fd
 
 
+def _now(core: _LoopCore) -> float:
+    """The loop's time: the one place the loop reads its clock.
+
+    Compiled, an inline C function (_loop.pxd).  The default clock on Linux
+    is time.monotonic, read here as the C clock_gettime it calls (the same
+    float, without a Python call); any other clock is asked for its now()
+    (or a subclass's time(), which the loop honours as asyncio's does).
+    """
+    if core._clock_is_monotonic:
+        return monotonic()
+    return core._clock_now()
+
+
 class _LoopCore:
     """The loop's hot state and its per-callback methods.
 
@@ -165,6 +182,7 @@ class _LoopCore:
     _clock_now: Callable[[], float]
     _clock_resolution: float
     _clock_is_monotonic: bool  # _clock_now is time.monotonic (read as monotonic() instead)
+    _time_overridden: bool  # a subclass's time(): _clock_now is it, and _now calls it
     _poller: Any
     _ready: collections.deque[Any]  # Handles and TimerHandles
     _ready_append: Callable[[Any], None]  # _ready's methods, bound once (see __init__)
@@ -208,9 +226,11 @@ class _LoopCore:
 
     def time(self) -> float:
         """The loop's notion of now, from its clock (monotonic by default)."""
-        if self._clock_is_monotonic:
-            return monotonic()
-        return self._clock.now()  # (not _clock_now: that may be a subclass's time())
+        if self._time_overridden:
+            # Reached only through super().time() from a subclass's time(),
+            # which _now calls: its answer is the clock's own reading.
+            return self._clock.now()  # type: ignore[no-any-return]
+        return _now(self)
 
     def call_soon(
         self,
@@ -263,18 +283,12 @@ class _LoopCore:
     ) -> TimerHandle:
         if delay is None:
             raise TypeError("delay must not be None")
-        # The default clock read in C, compiled (time.monotonic called
-        # through the Python API costs more than reading the clock).
-        if self._clock_is_monotonic:
-            if type(delay) is float:
-                # Compiled, C doubles (the same IEEE sum): one float made,
-                # the due time, rather than the clock's reading and the sum.
-                seconds = delay
-                return self._call_at(monotonic() + seconds, callback, args, context)
-            now = monotonic()
-        else:
-            now = self._clock_now()
-        return self._call_at(now + delay, callback, args, context)
+        if type(delay) is float:
+            # Compiled, C doubles (the same IEEE sum): one float made, the
+            # due time, rather than the clock's reading and the sum.
+            seconds = delay
+            return self._call_at(_now(self) + seconds, callback, args, context)
+        return self._call_at(_now(self) + delay, callback, args, context)
 
     def call_at(
         self,
@@ -579,11 +593,7 @@ class _LoopCore:
             timeout: float | None = 0
         elif scheduled:
             timer = scheduled[0]
-            if self._clock_is_monotonic:
-                now = monotonic()
-            else:
-                now = self._clock_now()
-            timeout = timer._when - now
+            timeout = timer._when - _now(self)
             if timeout > _MAXIMUM_SELECT_TIMEOUT:
                 timeout = _MAXIMUM_SELECT_TIMEOUT
             elif timeout < 0:
@@ -626,10 +636,7 @@ class _LoopCore:
         # tick of now count as due, or a timer could be polled for 0 s forever.
         # (No timers, no clock read: a busy turn of call_soon never asks.)
         if scheduled:
-            if self._clock_is_monotonic:
-                end_time = monotonic() + self._clock_resolution
-            else:
-                end_time = self._clock_now() + self._clock_resolution
+            end_time = _now(self) + self._clock_resolution
             while scheduled:
                 timer = scheduled[0]
                 when = timer._when
@@ -683,9 +690,9 @@ class _LoopCore:
             if debug:
                 try:
                     self._current_handle = handle
-                    t0 = self._clock_now()
+                    t0 = _now(self)
                     handle._run()
-                    dt = self._clock_now() - t0
+                    dt = _now(self) - t0
                     if dt >= self.slow_callback_duration:
                         logger.warning("Executing %s took %.3f seconds", _format_handle(handle), dt)
                 finally:
@@ -706,7 +713,8 @@ class EventLoop(_LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
         # Linux only: elsewhere time.monotonic() may read another clock than
         # the C monotonic() (macOS: mach_absolute_time).
         self._clock_is_monotonic = self._clock_now is time.monotonic and sys.platform == "linux"
-        if type(self).time is not vars(_LoopCore)["time"]:
+        self._time_overridden = type(self).time is not vars(_LoopCore)["time"]
+        if self._time_overridden:
             # A subclass's own time() is what asyncio's loop reads for every
             # due time and every timeout: so is it here.
             self._clock_now = self.time
