@@ -24,11 +24,10 @@ from conftest import raised_without_cycles
 
 # Where asyncio's own loop keeps the error in a cycle, only tidal is held to
 # it (check=False on asyncio's loop):
-# - 3.11's happy-eyeballs race over one address (staggered_race's frames);
+# - the happy-eyeballs race over one address (staggered_race's frames);
 # - create_datagram_endpoint's bind failure (its `exceptions` list);
 # - a failed TLS handshake (sslproto's _on_handshake_complete frame);
 # - sock_recv and sock_recv_into failing while they wait (their callbacks).
-ASYNCIO_CYCLES_HAPPY_EYEBALLS = sys.version_info < (3, 12)
 
 
 @pytest.fixture
@@ -68,7 +67,7 @@ def test_create_connection_one_address_refused(
         lambda: loop.create_connection(
             asyncio.Protocol, "127.0.0.1", refused_port, happy_eyeballs_delay=delay
         ),
-        check=loop_name == "tidal" or delay is None or not ASYNCIO_CYCLES_HAPPY_EYEBALLS,
+        check=loop_name == "tidal" or delay is None,
     )
     assert isinstance(exc, ConnectionRefusedError)
 

@@ -173,7 +173,12 @@ if not cython.compiled:
     new_timer: Callable[..., Any] = type.__call__
 
     def run_handle(handle: Any) -> int:
-        handle._context.run(handle._callback, *handle._args)
+        try:
+            handle._context.run(handle._callback, *handle._args)
+        finally:
+            # A traceback through the callback keeps this frame: not the
+            # handle and its arguments (asyncio's Handle._run does the same).
+            handle = None
         return 0
 
     def use_freelist(handle_cls: type) -> None:

@@ -630,7 +630,9 @@ class _LoopCore:
                             self._remove_writer(fd)
                         else:
                             self._ready_append(handle)
-        event_list = None
+        # The callbacks run below this frame: their tracebacks keep it, and
+        # so its locals.
+        event_list = handle = None
 
         # Phase 2: due timers join the ready queue.  Timers within one clock
         # tick of now count as due, or a timer could be polled for 0 s forever.
@@ -645,6 +647,8 @@ class _LoopCore:
                 timers.pop()
                 timer._scheduled = False
                 self._ready_append(timer)
+
+        timer = None  # (as event_list above)
 
         # Phase 3: run what is ready now.
         if self._run_ready_is_ours:
@@ -675,6 +679,9 @@ class _LoopCore:
                 raise
             except BaseException as exc:
                 _report_callback_error(handle, exc)
+        # A callback's traceback may keep this frame: not the last handle
+        # (asyncio's _run_once does the same).
+        handle = None
 
     def _run_ready_observed(self, ntodo: int) -> None:
         """The debug/instrumented twin of the fast path: slow-callback warnings, hooks."""
@@ -701,6 +708,7 @@ class _LoopCore:
                 handle._run()
             if instrument is not None:
                 instrument.after_callback(handle)
+        handle = None  # (as in _run_ready)
 
 
 class EventLoop(_LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
