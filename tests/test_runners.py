@@ -11,7 +11,9 @@ import asyncio
 import contextvars
 import sys
 import threading
+import time
 import warnings
+from typing import Any
 
 import pytest
 
@@ -254,3 +256,74 @@ def test_policy_get_event_loop_in_other_thread_raises(policy):
     # Only the main thread gets a loop made for it.
     assert len(errors) == 1
     assert errors[0].startswith("There is no current event loop in thread ")
+
+
+# ----------------------------------------------------------------------
+# Threads: none of the loop's outlives the run that made it
+# ----------------------------------------------------------------------
+
+
+def _blocking() -> int:
+    time.sleep(0.005)
+    return 1
+
+
+async def _uses_threads(loop_factory: Any) -> None:
+    """Everything that makes a thread: the default executor, DNS, a child, an anyio portal."""
+    import anyio.from_thread
+
+    loop = asyncio.get_running_loop()
+    await asyncio.gather(*[asyncio.to_thread(_blocking) for _ in range(8)])
+    await loop.run_in_executor(None, _blocking)
+    await loop.getaddrinfo("localhost", 80)
+    await loop.getnameinfo(("127.0.0.1", 80))
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-c", "pass")
+    await proc.wait()
+
+    def portal_in_thread() -> int:
+        options = {"loop_factory": loop_factory}
+        with anyio.from_thread.start_blocking_portal("asyncio", options) as portal:
+            return portal.call(asyncio.to_thread, _blocking)  # type: ignore[arg-type]
+
+    assert await asyncio.to_thread(portal_in_thread) == 1
+
+
+def test_run_leaves_the_threads_it_found(loop_factory: Any) -> None:
+    pytest.importorskip("anyio")
+    before = set(threading.enumerate())
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        runner.run(_uses_threads(loop_factory))
+    assert set(threading.enumerate()) == before
+    if sys.version_info >= (3, 12):
+        asyncio.run(_uses_threads(loop_factory), loop_factory=loop_factory)
+        assert set(threading.enumerate()) == before
+
+
+def test_shutdown_default_executor_cancelled(loop_factory: Any) -> None:
+    """Cancelled while a worker is busy: before 3.13 the helper thread is still joined."""
+    release = threading.Event()
+    timer = threading.Timer(0.3, release.set)
+
+    async def main() -> bool:
+        loop = asyncio.get_running_loop()
+        worker = loop.run_in_executor(None, release.wait)
+        shutdown = asyncio.ensure_future(loop.shutdown_default_executor())
+        await asyncio.sleep(0.05)
+        timer.start()
+        shutdown.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await shutdown
+        helper_alive = any("_do_shutdown" in t.name for t in threading.enumerate())
+        release.set()
+        await worker
+        return helper_alive
+
+    loop = loop_factory()
+    try:
+        assert loop.run_until_complete(main()) is (sys.version_info >= (3, 13))
+    finally:
+        loop.close()
+        timer.cancel()
+        for thread in threading.enumerate():
+            if "_do_shutdown" in thread.name or thread.name.startswith("asyncio_"):
+                thread.join(5)

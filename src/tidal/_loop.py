@@ -118,6 +118,9 @@ _MIN_CANCELLED_TIMER_HANDLES_FRACTION = 0.5
 _MAXIMUM_SELECT_TIMEOUT = 24 * 3600
 # How deep coroutine origins are tracked in debug mode.
 _DEBUG_STACK_DEPTH = 10
+# shutdown_default_executor joins its helper thread even when cancelled
+# (asyncio before 3.13: try/finally; 3.13 joins only once it succeeded).
+_JOIN_SHUTDOWN_WHEN_CANCELLED = sys.version_info < (3, 13)
 
 
 def _run_until_complete_cb(fut: asyncio.Future[Any]) -> None:
@@ -1120,6 +1123,13 @@ class EventLoop(_LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
                 stacklevel=2,
             )
             self._default_executor.shutdown(wait=False)
+        except BaseException:
+            # Cancelled (Ctrl-C during asyncio.run's cleanup): asyncio before
+            # 3.13 joins the helper even then, so no thread outlives the call
+            # (blocking, as it does); 3.13's leaves it running.
+            if _JOIN_SHUTDOWN_WHEN_CANCELLED:
+                thread.join()
+            raise
         else:
             thread.join()
 
