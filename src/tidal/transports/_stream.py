@@ -313,11 +313,18 @@ class StreamTransport(StreamSlots):
         return "<{}>".format(" ".join(info))
 
     def __del__(self, _warn: Any = warnings.warn) -> None:
+        # As asyncio's: close the socket but keep it, so that a close() or
+        # abort() that follows (a StreamWriter finalized after its transport,
+        # in the same cycle) runs its usual course on a closed socket.  The
+        # fd number is no longer ours: the syscalls go through the closed
+        # socket from now on (EBADF), never to whoever gets the number next.
         sock = getattr(self, "_sock", None)
         if sock is not None:
             _warn(f"unclosed transport {self!r}", ResourceWarning, source=self)
+            if self._peername is not _EXTRA_FILLED:
+                self._fill_extra()  # while getsockname() still answers
             sock.close()
-            self._sock = None
+            self._io_fd = -1
             server = self._server
             if server is not None:
                 self._server = None

@@ -216,8 +216,12 @@ class SubprocessTransport(asyncio.SubprocessTransport):
         if not self._closed:
             _warn(f"unclosed transport {self!r}", ResourceWarning, source=self)
             self.close()
-        if self._pidfd >= 0:
-            # Only when the loop was dropped before the child exited.
+        loop = self._loop
+        if self._pidfd >= 0 and (loop is None or loop.is_closed()):
+            # The loop was dropped before the child exited.  (While the loop
+            # lives, its reader holds this transport, so only an explicit
+            # __del__() gets here with it open: the reader still reaps the
+            # child, and closes the pidfd.)
             os.close(self._pidfd)
             self._pidfd = -1
 
