@@ -77,6 +77,9 @@ class DatagramTransport(asyncio.Transport, asyncio.DatagramTransport):
     the stream-only methods (write, write_eof ...) stay unimplemented.
     """
 
+    # asyncio's socket transports say how much one read asks for.
+    max_size = _MAX_SIZE
+
     __slots__ = (
         "__weakref__",  # the loop's fd -> transport map is weak
         "_address",

@@ -288,8 +288,12 @@ class ReadPipeTransport(asyncio.ReadTransport):
             self._loop = None
 
 
-class WritePipeTransport(asyncio.WriteTransport):
-    """The write end of a pipe, FIFO, socket, pty or character device."""
+class WritePipeTransport(asyncio.Transport):
+    """The write end of a pipe, FIFO, socket, pty or character device.
+
+    A whole ``asyncio.Transport``, as asyncio's is: the read half
+    (pause_reading, resume_reading, is_reading) raises NotImplementedError.
+    """
 
     __slots__ = (
         "__weakref__",
