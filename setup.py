@@ -70,6 +70,9 @@ COMPILED_MODULES = [
 #   tidal/transports/_stream_slots.py
 #                          a class with __slots__ and no code; compiled code reads
 #                          its fields through _stream_layout.pxd
+#   tidal/sim/             the simulation's clock, poller and patches: one
+#                          Python call per turn (poll), the turn itself is the
+#                          compiled loop's own
 #   tidal/_tour.py, tidal/bench/
 #                          programs that exercise the loop, not the loop
 

@@ -1,0 +1,18 @@
+"""Deterministic simulation: asyncio programs in virtual time, replayable from a seed.
+
+``tidal.sim.run(main(), seed=1)`` runs one program on a tidal loop whose
+clock is virtual: ``asyncio.sleep(3600)`` returns at once, with
+``loop.time()`` exactly 3600 s later.  Inside the run, ``time.time()`` and
+the other clocks, ``random``'s global generator and ``os.urandom`` (so
+``uuid.uuid4``) come from the seed: the same seed gives the same run.  A run
+that can never finish (every task waits for something nothing will do)
+raises ``DeadlockError`` instead of hanging.  ``new_event_loop(seed=...)`` is
+the same loop as a loop factory.  See docs/simulation.md.
+"""
+
+from __future__ import annotations
+
+from ._loop import SimEventLoop, new_event_loop, run
+from ._poller import DeadlockError
+
+__all__ = ["DeadlockError", "SimEventLoop", "new_event_loop", "run"]

@@ -1,0 +1,108 @@
+"""Everything a program can observe that varies between runs, drawn from the seed.
+
+While a simulated loop runs, the ``time`` module's clocks read virtual time,
+``random``'s global generator continues the run's own sequence, and
+``os.urandom`` (so ``uuid.uuid4``, ``secrets``, ``random.SystemRandom``)
+returns bytes from the seed.  The patches are installed when the loop starts
+running and removed when it stops, so the process outside the run sees the
+real ones; each run resumes its own sequences where it left them.  One
+simulated loop runs at a time per process (the patches are global).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from typing import Any, Callable
+
+from ._clock import EPOCH_NS, NS_PER_S
+
+# The simulated loop whose patches are in place, if any.
+_active: Any = None
+
+
+def _seeded(seed: int, purpose: str) -> random.Random:
+    """A generator for one purpose of one seed (a str seed: the same in every process)."""
+    return random.Random(f"tidal.sim:{seed}:{purpose}")
+
+
+class Entropy:
+    """The seed's time and randomness, installed over the real ones while a run is on.
+
+    `now_ns` gives the virtual time (ns since the run began) as the code
+    asking should see it.
+    """
+
+    __slots__ = ("_now_ns", "_random_state", "_urandom", "_saved", "_owner")
+
+    def __init__(self, seed: int, now_ns: Callable[[], int]) -> None:
+        self._now_ns = now_ns
+        self._random_state = _seeded(seed, "random").getstate()
+        self._urandom = _seeded(seed, "urandom")
+        self._saved: list[tuple[Any, str, Any]] = []
+        self._owner: Any = None
+
+    def urandom(self, size: int) -> bytes:
+        """os.urandom inside the run: bytes from the seed."""
+        if size < 0:
+            raise ValueError("negative argument not allowed")
+        return self._urandom.randbytes(size)
+
+    def _replacements(self) -> list[tuple[Any, str, Any]]:
+        now_ns = self._now_ns
+
+        def time_ns() -> int:
+            return EPOCH_NS + now_ns()
+
+        def time_() -> float:
+            return (EPOCH_NS + now_ns()) / NS_PER_S
+
+        def monotonic_ns() -> int:
+            return now_ns()
+
+        def monotonic() -> float:
+            return now_ns() / NS_PER_S
+
+        clocks = {
+            "time": time_,
+            "time_ns": time_ns,
+            "monotonic": monotonic,
+            "monotonic_ns": monotonic_ns,
+            "perf_counter": monotonic,
+            "perf_counter_ns": monotonic_ns,
+        }
+        patches: list[tuple[Any, str, Any]] = [(time, name, f) for name, f in clocks.items()]
+        # random binds os.urandom at import (SystemRandom, secrets, seed()).
+        patches += [(os, "urandom", self.urandom), (random, "_urandom", self.urandom)]
+        return patches
+
+    def install(self, owner: Any) -> None:
+        global _active
+        if _active is not None:
+            raise RuntimeError(
+                f"a simulation is already running in this process ({_active!r}): "
+                "its time and randomness patches are process-wide"
+            )
+        _active = owner
+        self._owner = owner
+        for module, name, value in self._replacements():
+            self._saved.append((module, name, getattr(module, name)))
+            setattr(module, name, value)
+        outer_state = random.getstate()
+        random.setstate(self._random_state)
+        self._random_state = outer_state
+
+    def remove(self) -> None:
+        global _active
+        if self._owner is None:
+            return
+        # Swap back: the run's sequence is kept for its next run.
+        run_state = random.getstate()
+        random.setstate(self._random_state)
+        self._random_state = run_state
+        for module, name, value in reversed(self._saved):
+            setattr(module, name, value)
+        self._saved.clear()
+        self._owner = None
+        _active = None
