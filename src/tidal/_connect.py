@@ -75,14 +75,16 @@ def _bind_error(exc: OSError, laddr: Any) -> OSError:
     return OSError(exc.errno, msg)
 
 
-def _open_socket(addrinfo: _AddrInfo, laddr_infos: list[_AddrInfo] | None) -> socket.socket:
+def _open_socket(
+    loop: Any, addrinfo: _AddrInfo, laddr_infos: list[_AddrInfo] | None
+) -> socket.socket:
     """A non-blocking socket for `addrinfo`, bound to the first local address that binds.
 
     Bind failures are collected and the last one is raised (asyncio's
     choice); the caller records the earlier ones through ``_BindFailed``.
     """
     family, type_, proto, _, _ = addrinfo
-    sock = socket.socket(family=family, type=type_, proto=proto)
+    sock = loop._socket_factory(family, type_, proto)
     try:
         sock.setblocking(False)
         if laddr_infos is not None:
@@ -132,7 +134,7 @@ async def _connect_one(
     """Create, bind and connect one socket; its OSErrors are appended to `errors`."""
     try:
         try:
-            sock = _open_socket(addrinfo, laddr_infos)
+            sock = _open_socket(loop, addrinfo, laddr_infos)
         except _BindFailed as failed:
             errors.extend(failed.take())
             raise errors[-1] from None
@@ -254,7 +256,7 @@ class _Race:
                 self.timer.cancel()
                 self.timer = None
             try:
-                sock = _open_socket(addrinfo, self.laddr_infos)
+                sock = _open_socket(self.loop, addrinfo, self.laddr_infos)
             except _BindFailed as failed:
                 errors.extend(failed.take())
                 self.start_next = True
@@ -586,7 +588,7 @@ async def create_unix_connection(
         path = os.fspath(path)
         if ssl:
             _tls.check_timeouts(ssl_handshake_timeout, ssl_shutdown_timeout)
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM, 0)
+        sock = self._socket_factory(socket.AF_UNIX, socket.SOCK_STREAM, 0)
         try:
             sock.setblocking(False)
             await _sock.connect(self, sock, path)

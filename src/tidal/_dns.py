@@ -1,4 +1,5 @@
-"""Name resolution: getaddrinfo/getnameinfo on the default executor.
+"""Name resolution: the loop's resolver (getaddrinfo/getnameinfo on the
+default executor, unless the loop was given another: tidal.abc.Resolver).
 
 ``resolve`` is what the connection and server code call: when the host is
 already a numeric address it answers at once, without a thread hop, because
@@ -8,6 +9,7 @@ application resolved before.
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +19,32 @@ if TYPE_CHECKING:
     from socket import _GetAddrInfoResult
 
 _AddrInfo = tuple[int, int, int, str, tuple[Any, ...]]
+
+
+class ThreadResolver:
+    """The default resolver (tidal.abc.Resolver): the socket module's
+    functions, run in the running loop's default executor."""
+
+    __slots__ = ()
+
+    async def getaddrinfo(
+        self,
+        host: bytes | str | None,
+        port: bytes | str | int | None,
+        *,
+        family: int = 0,
+        type: int = 0,
+        proto: int = 0,
+        flags: int = 0,
+    ) -> _GetAddrInfoResult:
+        return await asyncio.get_running_loop().run_in_executor(
+            None, socket.getaddrinfo, host, port, family, type, proto, flags
+        )
+
+    async def getnameinfo(self, sockaddr: tuple[Any, ...], flags: int = 0) -> tuple[str, str]:
+        return await asyncio.get_running_loop().run_in_executor(
+            None, socket.getnameinfo, sockaddr, flags
+        )
 
 
 async def getaddrinfo(
@@ -29,15 +57,15 @@ async def getaddrinfo(
     proto: int = 0,
     flags: int = 0,
 ) -> _GetAddrInfoResult:
-    """socket.getaddrinfo, run in the loop's default executor."""
-    return await self.run_in_executor(
-        None, socket.getaddrinfo, host, port, family, type, proto, flags
+    """The loop's getaddrinfo: its resolver's answer."""
+    return await self._resolver.getaddrinfo(  # type: ignore[no-any-return]
+        host, port, family=family, type=type, proto=proto, flags=flags
     )
 
 
 async def getnameinfo(self: Any, sockaddr: tuple[Any, ...], flags: int = 0) -> tuple[str, str]:
-    """socket.getnameinfo, run in the loop's default executor."""
-    return await self.run_in_executor(None, socket.getnameinfo, sockaddr, flags)
+    """The loop's getnameinfo: its resolver's answer."""
+    return await self._resolver.getnameinfo(sockaddr, flags)  # type: ignore[no-any-return]
 
 
 def numeric_addrinfo(

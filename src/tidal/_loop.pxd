@@ -64,6 +64,8 @@ cdef class _LoopCore:
     cdef public object _signal_handlers
     cdef public object _ssock
     cdef public object _csock
+    cdef public object _socket_factory    # tidal.abc.SocketFactory: every socket opened for the program
+    cdef public object _resolver          # tidal.abc.Resolver: the loop's getaddrinfo/getnameinfo
 
     # Internal, so cdef: a plain C call from call_at/call_later.
     @cython.locals(timer=CTimerHandle)

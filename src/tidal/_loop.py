@@ -63,6 +63,8 @@ if TYPE_CHECKING:
 
     from _typeshed import FileDescriptorLike
 
+    from .abc import Resolver, SocketFactory
+
     _T = TypeVar("_T")
     _Ts = TypeVarTuple("_Ts")
 
@@ -226,6 +228,10 @@ class _LoopCore:
     _signal_handlers: dict[int, Handle]
     _ssock: socket.socket  # (None once closed)
     _csock: socket.socket
+    # The network seam (tidal.abc): every socket the loop opens for the
+    # program comes from _socket_factory, every name from _resolver.
+    _socket_factory: Any
+    _resolver: Any
 
     def time(self) -> float:
         """The loop's notion of now, from its clock (monotonic by default)."""
@@ -717,7 +723,21 @@ class _LoopCore:
 class EventLoop(_LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
     """A complete asyncio event loop: pass ``tidal.new_event_loop`` as loop_factory."""
 
-    def __init__(self, *, clock: Any = None, poller: Any = None) -> None:
+    def __init__(
+        self,
+        *,
+        clock: Any = None,
+        poller: Any = None,
+        socket_factory: SocketFactory | None = None,
+        resolver: Resolver | None = None,
+    ) -> None:
+        """The seams (DESIGN.md): each defaults to the real thing.
+
+        `clock` (``now()``, ``resolution``) is what the loop reads time from,
+        `poller` what it waits with (``tidal._poller``'s interface);
+        `socket_factory` makes every socket the loop opens for the program and
+        `resolver` answers its getaddrinfo/getnameinfo (``tidal.abc``).
+        """
         self._clock = MonotonicClock() if clock is None else clock
         self._clock_now = self._clock.now
         self._clock_resolution = self._clock.resolution
@@ -731,6 +751,8 @@ class EventLoop(_LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
             self._clock_now = self.time
             self._clock_is_monotonic = False
         self._poller = default_poller() if poller is None else poller
+        self._socket_factory = socket.socket if socket_factory is None else socket_factory
+        self._resolver = _dns.ThreadResolver() if resolver is None else resolver
         self._ready = collections.deque()
         # Bound once, here: a deque has no C API, and looking a method up on
         # it (or on the poller) per call or per turn costs more than the call.

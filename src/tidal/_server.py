@@ -398,7 +398,7 @@ async def create_server(
         try:
             for af, socktype, proto, _canonname, sa in infos:
                 try:
-                    sock = socket.socket(af, socktype, proto)
+                    sock = self._socket_factory(af, socktype, proto)
                 except OSError:
                     # Assume it is a bad family/type/protocol combination.
                     if self._debug:
@@ -499,7 +499,7 @@ async def create_unix_server(
         if sock is not None:
             raise ValueError("path and sock can not be specified at the same time")
         path = os.fspath(path)
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock = self._socket_factory(socket.AF_UNIX, socket.SOCK_STREAM, 0)
         # An abstract socket (leading NUL, str or bytes) has no file.
         if path[0] not in (0, "\x00"):
             try:

@@ -478,7 +478,7 @@ async def create_datagram_endpoint(
             sock = None
             r_addr = None
             try:
-                sock = socket.socket(family=fam, type=socket.SOCK_DGRAM, proto=pro)
+                sock = self._socket_factory(fam, socket.SOCK_DGRAM, pro)
                 if reuse_port:
                     set_reuseport(sock)
                 if allow_broadcast:
