@@ -35,11 +35,6 @@ import sys
 from collections.abc import Callable
 from typing import Any, NoReturn
 
-try:
-    import ssl as _ssl_module
-except ImportError:  # pragma: no cover - Python built without OpenSSL
-    _ssl_module = None  # type: ignore[assignment]
-
 from . import _dns, _sock
 from .transports import _tls
 from .transports._stream import StreamTransport
@@ -357,11 +352,6 @@ def _raise_connect_errors(
         flat = exceptions = None  # type: ignore[assignment]
 
 
-def _check_ssl_socket(sock: Any) -> None:
-    if _ssl_module is not None and isinstance(sock, _ssl_module.SSLSocket):
-        raise TypeError("Socket cannot be of type SSLSocket")
-
-
 async def _make_stream_transport(
     loop: Any, sock: socket.socket, protocol_factory: Callable[[], Any], owned: bool
 ) -> tuple[Any, Any]:
@@ -424,7 +414,7 @@ async def _create_connection(
     if ssl_shutdown_timeout is not None and not ssl:
         raise ValueError("ssl_shutdown_timeout is only meaningful with ssl")
     if sock is not None:
-        _check_ssl_socket(sock)
+        _sock.check_not_ssl(sock)
     if happy_eyeballs_delay is not None and interleave is None:
         interleave = 1  # racing is pointless unless families alternate
 

@@ -89,6 +89,7 @@ if not cython.compiled:
 from ._poller import default_poller
 from ._timerheap import TimerHeap
 from .transports import _datagram, _pipe, _subprocess, _tls
+from .transports._base import set_result_unless_cancelled
 
 logger = logging.getLogger("asyncio")  # asyncio's logger: users filter on it
 
@@ -1160,7 +1161,7 @@ class EventLoop(_LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
             assert self._default_executor is not None
             self._default_executor.shutdown(wait=True)
             if not self.is_closed():
-                self.call_soon_threadsafe(_set_result_unless_cancelled, future, None)
+                self.call_soon_threadsafe(set_result_unless_cancelled, future, None)
         except Exception as ex:
             if not self.is_closed() and not future.cancelled():
                 self.call_soon_threadsafe(future.set_exception, ex)
@@ -1266,11 +1267,6 @@ def _handle_cancelled(loop: Any, handle: Any, timer: bool) -> bool:
 
 if cython.compiled:
     set_cancel_hook(EventLoop, _handle_cancelled)
-
-
-def _set_result_unless_cancelled(fut: asyncio.Future[Any], result: Any) -> None:
-    if not fut.cancelled():
-        fut.set_result(result)
 
 
 def _format_handle(handle: Any) -> str:

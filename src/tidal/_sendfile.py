@@ -45,11 +45,7 @@ import sys
 from asyncio import constants, exceptions, protocols
 from typing import Any
 
-try:
-    import ssl
-except ImportError:  # pragma: no cover - Python built without ssl
-    ssl = None  # type: ignore[assignment]
-
+from . import _sock
 from ._sock import _IoDone
 from .transports._stream import StreamTransport
 
@@ -84,8 +80,7 @@ def _check_sock(loop: Any, sock: Any) -> None:
     # way round): asyncio's order, so the same mistake raises the same error.
     if loop._debug and sock.gettimeout() != 0:
         raise ValueError("the socket must be non-blocking")
-    if ssl is not None and isinstance(sock, ssl.SSLSocket):
-        raise TypeError("Socket cannot be of type SSLSocket")
+    _sock.check_not_ssl(sock)
 
 
 def _check_params(sock: Any, file: Any, offset: Any, count: Any) -> None:

@@ -45,15 +45,11 @@ if TYPE_CHECKING:
 
     _ProtocolT = TypeVar("_ProtocolT", bound=protocols.BaseProtocol)
 
-from . import _dns
+from . import _dns, _sock
 from .transports import _tls
 from .transports._base import set_reuseport
 from .transports._stream import StreamTransport
 
-try:
-    import ssl as _ssl
-except ImportError:  # pragma: no cover
-    _ssl = None  # type: ignore[assignment]
 
 logger = logging.getLogger("asyncio")
 
@@ -67,11 +63,6 @@ _PY312_1 = sys.version_info >= (3, 12, 1)
 _PY313 = sys.version_info >= (3, 13)
 
 _ProtocolFactory = Callable[[], protocols.BaseProtocol]
-
-
-def _check_ssl_socket(sock: Any) -> None:
-    if _ssl is not None and isinstance(sock, _ssl.SSLSocket):
-        raise TypeError("Socket cannot be of type SSLSocket")
 
 
 class Server(events.AbstractServer):
@@ -366,7 +357,7 @@ async def create_server(
     if ssl_shutdown_timeout is not None and ssl is None:
         raise ValueError("ssl_shutdown_timeout is only meaningful with ssl")
     if sock is not None:
-        _check_ssl_socket(sock)
+        _sock.check_not_ssl(sock)
     if ssl is not None:
         # Checked now: asyncio accepts a bad value here and then fails every handshake.
         _tls.check_timeouts(ssl_handshake_timeout, ssl_shutdown_timeout)
@@ -564,7 +555,7 @@ async def connect_accepted_socket(
         raise ValueError("ssl_handshake_timeout is only meaningful with ssl")
     if ssl_shutdown_timeout is not None and not ssl:
         raise ValueError("ssl_shutdown_timeout is only meaningful with ssl")
-    _check_ssl_socket(sock)
+    _sock.check_not_ssl(sock)
     if ssl:
         _tls.check_timeouts(ssl_handshake_timeout, ssl_shutdown_timeout)
         pair = await _tls.open_tls(

@@ -6,6 +6,10 @@ import cython
 from tidal._syscalls_c cimport recv_into, recv_nowait, send
 
 
+# Called per sock_* call, and by the uncompiled modules: a C call here.
+cpdef check_not_ssl(object sock)
+
+
 # The two helper objects of a pending sock_* operation: cdef classes, so
 # their state is a C struct and __call__/on_writable read it as fields.
 cdef class _IoDone:

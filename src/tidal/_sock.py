@@ -55,10 +55,15 @@ _RESOLVED_FAMILIES: tuple[int, ...] = (
 _WOULD_BLOCK = (BlockingIOError, InterruptedError)
 
 
-def _check_sock(loop: Any, sock: Any) -> None:
-    """asyncio's preconditions, in asyncio's order (the blocking test is debug-only there too)."""
+def check_not_ssl(sock: Any) -> None:
+    """Refuse an ssl.SSLSocket, as every loop method that takes a socket does."""
     if ssl is not None and isinstance(sock, ssl.SSLSocket):
         raise TypeError("Socket cannot be of type SSLSocket")
+
+
+def _check_sock(loop: Any, sock: Any) -> None:
+    """asyncio's preconditions, in asyncio's order (the blocking test is debug-only there too)."""
+    check_not_ssl(sock)
     if loop._debug and sock.gettimeout() != 0:
         raise ValueError("the socket must be non-blocking")
 
