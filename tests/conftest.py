@@ -10,11 +10,47 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import shutil
+import socket
+import tempfile
+from collections.abc import Iterator
 from typing import Any, Callable, Coroutine
 
 import pytest
 
 import tidal
+
+
+def _ipv6_loopback_works() -> bool:
+    """socket.has_ipv6 says the build supports it; binding ::1 says the host has it."""
+    if not socket.has_ipv6:
+        return False
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as sock:
+            sock.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+HAS_IPV6 = _ipv6_loopback_works()
+needs_ipv6 = pytest.mark.skipif(not HAS_IPV6, reason="no IPv6 loopback")
+# (family, loopback address) for tests that run over both IP families.
+INET_HOSTS = [
+    pytest.param((socket.AF_INET, "127.0.0.1"), id="ipv4"),
+    pytest.param((socket.AF_INET6, "::1"), id="ipv6", marks=needs_ipv6),
+]
+
+
+@pytest.fixture
+def sockdir() -> Iterator[str]:
+    """A short directory for Unix socket paths (sun_path is ~108 bytes)."""
+    d = tempfile.mkdtemp(prefix="tsk")
+    try:
+        yield d
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
 
 LOOP_FACTORIES: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {
     "asyncio": asyncio.new_event_loop,

@@ -25,16 +25,10 @@ from typing import Any
 
 import pytest
 
+from conftest import needs_ipv6
+
 import tidal
 
-HAS_IPV6 = socket.has_ipv6
-try:
-    with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as _s:
-        _s.bind(("::1", 0))
-except OSError:
-    HAS_IPV6 = False
-
-needs_ipv6 = pytest.mark.skipif(not HAS_IPV6, reason="no IPv6 loopback")
 needs_312 = pytest.mark.skipif(sys.version_info < (3, 12), reason="all_errors is 3.12+")
 
 

@@ -13,15 +13,14 @@ import asyncio
 import gc
 import logging
 import os
-import shutil
 import socket
 import sys
-import tempfile
 import warnings
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
+
+from conftest import INET_HOSTS
 
 PY313 = sys.version_info >= (3, 13)
 HEADER = 8 if PY313 else 0  # what 3.13 counts per queued datagram
@@ -31,32 +30,6 @@ HEADER = 8 if PY313 else 0  # what 3.13 counts per queued datagram
 ASYNCIO_HEADER_LEAK = PY313 and not hasattr(
     asyncio.selector_events._SelectorDatagramTransport, "_header_size"
 )
-
-HAS_IPV6 = socket.has_ipv6
-try:
-    with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as _s:
-        _s.bind(("::1", 0))
-except OSError:
-    HAS_IPV6 = False
-
-INET_HOSTS = [
-    pytest.param((socket.AF_INET, "127.0.0.1"), id="ipv4"),
-    pytest.param(
-        (socket.AF_INET6, "::1"),
-        id="ipv6",
-        marks=pytest.mark.skipif(not HAS_IPV6, reason="no IPv6 loopback"),
-    ),
-]
-
-
-@pytest.fixture
-def sockdir() -> Iterator[str]:
-    """A short directory for Unix socket paths (sun_path is ~108 bytes)."""
-    d = tempfile.mkdtemp(prefix="tdg")
-    try:
-        yield d
-    finally:
-        shutil.rmtree(d, ignore_errors=True)
 
 
 class Proto(asyncio.DatagramProtocol):

@@ -12,16 +12,9 @@ from typing import Any
 
 import pytest
 
+from conftest import HAS_IPV6, needs_ipv6
+
 from tidal import _dns
-
-HAS_IPV6 = socket.has_ipv6
-try:
-    with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as _s:
-        _s.bind(("::1", 0))
-except OSError:
-    HAS_IPV6 = False
-
-needs_ipv6 = pytest.mark.skipif(not HAS_IPV6, reason="no IPv6 loopback")
 
 
 # ----------------------------------------------------------------------

@@ -22,25 +22,13 @@ from typing import Any
 
 import pytest
 
+from conftest import HAS_IPV6
+
 import tidal
 from test_stream import Recorder, connect, recv, recv_exactly, recv_until_eof, sendall, settle
 
 PY312_1 = sys.version_info >= (3, 12, 1)
 PY313 = sys.version_info >= (3, 13)
-
-
-def _ipv6_works() -> bool:
-    if not socket.has_ipv6:
-        return False
-    try:
-        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
-            s.bind(("::1", 0))
-        return True
-    except OSError:
-        return False
-
-
-IPV6 = _ipv6_works()
 
 
 class Echo(asyncio.Protocol):
@@ -263,7 +251,7 @@ def test_close_and_abort_clients(loop, loop_name, arun, how):
 # ----------------------------------------------------------------------
 
 
-@pytest.mark.skipif(not IPV6, reason="no IPv6 loopback")
+@pytest.mark.skipif(not HAS_IPV6, reason="no IPv6 loopback")
 def test_multiple_hosts(loop, arun):
     async def main():
         server = await loop.create_server(Echo, ["127.0.0.1", "::1"], 0)
@@ -297,7 +285,7 @@ def test_all_interfaces(loop, arun, host):
         server = await loop.create_server(Echo, host, 0)
         addrs = {s.getsockname()[0] for s in server.sockets}
         assert "0.0.0.0" in addrs
-        if IPV6:
+        if HAS_IPV6:
             assert "::" in addrs
         port = [s for s in server.sockets if s.family == socket.AF_INET][0].getsockname()[1]
         await echo_roundtrip(loop, ("127.0.0.1", port))
@@ -932,8 +920,10 @@ def test_10k_concurrent_connections(loop, arun):
     n = 10_000
     saved = _raise_nofile(n + 500)
     if saved is None:
-        pytest.skip(f"RLIMIT_NOFILE hard limit {resource.getrlimit(resource.RLIMIT_NOFILE)[1]}"
-                    f" is below {n + 500}")
+        pytest.skip(
+            f"RLIMIT_NOFILE hard limit {resource.getrlimit(resource.RLIMIT_NOFILE)[1]}"
+            f" is below {n + 500}"
+        )
 
     async def main() -> None:
         live: list[Any] = []

@@ -14,40 +14,14 @@ import asyncio
 import errno
 import hashlib
 import os
-import shutil
 import socket
 import ssl
-import tempfile
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-HAS_IPV6 = socket.has_ipv6
-try:
-    with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as _s:
-        _s.bind(("::1", 0))
-except OSError:
-    HAS_IPV6 = False
-
-INET_HOSTS = [
-    pytest.param((socket.AF_INET, "127.0.0.1"), id="ipv4"),
-    pytest.param(
-        (socket.AF_INET6, "::1"),
-        id="ipv6",
-        marks=pytest.mark.skipif(not HAS_IPV6, reason="no IPv6 loopback"),
-    ),
-]
-
-
-@pytest.fixture
-def sockdir() -> Iterator[str]:
-    """A short directory for Unix socket paths (sun_path is ~108 bytes)."""
-    d = tempfile.mkdtemp(prefix="tsk")
-    try:
-        yield d
-    finally:
-        shutil.rmtree(d, ignore_errors=True)
+from conftest import INET_HOSTS
 
 
 @pytest.fixture
@@ -135,7 +109,9 @@ class CountingSocket(socket.socket):
         return super().send(*args)
 
 
-def test_socket_subclass_methods_are_called(loop: Any, arun: Any, socks: list[socket.socket]) -> None:
+def test_socket_subclass_methods_are_called(
+    loop: Any, arun: Any, socks: list[socket.socket]
+) -> None:
     # asyncio's sock_* call the socket's own methods, so a subclass's
     # overrides run; tidal (which uses the fd directly for a plain
     # socket.socket) must call them too.
