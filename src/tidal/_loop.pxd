@@ -46,6 +46,10 @@ cdef class _LoopCore:
     cdef public bint _stopping
     cdef public bint _debug
     cdef public object _instrument
+    # Bumped before and after each wait for I/O: odd while the loop waits,
+    # even while it runs callbacks; read by the watchdog's thread.
+    cdef public Py_ssize_t _turn
+    cdef public object _watchdog           # None (TIDAL_WATCHDOG decides), False (off), a Watchdog
     cdef public object _thread_id
     cdef public object _current_handle
     cdef public double slow_callback_duration

@@ -68,7 +68,7 @@ if TYPE_CHECKING:
     _T = TypeVar("_T")
     _Ts = TypeVarTuple("_Ts")
 
-from . import _connect, _dns, _sendfile, _server, _signals, _sock
+from . import _connect, _dns, _sendfile, _server, _signals, _sock, _watchdog
 from ._clock import MonotonicClock
 from ._handles import Handle, TimerHandle
 from ._handles import report as _report_callback_error
@@ -208,6 +208,10 @@ class _LoopCore:
     _stopping: bool
     _debug: bool
     _instrument: Any
+    # Bumped before and after each wait for I/O (odd while waiting): what
+    # the watchdog's thread watches (_watchdog.py).
+    _turn: int
+    _watchdog: Any  # None: TIDAL_WATCHDOG decides at run start; False: off; a _watchdog.Watchdog
     _thread_id: int | None
     _current_handle: Any
     slow_callback_duration: float
@@ -614,7 +618,9 @@ class _LoopCore:
         instrument = self._instrument
         if instrument is not None:
             instrument.before_poll(timeout)
+        self._turn += 1  # odd: waiting (the watchdog's counter, a C increment)
         event_list = self._poll(timeout)
+        self._turn += 1
         if instrument is not None:
             instrument.after_poll(len(event_list))
 
@@ -778,6 +784,8 @@ class EventLoop(_LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
         self._thread_id = None
         self._debug = False
         self._instrument = None
+        self._turn = 0
+        self._watchdog = None
         self._exception_handler = None
         self._task_factory = None
         self._current_handle = None
@@ -880,6 +888,7 @@ class EventLoop(_LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
         try:
             self._run_forever_setup()
             self._note_overrides()
+            _watchdog.loop_running(self)
             self._run_turns()
         finally:
             self._run_forever_cleanup()
@@ -942,6 +951,7 @@ class EventLoop(_LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
         self._writers.clear()
         self._fileobjs.clear()
         self._poller.close()
+        _watchdog.loop_closed(self)
 
     # ------------------------------------------------------------------
     # Futures and tasks
@@ -1200,11 +1210,14 @@ class EventLoop(_LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
         return self._remove_writer(fd)
 
     # ------------------------------------------------------------------
-    # Signals (_signals.py), DNS (_dns.py), sockets (_sock.py),
+    # The watchdog (_watchdog.py), signals (_signals.py), DNS (_dns.py), sockets (_sock.py),
     # connections (_connect.py), servers (_server.py), datagrams.
     # Each lives in its own module; the functions take the loop as `self`
     # and are bound here as methods, so the loop's class stays one class.
     # ------------------------------------------------------------------
+
+    # tidal's own: a thread that reports a step blocking the loop, while it does.
+    set_watchdog = _watchdog.set_watchdog
 
     add_signal_handler = _signals.add_signal_handler
     remove_signal_handler = _signals.remove_signal_handler
