@@ -325,3 +325,26 @@ def test_debug_default_asks_asyncio_at_creation(loop_factory, monkeypatch, mode)
         assert lp.get_debug() is (not mode)
     finally:
         lp.close()
+
+
+def test_slow_task_step_warning_names_the_innermost_coroutine(loop, loop_name, caplog):
+    """asyncio's message first (CPython's test matches it whole); tidal adds
+    the innermost coroutine frame, where the slow step left the task."""
+    loop.set_debug(True)
+    loop.slow_callback_duration = 0.01
+
+    async def innermost():
+        time.sleep(0.03)  # noqa: ASYNC251 - blocking on purpose: that is the slow step
+        await asyncio.sleep(0)  # the step ends here
+
+    async def outer_task():
+        await innermost()
+
+    with caplog.at_level(logging.WARNING, logger="asyncio"):
+        loop.run_until_complete(outer_task())
+    msgs = [r.getMessage() for r in caplog.records if r.name == "asyncio"]
+    assert len(msgs) == 1, msgs
+    assert re.match(r"^Executing <Task.*outer_task.*> took .* seconds$", msgs[0]), msgs[0]
+    if loop_name == "tidal":
+        line = here() - 11
+        assert f" in <{innermost.__qualname__}() at {HERE}:{line}> took " in msgs[0], msgs[0]

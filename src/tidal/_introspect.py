@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import linecache
+import os
 import sys
 import traceback
 from asyncio import tasks
@@ -28,6 +29,8 @@ from typing import Any
 
 # Code flags of a coroutine's or an async generator's frame (inspect's values).
 _CO_ASYNC = 0x80 | 0x100 | 0x200  # CO_COROUTINE | CO_ITERABLE_COROUTINE | CO_ASYNC_GENERATOR
+
+_ASYNCIO_DIR = os.path.dirname(asyncio.__file__) + os.sep
 
 # How often all_tasks() is retried when the loop changes the set meanwhile.
 _COPY_ATTEMPTS = 100
@@ -52,11 +55,11 @@ def format_frames(frames: list[FrameType]) -> str:
     return "".join(summary.format())
 
 
-def frame_location(frame: FrameType) -> str:
-    """'qualname at file:line' for one frame."""
+def frame_location(frame: FrameType, sep: str = " at ") -> str:
+    """'qualname at file:line' for one frame (`sep`: ' at ', or '() at ' for a call)."""
     code = frame.f_code
     name = getattr(code, "co_qualname", code.co_name)
-    return f"{name} at {code.co_filename}:{frame.f_lineno}"
+    return f"{name}{sep}{code.co_filename}:{frame.f_lineno}"
 
 
 def current_task(loop: Any) -> asyncio.Task[Any] | None:
@@ -125,7 +128,15 @@ def await_chain(task: Any, loop_frames: list[FrameType] | None = None) -> list[F
 
 
 def innermost_coroutine_frame(task: Any, loop_frames: list[FrameType] | None = None) -> FrameType | None:
+    """The innermost frame of the task's await chain that is not asyncio's own.
+
+    (``await asyncio.sleep(0)`` ends in asyncio's ``__sleep0``: the frame
+    that says something is the one that awaited it.)
+    """
     chain = await_chain(task, loop_frames)
+    for frame in reversed(chain):
+        if not frame.f_code.co_filename.startswith(_ASYNCIO_DIR):
+            return frame
     return chain[-1] if chain else None
 
 

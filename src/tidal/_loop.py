@@ -68,7 +68,7 @@ if TYPE_CHECKING:
     _T = TypeVar("_T")
     _Ts = TypeVarTuple("_Ts")
 
-from . import _connect, _dns, _sendfile, _server, _signals, _sock, _watchdog
+from . import _connect, _dns, _introspect, _sendfile, _server, _signals, _sock, _watchdog
 from ._clock import MonotonicClock
 from ._handles import Handle, TimerHandle
 from ._handles import report as _report_callback_error
@@ -1285,8 +1285,16 @@ if cython.compiled:
 def _format_handle(handle: Any) -> str:
     cb = handle._callback
     if isinstance(getattr(cb, "__self__", None), tasks.Task):
-        # A task step: the task's repr says more than "Task.__step".
-        return repr(cb.__self__)
+        # A task step: the task's repr says more than "Task.__step".  It
+        # names the task's own coroutine; tidal adds the innermost one, where
+        # the step left the task awaiting, as "in <inner() at file:line>"
+        # (after the task's repr: asyncio's text stays the message's start).
+        task = cb.__self__
+        inner = _introspect.innermost_coroutine_frame(task)
+        coro = task.get_coro()
+        if inner is not None and inner is not getattr(coro, "cr_frame", None):
+            return f"{task!r} in <{_introspect.frame_location(inner, '() at ')}>"
+        return repr(task)
     return str(handle)
 
 
