@@ -49,8 +49,9 @@ COMPILED_MODULES = [
 #   tidal/__main__.py      command line, runs once
 #   tidal/_clock.py        read once per loop: the loop keeps the clock's bound C
 #                          function (time.monotonic) and calls that directly
-#   tidal/_instrument.py   a no-op base class users subclass; only the observed
-#                          (instrumented/debug) path calls it
+#   tidal/_instrument.py   the instruments' dispatch: only the observed path (an
+#                          instrument set) calls it, and what it calls is Python
+#   tidal/abc.py           typing.Protocols, no code
 #   tidal/_gen.py          plain-generator tasks: per step it is asyncio's C Task
 #                          driving the user's generator; the wrapper is thin, and
 #                          its frames appear in users' tracebacks

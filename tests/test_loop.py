@@ -27,7 +27,7 @@ import time
 import pytest
 
 import tidal
-from tidal._instrument import Instrument
+from tidal.abc import Instrument
 
 VAR: contextvars.ContextVar[str] = contextvars.ContextVar("VAR", default="default")
 
@@ -1369,10 +1369,10 @@ class Recorder(Instrument):
     def __init__(self):
         self.events = []
 
-    def before_poll(self, timeout):
+    def before_io_wait(self, timeout):
         self.events.append(("before_poll", timeout))
 
-    def after_poll(self, nevents):
+    def after_io_wait(self, nevents):
         self.events.append(("after_poll", nevents))
 
     def before_callback(self, handle):
@@ -1392,7 +1392,7 @@ def tidal_loop():
 def test_instrument_sees_polls_and_callbacks(tidal_loop):
     loop = tidal_loop
     rec = Recorder()
-    loop._instrument = rec
+    loop.add_instrument(rec)
     h = loop.call_soon(noop)
     cancelled = loop.call_soon(noop)
     cancelled.cancel()
@@ -1403,8 +1403,8 @@ def test_instrument_sees_polls_and_callbacks(tidal_loop):
         ("before_callback", h),
         ("after_callback", h),
     ]
-    # Unset: nothing more is reported.
-    loop._instrument = None
+    # Removed: nothing more is reported.
+    loop.remove_instrument(rec)
     loop.call_soon(noop)
     run_one_turn(loop)
     assert len(rec.events) == 4
@@ -1413,7 +1413,7 @@ def test_instrument_sees_polls_and_callbacks(tidal_loop):
 def test_instrument_poll_timeout_and_io_events(tidal_loop):
     loop = tidal_loop
     rec = Recorder()
-    loop._instrument = rec
+    loop.add_instrument(rec)
     fut = loop.create_future()
     loop.call_later(0.02, fut.set_result, None)
     loop.run_until_complete(fut)
@@ -1429,10 +1429,10 @@ def test_instrument_poll_timeout_and_io_events(tidal_loop):
     assert callbacks[0] is h and len(callbacks) == 2  # noop, then the self-pipe reader
 
 
-def test_instrument_sees_task_steps_and_failing_callbacks(tidal_loop):
+def test_instrument_sees_failing_callbacks_and_not_task_steps_as_callbacks(tidal_loop):
     loop = tidal_loop
     rec = Recorder()
-    loop._instrument = rec
+    loop.add_instrument(rec)
     errors = []
     loop.set_exception_handler(lambda lp, ctx: errors.append(ctx))
 
@@ -1446,7 +1446,8 @@ def test_instrument_sees_task_steps_and_failing_callbacks(tidal_loop):
         for name, h in rec.events
         if name == "before_callback" and getattr(h._callback, "__self__", None) is task
     ]
-    assert len(steps) == 2
+    # A task's steps are its own hooks' (tests/test_instrument.py), not callbacks.
+    assert steps == []
     rec.events.clear()
     bad = loop.call_soon(_bad_callback)
     run_one_turn(loop)
@@ -1459,7 +1460,7 @@ def test_instrument_with_debug_keeps_slow_callback_warning(tidal_loop, caplog):
     loop.set_debug(True)
     loop.slow_callback_duration = 0.01
     rec = Recorder()
-    loop._instrument = rec
+    loop.add_instrument(rec)
     h = loop.call_soon(time.sleep, 0.02)
     with caplog.at_level(logging.WARNING, logger="asyncio"):
         run_one_turn(loop)
@@ -1671,7 +1672,7 @@ def test_a_short_timer_is_waited_for_not_polled_for_over_and_over(tidal_loop, de
     # less than that is one wait, not a busy loop of zero-length polls.
     loop = tidal_loop
     rec = Recorder()
-    loop._instrument = rec
+    loop.add_instrument(rec)
     fut = loop.create_future()
     start = loop.time()
     loop.call_later(delay, fut.set_result, None)

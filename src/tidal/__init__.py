@@ -17,7 +17,7 @@ import asyncio
 import importlib.machinery
 import os
 import sys
-from typing import Any, Coroutine, Sequence, TypeVar
+from typing import TYPE_CHECKING, Any, Coroutine, Iterable, Sequence, TypeVar
 
 
 class _SourceFinder:
@@ -50,6 +50,7 @@ if os.environ.get("TIDAL_NO_EXT", "").strip().lower() in {"1", "true", "yes", "o
         sys.meta_path.insert(0, _SourceFinder)  # type: ignore[arg-type]
 
 from . import _handles, _loop  # noqa: E402
+from . import abc as abc  # noqa: E402
 from ._gen import generator_task, spawn, task_function  # noqa: E402
 from ._loop import EventLoop  # noqa: E402
 
@@ -62,19 +63,39 @@ COMPILED: bool = all(not (module.__file__ or "").endswith(".py") for module in (
 
 _T = TypeVar("_T")
 
+if TYPE_CHECKING:
+    from .abc import Instrument
+
 
 def new_event_loop() -> EventLoop:
     """A new tidal loop: the loop_factory to give asyncio.Runner / asyncio.run."""
     return EventLoop()
 
 
-def run(main: Coroutine[Any, Any, _T], *, debug: bool | None = None) -> _T:
-    """asyncio.run(main) on a fresh tidal loop, with asyncio.Runner's cleanup and Ctrl-C."""
+def run(
+    main: Coroutine[Any, Any, _T],
+    *,
+    debug: bool | None = None,
+    instruments: Iterable[Instrument] = (),
+) -> _T:
+    """asyncio.run(main) on a fresh tidal loop, with asyncio.Runner's cleanup and Ctrl-C.
+
+    `instruments` are added to the loop before it first runs (see
+    tidal.abc.Instrument), so they see the whole run, cleanup included.
+    """
     # asyncio.run refuses first, before looking at `main`: same order, so the
     # same exception (RuntimeError, not Runner's ValueError) comes out.
     if asyncio._get_running_loop() is not None:
         raise RuntimeError("tidal.run() cannot be called from a running event loop")
-    with asyncio.Runner(debug=debug, loop_factory=new_event_loop) as runner:
+    instruments = list(instruments)
+
+    def factory() -> EventLoop:
+        loop = EventLoop()
+        for instrument in instruments:
+            loop.add_instrument(instrument)
+        return loop
+
+    with asyncio.Runner(debug=debug, loop_factory=factory) as runner:
         return runner.run(main)
 
 

@@ -1,27 +1,231 @@
-"""The one narrow hook the loop reports through.
+"""The instruments set on a loop, and the dispatch that calls them.
 
-Set an object with these methods as ``loop._instrument`` (a public setter
-comes with the tracing work); when none is set the loop pays one attribute
-test per turn, because the instrumented path is a separate branch outside
-the per-callback loop.
+``loop.add_instrument(obj)`` puts an object on the loop's list; the loop then
+holds one :class:`Instruments` (``loop._instruments``; None while the list is
+empty, which is what the hot path tests).  For each hook it keeps the list of
+the instruments' bound methods, rebuilt whenever an instrument comes or goes
+(trio's shape): a hook no instrument has is an empty list, so reporting it
+costs a truth test, and a method inherited unchanged from
+``tidal.abc.Instrument`` (a no-op) is left out the same way.
+
+What the loop itself does not see, this module works out:
+
+* **Task steps.**  asyncio's Task queues each step with ``call_soon``: its
+  callback is the task's step wrapper (C Task: a ``TaskStepMethWrapper``;
+  Python Task: the bound ``__step``) or its wake-up (the bound
+  ``task_wakeup`` / ``__wakeup`` a future calls back), whose ``__self__`` is
+  the task.  :func:`task_of` recognises the two by type or name, and no
+  other callback bound to a task (``loop.call_soon(task.cancel)`` is a plain
+  callback).  An eager task's first step (3.12's eager task factory) runs
+  inside create_task, not from the loop: it is not reported as a step.
+* **Scheduling.**  While some instrument has ``task_scheduled``, the loop's
+  ``_ready_append`` (what call_soon and the turn queue through) is this
+  module's, which reports each task step it queues.  Appends from another
+  thread (call_soon_threadsafe) are queued unreported: hooks run on the
+  loop's thread only.
+* **Spawn and exit.**  The loop's create_task asks :meth:`Instruments.spawn`
+  to make the task, so ``task_spawned`` comes before the ``task_scheduled``
+  of its first step (which asyncio's Task queues from inside its
+  constructor); a task is reported exited after the step that finished it.
+  Tasks made without the loop's create_task (``asyncio.Task(coro)`` called
+  directly) are seen by their steps only.
+
+An instrument that raises (anything but SystemExit and KeyboardInterrupt,
+which propagate as they do from callbacks) is removed, and its error logged
+once on the ``asyncio`` logger; the event it was told about goes on as if
+nothing happened (a callback about to run still runs).
 """
 
 from __future__ import annotations
 
-from typing import Any
+import logging
+from asyncio import tasks
+from threading import get_ident
+from typing import TYPE_CHECKING, Any, Callable
+
+from .abc import Instrument
+
+if TYPE_CHECKING:
+    import asyncio
+
+logger = logging.getLogger("asyncio")
+
+# The hooks, in the order tidal.abc.Instrument lists them (the one list).
+HOOKS = tuple(name for name in vars(Instrument) if not name.startswith("_"))
+
+# Task classes whose steps the loop may run: C Task, and asyncio's Python one.
+_TASK_TYPES: tuple[type, ...] = tuple(
+    {tasks.Task, getattr(tasks, "_PyTask", tasks.Task), getattr(tasks, "_CTask", tasks.Task)}
+)
+# The step wrapper's type (C Task, 3.11-3.13); its module varies by version.
+_STEP_TYPE_NAME = "TaskStepMethWrapper"
+# A task's wake-up (C: task_wakeup; Python: __wakeup) and the Python task's step.
+_STEP_NAMES = frozenset({"task_wakeup", "__wakeup", "__step", "_Task__wakeup", "_Task__step"})
 
 
-class Instrument:
-    """Base class: every method is a no-op, override the ones you need."""
+def task_of(handle: Any) -> asyncio.Task[Any] | None:
+    """The task whose step `handle` runs, or None for a plain callback."""
+    callback = handle._callback
+    task = getattr(callback, "__self__", None)
+    if task is None or not isinstance(task, _TASK_TYPES):
+        return None
+    if type(callback).__name__ == _STEP_TYPE_NAME or getattr(callback, "__name__", None) in _STEP_NAMES:
+        return task  # type: ignore[return-value]  # one of _TASK_TYPES
+    return None
 
-    def before_poll(self, timeout: float | None) -> None:
-        """The loop is about to wait for I/O for at most `timeout` seconds."""
 
-    def after_poll(self, nevents: int) -> None:
-        """The wait returned with `nevents` ready file descriptors."""
+def _hooks_of(instrument: object, name: str) -> Callable[..., Any] | None:
+    """`instrument`'s method for hook `name`, unless it has none or only the no-op default."""
+    method = getattr(instrument, name, None)
+    if method is None or getattr(type(instrument), name, None) is getattr(Instrument, name):
+        return None
+    return method  # type: ignore[no-any-return]
 
-    def before_callback(self, handle: Any) -> None:
-        """A ready callback (a task step is one) is about to run."""
 
-    def after_callback(self, handle: Any) -> None:
-        """That callback has returned (or raised, already reported)."""
+class Instruments:
+    """The instruments of one loop, and a list of bound methods per hook."""
+
+    # One list per hook (named as the hook), rebuilt by _rebuild.
+    before_run: list[Callable[[], Any]]
+    after_run: list[Callable[[], Any]]
+    task_spawned: list[Callable[[Any], Any]]
+    task_scheduled: list[Callable[[Any], Any]]
+    before_task_step: list[Callable[[Any], Any]]
+    after_task_step: list[Callable[[Any], Any]]
+    task_exited: list[Callable[[Any], Any]]
+    before_callback: list[Callable[[Any], Any]]
+    after_callback: list[Callable[[Any], Any]]
+    before_io_wait: list[Callable[[Any], Any]]
+    after_io_wait: list[Callable[[Any], Any]]
+
+    def __init__(self, loop: Any) -> None:
+        self._loop = loop
+        self.instruments: list[object] = []
+        # Which instrument each bound method belongs to (to remove it if it raises).
+        self._owner: dict[int, object] = {}
+        # While create_task makes a task: the tasks whose steps were queued meanwhile.
+        self._held: list[Any] | None = None
+        self._append = loop._ready.append  # the real queue's append
+        self._rebuild()
+
+    # -- the list ----------------------------------------------------------
+
+    def add(self, instrument: object) -> None:
+        if any(i is instrument for i in self.instruments):
+            return  # (as trio: adding twice is adding once)
+        self.instruments.append(instrument)
+        self._rebuild()
+
+    def remove(self, instrument: object) -> None:
+        for i, known in enumerate(self.instruments):
+            if known is instrument:
+                del self.instruments[i]
+                self._rebuild()
+                return
+        raise KeyError(instrument)
+
+    def _rebuild(self) -> None:
+        self._owner.clear()
+        for name in HOOKS:
+            methods = []
+            for instrument in self.instruments:
+                method = _hooks_of(instrument, name)
+                if method is not None:
+                    methods.append(method)
+                    self._owner[id(method)] = instrument
+            # A new list: a fire() iterating the old one is not disturbed.
+            setattr(self, name, methods)
+        self._per_handle = bool(
+            self.before_callback or self.after_callback or self.before_task_step
+            or self.after_task_step or self.task_exited
+        )
+        # Queue through report_append only while someone listens for it.
+        loop = self._loop
+        loop._ready_append = self.report_append if self.task_scheduled else self._append
+
+    def fire(self, methods: list[Callable[..., Any]], *args: Any) -> None:
+        """Call each method; one that raises is removed (and logged), the others still run."""
+        for method in methods:
+            try:
+                method(*args)
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException:
+                self._failed(method)
+
+    def _failed(self, method: Callable[..., Any]) -> None:
+        instrument = self._owner.get(id(method))
+        logger.exception(
+            "Instrument %r raised in %s: removed from the loop",
+            instrument,
+            getattr(method, "__name__", method),
+        )
+        if instrument is not None and any(i is instrument for i in self.instruments):
+            self._loop.remove_instrument(instrument)
+
+    # -- what the loop reports ---------------------------------------------
+
+    def report_append(self, handle: Any) -> None:
+        """The loop's _ready_append while task_scheduled is wanted: queue, then report."""
+        self._append(handle)
+        task = task_of(handle)
+        if task is None:
+            return
+        running_in = self._loop._thread_id
+        if running_in is not None and get_ident() != running_in:
+            return  # another thread's call_soon_threadsafe: hooks run on the loop's
+        if self._held is not None:
+            self._held.append(task)
+        else:
+            self.fire(self.task_scheduled, task)
+
+    def spawn(self, make: Callable[..., Any], *args: Any) -> Any:
+        """create_task's instrumented path: make the task, then report it spawned and queued."""
+        outer = self._held
+        held: list[Any] = []
+        self._held = held
+        try:
+            task = make(*args)
+        finally:
+            self._held = outer
+        self.fire(self.task_spawned, task)
+        for queued in held:
+            if outer is not None:
+                outer.append(queued)
+            else:
+                self.fire(self.task_scheduled, queued)
+        if task.done():  # an eager task may finish inside create_task
+            self.fire(self.task_exited, task)
+        return task
+
+    def before(self, handle: Any) -> Any:
+        """Report what is about to run; returns its task (None for a plain callback)."""
+        if not self._per_handle:
+            return None
+        task = task_of(handle)
+        if task is None:
+            if self.before_callback:
+                self.fire(self.before_callback, handle)
+        elif self.before_task_step:
+            self.fire(self.before_task_step, task)
+        return task
+
+    def after(self, handle: Any, task: Any) -> None:
+        """Report that what `before` reported has run (and the task's exit, if it ended)."""
+        if task is None:
+            if self.after_callback:
+                self.fire(self.after_callback, handle)
+            return
+        if self.after_task_step:
+            self.fire(self.after_task_step, task)
+        if self.task_exited and task.done():
+            self.fire(self.task_exited, task)
+
+    def io_wait(self, poll: Callable[[float | None], list[Any]], timeout: float | None) -> list[Any]:
+        """The turn's wait for I/O, between before_io_wait and after_io_wait."""
+        if self.before_io_wait:
+            self.fire(self.before_io_wait, timeout)
+        events = poll(timeout)
+        if self.after_io_wait:
+            self.fire(self.after_io_wait, len(events))
+        return events

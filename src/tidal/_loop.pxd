@@ -45,7 +45,8 @@ cdef class _LoopCore:
     cdef public bint _closed
     cdef public bint _stopping
     cdef public bint _debug
-    cdef public object _instrument
+    cdef public object _instruments        # None, or the _instrument.Instruments of this loop
+    cdef public bint _observed             # _debug or _instruments: the run phase's one test
     # Bumped before and after each wait for I/O: odd while the loop waits,
     # even while it runs callbacks; read by the watchdog's thread.
     cdef public Py_ssize_t _turn
@@ -97,6 +98,11 @@ cdef class _LoopCore:
 # The loop's time (see _now in _loop.py): inline, so the default clock is a
 # field test and clock_gettime, as if written out at each of its uses.
 cdef inline double _now(_LoopCore core) except? -1.0
+
+
+# create_task's work: a C call from create_task, and callable from Python
+# (the instruments' dispatch makes tasks through it).
+cpdef object _make_task(_LoopCore loop, object coro, object name, object context)
 
 
 # Called by _handles as a C function pointer (set_cancel_hook), so cdef.

@@ -24,17 +24,19 @@ A loop holds three kinds of pending work:
 
 This is the only place where callbacks are called.  A callback's exception
 goes to the exception handler, never out of the loop (except SystemExit and
-KeyboardInterrupt, which asyncio lets through too).  The private instrument
-hook is not guarded yet: an exception from it leaves ``run_forever``.
+KeyboardInterrupt, which asyncio lets through too); an instrument's is
+logged, and the instrument removed (``_instrument.py``).
 
-Seams, for the visible and testable loop that comes later: the loop reads
-time only through ``_now`` (its clock's ``now()``; for the default clock on
-Linux, the C ``clock_gettime`` that ``time.monotonic`` reads), waits only
-through ``self._poller``, picks what runs next only in ``_run_ready``, and
-reports to ``self._instrument``.  Unset, that hook costs three field tests
-per turn (``_instrument`` around the poll, ``_debug`` and ``_instrument``
-before the run phase): the instrumented and debug paths are separate
-branches chosen once per turn, not tested per callback.
+Seams, for the visible and testable loop: the loop reads time only through
+``_now`` (its clock's ``now()``; for the default clock on Linux, the C
+``clock_gettime`` that ``time.monotonic`` reads), waits only through
+``self._poller``, picks what runs next only in ``_run_ready``, and reports
+to its instruments (``add_instrument``; the seams' types are in
+``tidal.abc``).  With no instrument and debug mode off, observing costs two
+field tests per turn (``_instruments`` at the poll, ``_observed`` before the
+run phase), and one in ``create_task``; the watchdog's turn counter, two C
+increments per turn (``_watchdog.py``).  The instrumented and debug paths
+are separate branches chosen once per turn, not tested per callback.
 """
 
 from __future__ import annotations
@@ -63,7 +65,7 @@ if TYPE_CHECKING:
 
     from _typeshed import FileDescriptorLike
 
-    from .abc import Resolver, SocketFactory
+    from .abc import Clock, Instrument, Poller, Resolver, SocketFactory
 
     _T = TypeVar("_T")
     _Ts = TypeVarTuple("_Ts")
@@ -72,6 +74,7 @@ from . import _connect, _dns, _introspect, _sendfile, _server, _signals, _sock, 
 from ._clock import MonotonicClock
 from ._handles import Handle, TimerHandle
 from ._handles import report as _report_callback_error
+from ._instrument import Instruments
 
 try:
     # Compiled, `cython` is Cython's compile-time module and the `if not
@@ -106,6 +109,10 @@ _Task = tasks.Task  # asyncio's C Task; bound once (create_task is per task)
 # them (debug-mode source tracebacks) already starts at the caller, and there
 # is no frame of ours to trim.
 _COMPILED = not __file__.endswith(".py")
+_instrument_file = sys.modules[Instruments.__module__].__file__
+
+# Files whose frames a debug-mode task's source traceback leaves out (_make_task).
+_OWN_FILES = frozenset({__file__, _instrument_file})
 
 # Tuning values (same meaning and defaults as asyncio's, so behaviour matches).
 
@@ -134,6 +141,28 @@ def _run_until_complete_cb(fut: asyncio.Future[Any]) -> None:
             # here would leave a turn's worth of callbacks unrun.
             return
     futures._get_loop(fut).stop()  # type: ignore[attr-defined]  # exists; typeshed omits it
+
+
+def _make_task(
+    loop: _LoopCore, coro: Any, name: str | None, context: contextvars.Context | None
+) -> asyncio.Task[Any]:
+    """create_task's work: asyncio's Task (or the task factory's), scheduled."""
+    if loop._task_factory is None:
+        task = _Task(coro, loop=loop, name=name, context=context)  # type: ignore[arg-type]
+        source = task._source_traceback  # type: ignore[attr-defined]
+        # Debug mode: where the task was made is the user's call, not the
+        # frames of tidal's own under it (compiled, _loop has none; the
+        # instruments' dispatch is Python either way).
+        while source and source[-1].filename in _OWN_FILES:
+            del source[-1]
+    else:
+        if context is None:
+            task = loop._task_factory(loop, coro)
+        else:
+            task = loop._task_factory(loop, coro, context=context)
+        if name is not None:
+            task.set_name(name)
+    return task
 
 
 def _fileobj_fileno(fileobj: Any) -> int:
@@ -184,12 +213,12 @@ class _LoopCore:
 
     # The fields (C fields when compiled, declared in _loop.pxd; annotated
     # here for mypy and readers).
-    _clock: Any
+    _clock: Clock
     _clock_now: Callable[[], float]
     _clock_resolution: float
     _clock_is_monotonic: bool  # _clock_now is time.monotonic (read as monotonic() instead)
     _time_overridden: bool  # a subclass's time(): _clock_now is it, and _now calls it
-    _poller: Any
+    _poller: Poller
     _ready: collections.deque[Any]  # Handles and TimerHandles
     _ready_append: Callable[[Any], None]  # _ready's methods, bound once (see __init__)
     _ready_popleft: Callable[[], Any]
@@ -207,7 +236,8 @@ class _LoopCore:
     _closed: bool
     _stopping: bool
     _debug: bool
-    _instrument: Any
+    _instruments: Instruments | None  # None: no instrument (what the turn tests)
+    _observed: bool  # debug mode or instruments: the run phase takes _run_ready_observed
     # Bumped before and after each wait for I/O (odd while waiting): what
     # the watchdog's thread watches (_watchdog.py).
     _turn: int
@@ -371,19 +401,10 @@ class _LoopCore:
         """Wrap a coroutine in asyncio's Task (or the task factory's), and schedule it."""
         if self._closed:
             raise RuntimeError("Event loop is closed")
-        if self._task_factory is None:
-            task = _Task(coro, loop=self, name=name, context=context)  # type: ignore[arg-type]
-            # (Compiled, no frame of ours is on the stack: nothing to drop.)
-            if not _COMPILED and task._source_traceback:  # type: ignore[attr-defined]
-                del task._source_traceback[-1]  # type: ignore[attr-defined]
-        else:
-            if context is None:
-                task = self._task_factory(self, coro)
-            else:
-                task = self._task_factory(self, coro, context=context)
-            if name is not None:
-                task.set_name(name)
-        return task
+        if self._instruments is not None:
+            # Reported spawned, then its first step queued (_instrument.py).
+            return self._instruments.spawn(_make_task, self, coro, name, context)  # type: ignore[no-any-return]
+        return _make_task(self, coro, name, context)
 
     def _check_callback(self, callback: Any, method: str) -> None:
         if coroutines.iscoroutine(callback) or coroutines.iscoroutinefunction(callback):
@@ -615,14 +636,13 @@ class _LoopCore:
         else:
             timeout = None
 
-        instrument = self._instrument
-        if instrument is not None:
-            instrument.before_poll(timeout)
+        instruments = self._instruments
         self._turn += 1  # odd: waiting (the watchdog's counter, a C increment)
-        event_list = self._poll(timeout)
+        if instruments is None:
+            event_list = self._poll(timeout)
+        else:
+            event_list = instruments.io_wait(self._poll, timeout)
         self._turn += 1
-        if instrument is not None:
-            instrument.after_poll(len(event_list))
 
         # Phase 1c: queue the reader/writer handles of ready fds.  The
         # handles already exist (made at registration): no allocation here.
@@ -678,7 +698,7 @@ class _LoopCore:
         A seeded scheduler (for replayable tests) permutes the ready queue
         here, and nowhere else.
         """
-        if self._debug or self._instrument is not None:
+        if self._observed:
             self._run_ready_observed(ntodo)
             return
         popleft = self._ready_popleft
@@ -702,14 +722,17 @@ class _LoopCore:
     def _run_ready_observed(self, ntodo: int) -> None:
         """The debug/instrumented twin of the fast path: slow-callback warnings, hooks."""
         popleft = self._ready_popleft
-        instrument = self._instrument
+        instruments = self._instruments
         debug = self._debug
+        task = None
         for _ in range(ntodo):
             handle = popleft()
             if handle._cancelled:
                 continue
-            if instrument is not None:
-                instrument.before_callback(handle)
+            # (The hooks report and never raise: an instrument that does is
+            # removed, and the handle taken off the queue runs all the same.)
+            if instruments is not None:
+                task = instruments.before(handle)
             if debug:
                 try:
                     self._current_handle = handle
@@ -722,9 +745,9 @@ class _LoopCore:
                     self._current_handle = None
             else:
                 handle._run()
-            if instrument is not None:
-                instrument.after_callback(handle)
-        handle = None  # (as in _run_ready)
+            if instruments is not None:
+                instruments.after(handle, task)
+        handle = task = None  # (as in _run_ready)
 
 
 class EventLoop(_LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
@@ -733,8 +756,8 @@ class EventLoop(_LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
     def __init__(
         self,
         *,
-        clock: Any = None,
-        poller: Any = None,
+        clock: Clock | None = None,
+        poller: Poller | None = None,
         socket_factory: SocketFactory | None = None,
         resolver: Resolver | None = None,
     ) -> None:
@@ -783,7 +806,8 @@ class EventLoop(_LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
         self._stopping = False
         self._thread_id = None
         self._debug = False
-        self._instrument = None
+        self._instruments = None
+        self._observed = False
         self._turn = 0
         self._watchdog = None
         self._exception_handler = None
@@ -889,7 +913,13 @@ class EventLoop(_LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
             self._run_forever_setup()
             self._note_overrides()
             _watchdog.loop_running(self)
-            self._run_turns()
+            if self._instruments is not None:
+                self._instruments.fire(self._instruments.before_run)
+            try:
+                self._run_turns()
+            finally:
+                if self._instruments is not None:
+                    self._instruments.fire(self._instruments.after_run)
         finally:
             self._run_forever_cleanup()
 
@@ -952,6 +982,32 @@ class EventLoop(_LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
         self._fileobjs.clear()
         self._poller.close()
         _watchdog.loop_closed(self)
+
+    # ------------------------------------------------------------------
+    # Instruments (_instrument.py)
+    # ------------------------------------------------------------------
+
+    def add_instrument(self, instrument: Instrument) -> None:
+        """Have `instrument` told what the loop runs (see tidal.abc.Instrument).
+
+        Any object with some of the hook methods will do; adding one twice
+        adds it once.  Takes effect from the loop's next turn.
+        """
+        if self._instruments is None:
+            self._instruments = Instruments(self)
+        self._instruments.add(instrument)
+        self._observed = True
+
+    def remove_instrument(self, instrument: Instrument) -> None:
+        """Stop telling `instrument`; KeyError if it is not on this loop."""
+        instruments = self._instruments
+        if instruments is None:
+            raise KeyError(instrument)
+        instruments.remove(instrument)
+        if not instruments.instruments:
+            # None again: the turn's hot path is back to its field tests.
+            self._instruments = None
+            self._observed = self._debug
 
     # ------------------------------------------------------------------
     # Futures and tasks
@@ -1061,6 +1117,7 @@ class EventLoop(_LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
 
     def set_debug(self, enabled: bool) -> None:
         self._debug = enabled
+        self._observed = bool(enabled) or self._instruments is not None
         if self.is_running():
             self.call_soon_threadsafe(self._set_coroutine_origin_tracking, enabled)
 

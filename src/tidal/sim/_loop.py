@@ -58,14 +58,15 @@ class SimEventLoop(EventLoop):
 
     def __init__(self, *, seed: int = 0) -> None:
         clock = VirtualClock()
-        super().__init__(clock=clock, poller=SimPoller(clock))
-        self._poller.add_wakeup_fd(self._ssock.fileno())
+        poller = SimPoller(clock)
+        super().__init__(clock=clock, poller=poller)
+        poller.add_wakeup_fd(self._ssock.fileno())
         self.seed = seed
         self._entropy = Entropy(seed, self._now_ns)
 
     def _now_ns(self) -> int:
         """Virtual nanoseconds, as the code asking sees them (the time patches)."""
-        return self._clock.ns  # type: ignore[no-any-return]
+        return self._clock.ns  # type: ignore[attr-defined,no-any-return]  # a VirtualClock
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} seed={self.seed} time={self.time():.9f} closed={self.is_closed()}>"
