@@ -21,6 +21,20 @@ from ._clock import EPOCH_NS, NS_PER_S
 # The simulated loop whose patches are in place, if any.
 _active: Any = None
 
+# random's module-level functions: bound methods of its hidden global
+# generator.  Inside a simulation each is replaced by one that asks the
+# generator of the host whose code calls it (see Entropy).
+_RANDOM_FUNCTIONS = tuple(
+    name
+    for name in (
+        "seed", "random", "uniform", "triangular", "randint", "choice", "randrange", "sample",
+        "shuffle", "choices", "normalvariate", "lognormvariate", "expovariate", "vonmisesvariate",
+        "gammavariate", "gauss", "betavariate", "binomialvariate", "paretovariate",
+        "weibullvariate", "getstate", "setstate", "getrandbits", "randbytes",
+    )
+    if hasattr(random, name)
+)  # fmt: skip
+
 
 def _seeded(seed: int, purpose: str) -> random.Random:
     """A generator for one purpose of one seed (a str seed: the same in every process)."""
@@ -31,13 +45,22 @@ class Entropy:
     """The seed's time and randomness, installed over the real ones while a run is on.
 
     `now_ns` gives the virtual time (ns since the run began) as the code
-    asking should see it.
+    asking should see it; `host_random` the generator of the host asking
+    (None outside hosts: then the module's own generator, which continues
+    the run's sequence; code that bound ``random.random`` before the run
+    sees that one too).
     """
 
-    __slots__ = ("_now_ns", "_random_state", "_urandom", "_saved", "_owner")
+    __slots__ = ("_now_ns", "_host_random", "_random_state", "_urandom", "_saved", "_owner")
 
-    def __init__(self, seed: int, now_ns: Callable[[], int]) -> None:
+    def __init__(
+        self,
+        seed: int,
+        now_ns: Callable[[], int],
+        host_random: Callable[[], random.Random | None] | None = None,
+    ) -> None:
         self._now_ns = now_ns
+        self._host_random = host_random
         self._random_state = _seeded(seed, "random").getstate()
         self._urandom = _seeded(seed, "urandom")
         self._saved: list[tuple[Any, str, Any]] = []
@@ -75,7 +98,25 @@ class Entropy:
         patches: list[tuple[Any, str, Any]] = [(time, name, f) for name, f in clocks.items()]
         # random binds os.urandom at import (SystemRandom, secrets, seed()).
         patches += [(os, "urandom", self.urandom), (random, "_urandom", self.urandom)]
+        if self._host_random is not None:
+            patches += [(random, name, self._per_host(name)) for name in _RANDOM_FUNCTIONS]
         return patches
+
+    def _per_host(self, name: str) -> Callable[..., Any]:
+        """random.<name>, on the generator of the host that calls it."""
+        host_random = self._host_random
+        assert host_random is not None
+        module_function = getattr(random, name)
+
+        def per_host(*args: Any, **kwargs: Any) -> Any:
+            generator = host_random()
+            if generator is None:
+                return module_function(*args, **kwargs)
+            return getattr(generator, name)(*args, **kwargs)
+
+        per_host.__name__ = per_host.__qualname__ = name
+        per_host.__doc__ = module_function.__doc__
+        return per_host
 
     def install(self, owner: Any) -> None:
         global _active

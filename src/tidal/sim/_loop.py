@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import random
 from typing import TYPE_CHECKING, Any, Callable, Coroutine, TypeVar
 
 from .._loop import EventLoop
 from ._clock import VirtualClock
 from ._entropy import Entropy
+from ._host import current_host
 from ._poller import SimPoller
 
 if TYPE_CHECKING:
@@ -61,12 +63,18 @@ class SimEventLoop(EventLoop):
         poller = SimPoller(clock)
         super().__init__(clock=clock, poller=poller)
         poller.add_wakeup_fd(self._ssock.fileno())
+        # The loop's _clock and _poller, with their types.
+        self.virtual_clock = clock
+        self.sim_poller = poller
         self.seed = seed
-        self._entropy = Entropy(seed, self._now_ns)
+        self._entropy = Entropy(seed, self._now_ns, _host_random)
 
     def _now_ns(self) -> int:
-        """Virtual nanoseconds, as the code asking sees them (the time patches)."""
-        return self._clock.ns  # type: ignore[attr-defined,no-any-return]  # a VirtualClock
+        """Virtual nanoseconds, as the code asking sees them (the time patches):
+        a simulated host's own clock, which may be offset or drift."""
+        ns = self.virtual_clock.ns
+        host = current_host.get(None)
+        return ns if host is None else host.local_ns(ns)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} seed={self.seed} time={self.time():.9f} closed={self.is_closed()}>"
@@ -104,6 +112,12 @@ class SimEventLoop(EventLoop):
         executor = self._default_executor
         if executor is not None:
             executor.shutdown(wait=True)
+
+
+def _host_random() -> random.Random | None:
+    """The generator of the simulated host whose code is running, if any."""
+    host = current_host.get(None)
+    return None if host is None else host.random
 
 
 def new_event_loop(*, seed: int = 0) -> SimEventLoop:

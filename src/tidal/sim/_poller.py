@@ -14,8 +14,15 @@ for each one when it is submitted, see ``_loop``.)
 
 from __future__ import annotations
 
+from typing import Callable
+
 from .._poller import default_poller
 from ._clock import VirtualClock
+
+# Simulated sockets' fds start here: far above any real fd (the kernel hands
+# out the lowest free number, and RLIMIT_NOFILE is far below 2**30), and
+# still a C int for the compiled loop and transports.
+VIRTUAL_FD_BASE = 1 << 30
 
 
 class DeadlockError(RuntimeError):
@@ -25,7 +32,10 @@ class DeadlockError(RuntimeError):
 class SimPoller:
     """Real fds polled without waiting; the virtual clock jumps instead of sleeping."""
 
-    __slots__ = ("_clock", "_real", "_real_fds", "_wakeup_fds", "READABLE", "WRITABLE")
+    __slots__ = (
+        "_clock", "_real", "_real_fds", "_wakeup_fds", "READABLE", "WRITABLE",
+        "_vinterest", "_vcandidates", "_readiness", "_vread", "_vwrite", "refuse_real",
+    )  # fmt: skip
 
     def __init__(self, clock: VirtualClock) -> None:
         self._clock = clock
@@ -36,19 +46,79 @@ class SimPoller:
         # can make ready (the loop's self-pipe).
         self._real_fds: set[int] = set()
         self._wakeup_fds: set[int] = set()
+        # Simulated fds (a simulated network's sockets): fd -> interest mask,
+        # and the fds that may be ready (level-triggered, as epoll: reported
+        # every poll while ready and wanted), in the order they became so.
+        self._vinterest: dict[int, int] = {}
+        self._vcandidates: dict[int, None] = {}
+        # fd -> what it is ready for now (the network's answer, as a mask).
+        self._readiness: Callable[[int], int] | None = None
+        # The bits that mean "only read" / "only write" (READABLE and
+        # WRITABLE share the error bits).
+        self._vread = self.READABLE & ~self.WRITABLE
+        self._vwrite = self.WRITABLE & ~self.READABLE
+        # Inside a Simulation the network is simulated: a real fd other than
+        # the self-pipe is real I/O that would escape it, refused loudly.
+        self.refuse_real = False
+
+    def attach(self, readiness: Callable[[int], int]) -> tuple[int, int]:
+        """A simulated network's fds come through here: `readiness(fd)` says
+        what one is ready for; the answer is the (read, write) bits to use."""
+        self._readiness = readiness
+        return self._vread, self._vwrite
+
+    def notify(self, fd: int) -> None:
+        """fd's state changed: look at it in the next poll, if it is wanted."""
+        if fd in self._vinterest:
+            self._vcandidates[fd] = None
 
     def add_wakeup_fd(self, fd: int) -> None:
         """fd becomes readable only when a thread writes to it (the self-pipe)."""
         self._wakeup_fds.add(fd)
 
     def set_interest(self, fd: int, read: bool, write: bool) -> None:
+        if fd >= VIRTUAL_FD_BASE:
+            mask = (self._vread if read else 0) | (self._vwrite if write else 0)
+            if mask:
+                self._vinterest[fd] = mask
+                self._vcandidates[fd] = None
+            else:
+                self._vinterest.pop(fd, None)
+                self._vcandidates.pop(fd, None)
+            return
+        if self.refuse_real and (read or write) and fd not in self._wakeup_fds:
+            raise RuntimeError(
+                f"real I/O inside a simulation: fd {fd} is a real file or socket (a socket "
+                "made with socket.socket() and given to the loop, a pipe, a subprocess); "
+                "simulated hosts reach each other only through sockets the loop opens "
+                "(open_connection, start_server, create_datagram_endpoint, ...)"
+            )
         self._real.set_interest(fd, read, write)
         if read or write:
             self._real_fds.add(fd)
         else:
             self._real_fds.discard(fd)
 
+    def _virtual_events(self) -> list[tuple[int, int]]:
+        events = []
+        interest = self._vinterest
+        readiness = self._readiness
+        assert readiness is not None
+        for fd in list(self._vcandidates):
+            mask = interest.get(fd, 0) & readiness(fd)
+            if mask:
+                events.append((fd, mask))
+            else:
+                del self._vcandidates[fd]
+        return events
+
     def poll(self, timeout: float | None) -> list[tuple[int, int]]:
+        if self._vcandidates:
+            ready = self._virtual_events()
+            if ready:
+                if self._real_fds <= self._wakeup_fds:
+                    return ready
+                return ready + self._real.poll(0)  # type: ignore[no-any-return]
         if timeout == 0 and self._real_fds <= self._wakeup_fds:
             # Work is ready and only the self-pipe is real: no syscall per
             # turn (call_soon_threadsafe queues its handle itself; the byte

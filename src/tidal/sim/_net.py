@@ -1,0 +1,855 @@
+"""The simulated network: TCP and UDP between hosts, in virtual time.
+
+Sockets here are objects with the socket module's methods (``SimSocket``),
+handed to tidal's own transports by the loop's socket factory, and their fds
+are simulated ones (``_poller.VIRTUAL_FD_BASE`` and up) whose readiness the
+simulated poller asks this module about.  Nothing in tidal's transports,
+servers or streams knows the difference.
+
+TCP
+  A connection is two ``_Pipe`` s, one per direction.  A pipe delivers its
+  segments (data, FIN, RST, and the SYN-ACK that completes a connect) in
+  order, each after the link's latency.  A segment that reaches a cut link
+  stalls the pipe: it resumes when the link heals, or after ``tcp_timeout``
+  the sender's socket fails with ETIMEDOUT and the receiver gets a reset
+  once the link comes back.  Flow control: a sender may have at most
+  ``tcp_window`` bytes unread by the peer (in flight plus in the peer's
+  receive buffer), so a peer that stops reading pauses the writer.  A SYN
+  to a port nobody listens on is refused; one that meets a cut link is
+  retried at 1, 3, 7, ... s and fails with ETIMEDOUT after 127 s, as
+  Linux's defaults do.  A crashed host's connections are reset.
+
+UDP
+  Each datagram is dropped, duplicated, delayed (latency) and reordered
+  (an extra delay) by draws from the seed; one that meets a cut link or a
+  host that is down is lost.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextvars
+import errno
+import hashlib
+import os
+import random
+import socket
+from typing import TYPE_CHECKING, Any, Callable
+
+from .._loop import EventLoop
+from ._clock import NS_PER_S, to_ns
+from ._host import Host, current_host
+from ._poller import VIRTUAL_FD_BASE
+
+if TYPE_CHECKING:
+    from ._poller import SimPoller
+
+_DATA, _FIN, _RST, _SYNACK = 0, 1, 2, 3
+_SEGMENT_NAMES = ("data", "fin", "rst", "synack")
+
+# SYN retries (s after the first try) and the give-up time: Linux's
+# tcp_syn_retries=6 with a 1 s initial timeout.
+_SYN_RETRIES = (1, 3, 7, 15, 31, 63)
+_SYN_GIVE_UP = 127
+# A UDP socket's receive buffer: datagrams beyond it are dropped.
+_UDP_RCVBUF = 212_992
+_MAX_DATAGRAM = 65_507
+_ANY = ("", "0.0.0.0", "127.0.0.1", "localhost")
+
+
+def _oserror(code: int) -> OSError:
+    """The OSError subclass the socket module raises for errno `code`."""
+    return OSError(code, f"[simulated] {os.strerror(code)}")
+
+
+class Trace:
+    """The run's events, folded into a hash as they happen (and counted)."""
+
+    __slots__ = ("_hash", "count", "keep", "events")
+
+    def __init__(self, keep: bool = False) -> None:
+        self._hash = hashlib.blake2b(digest_size=16)
+        self.count = 0
+        self.keep = keep
+        self.events: list[str] = []
+
+    def add(self, now_ns: int, line: str) -> None:
+        event = f"{now_ns} {line}\n"
+        self._hash.update(event.encode())
+        self.count += 1
+        if self.keep:
+            self.events.append(event)
+
+    def hexdigest(self) -> str:
+        return self._hash.hexdigest()
+
+
+class LinkParams:
+    """One direction's faults (the network's defaults unless set per link)."""
+
+    __slots__ = ("latency", "drop", "duplicate", "reorder")
+
+    def __init__(
+        self, latency: tuple[float, float], drop: float, duplicate: float, reorder: float
+    ) -> None:
+        lo, hi = latency
+        if not 0 <= lo <= hi:
+            raise ValueError(f"latency must be (low, high) with 0 <= low <= high, got {latency!r}")
+        for name, p in (("drop", drop), ("duplicate", duplicate), ("reorder", reorder)):
+            if not 0 <= p <= 1:
+                raise ValueError(f"{name} must be a probability in [0, 1], got {p!r}")
+        self.latency = (to_ns(lo), to_ns(hi))
+        self.drop = drop
+        self.duplicate = duplicate
+        self.reorder = reorder
+
+
+class Network:
+    """Hosts' sockets, links and faults, driven by the loop's timers."""
+
+    def __init__(
+        self,
+        loop: Any,
+        poller: SimPoller,
+        seed: int,
+        defaults: LinkParams,
+        tcp_window: int,
+        tcp_timeout: float,
+        trace: Trace,
+    ) -> None:
+        self.loop = loop
+        self.clock = loop.virtual_clock
+        self._notify = poller.notify
+        self.READ, self.WRITE = poller.attach(self.readiness)
+        self.rng = random.Random(f"tidal.sim:{seed}:network")
+        self.defaults = defaults
+        self.links: dict[tuple[str, str], LinkParams] = {}
+        self.cut: set[tuple[str, str]] = set()
+        self.tcp_window = tcp_window
+        self.tcp_timeout_ns = to_ns(tcp_timeout)
+        self.trace = trace
+        self.hosts: dict[str, Host] = {}
+        self.by_address: dict[str, Host] = {}
+        self.sockets: dict[int, SimSocket] = {}
+        self.next_fd = VIRTUAL_FD_BASE
+        self.tcp_ports: dict[tuple[str, int], SimSocket] = {}
+        self.udp_ports: dict[tuple[str, int], SimSocket] = {}
+        self.stalled: dict[_Pipe, None] = {}
+        self.last_arrival: dict[tuple[str, str], int] = {}
+        # Timers of the network run outside every host (an empty context).
+        self._context = contextvars.Context()
+        # The loop's own call_at: the simulation's time, whatever the hosts' clocks.
+        self._call_at = EventLoop.call_at
+
+    # -- plumbing ----------------------------------------------------------
+
+    def now(self) -> int:
+        return self.clock.ns
+
+    def at(self, when_ns: int, callback: Callable[..., object], *args: Any) -> Any:
+        """Run `callback` at the simulation's time `when_ns`, outside every host
+        (nothing, once the loop is closed: a socket closed by a transport's
+        __del__ after the run)."""
+        if self.loop.is_closed():
+            return None
+        return self._call_at(self.loop, when_ns / NS_PER_S, callback, *args, context=self._context)
+
+    def link(self, src: str, dst: str) -> LinkParams:
+        return self.links.get((src, dst), self.defaults)
+
+    def latency(self, params: LinkParams) -> int:
+        lo, hi = params.latency
+        return lo if lo == hi else self.rng.randint(lo, hi)
+
+    def in_order(self, src: Host, dst: Host, arrival: int) -> int:
+        """`arrival`, or just after the link's previous datagram: a link
+        keeps its order unless a reorder fault (or jitter) says otherwise."""
+        key = (src.name, dst.name)
+        arrival = max(arrival, self.last_arrival.get(key, 0) + 1)
+        self.last_arrival[key] = arrival
+        return arrival
+
+    def is_cut(self, src: Host, dst: Host) -> bool:
+        return (src.name, dst.name) in self.cut
+
+    def readiness(self, fd: int) -> int:
+        sock = self.sockets.get(fd)
+        return 0 if sock is None else sock._readiness()
+
+    def notify(self, sock: SimSocket) -> None:
+        self._notify(sock._fd)
+
+    def new_fd(self, sock: SimSocket) -> int:
+        fd = self.next_fd
+        self.next_fd += 1
+        self.sockets[fd] = sock
+        return fd
+
+    def host_of(self, ip: str, asking: Host) -> Host | None:
+        if ip in ("127.0.0.1", "localhost"):
+            return asking
+        return self.by_address.get(ip)
+
+    def address_of(self, name: str, asking: Host) -> str:
+        """An address given to connect/sendto: a literal, or a host's name
+        (the socket module resolves names there too)."""
+        if name in _ANY:
+            return asking.address
+        host = self.hosts.get(name)
+        return name if host is None else host.address
+
+    # -- the seams ---------------------------------------------------------
+
+    def socket_factory(self, family: int, type: int, proto: int) -> SimSocket:
+        """tidal.abc.SocketFactory: a simulated socket of the calling host."""
+        host = current_host.get(None)
+        if host is None:
+            raise RuntimeError(
+                "socket opened outside a simulated host: inside a Simulation, sockets "
+                "belong to hosts (open them from a host's tasks)"
+            )
+        if family != socket.AF_INET:
+            raise (
+                _oserror(errno.EAFNOSUPPORT)
+                if family == socket.AF_INET6
+                else RuntimeError(
+                    f"the simulated network has IPv4 TCP and UDP only (socket family {family!r})"
+                )
+            )
+        if type not in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+            raise RuntimeError(f"the simulated network has TCP and UDP only (socket type {type!r})")
+        return SimSocket(self, host, type, proto)
+
+    async def getaddrinfo(
+        self,
+        host: bytes | str | None,
+        port: bytes | str | int | None,
+        *,
+        family: int = 0,
+        type: int = 0,
+        proto: int = 0,
+        flags: int = 0,
+    ) -> list[tuple[Any, ...]]:
+        """tidal.abc.Resolver: hosts' names resolve to their simulated addresses."""
+        if isinstance(host, bytes):
+            host = host.decode("idna")
+        if isinstance(port, bytes):
+            port = port.decode()
+        if family not in (0, socket.AF_INET):
+            raise socket.gaierror(socket.EAI_FAMILY, "[simulated] only IPv4 is simulated")
+        asking = current_host.get(None)
+        if host is None or host in _ANY:
+            address = "0.0.0.0" if host is None else host
+            if host in ("127.0.0.1", "localhost") and asking is not None:
+                address = asking.address
+        elif host in self.hosts:
+            address = self.hosts[host].address
+        elif host in self.by_address:
+            address = host
+        else:
+            raise socket.gaierror(socket.EAI_NONAME, f"[simulated] unknown host {host!r}")
+        try:
+            number = int(port or 0)
+        except ValueError:
+            number = socket.getservbyname(str(port))
+        kinds = [type] if type else [socket.SOCK_STREAM, socket.SOCK_DGRAM]
+        return [
+            (
+                socket.AF_INET,
+                kind,
+                proto or (socket.IPPROTO_TCP if kind == socket.SOCK_STREAM else socket.IPPROTO_UDP),
+                "",
+                (address, number),
+            )
+            for kind in kinds
+        ]
+
+    async def getnameinfo(self, sockaddr: tuple[Any, ...], flags: int = 0) -> tuple[str, str]:
+        ip, port = sockaddr[0], sockaddr[1]
+        host = self.by_address.get(ip)
+        name = host.name if host is not None and not flags & socket.NI_NUMERICHOST else ip
+        return name, str(port)
+
+    # -- faults --------------------------------------------------------------
+
+    def partition(self, a: set[str], b: set[str], one_way: bool) -> None:
+        for x in sorted(a):
+            for y in sorted(b):
+                self.cut.add((x, y))
+                if not one_way:
+                    self.cut.add((y, x))
+
+    def heal(self, a: set[str] | None, b: set[str] | None) -> None:
+        if a is None or b is None:
+            self.cut.clear()
+        else:
+            for x in a:
+                for y in b:
+                    self.cut.discard((x, y))
+                    self.cut.discard((y, x))
+        for pipe in list(self.stalled):
+            if not self.is_cut(pipe.src.host, pipe.dst_host):
+                del self.stalled[pipe]
+                pipe.resume()
+
+    def crash(self, host: Host) -> None:
+        """The host's process dies: its sockets go, its connections are reset."""
+        for fd in [fd for fd, sock in self.sockets.items() if sock.host is host]:
+            self.sockets[fd]._die()
+
+    def forget(self, sock: SimSocket) -> None:
+        self.sockets.pop(sock._fd, None)
+
+
+class _Pipe:
+    """One direction of a TCP connection: segments delivered in order."""
+
+    __slots__ = (
+        "net",
+        "src",
+        "dst",
+        "dst_host",
+        "queue",
+        "queued_bytes",
+        "last_arrival",
+        "timer",
+        "stalled_since",
+        "give_up",
+    )
+
+    def __init__(self, net: Network, src: SimSocket, dst: SimSocket) -> None:
+        self.net = net
+        self.src = src
+        self.dst = dst
+        self.dst_host = dst.host
+        # [arrival_ns, kind, payload]
+        self.queue: collections.deque[list[Any]] = collections.deque()
+        self.queued_bytes = 0
+        self.last_arrival = 0
+        self.timer: Any = None
+        self.stalled_since = -1
+        self.give_up: Any = None
+
+    def push(self, kind: int, payload: bytes = b"") -> None:
+        net = self.net
+        arrival = max(
+            net.now() + net.latency(net.link(self.src.host.name, self.dst_host.name)),
+            self.last_arrival,
+        )
+        self.last_arrival = arrival
+        self.queue.append([arrival, kind, payload])
+        self.queued_bytes += len(payload)
+        if self.timer is None and self.stalled_since < 0:
+            self.timer = net.at(arrival, self._arrive)
+
+    def _arrive(self) -> None:
+        self.timer = None
+        net = self.net
+        if net.is_cut(self.src.host, self.dst_host):
+            self.stalled_since = net.now()
+            net.stalled[self] = None
+            net.trace.add(net.now(), f"tcp stall {self.src.name()}>{self.dst.name()}")
+            if self.give_up is None and self.queue[0][1] != _RST:
+                self.give_up = net.at(self.stalled_since + net.tcp_timeout_ns, self._timed_out)
+            return
+        _, kind, payload = self.queue.popleft()
+        self.queued_bytes -= len(payload)
+        net.trace.add(
+            net.now(),
+            f"tcp {_SEGMENT_NAMES[kind]} {self.src.name()}>{self.dst.name()} {len(payload)}",
+        )
+        self.dst._receive(kind, payload)
+        if self.queue:
+            self.timer = net.at(self.queue[0][0], self._arrive)
+
+    def resume(self) -> None:
+        """The link healed: what waited goes now, after the latency, in order."""
+        net = self.net
+        self.stalled_since = -1
+        if self.give_up is not None:
+            self.give_up.cancel()
+            self.give_up = None
+        self.last_arrival = 0
+        for segment in self.queue:
+            arrival = max(
+                net.now() + net.latency(net.link(self.src.host.name, self.dst_host.name)),
+                self.last_arrival,
+            )
+            segment[0] = self.last_arrival = arrival
+        if self.queue:
+            self.timer = net.at(self.queue[0][0], self._arrive)
+
+    def _timed_out(self) -> None:
+        """Retransmissions gave up: the sender fails; the receiver is reset when the link heals."""
+        self.give_up = None
+        if self.stalled_since < 0:
+            return
+        self.net.trace.add(self.net.now(), f"tcp timeout {self.src.name()}>{self.dst.name()}")
+        self.queue.clear()
+        self.queued_bytes = 0
+        self.queue.append([self.net.now(), _RST, b""])
+        self.src._fail(errno.ETIMEDOUT)
+
+    def abort(self) -> None:
+        """The sender is gone: drop what is queued, send a reset."""
+        self.queue.clear()
+        self.queued_bytes = 0
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        self.last_arrival = 0
+        if self.stalled_since < 0:
+            self.push(_RST)
+        else:
+            self.queue.append([self.net.now(), _RST, b""])
+
+
+class SimSocket:
+    """A socket of a simulated host, with the socket module's interface."""
+
+    def __init__(self, net: Network, host: Host, type: int, proto: int) -> None:
+        self.net = net
+        self.host = host
+        self.family = socket.AF_INET
+        self.type = type
+        self.proto = proto
+        self._tcp = type == socket.SOCK_STREAM
+        self._fd = net.new_fd(self)
+        self._local: tuple[str, int] | None = None
+        self._peer: tuple[str, int] | None = None
+        self._state = "new"  # new, connecting, connected, listening, closed
+        self._error = 0  # pending SO_ERROR
+        self._reset = 0  # errno every call now raises (connection reset/timed out)
+        self._recv = bytearray()
+        self._eof = False
+        self._wr_shut = False
+        self._out: _Pipe | None = None
+        self._peer_sock: SimSocket | None = None
+        self._backlog: collections.deque[SimSocket] = collections.deque()
+        self._backlog_max = 0
+        self._datagrams: collections.deque[tuple[bytes, tuple[str, int]]] = collections.deque()
+        self._datagram_bytes = 0
+        self._opts: dict[tuple[int, int], int] = {}
+        self._timeout: float | None = None
+
+    def __repr__(self) -> str:
+        kind = "tcp" if self._tcp else "udp"
+        return f"<SimSocket {kind} fd={self.fileno()} host={self.host.name} laddr={self._local} raddr={self._peer} {self._state}>"
+
+    def name(self) -> str:
+        return f"{self._local[0]}:{self._local[1]}" if self._local else f"{self.host.name}:?"
+
+    # -- what the poller asks ----------------------------------------------
+
+    def _readiness(self) -> int:
+        net = self.net
+        if self._state == "closed" or self._state == "dead":
+            return 0
+        if not self._tcp:
+            return (net.READ if self._datagrams else 0) | net.WRITE
+        if self._state == "listening":
+            return net.READ if self._backlog else 0
+        if self._reset or self._error:
+            return net.READ | net.WRITE
+        if self._state == "connecting":
+            return 0
+        if self._state != "connected":
+            return net.WRITE if self._state == "new" else 0
+        ready = net.READ if (self._recv or self._eof) else 0
+        if self._wr_shut or self._window() > 0:
+            ready |= net.WRITE
+        return ready
+
+    def _window(self) -> int:
+        out, peer = self._out, self._peer_sock
+        if out is None or peer is None:
+            return 0
+        return self.net.tcp_window - out.queued_bytes - len(peer._recv)
+
+    # -- the socket module's interface -------------------------------------
+
+    def fileno(self) -> int:
+        return -1 if self._state == "closed" else self._fd
+
+    def setblocking(self, flag: bool) -> None:
+        if flag:
+            raise RuntimeError(
+                "simulated sockets are non-blocking (the loop's); setblocking(True) would block the simulation"
+            )
+        self._timeout = 0.0
+
+    def settimeout(self, value: float | None) -> None:
+        if value != 0:
+            raise RuntimeError("simulated sockets are non-blocking (the loop's)")
+        self._timeout = 0.0
+
+    def gettimeout(self) -> float | None:
+        return self._timeout
+
+    def setsockopt(self, level: int, option: int, value: Any, *more: Any) -> None:
+        self._check_open()
+        self._opts[(level, option)] = value
+
+    def getsockopt(self, level: int, option: int, *more: Any) -> int:
+        self._check_open()
+        if (level, option) == (socket.SOL_SOCKET, socket.SO_ERROR):
+            error, self._error = self._error, 0
+            return error
+        if (level, option) == (socket.SOL_SOCKET, socket.SO_TYPE):
+            return self.type
+        return self._opts.get((level, option), 0)  # type: ignore[return-value]
+
+    def getsockname(self) -> tuple[str, int]:
+        self._check_open()
+        return self._local if self._local is not None else ("0.0.0.0", 0)
+
+    def getpeername(self) -> tuple[str, int]:
+        self._check_open()
+        if self._peer is None or self._state not in ("connected",) and self._tcp:
+            raise _oserror(errno.ENOTCONN)
+        return self._peer
+
+    def _check_open(self) -> None:
+        if self._state == "closed":
+            raise _oserror(errno.EBADF)
+
+    def _own_ip(self, ip: str) -> str:
+        if ip in _ANY or ip == self.host.address:
+            return self.host.address
+        raise _oserror(errno.EADDRNOTAVAIL)
+
+    def bind(self, address: tuple[Any, ...]) -> None:
+        self._check_open()
+        if self._local is not None:
+            raise _oserror(errno.EINVAL)
+        ip, port = self._own_ip(address[0]), int(address[1])
+        table = self.net.tcp_ports if self._tcp else self.net.udp_ports
+        if port == 0:
+            port = self.host.ephemeral_port()
+            while (ip, port) in table:
+                port = self.host.ephemeral_port()
+        elif (ip, port) in table:
+            raise _oserror(errno.EADDRINUSE)
+        table[(ip, port)] = self
+        self._local = (ip, port)
+
+    def _autobind(self) -> None:
+        if self._local is None:
+            self.bind((self.host.address, 0))
+
+    def listen(self, backlog: int = 128) -> None:
+        self._check_open()
+        if not self._tcp:
+            raise _oserror(errno.EOPNOTSUPP)
+        self._autobind()
+        self._state = "listening"
+        self._backlog_max = max(1, backlog)
+
+    def accept(self) -> tuple[SimSocket, tuple[str, int]]:
+        self._check_open()
+        if self._state != "listening":
+            raise _oserror(errno.EINVAL)
+        if not self._backlog:
+            raise BlockingIOError(errno.EAGAIN, "[simulated] no connection pending")
+        conn = self._backlog.popleft()
+        assert conn._peer is not None
+        return conn, conn._peer
+
+    def connect(self, address: tuple[Any, ...]) -> None:
+        self._check_open()
+        net = self.net
+        ip, port = net.address_of(str(address[0]), self.host), int(address[1])
+        if not self._tcp:
+            self._autobind()
+            self._peer = (ip, port)
+            return
+        if self._state == "connected":
+            raise _oserror(errno.EISCONN)
+        if self._state == "connecting":
+            raise _oserror(errno.EALREADY)
+        self._autobind()
+        self._peer = (ip, port)
+        self._state = "connecting"
+        start = net.now()
+        net.trace.add(start, f"tcp connect {self.name()}>{ip}:{port}")
+        net.at(start + net.latency(net.defaults), self._syn_arrives, start, 0)
+        raise BlockingIOError(errno.EINPROGRESS, "[simulated] connecting")
+
+    def _syn_arrives(self, start: int, attempt: int) -> None:
+        net = self.net
+        if self._state != "connecting":
+            return
+        assert self._peer is not None
+        dst = net.host_of(self._peer[0], self.host)
+        if dst is None:
+            # No such address on the loopback network: refused at once.
+            net.at(net.now() + net.latency(net.defaults), self._refused)
+            return
+        if not net.is_cut(self.host, dst) and self.host.up:
+            listener = net.tcp_ports.get((dst.address, self._peer[1])) if dst.up else None
+            if listener is None or listener._state != "listening":
+                # Refused: the RST comes back (or is lost on a cut link: retry).
+                if not net.is_cut(dst, self.host):
+                    net.at(
+                        net.now() + net.latency(net.link(dst.name, self.host.name)), self._refused
+                    )
+                    return
+            elif len(listener._backlog) < listener._backlog_max:
+                listener._open_child(self)
+                return
+        if attempt < len(_SYN_RETRIES):
+            net.at(start + _SYN_RETRIES[attempt] * NS_PER_S, self._syn_arrives, start, attempt + 1)
+        else:
+            net.at(start + _SYN_GIVE_UP * NS_PER_S, self._connect_failed, errno.ETIMEDOUT)
+
+    def _refused(self) -> None:
+        self._connect_failed(errno.ECONNREFUSED)
+
+    def _connect_failed(self, code: int) -> None:
+        if self._state != "connecting":
+            return
+        self.net.trace.add(
+            self.net.now(), f"tcp connect-failed {self.name()} {errno.errorcode[code]}"
+        )
+        self._state = "new"
+        self._error = code
+        self.net.notify(self)
+
+    def _open_child(self, client: SimSocket) -> None:
+        """A SYN reached this listener: the server's end, queued for accept()."""
+        net = self.net
+        conn = SimSocket(net, self.host, socket.SOCK_STREAM, self.proto)
+        conn._local = self._local
+        conn._peer = client._local
+        conn._state = "connected"
+        conn._peer_sock = client
+        client._peer_sock = conn
+        conn._out = _Pipe(net, conn, client)
+        client._out = _Pipe(net, client, conn)
+        self._backlog.append(conn)
+        net.trace.add(net.now(), f"tcp accept {conn.name()}<{client.name()}")
+        net.notify(self)
+        # The SYN-ACK goes first on the server's pipe: its data follows.
+        conn._out.push(_SYNACK)
+
+    def _receive(self, kind: int, payload: bytes) -> None:
+        """A segment arrived from the peer."""
+        if self._state == "closed" or self._reset:
+            if kind == _DATA and self._out is not None:
+                self._out.abort()
+            return
+        if kind == _DATA:
+            self._recv += payload
+        elif kind == _FIN:
+            self._eof = True
+        elif kind == _RST:
+            self._fail(errno.ECONNRESET if self._state == "connected" else errno.ECONNREFUSED)
+            return
+        elif kind == _SYNACK:
+            if self._state == "connecting":
+                self._state = "connected"
+        self.net.notify(self)
+
+    def _fail(self, code: int) -> None:
+        if self._state == "connecting":
+            self._connect_failed(code)
+            return
+        self._reset = code
+        self.net.notify(self)
+
+    def _raise_reset(self) -> None:
+        code = self._reset
+        if code == errno.ECONNRESET:
+            raise ConnectionResetError(code, "[simulated] Connection reset by peer")
+        raise _oserror(code)
+
+    def recv(self, size: int, flags: int = 0) -> bytes:
+        self._check_open()
+        if not self._tcp:
+            return self.recvfrom(size)[0]
+        if self._recv:
+            data = bytes(self._recv[:size])
+            del self._recv[:size]
+            self._opened_window()
+            return data
+        if self._reset:
+            self._raise_reset()
+        if self._eof:
+            return b""
+        if self._state != "connected":
+            raise _oserror(errno.ENOTCONN)
+        raise BlockingIOError(errno.EAGAIN, "[simulated] nothing to read")
+
+    def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
+        view = memoryview(buffer).cast("B")
+        data = self.recv(nbytes or len(view))
+        view[: len(data)] = data
+        return len(data)
+
+    def _opened_window(self) -> None:
+        peer = self._peer_sock
+        if peer is not None and peer._state == "connected":
+            self.net.notify(peer)
+
+    def send(self, data: Any, flags: int = 0) -> int:
+        self._check_open()
+        if not self._tcp:
+            if self._peer is None:
+                raise _oserror(errno.EDESTADDRREQ)
+            return self.sendto(data, self._peer)
+        if self._reset:
+            self._raise_reset()
+        if self._wr_shut:
+            raise BrokenPipeError(errno.EPIPE, "[simulated] Broken pipe")
+        if self._state != "connected":
+            raise _oserror(errno.ENOTCONN)
+        window = self._window()
+        if window <= 0:
+            raise BlockingIOError(errno.EAGAIN, "[simulated] the peer's window is full")
+        view = memoryview(data).cast("B")
+        n = min(len(view), window)
+        if n:
+            assert self._out is not None
+            self._out.push(_DATA, bytes(view[:n]))
+        return n
+
+    def sendall(self, data: Any, flags: int = 0) -> None:
+        view = memoryview(data).cast("B")
+        if self.send(view) != len(view):
+            raise BlockingIOError(errno.EAGAIN, "[simulated] the peer's window is full")
+
+    def sendmsg(self, buffers: Any, *rest: Any) -> int:
+        return self.send(b"".join(bytes(b) for b in buffers))
+
+    def shutdown(self, how: int) -> None:
+        self._check_open()
+        if self._tcp and self._state == "connected" and how in (socket.SHUT_WR, socket.SHUT_RDWR):
+            if not self._wr_shut and not self._reset:
+                self._wr_shut = True
+                assert self._out is not None
+                self._out.push(_FIN)
+        elif self._tcp and self._state != "connected":
+            raise _oserror(errno.ENOTCONN)
+
+    def close(self) -> None:
+        if self._state == "closed":
+            return
+        if self._state == "connected" and not self._reset and self._out is not None:
+            if self._recv:
+                self._out.abort()  # unread data: Linux resets
+            elif not self._wr_shut:
+                self._out.push(_FIN)
+        elif self._state == "listening":
+            for conn in self._backlog:
+                conn.close()
+            self._backlog.clear()
+        self._release()
+
+    def _unbind(self) -> None:
+        if self._local is not None:
+            table = self.net.tcp_ports if self._tcp else self.net.udp_ports
+            if table.get(self._local) is self:
+                del table[self._local]
+
+    def _release(self) -> None:
+        net = self.net
+        self._unbind()
+        self._state = "closed"
+        self._recv.clear()
+        self._datagrams.clear()
+        net.forget(self)
+
+    def detach(self) -> int:
+        fd = self.fileno()
+        self._release()
+        return fd
+
+    def _die(self) -> None:
+        """The host crashed: connections reset, ports freed.  The object
+        stays open (its fd valid) until its owner closes it: the loop and
+        the crashed host's transports and servers still refer to it."""
+        if self._state == "connected" and not self._reset and self._out is not None:
+            self._out.abort()
+        elif self._state == "listening":
+            for conn in self._backlog:
+                conn._die()
+            self._backlog.clear()
+        self._reset = errno.ECONNRESET
+        if self._state in ("listening", "connecting", "new"):
+            self._state = "dead"
+        self._datagrams.clear()
+        self._unbind()
+        # Its own transport meets the reset and cleans up.
+        self.net.notify(self)
+
+    # -- UDP ---------------------------------------------------------------
+
+    def sendto(self, data: Any, *args: Any) -> int:
+        self._check_open()
+        address = args[-1]
+        view = memoryview(data).cast("B")
+        if len(view) > _MAX_DATAGRAM:
+            raise _oserror(errno.EMSGSIZE)
+        self._autobind()
+        net = self.net
+        ip, port = net.address_of(str(address[0]), self.host), int(address[1])
+        dst = net.by_address.get(ip)
+        payload = bytes(view)
+        params = net.link(self.host.name, dst.name) if dst is not None else net.defaults
+        line = f"udp {self.name()}>{ip}:{port} {len(payload)}"
+        if not self.host.up or dst is None or (params.drop and net.rng.random() < params.drop):
+            net.trace.add(net.now(), f"{line} dropped")
+            return len(payload)
+        copies = 2 if params.duplicate and net.rng.random() < params.duplicate else 1
+        for _ in range(copies):
+            arrival = net.now() + net.latency(params)
+            if params.reorder and net.rng.random() < params.reorder:
+                # Held back by up to twice the link's latency: overtaken.
+                arrival += net.rng.randint(0, max(params.latency[1], 1) * 2)
+            else:
+                arrival = net.in_order(self.host, dst, arrival)
+            net.at(
+                arrival,
+                _deliver_datagram,
+                net,
+                self.host,
+                self._local,
+                dst,
+                port,
+                payload,
+            )
+        net.trace.add(net.now(), line if copies == 1 else f"{line} duplicated")
+        return len(payload)
+
+    def recvfrom(self, size: int, flags: int = 0) -> tuple[bytes, tuple[str, int]]:
+        self._check_open()
+        if not self._datagrams:
+            raise BlockingIOError(errno.EAGAIN, "[simulated] no datagram")
+        data, source = self._datagrams.popleft()
+        self._datagram_bytes -= len(data)
+        return data[:size], source
+
+    def recvfrom_into(
+        self, buffer: Any, nbytes: int = 0, flags: int = 0
+    ) -> tuple[int, tuple[str, int]]:
+        view = memoryview(buffer).cast("B")
+        data, source = self.recvfrom(nbytes or len(view))
+        view[: len(data)] = data
+        return len(data), source
+
+
+def _deliver_datagram(
+    net: Network, src: Host, source: Any, dst: Host, port: int, payload: bytes
+) -> None:
+    now = net.now()
+    sock = net.udp_ports.get((dst.address, port))
+    if not dst.up or net.is_cut(src, dst) or sock is None or sock._state == "closed":
+        net.trace.add(now, f"udp {source[0]}:{source[1]}>{dst.address}:{port} lost")
+        return
+    if sock._datagram_bytes + len(payload) > _UDP_RCVBUF:
+        net.trace.add(now, f"udp {source[0]}:{source[1]}>{dst.address}:{port} overflow")
+        return
+    sock._datagrams.append((payload, source))
+    sock._datagram_bytes += len(payload)
+    net.trace.add(now, f"udp {source[0]}:{source[1]}>{dst.address}:{port} delivered")
+    net.notify(sock)

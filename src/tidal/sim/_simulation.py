@@ -1,0 +1,426 @@
+"""Simulation: several hosts' real asyncio code in one loop, over a simulated network.
+
+Each host's main task runs in a context that names the host
+(``_host.current_host``); every task and callback it makes inherits it, so
+the loop's socket factory and resolver (``_net``), its clocks and the random
+module serve that host.  All hosts share one tidal loop in virtual time;
+the network's deliveries and the scheduled faults are timers of that loop.
+Everything is a function of the seed: the latency and fault draws, the
+hosts' random generators and urandom, the order of simultaneous events.
+The trace hash folds every network event, fault and host exit as it happens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable
+
+from .._loop import EventLoop
+from ._clock import NS_PER_S, to_ns
+from ._host import Host, HostCrashed, current_host
+from ._loop import SimEventLoop
+from ._net import LinkParams, Network, Trace
+
+
+class StillRunning(Exception):
+    """A host's result when ``run(until=...)`` ended before its main returned."""
+
+
+@dataclass
+class SimResult:
+    """What ``Simulation.run`` returns."""
+
+    time: float  # the virtual time the run ended at, in seconds
+    results: dict[str, Any]  # host -> its main's return value, or the exception it ended with
+    trace_hash: str  # equal for two runs exactly when their events were (seed, program)
+    events: int = 0  # how many events the trace hash covers
+    trace: list[str] = field(default_factory=list)  # the events, with keep_trace=True
+
+
+def _stable_repr(value: Any) -> str:
+    """A repr that is the same in every process (no ids, no hash order)."""
+    if value is None or isinstance(value, (bool, int, float, str, bytes)):
+        return repr(value)
+    if isinstance(value, BaseException):
+        return f"{type(value).__qualname__}({str(value)!r})"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_stable_repr(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return (
+            "{" + ", ".join(f"{_stable_repr(k)}: {_stable_repr(v)}" for k, v in value.items()) + "}"
+        )
+    return type(value).__qualname__
+
+
+def _names(group: str | Iterable[str]) -> set[str]:
+    return {group} if isinstance(group, str) else set(group)
+
+
+class _SimulationLoop(SimEventLoop):
+    """The simulated loop, knowing which host each task belongs to, and
+    each host's clock once any host has one of its own."""
+
+    def __init__(self, *, seed: int) -> None:
+        super().__init__(seed=seed)
+        self._host_clocks = False
+
+    def create_task(
+        self, coro: Any, *, name: str | None = None, context: contextvars.Context | None = None
+    ) -> asyncio.Task[Any]:
+        task = super().create_task(coro, name=name, context=context)
+        host = current_host.get(None) if context is None else context.get(current_host)
+        if host is not None:
+            tasks = host.tasks
+            tasks[task] = None
+            task.add_done_callback(tasks.pop)
+        return task
+
+    def use_host_clocks(self) -> None:
+        """From now on, loop.time(), call_at and call_later read the calling
+        host's clock.  Until a host's clock differs, the loop's own methods
+        serve everyone (no per-timer cost for the common case)."""
+        if self._host_clocks:
+            return
+        self._host_clocks = True
+        clock = self.virtual_clock
+        loop_call_at = EventLoop.call_at
+        loop_call_later = EventLoop.call_later
+
+        def time() -> float:
+            host = current_host.get(None)
+            ns = clock.ns if host is None else host.local_ns(clock.ns)
+            return ns / NS_PER_S
+
+        def call_at(
+            when: float,
+            callback: Callable[..., object],
+            *args: Any,
+            context: contextvars.Context | None = None,
+        ) -> Any:
+            host = current_host.get(None)
+            if host is not None and not host.identity:
+                when = host.global_ns(to_ns(when)) / NS_PER_S
+            return loop_call_at(self, when, callback, *args, context=context)
+
+        def call_later(
+            delay: float,
+            callback: Callable[..., object],
+            *args: Any,
+            context: contextvars.Context | None = None,
+        ) -> Any:
+            host = current_host.get(None)
+            if host is not None and not host.identity:
+                delay = delay / host.rate
+            return loop_call_later(self, delay, callback, *args, context=context)
+
+        # On the instance: asyncio's code and the program look them up there;
+        # the loop's own turn keeps reading the simulation's clock.
+        self.time = time  # type: ignore[method-assign]
+        self.call_at = call_at  # type: ignore[method-assign]
+        self.call_later = call_later  # type: ignore[method-assign]
+
+
+class Simulation:
+    """Several hosts' asyncio programs, one simulated network, one seed.
+
+    ``latency`` is a (low, high) range in seconds, drawn per segment or
+    datagram; ``drop``, ``duplicate`` and ``reorder`` are probabilities per
+    UDP datagram (TCP delivers in order, whatever the link does, and stalls
+    on a cut link).  ``tcp_window`` is how many bytes a TCP sender may have
+    unread by its peer; ``tcp_timeout`` how long a stalled connection waits
+    before it fails.  ``keep_trace`` keeps the events' text for the result.
+    """
+
+    def __init__(
+        self,
+        seed: int = 0,
+        *,
+        latency: tuple[float, float] = (0.0005, 0.002),
+        drop: float = 0.0,
+        duplicate: float = 0.0,
+        reorder: float = 0.0,
+        tcp_window: int = 256 * 1024,
+        tcp_timeout: float = 60.0,
+        keep_trace: bool = False,
+    ) -> None:
+        self.seed = seed
+        self._loop = _SimulationLoop(seed=seed)
+        self._trace = Trace(keep_trace)
+        self._net = Network(
+            self._loop,
+            self._loop.sim_poller,
+            seed,
+            LinkParams(latency, drop, duplicate, reorder),
+            tcp_window,
+            tcp_timeout,
+            self._trace,
+        )
+        self._loop._socket_factory = self._net.socket_factory
+        self._loop._resolver = self._net
+        self._loop.sim_poller.refuse_real = True
+        self._hosts: dict[str, Host] = {}
+        self._pending_actions = 0
+        self._finished: asyncio.Future[None] | None = None
+        self._running = False
+        self._ran = False
+
+    def __repr__(self) -> str:
+        return f"<Simulation seed={self.seed} hosts={list(self._hosts)} time={self.now:.9f}>"
+
+    @property
+    def now(self) -> float:
+        """The simulation's virtual time, in seconds (no host's skew)."""
+        return self._loop.virtual_clock.ns / NS_PER_S
+
+    def _record(self, line: str) -> None:
+        self._trace.add(self._loop.virtual_clock.ns, line)
+
+    def _host(self, name: str) -> Host:
+        try:
+            return self._hosts[name]
+        except KeyError:
+            raise KeyError(f"no host named {name!r} in this simulation") from None
+
+    def _check_open(self) -> None:
+        if self._ran:
+            raise RuntimeError("this simulation has run; make a new one")
+
+    # -- hosts ---------------------------------------------------------------
+
+    def host(self, name: str, main: Callable[..., Any], *args: Any) -> str:
+        """Add host `name`, whose main task is ``main(*args)``; its address."""
+        self._check_open()
+        if name in self._hosts:
+            raise ValueError(f"host {name!r} exists already")
+        host = Host(name, len(self._hosts), main, args, self.seed)
+        self._hosts[name] = host
+        self._net.hosts[name] = host
+        self._net.by_address[host.address] = host
+        if self._running:
+            self._boot(host)
+        return host.address
+
+    def address(self, name: str) -> str:
+        """The host's address (a str), as its peers see it."""
+        return self._host(name).address
+
+    def _boot(self, host: Host) -> None:
+        host.up = True
+        host.generation += 1
+        host.reseed()
+        host.tasks = {}
+        host.done = False
+        host.result = None
+        self._record(f"boot {host.name} {host.generation}")
+        context = contextvars.Context()
+        context.run(current_host.set, host)
+        coro = context.run(host.main, *host.args)
+        task = self._loop.create_task(coro, name=f"{host.name} main", context=context)
+        host.main_task = task
+        task.add_done_callback(functools.partial(self._main_done, host, host.generation))
+
+    def _main_done(self, host: Host, generation: int, task: asyncio.Task[Any]) -> None:
+        if host.generation != generation or not host.up:
+            return  # a crash already settled this boot's result
+        if task.cancelled():
+            result: Any = asyncio.CancelledError()
+        else:
+            result = task.exception() or task.result()
+        host.result = result
+        host.done = True
+        self._record(f"exit {host.name} {_stable_repr(result)}")
+        self._check_finished()
+
+    def _check_finished(self) -> None:
+        if self._finished is None or self._finished.done() or self._pending_actions:
+            return
+        if all(host.done for host in self._hosts.values()):
+            self._finished.set_result(None)
+
+    # -- faults ----------------------------------------------------------------
+
+    def partition(
+        self, a: str | Iterable[str], b: str | Iterable[str] | None = None, *, one_way: bool = False
+    ) -> None:
+        """Cut the links between groups `a` and `b` (everyone else by default);
+        ``one_way=True`` cuts only a -> b."""
+        self._check_open()
+        group_a = _names(a)
+        group_b = set(self._hosts) - group_a if b is None else _names(b)
+        for name in group_a | group_b:
+            self._host(name)
+        self._net.partition(group_a, group_b, one_way)
+        arrow = "->" if one_way else "<->"
+        self._record(f"partition {sorted(group_a)} {arrow} {sorted(group_b)}")
+
+    def heal(
+        self, a: str | Iterable[str] | None = None, b: str | Iterable[str] | None = None
+    ) -> None:
+        """Restore every cut link (or those between `a` and `b`, both ways)."""
+        self._check_open()
+        group_a = None if a is None else _names(a)
+        group_b = None if a is None else (set(self._hosts) - _names(a) if b is None else _names(b))
+        self._net.heal(group_a, group_b)
+        self._record(
+            "heal" if a is None else f"heal {sorted(group_a or ())} {sorted(group_b or ())}"
+        )
+
+    def link(
+        self,
+        a: str,
+        b: str,
+        *,
+        latency: tuple[float, float] | None = None,
+        drop: float | None = None,
+        duplicate: float | None = None,
+        reorder: float | None = None,
+        both_ways: bool = True,
+    ) -> None:
+        """Set the faults of the link a -> b (and b -> a): unset ones keep the defaults."""
+        self._check_open()
+        self._host(a), self._host(b)
+        d = self._net.defaults
+        lo, hi = d.latency
+        params = LinkParams(
+            latency if latency is not None else (lo / NS_PER_S, hi / NS_PER_S),
+            d.drop if drop is None else drop,
+            d.duplicate if duplicate is None else duplicate,
+            d.reorder if reorder is None else reorder,
+        )
+        self._net.links[(a, b)] = params
+        if both_ways:
+            self._net.links[(b, a)] = params
+        self._record(
+            f"link {a} {'<->' if both_ways else '->'} {b} {latency} {drop} {duplicate} {reorder}"
+        )
+
+    def crash(self, name: str) -> None:
+        """Host `name` dies now: its tasks are cancelled, its timers dropped,
+        its connections reset.  Its result becomes HostCrashed (unless its
+        main had returned already)."""
+        self._check_open()
+        host = self._host(name)
+        if not host.up:
+            return
+        host.up = False
+        self._record(f"crash {name}")
+        if not self._running:
+            host.result = HostCrashed(f"{name} crashed at {self.now:.9f} s")
+            host.done = True
+            return
+        for timer in list(self._loop._scheduled):
+            context = getattr(timer, "_context", None)
+            if context is not None and context.get(current_host) is host:
+                timer.cancel()
+        self._net.crash(host)
+        for task in list(host.tasks):
+            task.cancel()
+        if not host.done:  # (a main that returned keeps its result)
+            host.result = HostCrashed(f"{name} crashed at {self.now:.9f} s")
+            host.done = True
+        self._check_finished()
+
+    def restart(self, name: str) -> None:
+        """Run host `name`'s main again, with fresh state (crashing it first if it is up)."""
+        self._check_open()
+        host = self._host(name)
+        if host.up:
+            self.crash(name)
+        self._record(f"restart {name}")
+        if self._running:
+            self._boot(host)
+        else:
+            host.up = True  # booted when the run starts
+            host.done = False
+
+    def clock(
+        self,
+        name: str,
+        offset: float | None = None,
+        drift: float | None = None,
+        step: float | None = None,
+    ) -> None:
+        """Host `name`'s clock from now on: `offset` s from true time, running
+        fast by `drift` s per s, or jumped by `step` s.  Its loop.time(),
+        time.time()/monotonic() and timers follow it."""
+        self._check_open()
+        host = self._host(name)
+        host.set_clock(self._loop.virtual_clock.ns, offset, drift, step)
+        self._loop.use_host_clocks()
+        self._record(f"clock {name} offset={offset} drift={drift} step={step}")
+
+    def at(self, when: float, action: Callable[..., Any], *args: Any) -> None:
+        """Call ``action(*args)`` at virtual time `when` (s), outside every host."""
+        self._check_open()
+        self._pending_actions += 1
+        self._net.at(max(to_ns(when), self._loop.virtual_clock.ns), self._act, action, args)
+
+    def _act(self, action: Callable[..., Any], args: tuple[Any, ...]) -> None:
+        self._pending_actions -= 1
+        try:
+            action(*args)
+        finally:
+            self._check_finished()
+
+    # -- running ---------------------------------------------------------------
+
+    def run(self, until: float | None = None) -> SimResult:
+        """Run until every host's main is done (and no scheduled action is
+        pending) or until virtual time `until`; then stop every task."""
+        self._check_open()
+        loop = self._loop
+        self._finished = loop.create_future()
+        self._running = True
+        try:
+            for host in self._hosts.values():
+                if host.up or host.generation == 0 and not host.done:
+                    self._boot(host)
+            if until is not None:
+                self._net.at(to_ns(until), self._time_is_up)
+            self._check_finished()
+            loop.run_until_complete(self._finished)
+            end = self.now
+            results: dict[str, Any] = {}
+            for name, host in self._hosts.items():
+                results[name] = (
+                    host.result
+                    if host.done
+                    else StillRunning(f"{name} still running at {end:.9f} s")
+                )
+                self._record(f"result {name} {_stable_repr(results[name])}")
+            return SimResult(
+                end, results, self._trace.hexdigest(), self._trace.count, list(self._trace.events)
+            )
+        finally:
+            self._running = False
+            self._ran = True
+            self._shut_down()
+
+    def _time_is_up(self) -> None:
+        if self._finished is not None and not self._finished.done():
+            self._finished.set_result(None)
+
+    def _shut_down(self) -> None:
+        """Cancel what still runs, let it finish, close the loop."""
+        loop = self._loop
+        if loop.is_closed():
+            return
+        try:
+            tasks = [t for t in asyncio.all_tasks(loop) if not t.done()]
+            for task in tasks:
+                task.cancel()
+            if tasks:
+                loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+            # Connections the hosts left open end with the world they lived in.
+            transports = [t for t in loop._transports.values() if not t.is_closing()]
+            for transport in transports:
+                transport.abort()
+            if transports:
+                loop.run_until_complete(asyncio.sleep(0))
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.run_until_complete(loop.shutdown_default_executor())
+        finally:
+            loop.close()
