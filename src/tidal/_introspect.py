@@ -19,10 +19,10 @@ while the loop may be running:
 from __future__ import annotations
 
 import asyncio
-import linecache
 import os
 import sys
 import traceback
+import weakref
 from asyncio import tasks
 from types import FrameType
 from typing import Any
@@ -133,17 +133,83 @@ def innermost_coroutine_frame(task: Any, loop_frames: list[FrameType] | None = N
     (``await asyncio.sleep(0)`` ends in asyncio's ``__sleep0``: the frame
     that says something is the one that awaited it.)
     """
-    chain = await_chain(task, loop_frames)
+    return innermost(await_chain(task, loop_frames))
+
+
+def innermost(chain: list[FrameType]) -> FrameType | None:
+    """The innermost of an await chain's frames that is not asyncio's own."""
     for frame in reversed(chain):
         if not frame.f_code.co_filename.startswith(_ASYNCIO_DIR):
             return frame
     return chain[-1] if chain else None
 
 
-def source_line(frame: FrameType) -> str:
-    return linecache.getline(frame.f_code.co_filename, frame.f_lineno).strip()
-
 
 def task_name(task: Any) -> str:
     get_name = getattr(task, "get_name", None)
     return str(get_name()) if get_name is not None else repr(task)
+
+
+def awaiters_of(fut: Any, _depth: int = 0) -> list[Any]:
+    """The tasks waiting for `fut` (a task or future), found through its done callbacks.
+
+    A task awaiting it directly is woken by a bound method of its own; a
+    TaskGroup's child calls back the group, whose parent task waits; gather,
+    wait, wait_for and shield call back a closure (or partial) holding the
+    future the waiting task awaits: followed, a few levels deep.
+    """
+    found: list[Any] = []
+    if _depth > 4:
+        return found
+    try:
+        callbacks = list(getattr(fut, "_callbacks", None) or ())
+    except RuntimeError:
+        return found
+    for entry in callbacks:
+        callback = entry[0] if isinstance(entry, tuple) else entry
+        for obj in _held_by(callback):
+            if isinstance(obj, asyncio.Task):
+                if obj is not fut and obj not in found:
+                    found.append(obj)
+            elif asyncio.isfuture(obj) and obj is not fut:
+                for task in awaiters_of(obj, _depth + 1):
+                    if task not in found:
+                        found.append(task)
+            else:
+                parent = getattr(obj, "_parent_task", None)  # a TaskGroup
+                if isinstance(parent, asyncio.Task) and parent not in found:
+                    found.append(parent)
+    return found
+
+
+def _held_by(callback: Any) -> list[Any]:
+    """What a done callback is bound to or closes over (where its waiter is)."""
+    held = []
+    owner = getattr(callback, "__self__", None)
+    if owner is not None:
+        held.append(owner)
+    func = getattr(callback, "func", None)  # functools.partial
+    if func is not None:
+        held.extend(getattr(callback, "args", ()))
+        callback = func
+    for cell in getattr(callback, "__closure__", None) or ():
+        try:
+            held.append(cell.cell_contents)
+        except ValueError:  # an empty cell
+            pass
+    return held
+
+
+# Every tidal loop that has run, with how many frames deep its run_forever
+# was called (an int: no frame is kept).  The watchdog tells a plain
+# callback's frames from the loop's with it; the monitor finds the loops here.
+loops_seen: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
+
+
+def note_running(loop: Any, caller: FrameType | None) -> None:
+    """The loop starts running, called from `caller` (on the loop thread)."""
+    depth = 0
+    while caller is not None:
+        depth += 1
+        caller = caller.f_back
+    loops_seen[loop] = depth

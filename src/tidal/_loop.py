@@ -70,7 +70,7 @@ if TYPE_CHECKING:
     _T = TypeVar("_T")
     _Ts = TypeVarTuple("_Ts")
 
-from . import _connect, _dns, _introspect, _sendfile, _server, _signals, _sock, _watchdog
+from . import _connect, _dns, _introspect, _observe, _sendfile, _server, _signals, _sock, _stats, _watchdog
 from ._clock import MonotonicClock
 from ._handles import Handle, TimerHandle
 from ._handles import report as _report_callback_error
@@ -912,7 +912,7 @@ class EventLoop(_LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
         try:
             self._run_forever_setup()
             self._note_overrides()
-            _watchdog.loop_running(self)
+            _observe.loop_running(self)
             if self._instruments is not None:
                 self._instruments.fire(self._instruments.before_run)
             try:
@@ -981,7 +981,7 @@ class EventLoop(_LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
         self._writers.clear()
         self._fileobjs.clear()
         self._poller.close()
-        _watchdog.loop_closed(self)
+        _observe.loop_closed(self)
 
     # ------------------------------------------------------------------
     # Instruments (_instrument.py)
@@ -1267,14 +1267,18 @@ class EventLoop(_LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
         return self._remove_writer(fd)
 
     # ------------------------------------------------------------------
-    # The watchdog (_watchdog.py), signals (_signals.py), DNS (_dns.py), sockets (_sock.py),
+    # The watchdog and stats (_watchdog.py, _stats.py), signals (_signals.py),
+    # DNS (_dns.py), sockets (_sock.py),
     # connections (_connect.py), servers (_server.py), datagrams.
     # Each lives in its own module; the functions take the loop as `self`
     # and are bound here as methods, so the loop's class stays one class.
     # ------------------------------------------------------------------
 
-    # tidal's own: a thread that reports a step blocking the loop, while it does.
+    # tidal's own: a thread that reports a step blocking the loop, while it
+    # does; the loop's figures (docs/monitoring.md).
     set_watchdog = _watchdog.set_watchdog
+    stats = _stats.stats
+    collect_stats = _stats.collect_stats
 
     add_signal_handler = _signals.add_signal_handler
     remove_signal_handler = _signals.remove_signal_handler

@@ -89,7 +89,7 @@ def check_threshold(seconds: float | None) -> float | None:
     return float(seconds)
 
 
-class _Step:
+class Step:
     """What the watchdog saw running: its identity, and since when."""
 
     __slots__ = ("turn", "task", "frame", "since", "reported", "label")
@@ -102,7 +102,7 @@ class _Step:
         self.reported = False
         self.label = ""
 
-    def same(self, other: _Step) -> bool:
+    def same(self, other: Step) -> bool:
         return self.turn == other.turn and self.task is other.task and self.frame is other.frame
 
 
@@ -137,12 +137,12 @@ class Watchdog:
     # -- the watchdog's thread -------------------------------------------
 
     def _watch(self) -> None:
-        step: _Step | None = None
+        step: Step | None = None
         while not self._stopped.wait(self.interval):
             loop = self._loop()
             if loop is None or loop._closed:
                 break
-            seen = self._sample(loop)
+            seen = sample_step(loop)
             del loop
             if step is not None and (seen is None or not seen.same(step)):
                 if step.reported:
@@ -160,20 +160,7 @@ class Watchdog:
         if step is not None and step.reported:
             self._report_end(step, time.monotonic())
 
-    def _sample(self, loop: Any) -> _Step | None:
-        """What runs on the loop now (None: it waits for I/O, or is not running)."""
-        thread_id = loop._thread_id
-        turn = loop._turn
-        if thread_id is None or turn & 1:
-            return None
-        now = time.monotonic()
-        task = _introspect.current_task(loop)
-        frame = None
-        if task is None:
-            frame = _callback_frame(_introspect.thread_frames(thread_id), _run_depth.get(loop, 0))
-        return _Step(turn, task, frame, now)
-
-    def _report_stall(self, loop: Any, step: _Step, now: float) -> None:
+    def _report_stall(self, loop: Any, step: Step, now: float) -> None:
         frames = _introspect.thread_frames(loop._thread_id)
         # Still the same step?  (It may have ended while the GIL was away.)
         if loop._turn != step.turn or _introspect.current_task(loop) is not step.task:
@@ -201,7 +188,7 @@ class Watchdog:
             except Exception:
                 logger.exception("watchdog stall observer %r failed", observer)
 
-    def _report_end(self, step: _Step, now: float) -> None:
+    def _report_end(self, step: Step, now: float) -> None:
         logger.warning(
             "tidal watchdog: %s held the event loop for %.3f seconds in total", step.label, now - step.since
         )
@@ -233,6 +220,23 @@ def set_watchdog(loop: Any, seconds: float | None) -> None:
         watchdog.running()
 
 
+def sample_step(loop: Any) -> Step | None:
+    """What runs on the loop now (None: it waits for I/O, or is not running).
+
+    Read from any thread; the monitor's server samples with it too.
+    """
+    thread_id = loop._thread_id
+    turn = loop._turn
+    if thread_id is None or turn & 1:
+        return None
+    now = time.monotonic()
+    task = _introspect.current_task(loop)
+    frame = None
+    if task is None:
+        frame = _callback_frame(_introspect.thread_frames(thread_id), _introspect.loops_seen.get(loop, 0))
+    return Step(turn, task, frame, now)
+
+
 def _callback_frame(frames: list[FrameType], depth: int) -> FrameType | None:
     """The outermost frame above the loop's own: the plain callback's.
 
@@ -245,10 +249,6 @@ def _callback_frame(frames: list[FrameType], depth: int) -> FrameType | None:
     return None
 
 
-# How many frames deep each running loop's run_forever was called (an int:
-# no reference to a frame is kept).
-_run_depth: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
-
 _stopped: weakref.WeakKeyDictionary[Any, list[Watchdog]] = weakref.WeakKeyDictionary()
 
 
@@ -257,18 +257,10 @@ def _stopped_threads(loop: Any) -> list[Watchdog]:
 
 
 def loop_running(loop: Any) -> None:
-    """The loop starts running (called by run_forever): start its watchdog.
+    """The loop starts running: start its watchdog.
 
     TIDAL_WATCHDOG is read now, if the loop was given no watchdog.
     """
-    # run_forever's caller (compiled, the loop's methods have no frame;
-    # interpreted, run_forever's own): the callbacks' frames come after.
-    depth = 0
-    frame: FrameType | None = sys._getframe(1)
-    while frame is not None:
-        depth += 1
-        frame = frame.f_back
-    _run_depth[loop] = depth
     watchdog = loop._watchdog
     if watchdog is None:
         threshold = threshold_from_env()

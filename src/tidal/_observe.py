@@ -1,0 +1,37 @@
+"""What a loop tells the process-wide observers: it starts running, it is closed.
+
+Two calls from ``_loop.py``, neither on the per-turn path: ``loop_running``
+from run_forever (before the first turn) and ``loop_closed`` from close().
+The observers: the stall watchdog (``_watchdog.py``, TIDAL_WATCHDOG), the
+statistics collector (``_stats.py``, TIDAL_STATS) and the monitor
+(``tidal.monitor``, TIDAL_MONITOR), which finds the loops through
+``_introspect.loops_seen``.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, Callable
+
+from . import _introspect, _stats, _watchdog
+
+# Called with each loop that starts running (the monitor adds itself here
+# when enabled, so this module needs no import of it).
+run_observers: list[Callable[[Any], object]] = []
+
+
+def loop_running(loop: Any) -> None:
+    """run_forever is about to run turns (on the loop's thread)."""
+    # sys._getframe(1): run_forever's caller compiled (the loop's methods
+    # push no frame), run_forever itself interpreted.
+    _introspect.note_running(loop, sys._getframe(1))
+    _watchdog.loop_running(loop)
+    _stats.loop_running(loop)
+    for observe in run_observers:
+        observe(loop)
+
+
+def loop_closed(loop: Any) -> None:
+    """close() has freed the loop's resources: end what watched it."""
+    _watchdog.loop_closed(loop)
+    _introspect.loops_seen.pop(loop, None)
