@@ -113,6 +113,12 @@ class EventLoopPolicy(asyncio.DefaultEventLoopPolicy):  # type: ignore[misc,vali
         return f"<{self.__class__.__name__}>"
 
 
+# TIDAL_MONITOR=1: this process answers python -m tidal ps/pstree/top (tidal.monitor).
+if os.environ.get("TIDAL_MONITOR", "").strip() not in ("", "0"):
+    from .monitor import _from_environment
+
+    _from_environment()
+
 __all__ = [
     "EventLoop",
     "EventLoopPolicy",

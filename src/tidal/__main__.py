@@ -1,6 +1,8 @@
 """``python -m tidal``: the tour; ``--version`` says which build is running.
 
 ``python -m tidal bench [...]`` runs the benchmark (``python -m tidal bench --help``).
+``python -m tidal ps|pstree|top PID``: the tasks, await tree and live figures of a
+running process that opted in with TIDAL_MONITOR=1 (docs/monitoring.md).
 """
 
 from __future__ import annotations
@@ -25,6 +27,10 @@ def main(argv: list[str] | None = None) -> int:
         from tidal.bench import main as bench
 
         return bench(args_in[1:])
+    if args_in[:1] in (["ps"], ["pstree"], ["top"]):
+        from tidal.monitor._client import main as monitor_client
+
+        return monitor_client(args_in[0], args_in[1:])
     parser = argparse.ArgumentParser(
         prog="python -m tidal",
         description=__doc__,
