@@ -352,7 +352,7 @@ def _raise_connect_errors(
         flat = exceptions = None  # type: ignore[assignment]
 
 
-async def _make_stream_transport(
+async def make_stream_transport(
     loop: Any, sock: socket.socket, protocol_factory: Callable[[], Any], owned: bool
 ) -> tuple[Any, Any]:
     """Wrap a connected socket; return once the protocol's connection_made has run.
@@ -472,7 +472,7 @@ async def _create_connection(
             ssl_shutdown_timeout=ssl_shutdown_timeout,
         )  # fmt: skip
     else:
-        transport, protocol = await _make_stream_transport(self, sock, protocol_factory, owned)
+        transport, protocol = await make_stream_transport(self, sock, protocol_factory, owned)
     if self._debug:
         logger.debug(
             "%r connected to %s:%r: (%r, %r)",
@@ -602,7 +602,7 @@ async def create_unix_connection(
             ssl_handshake_timeout=ssl_handshake_timeout,
             ssl_shutdown_timeout=ssl_shutdown_timeout,
         )  # fmt: skip
-    return await _make_stream_transport(self, sock, protocol_factory, owned)
+    return await make_stream_transport(self, sock, protocol_factory, owned)
 
 
 __all__ = ["create_connection", "create_unix_connection"]

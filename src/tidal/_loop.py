@@ -451,6 +451,10 @@ class _LoopCore:
         self._fileobjs.pop(fd, None)
         self._poller.set_interest(fd, False, False)
 
+    # _add_reader/_add_writer and _remove_reader/_remove_writer are mirror
+    # images written out: one shared body cost 1-10% more instructions per
+    # registration compiled (callgrind), and sock_* registers per wait.
+
     def _add_reader(self, fileobj: Any, callback: Callable[..., object], *args: Any) -> Handle:
         """Register a reader without the transport check: transports use this directly."""
         self._check_closed()

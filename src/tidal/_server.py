@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 
     _ProtocolT = TypeVar("_ProtocolT", bound=protocols.BaseProtocol)
 
-from . import _dns, _sock
+from . import _connect, _dns, _sock
 from .transports import _tls
 from .transports._base import set_reuseport
 from .transports._stream import StreamTransport
@@ -558,29 +558,16 @@ async def connect_accepted_socket(
     _sock.check_not_ssl(sock)
     if ssl:
         _tls.check_timeouts(ssl_handshake_timeout, ssl_shutdown_timeout)
-        pair = await _tls.open_tls(
+        pair: tuple[Any, Any] = await _tls.open_tls(
             self, sock, protocol_factory, ssl, "", owned=False, server_side=True,
             ssl_handshake_timeout=ssl_handshake_timeout,
             ssl_shutdown_timeout=ssl_shutdown_timeout,
         )  # fmt: skip
-        if self._debug:
-            logger.debug("%r handled: (%r, %r)", pair[0].get_extra_info("socket"), *pair)
-        return pair
-
-    sock.setblocking(False)
-    protocol = protocol_factory()
-    waiter = self.create_future()
-    transport = StreamTransport(self, sock, protocol, waiter)
-    try:
-        await waiter
-    except BaseException:
-        transport.close()
-        raise
+    else:
+        pair = await _connect.make_stream_transport(self, sock, protocol_factory, owned=False)
     if self._debug:
-        logger.debug(
-            "%r handled: (%r, %r)", transport.get_extra_info("socket"), transport, protocol
-        )
-    return transport, protocol
+        logger.debug("%r handled: (%r, %r)", pair[0].get_extra_info("socket"), *pair)
+    return pair
 
 
 __all__ = ["Server", "create_server", "create_unix_server", "connect_accepted_socket"]

@@ -10,6 +10,13 @@ from tidal._syscalls_c cimport recv_into, recv_nowait, send
 cpdef check_not_ssl(object sock)
 
 
+# What _retry calls again once the fd is ready, and sock_accept's first try:
+# cpdef, so the compiled first try is a C call.
+cpdef tuple _accept(object sock)
+cpdef _sendto(object sock, object data, object address)
+cpdef _connect_result(object sock, object address)
+
+
 # The two helper objects of a pending sock_* operation: cdef classes, so
 # their state is a C struct and __call__/on_writable read it as fields.
 cdef class _IoDone:

@@ -129,9 +129,10 @@ def _wait_writable(loop: Any, fd: int, callback: Any, *args: Any) -> Any:
 def _retry(fut: Any, op: Any, *args: Any) -> None:
     """The fd is ready again: retry the socket call that would have blocked.
 
-    One callback for every sock_* call whose retry is just the same call
-    (recv, recv_into, recvfrom, recvfrom_into): `op` is the bound socket
-    method.
+    The one reader/writer callback of every pending sock_* operation: `op`
+    is the bound socket method (recv, recv_into, recvfrom, recvfrom_into)
+    or a function of this module (_sendto, _accept, _connect_result); its
+    result settles the future, its error too, unless it would block again.
     """
     # The future may have been cancelled since the fd was found ready.
     if fut.done():
@@ -277,26 +278,14 @@ async def sock_sendto(self: Any, sock: socket.socket, data: Any, address: Any) -
         return sock.sendto(data, address)
     except _WOULD_BLOCK:
         pass
-    return await _wait_writable(self, sock.fileno(), _on_sendto, sock, data, address)
+    return await _wait_writable(self, sock.fileno(), _retry, _sendto, sock, data, address)
 
 
-def _on_sendto(fut: Any, sock: socket.socket, data: Any, address: Any) -> None:
+def _sendto(sock: socket.socket, data: Any, address: Any) -> int:
     # Looks sock.sendto up again on each retry (not a bound method captured
-    # once, as _retry takes): callers may swap it, and asyncio's tests do.
-    if fut.done():
-        return
-    try:
-        n = sock.sendto(data, 0, address)
-    except _WOULD_BLOCK:
-        return
-    except (SystemExit, KeyboardInterrupt):
-        raise
-    except BaseException as exc:
-        fut.set_exception(exc)
-    else:
-        fut.set_result(n)
-    finally:
-        fut = None  # (as in _retry)
+    # once, as the reads pass to _retry): callers may swap it, and
+    # asyncio's tests do.
+    return sock.sendto(data, 0, address)
 
 
 # ----------------------------------------------------------------------
@@ -329,7 +318,7 @@ def begin_connect(loop: Any, sock: socket.socket, address: Any) -> Any:
     except _WOULD_BLOCK:
         # In progress (EINPROGRESS; or EINTR, after which the connect goes
         # on in the background): writable means it finished, either way.
-        return _wait_writable(loop, sock.fileno(), _on_connect_writable, sock, address)
+        return _wait_writable(loop, sock.fileno(), _retry, _connect_result, sock, address)
     except (SystemExit, KeyboardInterrupt):
         raise
     except BaseException as exc:  # delivered through the future, as asyncio does
@@ -359,52 +348,26 @@ async def connect(loop: Any, sock: socket.socket, address: Any) -> None:
         fut = None
 
 
-def _on_connect_writable(fut: Any, sock: socket.socket, address: Any) -> None:
-    if fut.done():
-        return
-    try:
-        err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-        if err != 0:
-            # OSError(errno, ...) builds the matching subclass
-            # (ConnectionRefusedError ...), as asyncio's message does.
-            raise OSError(err, f"Connect call failed {address}")
-    except _WOULD_BLOCK:
-        pass  # still connecting: stay registered
-    except (SystemExit, KeyboardInterrupt):
-        raise
-    except BaseException as exc:
-        fut.set_exception(exc)
-    else:
-        fut.set_result(None)
-    finally:
-        fut = None  # (as in _retry)
+def _connect_result(sock: socket.socket, address: Any) -> None:
+    """The socket turned writable: raise what its connect failed with, if it did."""
+    err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+    if err != 0:
+        # OSError(errno, ...) builds the matching subclass
+        # (ConnectionRefusedError ...), as asyncio's message does.
+        raise OSError(err, f"Connect call failed {address}")
 
 
 async def sock_accept(self: Any, sock: socket.socket) -> tuple[socket.socket, Any]:
     """Accept a connection on listening `sock`: (non-blocking conn, peer address)."""
     _check_sock(self, sock)
     try:
-        conn, address = sock.accept()
-        conn.setblocking(False)
-        return conn, address
+        return _accept(sock)
     except _WOULD_BLOCK:
         pass
-    return await _wait_readable(self, sock.fileno(), _on_accept, sock)
+    return await _wait_readable(self, sock.fileno(), _retry, _accept, sock)
 
 
-def _on_accept(fut: Any, sock: socket.socket) -> None:
-    if fut.done():
-        return
-    try:
-        conn, address = sock.accept()
-        conn.setblocking(False)
-    except _WOULD_BLOCK:
-        return
-    except (SystemExit, KeyboardInterrupt):
-        raise
-    except BaseException as exc:
-        fut.set_exception(exc)
-    else:
-        fut.set_result((conn, address))
-    finally:
-        fut = None  # (as in _retry)
+def _accept(sock: socket.socket) -> tuple[socket.socket, Any]:
+    conn, address = sock.accept()
+    conn.setblocking(False)
+    return conn, address
