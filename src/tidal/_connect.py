@@ -33,7 +33,10 @@ import os
 import socket
 import sys
 from collections.abc import Callable
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ._loop import EventLoop  # annotations only: _loop imports this module
 
 from . import _dns, _sock
 from .transports import _tls
@@ -51,7 +54,7 @@ _BIND_MESSAGE_USES_STR = sys.version_info >= (3, 13)
 # ----------------------------------------------------------------------
 
 
-def _abandon(loop: Any, sock: socket.socket, fut: Any) -> None:
+def _abandon(loop: EventLoop, sock: socket.socket, fut: Any) -> None:
     """Stop an attempt now: cancel its future, drop its writer, close its socket.
 
     The writer goes first, while the fd is still ours: once closed, the same
@@ -71,7 +74,7 @@ def _bind_error(exc: OSError, laddr: Any) -> OSError:
 
 
 def _open_socket(
-    loop: Any, addrinfo: _AddrInfo, laddr_infos: list[_AddrInfo] | None
+    loop: EventLoop, addrinfo: _AddrInfo, laddr_infos: list[_AddrInfo] | None
 ) -> socket.socket:
     """A non-blocking socket for `addrinfo`, bound to the first local address that binds.
 
@@ -124,7 +127,7 @@ class _BindFailed(Exception):
 
 
 async def _connect_one(
-    loop: Any, addrinfo: _AddrInfo, laddr_infos: list[_AddrInfo] | None, errors: list[OSError]
+    loop: EventLoop, addrinfo: _AddrInfo, laddr_infos: list[_AddrInfo] | None, errors: list[OSError]
 ) -> socket.socket:
     """Create, bind and connect one socket; its OSErrors are appended to `errors`."""
     try:
@@ -176,7 +179,7 @@ def _interleave(infos: list[_AddrInfo], first_family_count: int) -> list[_AddrIn
 
 
 async def _connect_in_turn(
-    loop: Any,
+    loop: EventLoop,
     infos: list[_AddrInfo],
     laddr_infos: list[_AddrInfo] | None,
     exceptions: list[list[OSError]],
@@ -207,7 +210,7 @@ class _Race:
 
     def __init__(
         self,
-        loop: Any,
+        loop: EventLoop,
         infos: list[_AddrInfo],
         laddr_infos: list[_AddrInfo] | None,
         delay: float,
@@ -353,7 +356,7 @@ def _raise_connect_errors(
 
 
 async def make_stream_transport(
-    loop: Any, sock: socket.socket, protocol_factory: Callable[[], Any], owned: bool
+    loop: EventLoop, sock: socket.socket, protocol_factory: Callable[[], Any], owned: bool
 ) -> tuple[Any, Any]:
     """Wrap a connected socket; return once the protocol's connection_made has run.
 
@@ -384,7 +387,7 @@ async def make_stream_transport(
 
 
 async def _create_connection(
-    self: Any,
+    self: EventLoop,
     protocol_factory: Callable[[], Any],
     host: Any,
     port: Any,
@@ -488,7 +491,7 @@ async def _create_connection(
 if sys.version_info >= (3, 12):
 
     async def create_connection(
-        self: Any,
+        self: EventLoop,
         protocol_factory: Callable[[], Any],
         host: str | None = None,
         port: int | str | None = None,
@@ -520,7 +523,7 @@ if sys.version_info >= (3, 12):
 else:
 
     async def create_connection(  # type: ignore[misc]
-        self: Any,
+        self: EventLoop,
         protocol_factory: Callable[[], Any],
         host: str | None = None,
         port: int | str | None = None,
@@ -549,7 +552,7 @@ else:
 
 
 async def create_unix_connection(
-    self: Any,
+    self: EventLoop,
     protocol_factory: Callable[[], Any],
     path: str | bytes | os.PathLike[Any] | None = None,
     *,

@@ -14,6 +14,8 @@ import socket
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from ._loop import EventLoop
+
     # typeshed's name for what socket.getaddrinfo returns (and so what
     # AbstractEventLoop.getaddrinfo is declared to return).
     from socket import _GetAddrInfoResult
@@ -48,7 +50,7 @@ class ThreadResolver:
 
 
 async def getaddrinfo(
-    self: Any,
+    self: EventLoop,
     host: bytes | str | None,
     port: bytes | str | int | None,
     *,
@@ -63,7 +65,9 @@ async def getaddrinfo(
     )
 
 
-async def getnameinfo(self: Any, sockaddr: tuple[Any, ...], flags: int = 0) -> tuple[str, str]:
+async def getnameinfo(
+    self: EventLoop, sockaddr: tuple[Any, ...], flags: int = 0
+) -> tuple[str, str]:
     """The loop's getnameinfo: its resolver's answer."""
     return await self._resolver.getnameinfo(sockaddr, flags)  # type: ignore[no-any-return]
 
@@ -109,7 +113,7 @@ def numeric_addrinfo(
 
 
 async def resolve(
-    loop: Any,
+    loop: EventLoop,
     address: tuple[Any, ...],
     *,
     family: int = 0,
@@ -122,4 +126,7 @@ async def resolve(
     info = numeric_addrinfo(host, port, family, type, proto, *address[2:])
     if info is not None:
         return [info]
-    return await loop.getaddrinfo(host, port, family=family, type=type, proto=proto, flags=flags)
+    infos = await loop.getaddrinfo(host, port, family=family, type=type, proto=proto, flags=flags)
+    # (A list of typeshed's precise tuples is not a list[_AddrInfo] to mypy:
+    # lists are invariant.  A resolver may also return any sequence.)
+    return list(infos)

@@ -43,7 +43,10 @@ import os
 import socket
 import sys
 from asyncio import constants, exceptions, protocols
-from typing import Any
+from typing import Any, TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ._loop import EventLoop  # annotations only: _loop imports this module
 
 from . import _sock
 from ._sock import _IoDone
@@ -75,7 +78,7 @@ _UNSUPPORTED = constants._SendfileMode.UNSUPPORTED
 # ----------------------------------------------------------------------
 
 
-def _check_sock(loop: Any, sock: Any) -> None:
+def _check_sock(loop: EventLoop, sock: Any) -> None:
     # sock_sendfile checks blocking before SSL (the other sock_* the other
     # way round): asyncio's order, so the same mistake raises the same error.
     if loop._debug and sock.gettimeout() != 0:
@@ -130,7 +133,7 @@ class _ZeroCopy:
 
     def __init__(
         self,
-        loop: Any,
+        loop: EventLoop,
         sock: socket.socket,
         fileno: int,
         offset: int,
@@ -240,7 +243,7 @@ def _set_file_position(file: Any, fileno: int, position: int) -> None:
 
 
 async def _zero_copy(
-    loop: Any,
+    loop: EventLoop,
     sock: socket.socket,
     file: Any,
     offset: int,
@@ -279,14 +282,14 @@ async def _zero_copy(
 
 
 async def sock_sendfile_native(
-    self: Any, sock: socket.socket, file: Any, offset: int, count: int | None
+    self: EventLoop, sock: socket.socket, file: Any, offset: int, count: int | None
 ) -> int:
     """Zero-copy send (bound as ``loop._sock_sendfile_native``, asyncio's hook)."""
     return await _zero_copy(self, sock, file, offset, count, None)
 
 
 async def _sock_fallback(
-    loop: Any, sock: socket.socket, file: Any, offset: int, count: int | None
+    loop: EventLoop, sock: socket.socket, file: Any, offset: int, count: int | None
 ) -> int:
     """Read a chunk, sock_sendall it, repeat: asyncio's fallback, step for step."""
     if offset:
@@ -315,7 +318,7 @@ async def _sock_fallback(
 
 
 async def sock_sendfile(
-    self: Any,
+    self: EventLoop,
     sock: socket.socket,
     file: Any,
     offset: int = 0,
@@ -339,7 +342,9 @@ async def sock_sendfile(
 # ----------------------------------------------------------------------
 
 
-async def sendfile_native(self: Any, transp: Any, file: Any, offset: int, count: int | None) -> int:
+async def sendfile_native(
+    self: EventLoop, transp: Any, file: Any, offset: int, count: int | None
+) -> int:
     """Zero copy over tidal's StreamTransport (bound as ``loop._sendfile_native``, asyncio's hook).
 
     Reading pauses (the protocol must not see data while its transport is
@@ -379,7 +384,7 @@ class _FallbackProtocol(protocols.Protocol):
     protocol that was paused can be resumed twice).
     """
 
-    def __init__(self, loop: Any, transport: Any) -> None:
+    def __init__(self, loop: EventLoop, transport: Any) -> None:
         self._loop = loop
         self._transport = transport
         self._proto = transport.get_protocol()
@@ -449,7 +454,7 @@ class _FallbackProtocol(protocols.Protocol):
 
 
 async def _transport_fallback(
-    loop: Any, transp: Any, file: Any, offset: int, count: int | None
+    loop: EventLoop, transp: Any, file: Any, offset: int, count: int | None
 ) -> int:
     """Read a chunk, wait for room, write it; asyncio's fallback, step for step."""
     if offset:
@@ -479,7 +484,7 @@ async def _transport_fallback(
 
 
 async def sendfile(
-    self: Any,
+    self: EventLoop,
     transport: asyncio.BaseTransport,
     file: Any,
     offset: int = 0,

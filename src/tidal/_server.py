@@ -40,6 +40,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from ._loop import EventLoop
     from asyncio import Transport
     from typing import TypeVar
 
@@ -70,7 +71,7 @@ class Server(events.AbstractServer):
 
     def __init__(
         self,
-        loop: Any,
+        loop: EventLoop,
         sockets: list[socket.socket],
         protocol_factory: _ProtocolFactory,
         ssl_context: Any,
@@ -322,7 +323,7 @@ class Server(events.AbstractServer):
 # ----------------------------------------------------------------------
 
 
-async def _resolve_server_host(loop: Any, host: Any, port: Any, family: int, flags: int) -> Any:
+async def _resolve_server_host(loop: EventLoop, host: Any, port: Any, family: int, flags: int) -> Any:
     infos = await _dns.resolve(
         loop, (host, port), family=family, type=socket.SOCK_STREAM, flags=flags
     )
@@ -332,7 +333,7 @@ async def _resolve_server_host(loop: Any, host: Any, port: Any, family: int, fla
 
 
 async def create_server(
-    self: Any,
+    self: EventLoop,
     protocol_factory: _ProtocolFactory,
     host: Any = None,
     port: Any = None,
@@ -464,7 +465,7 @@ async def create_server(
 
 
 async def create_unix_server(
-    self: Any,
+    self: EventLoop,
     protocol_factory: _ProtocolFactory,
     path: Any = None,
     *,
@@ -540,7 +541,7 @@ async def create_unix_server(
 
 
 async def connect_accepted_socket(
-    self: Any,
+    self: EventLoop,
     protocol_factory: Callable[[], _ProtocolT],
     sock: socket.socket,
     *,

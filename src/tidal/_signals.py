@@ -18,6 +18,7 @@ from asyncio import coroutines
 from typing import TYPE_CHECKING, Any, Callable
 
 if TYPE_CHECKING:
+    from ._loop import EventLoop
     from typing import TypeVarTuple, Unpack
 
     _Ts = TypeVarTuple("_Ts")  # typeshed's AbstractEventLoop.add_signal_handler signature
@@ -39,7 +40,7 @@ def _check_signal(sig: Any) -> None:
 
 
 def add_signal_handler(
-    self: Any, sig: int, callback: Callable[[Unpack[_Ts]], object], *args: Unpack[_Ts]
+    self: EventLoop, sig: int, callback: Callable[[Unpack[_Ts]], object], *args: Unpack[_Ts]
 ) -> None:
     """Run `callback(*args)` on the loop when signal `sig` arrives (main thread only)."""
     if coroutines.iscoroutine(callback) or coroutines.iscoroutinefunction(callback):
@@ -66,7 +67,7 @@ def add_signal_handler(
         raise
 
 
-def remove_signal_handler(self: Any, sig: int) -> bool:
+def remove_signal_handler(self: EventLoop, sig: int) -> bool:
     """Restore the default disposition of `sig`; False if no handler was set."""
     _check_signal(sig)
     try:
@@ -92,7 +93,7 @@ def _clear_wakeup_fd() -> None:
         logger.info("set_wakeup_fd(-1) failed: %s", exc)
 
 
-def process_signal_bytes(self: Any, data: bytes) -> None:
+def process_signal_bytes(self: EventLoop, data: bytes) -> None:
     """Queue the handler of each signal number read from the self-pipe."""
     handlers = self._signal_handlers
     for signum in data:
@@ -107,7 +108,7 @@ def process_signal_bytes(self: Any, data: bytes) -> None:
             self._ready.append(handle)
 
 
-def remove_all(self: Any) -> None:
+def remove_all(self: EventLoop) -> None:
     """On loop close: give every signal back its default disposition."""
     if not self._signal_handlers:
         return

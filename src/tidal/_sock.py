@@ -25,7 +25,10 @@ methods of ``EventLoop``.
 from __future__ import annotations
 
 import socket
-from typing import Any
+from typing import Any, TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ._loop import EventLoop  # annotations only: _loop imports this module
 
 try:
     import ssl
@@ -61,7 +64,7 @@ def check_not_ssl(sock: Any) -> None:
         raise TypeError("Socket cannot be of type SSLSocket")
 
 
-def _check_sock(loop: Any, sock: Any) -> None:
+def _check_sock(loop: EventLoop, sock: Any) -> None:
     """asyncio's preconditions, in asyncio's order (the blocking test is debug-only there too)."""
     check_not_ssl(sock)
     if loop._debug and sock.gettimeout() != 0:
@@ -86,7 +89,7 @@ class _IoDone:
 
     __slots__ = ("_fd", "_handle", "_loop", "_writer")
 
-    def __init__(self, loop: Any, fd: int, handle: Any, writer: bool) -> None:
+    def __init__(self, loop: EventLoop, fd: int, handle: Any, writer: bool) -> None:
         self._loop = loop
         self._fd = fd
         self._handle = handle
@@ -104,7 +107,7 @@ class _IoDone:
         self._handle = None
 
 
-def _wait_readable(loop: Any, fd: int, callback: Any, *args: Any) -> Any:
+def _wait_readable(loop: EventLoop, fd: int, callback: Any, *args: Any) -> Any:
     """Make the future, register `callback(fut, *args)` as fd's reader; return the future."""
     fut = loop.create_future()
     loop._ensure_fd_no_transport(fd)
@@ -113,7 +116,7 @@ def _wait_readable(loop: Any, fd: int, callback: Any, *args: Any) -> Any:
     return fut
 
 
-def _wait_writable(loop: Any, fd: int, callback: Any, *args: Any) -> Any:
+def _wait_writable(loop: EventLoop, fd: int, callback: Any, *args: Any) -> Any:
     fut = loop.create_future()
     loop._ensure_fd_no_transport(fd)
     handle = loop._add_writer(fd, callback, fut, *args)
@@ -153,7 +156,7 @@ def _retry(fut: Any, op: Any, *args: Any) -> None:
         fut = None
 
 
-async def sock_recv(self: Any, sock: socket.socket, n: int) -> bytes:
+async def sock_recv(self: EventLoop, sock: socket.socket, n: int) -> bytes:
     """Receive up to `n` bytes; b"" means the peer closed its end."""
     _check_sock(self, sock)
     data = recv_nowait(sock, _io_fd(sock), n)
@@ -162,7 +165,7 @@ async def sock_recv(self: Any, sock: socket.socket, n: int) -> bytes:
     return await _wait_readable(self, sock.fileno(), _retry, sock.recv, n)
 
 
-async def sock_recv_into(self: Any, sock: socket.socket, buf: Any) -> int:
+async def sock_recv_into(self: EventLoop, sock: socket.socket, buf: Any) -> int:
     """Receive into the writable buffer `buf`; return how many bytes were written."""
     _check_sock(self, sock)
     try:
@@ -172,7 +175,7 @@ async def sock_recv_into(self: Any, sock: socket.socket, buf: Any) -> int:
     return await _wait_readable(self, sock.fileno(), _retry, sock.recv_into, buf)
 
 
-async def sock_recvfrom(self: Any, sock: socket.socket, bufsize: int) -> tuple[bytes, Any]:
+async def sock_recvfrom(self: EventLoop, sock: socket.socket, bufsize: int) -> tuple[bytes, Any]:
     """Receive one datagram: (data, sender address)."""
     _check_sock(self, sock)
     try:
@@ -183,7 +186,7 @@ async def sock_recvfrom(self: Any, sock: socket.socket, bufsize: int) -> tuple[b
 
 
 async def sock_recvfrom_into(
-    self: Any, sock: socket.socket, buf: Any, nbytes: int = 0
+    self: EventLoop, sock: socket.socket, buf: Any, nbytes: int = 0
 ) -> tuple[int, Any]:
     """Receive one datagram into `buf` (at most `nbytes`, 0: len(buf)): (size, address)."""
     _check_sock(self, sock)
@@ -242,7 +245,7 @@ class _SendAll:
             self._pos = pos
 
 
-async def sock_sendall(self: Any, sock: socket.socket, data: Any) -> None:
+async def sock_sendall(self: EventLoop, sock: socket.socket, data: Any) -> None:
     """Send all of `data`, waiting for room as often as needed."""
     _check_sock(self, sock)
     try:
@@ -271,7 +274,7 @@ async def sock_sendall(self: Any, sock: socket.socket, data: Any) -> None:
     return await fut
 
 
-async def sock_sendto(self: Any, sock: socket.socket, data: Any, address: Any) -> int:
+async def sock_sendto(self: EventLoop, sock: socket.socket, data: Any, address: Any) -> int:
     """Send one datagram to `address`; return the number of bytes sent."""
     _check_sock(self, sock)
     try:
@@ -293,7 +296,7 @@ def _sendto(sock: socket.socket, data: Any, address: Any) -> int:
 # ----------------------------------------------------------------------
 
 
-async def sock_connect(self: Any, sock: socket.socket, address: Any) -> None:
+async def sock_connect(self: EventLoop, sock: socket.socket, address: Any) -> None:
     """Connect `sock` to `address` (host names resolved for INET/INET6 sockets)."""
     _check_sock(self, sock)
     if sock.family in _RESOLVED_FAMILIES:
@@ -304,7 +307,7 @@ async def sock_connect(self: Any, sock: socket.socket, address: Any) -> None:
     await connect(self, sock, address)
 
 
-def begin_connect(loop: Any, sock: socket.socket, address: Any) -> Any:
+def begin_connect(loop: EventLoop, sock: socket.socket, address: Any) -> Any:
     """Start connecting non-blocking `sock` to `address`: the future settles when the kernel is done.
 
     The one non-blocking connect of the loop (sock_connect, and each attempt
@@ -326,7 +329,7 @@ def begin_connect(loop: Any, sock: socket.socket, address: Any) -> Any:
     return _settled(loop, None)
 
 
-def _settled(loop: Any, exc: BaseException | None) -> Any:
+def _settled(loop: EventLoop, exc: BaseException | None) -> Any:
     fut = loop.create_future()
     if exc is None:
         fut.set_result(None)
@@ -335,7 +338,7 @@ def _settled(loop: Any, exc: BaseException | None) -> Any:
     return fut
 
 
-async def connect(loop: Any, sock: socket.socket, address: Any) -> None:
+async def connect(loop: EventLoop, sock: socket.socket, address: Any) -> None:
     """begin_connect and wait: cancelled, the writer goes at once (the caller may close sock)."""
     fut = begin_connect(loop, sock, address)
     try:
@@ -357,7 +360,7 @@ def _connect_result(sock: socket.socket, address: Any) -> None:
         raise OSError(err, f"Connect call failed {address}")
 
 
-async def sock_accept(self: Any, sock: socket.socket) -> tuple[socket.socket, Any]:
+async def sock_accept(self: EventLoop, sock: socket.socket) -> tuple[socket.socket, Any]:
     """Accept a connection on listening `sock`: (non-blocking conn, peer address)."""
     _check_sock(self, sock)
     try:

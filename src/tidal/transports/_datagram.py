@@ -33,6 +33,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from .._loop import EventLoop
     from typing import TypeVar
 
     _ProtocolT = TypeVar("_ProtocolT", bound=asyncio.BaseProtocol)
@@ -419,7 +420,7 @@ async def _address_pairs(
 
 
 async def create_datagram_endpoint(
-    self: Any,
+    self: EventLoop,
     protocol_factory: Callable[[], _ProtocolT],
     local_addr: Any = None,
     remote_addr: Any = None,

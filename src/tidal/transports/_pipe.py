@@ -38,7 +38,10 @@ import os
 import stat
 import warnings
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TYPE_CHECKING, TypeVar
+
+if TYPE_CHECKING:
+    from .._loop import EventLoop  # annotations only: _loop imports this module
 
 from ._base import (
     call_handler,
@@ -542,7 +545,7 @@ class WritePipeTransport(asyncio.Transport):
 
 
 async def connect_read_pipe(
-    self: Any, protocol_factory: Callable[[], _ProtocolT], pipe: Any
+    self: EventLoop, protocol_factory: Callable[[], _ProtocolT], pipe: Any
 ) -> tuple[ReadPipeTransport, _ProtocolT]:
     """Read from `pipe` (a pipe, FIFO, socket, pty...) into a protocol; (transport, protocol)."""
     protocol = protocol_factory()
@@ -559,7 +562,7 @@ async def connect_read_pipe(
 
 
 async def connect_write_pipe(
-    self: Any, protocol_factory: Callable[[], _ProtocolT], pipe: Any
+    self: EventLoop, protocol_factory: Callable[[], _ProtocolT], pipe: Any
 ) -> tuple[WritePipeTransport, _ProtocolT]:
     """Write to `pipe` (a pipe, FIFO, socket, pty...) through a transport; (transport, protocol)."""
     protocol = protocol_factory()

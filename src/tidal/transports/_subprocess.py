@@ -52,7 +52,10 @@ import subprocess
 import threading
 import warnings
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TYPE_CHECKING, TypeVar
+
+if TYPE_CHECKING:
+    from .._loop import EventLoop  # annotations only: _loop imports this module
 
 logger = logging.getLogger("asyncio")
 
@@ -536,7 +539,7 @@ async def _make_transport(
 
 
 async def subprocess_exec(
-    self: Any,
+    self: EventLoop,
     protocol_factory: Callable[[], _ProtocolT],
     program: Any,
     *args: Any,
@@ -580,7 +583,7 @@ async def subprocess_exec(
 
 
 async def subprocess_shell(
-    self: Any,
+    self: EventLoop,
     protocol_factory: Callable[[], _ProtocolT],
     cmd: str | bytes,
     *,

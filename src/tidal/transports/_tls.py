@@ -54,7 +54,10 @@ import logging
 import warnings
 from asyncio import constants, exceptions, protocols, transports
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .._loop import EventLoop  # annotations only: _loop imports this module
 
 try:
     import ssl
@@ -1043,7 +1046,7 @@ def accept_tls(
 
 
 async def start_tls(
-    self: Any,
+    self: EventLoop,
     transport: Any,
     protocol: protocols.BaseProtocol,
     sslcontext: Any,
@@ -1095,7 +1098,7 @@ async def start_tls(
         transport.close()
         conmade_cb.cancel()
         resume_cb.cancel()
-        waiter = None
+        waiter = None  # type: ignore[assignment]  # (breaks the frame -> waiter -> exception cycle)
         raise
     return tls._app_transport  # type: ignore[return-value]
 
