@@ -107,20 +107,16 @@ class _IoDone:
         self._handle = None
 
 
-def _wait_readable(loop: EventLoop, fd: int, callback: Any, *args: Any) -> Any:
-    """Make the future, register `callback(fut, *args)` as fd's reader; return the future."""
+def _wait(loop: EventLoop, fd: int, write: bool, op: Any, *args: Any) -> Any:
+    """Make the future; register ``_retry(fut, op, *args)`` as fd's writer
+    (or reader) until it is done; return the future."""
     fut = loop.create_future()
     loop._ensure_fd_no_transport(fd)
-    handle = loop._add_reader(fd, callback, fut, *args)
-    fut.add_done_callback(_IoDone(loop, fd, handle, False))
-    return fut
-
-
-def _wait_writable(loop: EventLoop, fd: int, callback: Any, *args: Any) -> Any:
-    fut = loop.create_future()
-    loop._ensure_fd_no_transport(fd)
-    handle = loop._add_writer(fd, callback, fut, *args)
-    fut.add_done_callback(_IoDone(loop, fd, handle, True))
+    if write:
+        handle = loop._add_writer(fd, _retry, fut, op, *args)
+    else:
+        handle = loop._add_reader(fd, _retry, fut, op, *args)
+    fut.add_done_callback(_IoDone(loop, fd, handle, write))
     return fut
 
 
@@ -162,7 +158,7 @@ async def sock_recv(self: EventLoop, sock: socket.socket, n: int) -> bytes:
     data = recv_nowait(sock, _io_fd(sock), n)
     if data is not None:
         return data
-    return await _wait_readable(self, sock.fileno(), _retry, sock.recv, n)
+    return await _wait(self, sock.fileno(), False, sock.recv, n)
 
 
 async def sock_recv_into(self: EventLoop, sock: socket.socket, buf: Any) -> int:
@@ -172,7 +168,7 @@ async def sock_recv_into(self: EventLoop, sock: socket.socket, buf: Any) -> int:
         return recv_into(sock, _io_fd(sock), buf)
     except _WOULD_BLOCK:
         pass
-    return await _wait_readable(self, sock.fileno(), _retry, sock.recv_into, buf)
+    return await _wait(self, sock.fileno(), False, sock.recv_into, buf)
 
 
 async def sock_recvfrom(self: EventLoop, sock: socket.socket, bufsize: int) -> tuple[bytes, Any]:
@@ -182,7 +178,7 @@ async def sock_recvfrom(self: EventLoop, sock: socket.socket, bufsize: int) -> t
         return sock.recvfrom(bufsize)
     except _WOULD_BLOCK:
         pass
-    return await _wait_readable(self, sock.fileno(), _retry, sock.recvfrom, bufsize)
+    return await _wait(self, sock.fileno(), False, sock.recvfrom, bufsize)
 
 
 async def sock_recvfrom_into(
@@ -196,7 +192,7 @@ async def sock_recvfrom_into(
         return sock.recvfrom_into(buf, nbytes)
     except _WOULD_BLOCK:
         pass
-    return await _wait_readable(self, sock.fileno(), _retry, sock.recvfrom_into, buf, nbytes)
+    return await _wait(self, sock.fileno(), False, sock.recvfrom_into, buf, nbytes)
 
 
 # ----------------------------------------------------------------------
@@ -281,7 +277,7 @@ async def sock_sendto(self: EventLoop, sock: socket.socket, data: Any, address: 
         return sock.sendto(data, address)
     except _WOULD_BLOCK:
         pass
-    return await _wait_writable(self, sock.fileno(), _retry, _sendto, sock, data, address)
+    return await _wait(self, sock.fileno(), True, _sendto, sock, data, address)
 
 
 def _sendto(sock: socket.socket, data: Any, address: Any) -> int:
@@ -321,7 +317,7 @@ def begin_connect(loop: EventLoop, sock: socket.socket, address: Any) -> Any:
     except _WOULD_BLOCK:
         # In progress (EINPROGRESS; or EINTR, after which the connect goes
         # on in the background): writable means it finished, either way.
-        return _wait_writable(loop, sock.fileno(), _retry, _connect_result, sock, address)
+        return _wait(loop, sock.fileno(), True, _connect_result, sock, address)
     except (SystemExit, KeyboardInterrupt):
         raise
     except BaseException as exc:  # delivered through the future, as asyncio does
@@ -367,7 +363,7 @@ async def sock_accept(self: EventLoop, sock: socket.socket) -> tuple[socket.sock
         return _accept(sock)
     except _WOULD_BLOCK:
         pass
-    return await _wait_readable(self, sock.fileno(), _retry, _accept, sock)
+    return await _wait(self, sock.fileno(), False, _accept, sock)
 
 
 def _accept(sock: socket.socket) -> tuple[socket.socket, Any]:
