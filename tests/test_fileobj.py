@@ -325,3 +325,34 @@ def test_sendfile_closed_file(loop: Any) -> None:
         return "ok", ""
 
     assert run(loop, main()) == CLOSED_FILE
+
+
+def test_transport_socket_and_its_dup(loop: Any) -> None:
+    """A transport's fd is refused (RuntimeError); a dup of its socket is another fd, free."""
+
+    async def main() -> list[Any]:
+        server = await loop.create_server(asyncio.Protocol, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        transport, _ = await loop.create_connection(asyncio.Protocol, "127.0.0.1", port)
+        own = transport.get_extra_info("socket")
+        dup = socket.socket(fileno=os.dup(own.fileno()))
+        try:
+            answers = [
+                outcome(loop, lambda: loop.add_reader(own, _cb))[0],
+                outcome(loop, lambda: loop.add_writer(own.fileno(), _cb))[0],
+                outcome(loop, lambda: loop.remove_reader(own.fileno()))[0],
+                outcome(loop, lambda: loop.add_reader(dup, _cb)),
+                outcome(loop, lambda: loop.remove_reader(dup)),
+                outcome(loop, lambda: loop.add_writer(dup, _cb)),
+                outcome(loop, lambda: loop.remove_writer(dup)),
+            ]
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(loop.sock_recv(dup, 1), 0.05)
+            return answers
+        finally:
+            dup.close()
+            transport.close()
+            server.close()
+            await server.wait_closed()
+
+    assert run(loop, main()) == ["RuntimeError"] * 3 + [OK_NONE, OK_TRUE, OK_NONE, OK_TRUE]
