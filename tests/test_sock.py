@@ -564,6 +564,32 @@ def test_cancel_connect_leaves_no_writer(loop: Any, arun: Any, socks: list[socke
     arun(main())
 
 
+def test_connect_again_while_the_cancelled_one_unwinds(
+    loop: Any, arun: Any, socks: list[socket.socket]
+) -> None:
+    """CPython's test_sock_client_connect_racing: cancel a pending sock_connect and at
+    once connect the same socket again; the first one's cleanup must leave the
+    second one's writer registered."""
+    srv = nb(socket.socket(), socks)
+    srv.bind(("127.0.0.1", 0))
+    cli = nb(socket.socket(), socks)
+
+    async def main() -> None:
+        first = asyncio.ensure_future(loop.sock_connect(cli, srv.getsockname()))
+        await asyncio.sleep(0)
+        first.cancel()
+        srv.listen(1)
+        for _ in range(128):
+            try:
+                await loop.sock_connect(cli, srv.getsockname())
+            except ConnectionRefusedError:
+                continue  # the first attempt's refusal, reported to this one
+            return
+        pytest.skip("the kernel refused every attempt")
+
+    arun(main(), 5)
+
+
 def test_second_recv_replaces_first(loop: Any, arun: Any, socks: list[socket.socket]) -> None:
     """asyncio's rule: one reader per fd; a second sock_recv takes it over."""
     a, b = pair(socks)

@@ -335,16 +335,20 @@ def _settled(loop: EventLoop, exc: BaseException | None) -> Any:
 
 
 async def connect(loop: EventLoop, sock: socket.socket, address: Any) -> None:
-    """begin_connect and wait: cancelled, the writer goes at once (the caller may close sock)."""
+    """begin_connect and wait.  Cancelled, its writer goes at once (the
+    caller may close sock next), unless another operation on the same
+    socket has replaced it since (a sock_connect retried at once)."""
     fut = begin_connect(loop, sock, address)
+    fd = sock.fileno()
+    writer = loop._writers.get(fd)  # the one begin_connect registered, if it waits
     try:
         await fut
     finally:
-        if fut.cancelled() and sock.fileno() >= 0:
-            loop._remove_writer(sock.fileno())
+        if fut.cancelled() and writer is not None and loop._writers.get(fd) is writer:
+            loop._remove_writer(fd)
         # A failed connect's exception holds this frame: drop the future so
         # the exception -> frame -> future -> exception cycle is not made.
-        fut = None
+        fut = writer = None
 
 
 def _connect_result(sock: socket.socket, address: Any) -> None:
