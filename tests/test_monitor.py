@@ -10,6 +10,7 @@ import contextlib
 import os
 import pathlib
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -40,11 +41,22 @@ async def worker(tg_name):
 async def gatherer():
     await asyncio.gather(asyncio.create_task(leaf(), name="gathered"))
 
+async def ticker():
+    while True:  # wakes often
+        await asyncio.sleep(0.01)
+
+def make_late():
+    asyncio.get_running_loop().create_task(leaf(), name="late")
+
 async def main():
     if "api" in sys.argv:
         tidal.monitor.enable()
     a = asyncio.create_task(worker("a"), name="worker-a")
     asyncio.create_task(gatherer(), name="gatherer")
+    if "ticker" in sys.argv:
+        asyncio.create_task(ticker(), name="ticker")
+        import signal
+        asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, make_late)
     await asyncio.sleep(0.1)
     print("READY", flush=True)
     if "block" in sys.argv:
@@ -120,16 +132,31 @@ def test_pstree_draws_the_await_tree(tmp_path: pathlib.Path) -> None:
 
 
 def test_ps_lists_the_tasks(tmp_path: pathlib.Path) -> None:
-    with child(tmp_path, "api") as pid:
+    with child(tmp_path, "api", "ticker") as pid:
+        first = tidal_cmd("ps", str(pid))
+        os.kill(pid, signal.SIGUSR1)  # makes "late", after the first look
+        time.sleep(1.0)  # the ticker steps meanwhile
         out = tidal_cmd("ps", str(pid))
+    assert first.returncode == 0, first.stderr
     assert out.returncode == 0, out.stderr
     text = out.stdout
-    assert "waiting for I/O or timers" in text, text
-    rows = {line.split()[1]: line for line in text.splitlines() if line.startswith("0x")}
-    assert set(rows) == {"Task-1", "worker-a", "a-leaf-1", "a-leaf-2", "gatherer", "gathered"}, text
-    assert re.search(r"\bpending\b.*\bworker-a\b.*sleep -> leaf", rows["a-leaf-1"]), rows["a-leaf-1"]
-    assert re.search(r"\bTask-1\b.*TaskGroup\.__aexit__ -> worker", rows["worker-a"]), rows["worker-a"]
-    assert re.search(r"\bgatherer\b.*sleep -> leaf", rows["gathered"]), rows["gathered"]
+    rows = {line.split()[1]: line.split(None, 6) for line in text.splitlines() if line.startswith("0x")}
+    names = {"Task-1", "worker-a", "a-leaf-1", "a-leaf-2", "gatherer", "gathered", "ticker", "late"}
+    assert set(rows) == names, text
+    line = {name: " ".join(row) for name, row in rows.items()}
+    assert re.search(r"\bpending\b.*\bworker-a\b.*sleep -> leaf", line["a-leaf-1"]), text
+    assert re.search(r"\bTask-1\b.*TaskGroup\.__aexit__ -> worker", line["worker-a"]), text
+    assert re.search(r"\bgatherer\b.*sleep -> leaf", line["gathered"]), text
+    # Figures are collected from the first look on: the ticker's steps since
+    # then; the task made after it has an age and a creation site.
+    _, _, _, age, steps, step_time, _ = rows["ticker"]
+    assert age == "-" and int(steps) >= 10 and step_time != "-", text
+    _, _, _, age, steps, _, _ = rows["late"]
+    assert age != "-" and int(steps) == 1, text
+    assert re.search(r"tree_child\.py:\d+ in make_late$", line["late"]), text
+    # Before the first look nothing was collected (the first answer is made
+    # as collection begins: at most a step or two of it).
+    assert re.search(r"\bticker\s+pending\s+-\s+(-|[0-2])\s", first.stdout), first.stdout
 
 
 def test_ps_answers_while_the_loop_is_blocked(tmp_path: pathlib.Path) -> None:
@@ -148,11 +175,19 @@ def test_ps_answers_while_the_loop_is_blocked(tmp_path: pathlib.Path) -> None:
 
 
 def test_top_shows_the_loop(tmp_path: pathlib.Path) -> None:
-    with child(tmp_path) as pid:
-        out = tidal_cmd("top", "-n", "2", "--interval", "0.2", str(pid))
+    with child(tmp_path, "ticker") as pid:
+        out = tidal_cmd("top", "-n", "2", "--interval", "0.5", str(pid))
     assert out.returncode == 0, out.stderr
-    assert out.stdout.count("tidal top: process") == 2, out.stdout
-    assert "transports open:" in out.stdout and "by time spent in their steps" in out.stdout, out.stdout
+    frames = out.stdout.split("tidal top: process")[1:]
+    assert len(frames) == 2, out.stdout
+    # (The first look turns the statistics on: from the second on, they show.)
+    second = frames[1]
+    assert re.search(r"utilisation +[\d.]+%  turns/s [\d,]+  callbacks", second), second
+    assert re.search(r"lag p50 \S+  p90 \S+  p99 \S+  max \S+", second), second
+    assert "transports open: none" in second, second
+    # The busiest task first: the ticker steps, the others sleep.
+    table = second.split("by time spent in their steps:\n")[1].splitlines()
+    assert table[1].split()[0] == "ticker", second
 
 
 def test_a_process_that_did_not_opt_in_exposes_nothing(tmp_path: pathlib.Path) -> None:

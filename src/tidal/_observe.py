@@ -11,13 +11,9 @@ statistics collector (``_stats.py``, TIDAL_STATS) and the monitor
 from __future__ import annotations
 
 import sys
-from typing import Any, Callable
+from typing import Any
 
 from . import _introspect, _stats, _watchdog
-
-# Called with each loop that starts running (the monitor adds itself here
-# when enabled, so this module needs no import of it).
-run_observers: list[Callable[[Any], object]] = []
 
 
 def loop_running(loop: Any) -> None:
@@ -27,8 +23,6 @@ def loop_running(loop: Any) -> None:
     _introspect.note_running(loop, sys._getframe(1))
     _watchdog.loop_running(loop)
     _stats.loop_running(loop)
-    for observe in run_observers:
-        observe(loop)
 
 
 def loop_closed(loop: Any) -> None:

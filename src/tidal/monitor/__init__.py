@@ -13,10 +13,12 @@ included, with a message saying why.
 The server answers from its own thread, so ``ps`` works while the loop is
 blocked: it says so, for how long, and shows the loop thread's stack.  It
 reads the loop's state without taking anything from the loop thread (see
-``tidal._introspect``).  While the monitor is on, each loop that runs gets
-two instruments: the per-task figures ``ps`` shows (age, steps, time in
-steps, where the task was created) and ``loop.stats()``'s collector (lag,
-utilisation), which ``top`` shows.
+``tidal._introspect``).  From the first request on, each loop gets two
+instruments: the per-task figures ``ps`` shows (age, steps, time in steps,
+where the task was created) and ``loop.stats()``'s collector (lag,
+utilisation), which ``top`` shows; they come off again after ten minutes
+without a request.  Until someone looks, a monitored process pays for
+nothing but the thread's sampling (a few microseconds, ten times a second).
 """
 
 from __future__ import annotations

@@ -20,13 +20,17 @@ import weakref
 from types import FrameType
 from typing import Any
 
-from .. import _introspect, _observe, _stats, _watchdog
+from .. import _introspect, _stats, _watchdog
 from . import _channel
 
 # How often the server samples the loops (and how long accept() waits).
 _SAMPLE = 0.1
 # A step that has held its loop this long is reported as blocking it.
 BLOCKED_AFTER = 0.25
+# The per-task figures and the loop statistics are collected from the first
+# request on, and stop after this long without one: a process that opted in
+# pays for them only while someone looks.
+IDLE_OFF = 600.0
 
 _lock = threading.Lock()
 _server: _Server | None = None
@@ -38,8 +42,8 @@ _server: _Server | None = None
 class TaskRecord:
     __slots__ = ("created", "created_at", "steps", "step_seconds", "_began")
 
-    def __init__(self, created_at: str | None) -> None:
-        self.created = time.monotonic()
+    def __init__(self, created_at: str | None, created: float | None) -> None:
+        self.created = created  # None: made before the monitor looked
         self.created_at = created_at
         self.steps = 0
         self.step_seconds = 0.0
@@ -68,12 +72,12 @@ class TaskTracker:
         self.records: dict[int, TaskRecord] = {}  # id(task) -> its record, while it lives
 
     def task_spawned(self, task: asyncio.Task[Any]) -> None:
-        self.records[id(task)] = TaskRecord(_creation_site())
+        self.records[id(task)] = TaskRecord(_creation_site(), time.monotonic())
 
     def before_task_step(self, task: asyncio.Task[Any]) -> None:
         record = self.records.get(id(task))
         if record is None:  # made before the monitor came, or not by create_task
-            record = self.records[id(task)] = TaskRecord(None)
+            record = self.records[id(task)] = TaskRecord(None, None)
         record._began = time.monotonic()
 
     def after_task_step(self, task: asyncio.Task[Any]) -> None:
@@ -90,18 +94,41 @@ _trackers: weakref.WeakKeyDictionary[Any, TaskTracker] = weakref.WeakKeyDictiona
 
 
 def _watch_loop(loop: Any) -> None:
-    """Give a loop the monitor's instruments (on its own thread, or while it is stopped)."""
+    """Give a loop the monitor's instruments (called on the loop's thread)."""
     if loop in _trackers or loop.is_closed() or not hasattr(loop, "add_instrument"):
         return
     tracker = _trackers[loop] = TaskTracker()
     loop.add_instrument(tracker)
     if not _stats.collecting(loop):
         _stats.collect_stats(loop)
+        _collecting_for_us.add(loop)
 
 
-def _on_loop_running(loop: Any) -> None:
-    if _server is not None:
-        _watch_loop(loop)
+def _unwatch_loop(loop: Any) -> None:
+    """Take them off again (on the loop's thread): nobody has looked for a while."""
+    tracker = _trackers.pop(loop, None)
+    if tracker is None or loop.is_closed():
+        return
+    loop.remove_instrument(tracker)
+    if loop in _collecting_for_us:
+        _collecting_for_us.discard(loop)
+        _stats.collect_stats(loop, False)
+
+
+# The loops whose statistics the monitor turned on (and so turns off).
+_collecting_for_us: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def _on_loop_thread(loop: Any, func: Any) -> None:
+    """Call func(loop) on the loop's thread: now if that is this one or none runs it."""
+    thread_id = loop._thread_id
+    if thread_id is None or thread_id == threading.get_ident():
+        func(loop)
+    else:
+        try:
+            loop.call_soon_threadsafe(func, loop)
+        except RuntimeError:  # closed meanwhile
+            pass
 
 
 # -- the snapshot -----------------------------------------------------------
@@ -166,7 +193,7 @@ def _loop_snapshot(loop: Any, step: _watchdog.Step | None, now: float) -> dict[s
                 # The innermost frame that is not asyncio's own (top's AT).
                 "where": _frame_entry(inner) if inner is not None else None,
                 "awaited_by": [id(t) for t in _introspect.awaiters_of(task)],
-                "age": now - record.created if record is not None else None,
+                "age": now - record.created if record is not None and record.created is not None else None,
                 "steps": record.steps if record is not None else None,
                 "step_seconds": record.step_seconds if record is not None else None,
                 "created_at": created_at,
@@ -215,6 +242,7 @@ class _Server:
         self.stopped = threading.Event()
         self.steps: weakref.WeakKeyDictionary[Any, _watchdog.Step] = weakref.WeakKeyDictionary()
         self.thread = threading.Thread(target=self._serve, name="tidal-monitor", daemon=True)
+        self.last_request: float | None = None
 
     def _sample(self) -> None:
         for loop in list(_introspect.loops_seen):
@@ -228,6 +256,10 @@ class _Server:
     def _serve(self) -> None:
         while not self.stopped.is_set():
             self._sample()
+            if self.last_request is not None and time.monotonic() - self.last_request > IDLE_OFF:
+                self.last_request = None
+                for loop in list(_trackers):
+                    _on_loop_thread(loop, _unwatch_loop)
             try:
                 conn, _ = self.sock.accept()
             except socket.timeout:
@@ -259,7 +291,10 @@ class _Server:
             _channel.send(conn, {"error": f"unknown request {request.get('cmd')!r}"})
             return
         self._sample()
-        now = time.monotonic()
+        now = self.last_request = time.monotonic()
+        for loop in list(_introspect.loops_seen):
+            if loop not in _trackers and not loop.is_closed():
+                _on_loop_thread(loop, _watch_loop)
         loops = [
             _loop_snapshot(loop, self.steps.get(loop), now)
             for loop in list(_introspect.loops_seen)
@@ -295,18 +330,8 @@ def enable() -> str:
             return _server.path
         server = _Server()
         _server = server
-        if _on_loop_running not in _observe.run_observers:
-            _observe.run_observers.append(_on_loop_running)
         server.thread.start()
     atexit.register(disable)
-    # Loops already running get their instruments on their own thread.
-    for loop in list(_introspect.loops_seen):
-        if loop.is_closed():
-            continue
-        if loop._thread_id is None or loop._thread_id == threading.get_ident():
-            _watch_loop(loop)
-        else:
-            loop.call_soon_threadsafe(_watch_loop, loop)
     return server.path
 
 
