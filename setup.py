@@ -22,6 +22,7 @@ Build-time switches (environment variables):
 
 from __future__ import annotations
 
+import glob
 import os
 import sys
 import traceback
@@ -201,7 +202,14 @@ def _extensions() -> list[Extension]:
             "first,\nto get the compiled build.  TIDAL_REQUIRE_EXT=1 makes this an error."
         )
         return []
-    return [Extension(name, [_source(name)]) for name in COMPILED_MODULES]
+    # The C the .pxd files declare lives in headers beside them
+    # (src/tidal/**/*.h), included as "tidal/...": a changed header must
+    # recompile every module (each includes what it cimports, directly or not).
+    headers = sorted(glob.glob(os.path.join("src", "tidal", "**", "*.h"), recursive=True))
+    return [
+        Extension(name, [_source(name)], include_dirs=["src"], depends=headers)
+        for name in COMPILED_MODULES
+    ]
 
 
 setup(ext_modules=_extensions(), cmdclass={"build_ext": OptionalCythonBuild})

@@ -1,0 +1,276 @@
+/* C view of asyncio's Handle/TimerHandle instances for the compiled loop:
+   the structs, the freelists, the constructors, the GC walk and the layout
+   check.  _handle_layout.pxd declares them to Cython and says why they exist. */
+
+#ifndef TIDAL_HANDLE_LAYOUT_H
+#define TIDAL_HANDLE_LAYOUT_H
+
+#include "tidal/_slot_layout.h"
+
+/* asyncio's Handle slots, in CPython's order (sorted by name): the one list
+   that the struct below, the freelist's emptying, the GC walk and the layout
+   check go over. */
+#define TIDAL_HANDLE_SLOTS(X) \
+    X(_args) X(_callback) X(_cancelled) X(_context) X(_loop) X(_repr) X(_source_traceback)
+
+typedef struct {
+    PyObject_HEAD
+    TIDAL_HANDLE_SLOTS(TIDAL_SLOT_FIELD)
+#if PY_VERSION_HEX < 0x030C0000
+    PyObject *_weakreflist;
+#endif
+} tidal_HandleObject;
+
+typedef struct {
+    tidal_HandleObject __pyx_base;  /* (the name Cython gives a base class's part) */
+    PyObject *_scheduled;
+    PyObject *_when;
+} tidal_TimerHandleObject;
+
+/* Spare Handles.  Most handles the loop runs (a task's next step, a
+   future's done callbacks) are dropped the moment they have run, and a
+   heap-type object costs its allocation, GC linking and subtype_dealloc
+   each time: a handle nobody else holds goes here instead, emptied and
+   untracked, and tidal_new_handle takes it back.  Only tidal's own Handle
+   class (set once by tidal_use_freelist), never a subclass; never one a
+   weak reference points to (that reference must see it die). */
+#define TIDAL_FREELIST_SIZE 256
+static PyTypeObject *tidal_free_type = NULL;
+static Py_ssize_t tidal_free_count = 0;
+static PyObject *tidal_free_items[TIDAL_FREELIST_SIZE];
+
+static inline PyObject *tidal_use_freelist(PyObject *handle_cls) {
+    if (tidal_free_type == NULL) {
+        Py_INCREF(handle_cls);
+        tidal_free_type = (PyTypeObject *)handle_cls;
+    }
+    Py_RETURN_NONE;
+}
+
+static inline tidal_HandleObject *tidal_alloc_handle(PyTypeObject *t) {
+    if (t == tidal_free_type && tidal_free_count > 0) {
+        PyObject *h = tidal_free_items[--tidal_free_count];
+        PyObject_GC_Track(h);
+        return (tidal_HandleObject *)h;  /* the list's reference becomes the caller's */
+    }
+    return (tidal_HandleObject *)t->tp_alloc(t, 0);
+}
+
+/* `op` has run; if the caller's reference is the only one, keep it. */
+static inline void tidal_recycle_handle(PyObject *op) {
+    PyTypeObject *t = Py_TYPE(op);
+    if (t != tidal_free_type || Py_REFCNT(op) != 1 || tidal_free_count >= TIDAL_FREELIST_SIZE
+        || *(PyObject **)((char *)op + t->tp_weaklistoffset) != NULL) return;
+    /* Untracked first, so that nothing (gc.get_objects, a finalizer run
+       by the clears below) can reach it while it is emptied. */
+    PyObject_GC_UnTrack(op);
+    tidal_HandleObject *h = (tidal_HandleObject *)op;
+    #define TIDAL_CLEAR_SLOT(f) Py_CLEAR(h->f);
+    TIDAL_HANDLE_SLOTS(TIDAL_CLEAR_SLOT)
+    #undef TIDAL_CLEAR_SLOT
+    if (tidal_free_count >= TIDAL_FREELIST_SIZE) {  /* a finalizer above filled it */
+        PyObject_GC_Track(op);  /* (the caller's reference frees it as usual) */
+        return;
+    }
+    Py_INCREF(op);
+    tidal_free_items[tidal_free_count++] = op;
+}
+
+/* Spare TimerHandles.  A timer is usually held by whoever made it (a
+   sleep, a timeout) until after it has run or been cancelled, so it
+   cannot be caught as the loop drops it, as a Handle is: tidal's
+   TimerHandle class gets this as its tp_dealloc instead, and a timer
+   of exactly that class, with no weak reference to it, is emptied and
+   kept for tidal_new_timer rather than freed.  It is also the whole
+   deallocator of the class (tidal_use_timer_freelist installs it only
+   while the class adds nothing to asyncio's layout and has no
+   finalizer), and the base deallocator of any subclass, whose
+   subtype_dealloc has by then run the subclass's own part: its
+   finalizer, its slots and dict, and left the type's reference to us.
+   Room for a thousand: timers often come and go in batches (a gather of
+   sleeps, a burst of connections arming their timeouts, all cancelled
+   or run in one turn), and a timer taken from here is one the cyclic
+   GC does not count as an allocation (its young generation is collected
+   every 700 counted), so fewer collections run; at most 112 KiB held. */
+#define TIDAL_TIMER_FREELIST_SIZE 1024
+static PyTypeObject *tidal_free_timer_type = NULL;
+static Py_ssize_t tidal_free_timer_count = 0;
+static PyObject *tidal_free_timers[TIDAL_TIMER_FREELIST_SIZE];
+
+static void tidal_timer_dealloc(PyObject *op) {
+    PyTypeObject *t = Py_TYPE(op);
+    tidal_TimerHandleObject *h = (tidal_TimerHandleObject *)op;
+    /* A __del__ given to the class after import, run as subtype_dealloc
+       would (a subclass's instance has had its own run already). */
+    if (t == tidal_free_timer_type && t->tp_finalize != NULL
+            && PyObject_CallFinalizerFromDealloc(op) < 0)
+        return;  /* resurrected */
+    PyObject_GC_UnTrack(op);
+    /* (A no-op for a subclass's instance: its subtype_dealloc has its own.) */
+    Py_TRASHCAN_BEGIN(op, tidal_timer_dealloc)
+    if (*(PyObject **)((char *)op + t->tp_weaklistoffset) != NULL)
+        PyObject_ClearWeakRefs(op);
+    Py_CLEAR(h->_scheduled);
+    Py_CLEAR(h->_when);
+    #define TIDAL_CLEAR_SLOT(f) Py_CLEAR(h->__pyx_base.f);
+    TIDAL_HANDLE_SLOTS(TIDAL_CLEAR_SLOT)
+    #undef TIDAL_CLEAR_SLOT
+    /* (Checked after the clears: a finalizer they ran may have filled it.) */
+    if (t == tidal_free_timer_type && tidal_free_timer_count < TIDAL_TIMER_FREELIST_SIZE)
+        tidal_free_timers[tidal_free_timer_count++] = op;  /* at refcount 0, untracked */
+    else
+        t->tp_free(op);
+    Py_DECREF(t);  /* tidal_free_timer_type keeps the class itself alive */
+    Py_TRASHCAN_END
+}
+
+static inline PyObject *tidal_use_timer_freelist(PyObject *timer_cls) {
+    PyTypeObject *t = (PyTypeObject *)timer_cls;
+    if (tidal_free_timer_type == NULL && t->tp_basicsize == (Py_ssize_t)sizeof(tidal_TimerHandleObject)
+            && Py_SIZE(t) == 0 && t->tp_dictoffset == 0 && t->tp_weaklistoffset != 0
+            && t->tp_dealloc == t->tp_base->tp_dealloc  /* subtype_dealloc */
+            && t->tp_finalize == NULL && t->tp_del == NULL) {
+        Py_INCREF(timer_cls);
+        tidal_free_timer_type = t;
+        t->tp_dealloc = tidal_timer_dealloc;
+    }
+    Py_RETURN_NONE;
+}
+
+static inline tidal_TimerHandleObject *tidal_alloc_timer(PyTypeObject *t) {
+    if (t == tidal_free_timer_type && tidal_free_timer_count > 0) {
+        PyObject *op = tidal_free_timers[--tidal_free_timer_count];
+        PyObject_Init(op, t);  /* refcount 1, and the class's reference back */
+        PyObject_GC_Track(op);
+        return (tidal_TimerHandleObject *)op;
+    }
+    return (tidal_TimerHandleObject *)t->tp_alloc(t, 0);
+}
+
+/* Allocate `cls` (a Handle subclass) and fill the slots asyncio's
+   Handle.__init__ fills, as the non-debug loop wants them: no source
+   traceback, no repr, the current context copied unless one is given. */
+static inline tidal_HandleObject *tidal_fill_handle(tidal_HandleObject *h, PyObject *callback,
+                                             PyObject *args, PyObject *loop, PyObject *context) {
+    if (context == Py_None) {
+        context = PyContext_CopyCurrent();
+        if (context == NULL) { Py_DECREF(h); return NULL; }
+    } else {
+        Py_INCREF(context);
+    }
+    h->_context = context;
+    Py_INCREF(callback); h->_callback = callback;
+    Py_INCREF(args); h->_args = args;
+    Py_INCREF(loop); h->_loop = loop;
+    Py_INCREF(Py_False); h->_cancelled = Py_False;
+    Py_INCREF(Py_None); h->_repr = Py_None;
+    Py_INCREF(Py_None); h->_source_traceback = Py_None;
+    return h;
+}
+
+static inline PyObject *tidal_new_handle(PyObject *cls, PyObject *callback, PyObject *args,
+                                  PyObject *loop, PyObject *context) {
+    tidal_HandleObject *h = tidal_alloc_handle((PyTypeObject *)cls);
+    if (h == NULL) return NULL;
+    return (PyObject *)tidal_fill_handle(h, callback, args, loop, context);
+}
+
+static inline PyObject *tidal_new_timer(PyObject *cls, PyObject *when, PyObject *callback,
+                                 PyObject *args, PyObject *loop, PyObject *context) {
+    tidal_TimerHandleObject *h = tidal_alloc_timer((PyTypeObject *)cls);
+    if (h == NULL) return NULL;
+    Py_INCREF(when); h->_when = when;
+    Py_INCREF(Py_False); h->_scheduled = Py_False;
+    return (PyObject *)tidal_fill_handle(&h->__pyx_base, callback, args, loop, context);
+}
+
+/* asyncio's Handle._run without its Python frame: context.run(callback,
+   *args), which is exactly enter, call, exit; then the handle may be
+   kept for reuse.  -1 with the exception set if the callback raised
+   (the handle is then left for the loop to report). */
+static inline int tidal_run_handle(PyObject *op) {
+    tidal_HandleObject *h = (tidal_HandleObject *)op;
+    /* Held for the call: the callback may cancel its own handle. */
+    PyObject *context = h->_context, *callback = h->_callback, *args = h->_args;
+    PyObject *result = NULL;
+    Py_INCREF(context);
+    Py_INCREF(callback);
+    if (PyTuple_CheckExact(args)) {
+        Py_INCREF(args);
+    } else {  /* a handle made by hand with a list of arguments */
+        args = PySequence_Tuple(args);
+        if (args == NULL) goto done;
+    }
+    if (PyContext_Enter(context) == 0) {
+        result = PyObject_Call(callback, args, NULL);
+        if (PyContext_Exit(context) < 0) Py_CLEAR(result);
+    }
+    Py_DECREF(args);
+done:
+    Py_DECREF(callback);
+    Py_DECREF(context);
+    if (result == NULL) return -1;
+    Py_DECREF(result);
+    tidal_recycle_handle(op);
+    return 0;
+}
+
+/* The cyclic GC's walk of a handle's references.  CPython gives a
+   class with __slots__ subtype_traverse, which climbs the class chain
+   (tidal's class, asyncio's TimerHandle, asyncio's Handle) and, at each
+   level, loops over that level's member table; a timer is walked twice
+   by each collection that finds it young, and timers live long enough
+   to be found.  These visit the same references in the same order (a
+   class's own slots before its base's, then the class itself, as a
+   heap type's instance refers to it) as straight-line loads.  Set on
+   tidal's two classes only: a subclass's subtype_traverse visits its
+   own slots, then calls these. */
+static inline int tidal_handle_slots_traverse(tidal_HandleObject *h, visitproc visit, void *arg) {
+    #define TIDAL_VISIT_SLOT(f) Py_VISIT(h->f);
+    TIDAL_HANDLE_SLOTS(TIDAL_VISIT_SLOT)
+    #undef TIDAL_VISIT_SLOT
+    Py_VISIT(Py_TYPE(h));
+    return 0;
+}
+
+static inline int tidal_handle_traverse(PyObject *op, visitproc visit, void *arg) {
+    return tidal_handle_slots_traverse((tidal_HandleObject *)op, visit, arg);
+}
+
+static inline int tidal_timer_traverse(PyObject *op, visitproc visit, void *arg) {
+    tidal_TimerHandleObject *t = (tidal_TimerHandleObject *)op;
+    Py_VISIT(t->_scheduled);
+    Py_VISIT(t->_when);
+    return tidal_handle_slots_traverse(&t->__pyx_base, visit, arg);
+}
+
+/* Once, at import, after the layout check: tidal's classes add no slots
+   of their own, so the structs above are all there is to visit. */
+static inline PyObject *tidal_use_direct_traverse(PyObject *handle_cls, PyObject *timer_cls) {
+    PyTypeObject *h = (PyTypeObject *)handle_cls, *t = (PyTypeObject *)timer_cls;
+    /* Only while tidal's classes really add nothing to asyncio's layout
+       (layout_matches checks asyncio's classes, not these): no slot of
+       their own, no __dict__, and CPython's generic walk still in place.
+       Otherwise they keep subtype_traverse, which sees everything. */
+    if (h->tp_basicsize == (Py_ssize_t)sizeof(tidal_HandleObject) && Py_SIZE(h) == 0
+            && h->tp_dictoffset == 0 && h->tp_traverse == h->tp_base->tp_traverse)
+        h->tp_traverse = tidal_handle_traverse;
+    if (t->tp_basicsize == (Py_ssize_t)sizeof(tidal_TimerHandleObject) && Py_SIZE(t) == 0
+            && t->tp_dictoffset == 0 && t->tp_traverse == t->tp_base->tp_traverse)
+        t->tp_traverse = tidal_timer_traverse;
+    Py_RETURN_NONE;
+}
+
+static inline int tidal_layout_matches(PyObject *handle_cls, PyObject *timer_cls) {
+    #define TIDAL_H(f) tidal_slot_at(handle_cls, #f, offsetof(tidal_HandleObject, f)) \
+                    && tidal_slot_at(timer_cls, #f, offsetof(tidal_HandleObject, f)) &&
+    int ok = TIDAL_HANDLE_SLOTS(TIDAL_H) 1  /* each slot is "check &&" */
+             && tidal_slot_at(timer_cls, "_scheduled", offsetof(tidal_TimerHandleObject, _scheduled))
+             && tidal_slot_at(timer_cls, "_when", offsetof(tidal_TimerHandleObject, _when))
+             && ((PyTypeObject *)handle_cls)->tp_basicsize == sizeof(tidal_HandleObject)
+             && ((PyTypeObject *)timer_cls)->tp_basicsize == sizeof(tidal_TimerHandleObject);
+    #undef TIDAL_H
+    return ok;
+}
+
+#endif /* TIDAL_HANDLE_LAYOUT_H */

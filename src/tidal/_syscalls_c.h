@@ -1,0 +1,308 @@
+/* The compiled twins of _syscalls.py's functions (socket reads and writes, the
+   epoll wait, the monotonic clock).  _syscalls_c.pxd declares them to Cython
+   and says why they exist. */
+
+#ifndef TIDAL_SYSCALLS_C_H
+#define TIDAL_SYSCALLS_C_H
+
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#ifdef __linux__
+#include <sys/epoll.h>
+#endif
+
+/* sock.<name>(arg), for a socket whose own method must run: its int result. */
+static Py_ssize_t tidal_call_for_size(PyObject *sock, const char *name, PyObject *arg) {
+    Py_ssize_t n;
+    PyObject *res = PyObject_CallMethod(sock, name, "O", arg);
+    if (res == NULL)
+        return -1;
+    n = PyLong_AsSsize_t(res);
+    Py_DECREF(res);
+    return n;
+}
+
+/* The bytes of `buf` for a syscall, without a buffer export, for the
+   types the read and write paths pass (bytes, bytearray, a C-contiguous
+   memoryview that is still open; `writable`: not a read-only one):
+   1 and the pointer and size, or 0 for anything else, which then goes
+   to the socket's own method, so an odd or unusable buffer gets exactly
+   the socket module's answer (a read-only one is a TypeError there).
+   No Python code runs between this and the syscall, so a bytearray
+   cannot be resized in between. */
+static inline int tidal_plain_buffer(PyObject *buf, int writable, char **p, Py_ssize_t *len) {
+    if (PyByteArray_CheckExact(buf)) {
+        *p = PyByteArray_AS_STRING(buf);
+        *len = PyByteArray_GET_SIZE(buf);
+        return 1;
+    }
+    if (!writable && PyBytes_CheckExact(buf)) {
+        *p = PyBytes_AS_STRING(buf);
+        *len = PyBytes_GET_SIZE(buf);
+        return 1;
+    }
+    if (PyMemoryView_Check(buf)) {
+        PyMemoryViewObject *mv = (PyMemoryViewObject *)buf;
+        /* what memory_getbuf refuses (released view or base, a
+           restricted view) goes to the socket's method too */
+        if (!(mv->flags & _Py_MEMORYVIEW_RELEASED)
+                && !(mv->mbuf->flags & _Py_MANAGED_BUFFER_RELEASED)
+#ifdef _Py_MEMORYVIEW_RESTRICTED
+                && !(mv->flags & _Py_MEMORYVIEW_RESTRICTED)
+#endif
+                && (mv->flags & _Py_MEMORYVIEW_C)
+                && !(writable && mv->view.readonly)) {
+            *p = (char *)mv->view.buf;
+            *len = mv->view.len;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static Py_ssize_t tidal_recv_into(PyObject *sock, int fd, PyObject *buf) {
+    char *p;
+    Py_ssize_t len;
+    ssize_t n;
+    if (fd < 0 || !tidal_plain_buffer(buf, 1, &p, &len))
+        return tidal_call_for_size(sock, "recv_into", buf);
+    n = recv(fd, p, (size_t)len, 0);
+    if (n < 0)
+        PyErr_SetFromErrno(PyExc_OSError);
+    return (Py_ssize_t)n;
+}
+
+/* What the kernel has, up to len(buf) bytes, as a new bytes object.
+   Received into `buf` (a scratch buffer) and copied out, or, `direct`,
+   straight into a bytes object of len(buf) that is then shrunk to what
+   came (in place: glibc's realloc only splits the chunk); what a large
+   read saves is its copy (~10% of a 100 KiB echo's CPU outside the
+   kernel), what a small one would pay is a large malloc and the split. */
+static PyObject *tidal_recv_bytes(PyObject *sock, int fd, PyObject *buf, int direct) {
+    char *p;
+    Py_ssize_t len;
+    ssize_t n;
+    if (fd < 0 || !tidal_plain_buffer(buf, 1, &p, &len)) {
+        /* sock.recv(len(view)), as asyncio's transport reads */
+        return PyObject_CallMethod(sock, "recv", "n", PyObject_Length(buf));
+    }
+    if (direct) {
+        PyObject *data = PyBytes_FromStringAndSize(NULL, len);
+        if (data == NULL)
+            return NULL;
+        n = recv(fd, PyBytes_AS_STRING(data), (size_t)len, 0);
+        if (n < 0) {
+            PyErr_SetFromErrno(PyExc_OSError);  /* (before the free, which may touch errno) */
+            Py_DECREF(data);
+            return NULL;
+        }
+        if (n != len && _PyBytes_Resize(&data, (Py_ssize_t)n) < 0)
+            return NULL;
+        return data;
+    }
+    n = recv(fd, p, (size_t)len, 0);
+    if (n < 0) {
+        PyErr_SetFromErrno(PyExc_OSError);
+        return NULL;
+    }
+    return PyBytes_FromStringAndSize(p, (Py_ssize_t)n);
+}
+
+/* sock.recv(size), or None where it would block: a sock_recv that must
+   wait (the usual case for a server waiting on its client) then costs no
+   BlockingIOError, made and caught. */
+static PyObject *tidal_recv_nowait(PyObject *sock, int fd, Py_ssize_t size) {
+    PyObject *buf;
+    ssize_t n;
+    if (fd < 0) {
+        buf = PyObject_CallMethod(sock, "recv", "n", size);
+        if (buf == NULL && (PyErr_ExceptionMatches(PyExc_BlockingIOError)
+                            || PyErr_ExceptionMatches(PyExc_InterruptedError))) {
+            PyErr_Clear();
+            Py_RETURN_NONE;
+        }
+        return buf;
+    }
+    if (size < 0) {
+        PyErr_SetString(PyExc_ValueError, "negative buffersize in recv");
+        return NULL;
+    }
+    buf = PyBytes_FromStringAndSize(NULL, size);
+    if (buf == NULL)
+        return NULL;
+    n = recv(fd, PyBytes_AS_STRING(buf), (size_t)size, 0);
+    if (n < 0) {
+        Py_DECREF(buf);
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+            Py_RETURN_NONE;
+        PyErr_SetFromErrno(PyExc_OSError);
+        return NULL;
+    }
+    if (n != size && _PyBytes_Resize(&buf, (Py_ssize_t)n) < 0)
+        return NULL;
+    return buf;
+}
+
+static Py_ssize_t tidal_send(PyObject *sock, int fd, PyObject *data) {
+    char *p;
+    Py_ssize_t len;
+    ssize_t n;
+    if (fd < 0 || !tidal_plain_buffer(data, 0, &p, &len))
+        return tidal_call_for_size(sock, "send", data);
+    n = send(fd, p, (size_t)len, 0);
+    if (n < 0)
+        PyErr_SetFromErrno(PyExc_OSError);
+    return (Py_ssize_t)n;
+}
+
+/* time.monotonic() as a C double, computed as CPython computes it (the
+   clock in integer nanoseconds, then seconds), so the loop's time and
+   time.monotonic() read at the same instant are the same float. */
+static inline double tidal_monotonic(void) {
+    struct timespec ts;
+    long long ns;
+    /* Cannot fail on Linux (a valid clock id and pointer), the one
+       platform the loop uses this on: elsewhere time.monotonic() may
+       read another clock (macOS: mach_absolute_time). */
+    (void)clock_gettime(CLOCK_MONOTONIC, &ts);
+    ns = (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+    if (ns % 1000000000LL == 0)
+        return (double)(ns / 1000000000LL);
+    return (double)ns / 1e9;
+}
+
+#ifdef __linux__
+/* epoll.poll(timeout, maxevents) (timeout None or negative: wait for ever):
+   the same list of (fd, events), built without parsing arguments or
+   Py_BuildValue, and the event array on the stack when it is small.  A signal (EINTR) runs the Python handlers and
+   returns no events (the loop recomputes its timeout and polls again)
+   where the select module would retry itself.
+   The timeout is counted in milliseconds, rounded up, as the select
+   module (and so asyncio's loop) counts it: a timer due in 0.3 ms is one
+   wait of 1 ms, never a wait of 0 over and over.  (Waiting to the
+   microsecond, with epoll_pwait2, was tried: a timer due in 50 us then
+   ran after ~0.13 ms instead of ~1.1 ms, but a loop with 100 sleeping
+   tasks woke for nearly every timer on its own and spent 1.5x asyncio's
+   CPU time where milliseconds let one wake-up run several timers.) */
+static PyObject *tidal_epoll_wait(PyObject *ep, int epfd, PyObject *timeout, int maxevents) {
+    struct epoll_event stack_events[64];
+    struct epoll_event *events = stack_events;
+    PyObject *list, *item;
+    int ms, n, i;
+    (void)ep;
+    if (epfd < 0) {
+        PyErr_SetString(PyExc_ValueError, "I/O operation on closed epoll object");
+        return NULL;
+    }
+    if (timeout == Py_None) {
+        ms = -1;
+    } else {
+        double t = PyFloat_AsDouble(timeout);
+        if (t == -1.0 && PyErr_Occurred())
+            return NULL;
+        if (isnan(t)) {  /* (call_at(nan)): the select module's error */
+            PyErr_SetString(PyExc_ValueError, "Invalid value NaN (not a number)");
+            return NULL;
+        }
+        if (t < 0) {
+            ms = -1;  /* negative: wait for ever, as the select module does */
+        } else if (t == 0) {
+            ms = 0;
+        } else {
+            /* seconds -> ns -> ms, each rounded up, as the select module does */
+            double m = ceil(ceil(t * 1e9) / 1e6);
+            ms = m > (double)INT_MAX ? INT_MAX : (int)m;
+        }
+    }
+    if (maxevents < 1)
+        maxevents = 1;
+    if (maxevents > 64) {
+        events = PyMem_New(struct epoll_event, (size_t)maxevents);
+        if (events == NULL)
+            return PyErr_NoMemory();
+    }
+    /* The GIL is let go even for a poll that cannot block: it is where
+       another thread (an executor worker, a call_soon_threadsafe
+       producer) gets to run while the loop is busy, as on asyncio's
+       loop; holding it would make them wait for the interpreter's
+       switch interval (5 ms) instead. */
+    Py_BEGIN_ALLOW_THREADS
+    n = epoll_wait(epfd, events, maxevents, ms);
+    Py_END_ALLOW_THREADS
+    if (n < 0) {
+        if (errno != EINTR) {
+            PyErr_SetFromErrno(PyExc_OSError);
+            list = NULL;
+            goto done;
+        }
+        if (PyErr_CheckSignals() < 0) {
+            list = NULL;
+            goto done;
+        }
+        n = 0;
+    }
+    {   /* a parked registration's one report (tidal_epoll_park) is dropped */
+        int kept = 0;
+        for (i = 0; i < n; i++)
+            if (events[i].data.fd >= 0)
+                events[kept++] = events[i];
+        n = kept;
+    }
+    list = PyList_New(n);
+    if (list == NULL)
+        goto done;
+    for (i = 0; i < n; i++) {
+        PyObject *fd = PyLong_FromLong(events[i].data.fd);
+        PyObject *mask = PyLong_FromUnsignedLong(events[i].events);
+        item = (fd && mask) ? PyTuple_Pack(2, fd, mask) : NULL;
+        Py_XDECREF(fd);
+        Py_XDECREF(mask);
+        if (item == NULL) {
+            Py_CLEAR(list);
+            goto done;
+        }
+        /* Two ints cannot be part of a cycle: the collector need never
+           see this pair (it would untrack it itself, at the first
+           collection it survives).  With thousands of connections a
+           turn's list holds thousands of pairs at once, enough to set
+           off collections mid-list that move them, tracked, into the
+           older generations; at 10,000 connections that made 20x the
+           young collections of 10 connections, and full ones. */
+        PyObject_GC_UnTrack(item);
+        PyList_SET_ITEM(list, i, item);
+    }
+done:
+    if (events != stack_events)
+        PyMem_Free(events);
+    return list;
+}
+
+/* Silence registered `fd`: EPOLLONESHOT with no events (at most one error
+   or hang-up report, then nothing until modified again) and -1 as the
+   registration's data, which tidal_epoll_wait drops.  1 if done; 0 if
+   not (the fd is closed or not registered): the caller unregisters. */
+static int tidal_epoll_park(PyObject *ep, int epfd, int fd) {
+    struct epoll_event ev;
+    (void)ep;
+    memset(&ev, 0, sizeof(ev));
+    ev.events = EPOLLONESHOT;
+    ev.data.fd = -1;
+    return epfd >= 0 && epoll_ctl(epfd, EPOLL_CTL_MOD, fd, &ev) == 0;
+}
+#else
+static int tidal_epoll_park(PyObject *ep, int epfd, int fd) {
+    (void)ep; (void)epfd; (void)fd;
+    return 0;
+}
+
+static PyObject *tidal_epoll_wait(PyObject *ep, int epfd, PyObject *timeout, int maxevents) {
+    (void)epfd;
+    return PyObject_CallMethod(ep, "poll", "Oi", timeout, maxevents);
+}
+#endif
+
+#endif /* TIDAL_SYSCALLS_C_H */
