@@ -10,6 +10,8 @@ in another module by then.  Interpreted, this is an ordinary base class.
 The transport must stay a subclass of ``asyncio.Transport`` (libraries check
 ``isinstance``), so it cannot be a cdef class; ``__slots__`` gives it a fixed
 layout instead, which ``_stream.py`` checks against the C struct at import.
+The class's annotations are the list of fields its ``__slots__`` are made
+from.
 """
 
 from __future__ import annotations
@@ -23,32 +25,10 @@ from typing import Any
 class StreamSlots(transports.Transport):
     """StreamTransport's state (see _stream.py for what each field means)."""
 
-    __slots__ = (
-        "_loop",
-        "_sock",
-        "_sock_fd",
-        "_io_fd",
-        "_protocol",
-        "_protocol_connected",
-        "_buffered",
-        "_server",
-        "_buffer",
-        "_buffer_size",
-        "_conn_lost",
-        "_closing",
-        "_paused",
-        "_eof",
-        "_empty_waiter",
-        "_protocol_paused",
-        "_high_water",
-        "_low_water",
-        "_recv_view",
-        "_big_reads",
-        "_peername",
-        "__weakref__",
-    )
-
-    # For type checkers (annotations only: the slots are the storage).
+    # The fields: these annotations are the one Python list of them (the
+    # __slots__ below are made from it; _stream_layout.h holds the C list,
+    # _stream_layout.pxd the compiler's, and tests/test_layouts.py checks
+    # that the three agree).  A new field goes in all three.
     _loop: Any
     _sock: socket.socket | None
     _sock_fd: int
@@ -70,3 +50,8 @@ class StreamSlots(transports.Transport):
     _recv_view: memoryview
     _big_reads: bool
     _peername: Any  # the peer's address until _extra is filled in (see _stream.py)
+
+    # The storage: one slot per annotated field (CPython lays them out sorted
+    # by name, whatever the order here), and weak references (the loop's
+    # _transports map is a WeakValueDictionary).
+    __slots__ = (*__annotations__, "__weakref__")
