@@ -120,13 +120,31 @@ def resume_protocol(transport: Any) -> None:
 
 def _set_protocol_paused(transport: Any, paused: bool) -> None:
     transport._protocol_paused = paused
+    tell_writing_paused(
+        transport._loop, transport._protocol, paused, transport, transport._protocol
+    )
+
+
+def tell_writing_paused(
+    loop: Any, protocol: Any, paused: bool, transport: Any, reported_protocol: Any
+) -> None:
+    """Call `protocol`'s pause_writing() or resume_writing(); an exception goes to
+    the handler, reported with `transport` and `reported_protocol` (asyncio's TLS
+    layer names itself there, not the application's protocol)."""
     name = "pause_writing" if paused else "resume_writing"
     try:
-        getattr(transport._protocol, name)()
+        getattr(protocol, name)()
     except (SystemExit, KeyboardInterrupt):
         raise
     except BaseException as exc:
-        call_handler(transport, exc, f"protocol.{name}() failed")
+        loop.call_exception_handler(
+            {
+                "message": f"protocol.{name}() failed",
+                "exception": exc,
+                "transport": transport,
+                "protocol": reported_protocol,
+            }
+        )
 
 
 def force_close(transport: Any, fd: int, exc: BaseException | None) -> None:
@@ -143,3 +161,78 @@ def force_close(transport: Any, fd: int, exc: BaseException | None) -> None:
         loop._remove_reader(fd)
     transport._conn_lost += 1
     loop.call_soon(transport._call_connection_lost, exc)
+
+
+# ----------------------------------------------------------------------
+# Life cycle: start, repr, reading on and off, close
+# ----------------------------------------------------------------------
+# (The stream transport keeps its own pause_reading/resume_reading: a
+# StreamReader pauses and resumes it per large message, and compiled, its
+# copies read C struct fields instead of making an interpreted call.)
+
+
+def start_connection(transport: Any, fd: int, protocol: Any, start: Any, waiter: Any) -> None:
+    """The end of a transport's __init__: connection_made, then `start` (reading or
+    watching), then the waiter, each on the next turn, in that order (asyncio's)."""
+    loop = transport._loop
+    loop._transports[fd] = transport
+    loop.call_soon(protocol.connection_made, transport)
+    if start is not None:
+        loop.call_soon(start)
+    if waiter is not None:
+        loop.call_soon(set_result_unless_cancelled, waiter, None)
+
+
+async def wait_connection_made(transport: Any, waiter: Any) -> None:
+    """Await `waiter` (set once connection_made has run); if that fails or is
+    cancelled, close the transport and raise."""
+    try:
+        await waiter
+    except BaseException:
+        transport.close()
+        raise
+
+
+def repr_info(transport: Any, closed: bool, fd: int) -> list[str]:
+    """The first words of a transport's repr: class, closed/closing, fd (asyncio's)."""
+    info = [transport.__class__.__name__]
+    if closed:
+        info.append("closed")
+    elif transport._closing:
+        info.append("closing")
+    info.append(f"fd={fd}")
+    return info
+
+
+def pause_reading(transport: Any, fd: int) -> None:
+    """pause_reading() of a transport that reads `fd`: no reader until resume_reading()."""
+    if transport._closing or transport._paused:
+        return
+    transport._paused = True
+    transport._loop._remove_reader(fd)
+    if transport._loop.get_debug():
+        logger.debug("%r pauses reading", transport)
+
+
+def resume_reading(transport: Any) -> None:
+    """resume_reading(): the transport's _start_reading() registers the reader again."""
+    if transport._closing or not transport._paused:
+        return
+    transport._paused = False
+    transport._start_reading()
+    if transport._loop.get_debug():
+        logger.debug("%r resumes reading", transport)
+
+
+def close_socket_transport(transport: Any, fd: int, queued: int) -> None:
+    """close() of a socket transport: stop reading; connection_lost(None) on the
+    next turn, or once the `queued` bytes still to send have gone."""
+    if transport._closing:
+        return
+    transport._closing = True
+    loop = transport._loop
+    loop._remove_reader(fd)
+    if not queued:
+        transport._conn_lost += 1
+        loop._remove_writer(fd)
+        loop.call_soon(transport._call_connection_lost, None)

@@ -41,13 +41,18 @@ if TYPE_CHECKING:
 from .. import _dns
 from ._base import (
     checked_write_buffer_limits,
+    close_socket_transport,
     force_close,
     pause_protocol,
+    pause_reading,
+    repr_info,
     report_fatal_error,
     resume_protocol,
-    set_result_unless_cancelled,
+    resume_reading,
     set_reuseport,
     socket_extra,
+    start_connection,
+    wait_connection_made,
 )
 
 logger = logging.getLogger("asyncio")  # asyncio's logger: users filter on it
@@ -128,22 +133,12 @@ class DatagramTransport(asyncio.Transport, asyncio.DatagramTransport):
         self._protocol_paused: bool = False
         self._high_water: int = _HIGH_WATER
         self._low_water: int = _HIGH_WATER // 4
-        loop._transports[self._sock_fd] = self
-        # connection_made first, then reading, then the waiter: the protocol
-        # is set up before any datagram arrives or create_datagram_endpoint
-        # returns.
-        loop.call_soon(protocol.connection_made, self)
-        loop.call_soon(self._start_reading)
-        if waiter is not None:
-            loop.call_soon(set_result_unless_cancelled, waiter, None)
+        # The protocol is set up before any datagram arrives or
+        # create_datagram_endpoint returns.
+        start_connection(self, self._sock_fd, protocol, self._start_reading, waiter)
 
     def __repr__(self) -> str:
-        info = [self.__class__.__name__]
-        if self._sock is None:
-            info.append("closed")
-        elif self._closing:
-            info.append("closing")
-        info.append(f"fd={self._sock_fd}")
+        info = repr_info(self, self._sock is None, self._sock_fd)
         loop = self._loop
         if loop is not None and not loop.is_closed():
             reading = self._sock_fd in loop._readers
@@ -181,20 +176,10 @@ class DatagramTransport(asyncio.Transport, asyncio.DatagramTransport):
 
     def pause_reading(self) -> None:
         """Stop receiving datagrams until resume_reading() (the kernel queues or drops them)."""
-        if not self.is_reading():
-            return
-        self._paused = True
-        self._loop._remove_reader(self._sock_fd)
-        if self._loop.get_debug():
-            logger.debug("%r pauses reading", self)
+        pause_reading(self, self._sock_fd)
 
     def resume_reading(self) -> None:
-        if self._closing or not self._paused:
-            return
-        self._paused = False
-        self._start_reading()
-        if self._loop.get_debug():
-            logger.debug("%r resumes reading", self)
+        resume_reading(self)
 
     def _start_reading(self) -> None:
         # Scheduled from __init__: the transport may have been closed or
@@ -311,14 +296,8 @@ class DatagramTransport(asyncio.Transport, asyncio.DatagramTransport):
 
     def close(self) -> None:
         """Stop reading; close once queued datagrams are sent."""
-        if self._closing:
-            return
-        self._closing = True
-        self._loop._remove_reader(self._sock_fd)
-        if not self._buffer:
-            self._conn_lost += 1
-            self._loop._remove_writer(self._sock_fd)
-            self._loop.call_soon(self._call_connection_lost, None)
+        # (Counted in datagrams: before 3.13 an empty one adds no bytes.)
+        close_socket_transport(self, self._sock_fd, len(self._buffer))
 
     # ------------------------------------------------------------------
     # Flow control
@@ -537,11 +516,7 @@ async def create_datagram_endpoint(
                 transport,
                 protocol,
             )
-    try:
-        await waiter
-    except BaseException:
-        transport.close()
-        raise
+    await wait_connection_made(transport, waiter)
     return transport, protocol
 
 

@@ -47,9 +47,13 @@ from ._base import (
     call_handler,
     checked_write_buffer_limits,
     pause_protocol,
+    pause_reading,
+    repr_info,
     report_fatal_error,
     resume_protocol,
-    set_result_unless_cancelled,
+    resume_reading,
+    start_connection,
+    wait_connection_made,
 )
 
 logger = logging.getLogger("asyncio")
@@ -81,7 +85,68 @@ def _pipe_fileno(pipe: Any, message: str) -> tuple[int, int]:
     return fileno, mode
 
 
-class ReadPipeTransport(asyncio.ReadTransport):
+class _PipeEnd:
+    """What the two pipe transports share: repr, finalization, the end of the line.
+
+    (Mixed into each, before its asyncio base class; the fields are each
+    class's slots.)
+    """
+
+    __slots__ = ()
+
+    # The loop's map of the handlers that poll this end ("_readers" or
+    # "_writers"): what repr() reports as polling.
+    _polled_by: str
+
+    _pipe: Any
+    _fileno: int
+    _loop: Any
+    _protocol: Any
+    _closing: bool
+
+    def __repr__(self) -> str:
+        info = repr_info(self, self._pipe is None, self._fileno)
+        loop = self._loop
+        if self._pipe is not None and loop is not None and not loop.is_closed():
+            info.append("polling" if self._fileno in getattr(loop, self._polled_by) else "idle")
+            info.extend(self._repr_buffer())
+        elif self._pipe is not None:
+            info.append("open")
+        else:
+            info.append("closed")
+        return "<{}>".format(" ".join(info))
+
+    def _repr_buffer(self) -> list[str]:
+        return []
+
+    def __del__(self, _warn: Callable[..., None] = warnings.warn) -> None:
+        # As asyncio's: close the pipe but keep it (a close() that follows
+        # runs its usual course; closing a closed file does nothing).
+        if self._pipe is not None:
+            _warn(f"unclosed transport {self!r}", ResourceWarning, source=self)
+            self._pipe.close()
+
+    def get_protocol(self) -> asyncio.BaseProtocol:
+        return self._protocol  # type: ignore[no-any-return]
+
+    def is_closing(self) -> bool:
+        return self._closing
+
+    def _call_connection_lost(self, exc: BaseException | None) -> None:
+        try:
+            self._protocol.connection_lost(exc)
+        finally:
+            loop = self._loop
+            # Unregister before closing: once closed, the fd number can be reused.
+            if loop._transports.get(self._fileno) is self:
+                del loop._transports[self._fileno]
+            self._pipe.close()
+            self._pipe = None
+            self._protocol = None
+            self._loop = None
+
+
+class ReadPipeTransport(_PipeEnd, asyncio.ReadTransport):
     """The read end of a pipe, FIFO, socket, pty or character device."""
 
     # "__dict__": asyncio's transports accept attributes, and code (CPython's
@@ -103,6 +168,7 @@ class ReadPipeTransport(asyncio.ReadTransport):
     )
 
     max_size = READ_BUFFER_SIZE
+    _polled_by = "_readers"
 
     def __init__(
         self,
@@ -130,34 +196,7 @@ class ReadPipeTransport(asyncio.ReadTransport):
         self._bufs = [view]
         os.set_blocking(self._fileno, False)
         self._pipe = pipe
-        loop._transports[self._fileno] = self
-        loop.call_soon(protocol.connection_made, self)
-        # Only start reading once connection_made() has run.
-        loop.call_soon(self._start_reading)
-        if waiter is not None:
-            # Only wake the waiter once connection_made() has run.
-            loop.call_soon(set_result_unless_cancelled, waiter, None)
-
-    def __repr__(self) -> str:
-        info = [self.__class__.__name__]
-        if self._pipe is None:
-            info.append("closed")
-        elif self._closing:
-            info.append("closing")
-        info.append(f"fd={self._fileno}")
-        loop = self._loop
-        if self._pipe is not None and loop is not None and not loop.is_closed():
-            info.append("polling" if self._fileno in loop._readers else "idle")
-        elif self._pipe is not None:
-            info.append("open")
-        else:
-            info.append("closed")
-        return "<{}>".format(" ".join(info))
-
-    def __del__(self, _warn: Callable[..., None] = warnings.warn) -> None:
-        if self._pipe is not None:
-            _warn(f"unclosed transport {self!r}", ResourceWarning, source=self)
-            self._pipe.close()
+        start_connection(self, self._fileno, protocol, self._start_reading, waiter)
 
     def _start_reading(self) -> None:
         if not self._paused and not self._closing:
@@ -228,30 +267,14 @@ class ReadPipeTransport(asyncio.ReadTransport):
 
     def pause_reading(self) -> None:
         """Stop reading until resume_reading(); the kernel's pipe buffer then fills up."""
-        if self._paused or self._closing:
-            return
-        self._paused = True
-        self._loop._remove_reader(self._fileno)
-        if self._loop.get_debug():
-            logger.debug("%r pauses reading", self)
+        pause_reading(self, self._fileno)
 
     def resume_reading(self) -> None:
-        if self._closing or not self._paused:
-            return
-        self._paused = False
-        self._loop._add_reader(self._fileno, self._read_ready)
-        if self._loop.get_debug():
-            logger.debug("%r resumes reading", self)
+        resume_reading(self)
 
     def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
         self._protocol = protocol
         self._buffered = isinstance(protocol, asyncio.BufferedProtocol)
-
-    def get_protocol(self) -> asyncio.BaseProtocol:
-        return self._protocol  # type: ignore[no-any-return]
-
-    def is_closing(self) -> bool:
-        return self._closing
 
     def close(self) -> None:
         """Stop reading; connection_lost(None) follows on the next turn, then the pipe is closed."""
@@ -277,21 +300,8 @@ class ReadPipeTransport(asyncio.ReadTransport):
         self._loop._remove_reader(self._fileno)
         self._loop.call_soon(self._call_connection_lost, exc)
 
-    def _call_connection_lost(self, exc: BaseException | None) -> None:
-        try:
-            self._protocol.connection_lost(exc)
-        finally:
-            loop = self._loop
-            # Unregister before closing: once closed, the fd number can be reused.
-            if loop._transports.get(self._fileno) is self:
-                del loop._transports[self._fileno]
-            self._pipe.close()
-            self._pipe = None
-            self._protocol = None
-            self._loop = None
 
-
-class WritePipeTransport(asyncio.Transport):
+class WritePipeTransport(_PipeEnd, asyncio.Transport):
     """The write end of a pipe, FIFO, socket, pty or character device.
 
     A whole ``asyncio.Transport``, as asyncio's is: the read half
@@ -312,6 +322,8 @@ class WritePipeTransport(asyncio.Transport):
         "_protocol",
         "_protocol_paused",
     )
+
+    _polled_by = "_writers"
 
     def __init__(
         self,
@@ -339,36 +351,15 @@ class WritePipeTransport(asyncio.Transport):
         self._low_water = DEFAULT_HIGH_WATER // 4
         os.set_blocking(self._fileno, False)
         self._pipe = pipe
-        loop._transports[self._fileno] = self
-        loop.call_soon(protocol.connection_made, self)
-        if stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode):
-            # Watch for the reader going away (see the module docstring).  Not
-            # for character devices: a tty is readable when input arrives.
-            loop.call_soon(self._start_watching)
-        if waiter is not None:
-            loop.call_soon(set_result_unless_cancelled, waiter, None)
+        # Watch for the reader going away (see the module docstring).  Not
+        # for character devices: a tty is readable when input arrives.
+        watch = stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
+        start_connection(
+            self, self._fileno, protocol, self._start_watching if watch else None, waiter
+        )
 
-    def __repr__(self) -> str:
-        info = [self.__class__.__name__]
-        if self._pipe is None:
-            info.append("closed")
-        elif self._closing:
-            info.append("closing")
-        info.append(f"fd={self._fileno}")
-        loop = self._loop
-        if self._pipe is not None and loop is not None and not loop.is_closed():
-            info.append("polling" if self._fileno in loop._writers else "idle")
-            info.append(f"bufsize={len(self._buffer)}")
-        elif self._pipe is not None:
-            info.append("open")
-        else:
-            info.append("closed")
-        return "<{}>".format(" ".join(info))
-
-    def __del__(self, _warn: Callable[..., None] = warnings.warn) -> None:
-        if self._pipe is not None:
-            _warn(f"unclosed transport {self!r}", ResourceWarning, source=self)
-            self._pipe.close()
+    def _repr_buffer(self) -> list[str]:
+        return [f"bufsize={len(self._buffer)}"]
 
     def _start_watching(self) -> None:
         if not self._lost:
@@ -497,12 +488,6 @@ class WritePipeTransport(asyncio.Transport):
     def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
         self._protocol = protocol
 
-    def get_protocol(self) -> asyncio.BaseProtocol:
-        return self._protocol  # type: ignore[no-any-return]
-
-    def is_closing(self) -> bool:
-        return self._closing
-
     def close(self) -> None:
         """Flush what is queued, then close: write_eof is all a pipe needs."""
         if self._pipe is not None and not self._closing:
@@ -531,50 +516,39 @@ class WritePipeTransport(asyncio.Transport):
         loop._remove_reader(self._fileno)
         loop.call_soon(self._call_connection_lost, exc)
 
-    def _call_connection_lost(self, exc: BaseException | None) -> None:
-        try:
-            self._protocol.connection_lost(exc)
-        finally:
-            loop = self._loop
-            if loop._transports.get(self._fileno) is self:
-                del loop._transports[self._fileno]
-            self._pipe.close()
-            self._pipe = None
-            self._protocol = None
-            self._loop = None
-
 
 async def connect_read_pipe(
     self: EventLoop, protocol_factory: Callable[[], _ProtocolT], pipe: Any
 ) -> tuple[ReadPipeTransport, _ProtocolT]:
     """Read from `pipe` (a pipe, FIFO, socket, pty...) into a protocol; (transport, protocol)."""
-    protocol = protocol_factory()
-    waiter = self.create_future()
-    transport = ReadPipeTransport(self, pipe, protocol, waiter)
-    try:
-        await waiter
-    except BaseException:
-        transport.close()
-        raise
-    if self._debug:
-        logger.debug("Read pipe %r connected: (%r, %r)", pipe.fileno(), transport, protocol)
-    return transport, protocol
+    return await _connect_pipe(self, ReadPipeTransport, "Read", protocol_factory, pipe)
 
 
 async def connect_write_pipe(
     self: EventLoop, protocol_factory: Callable[[], _ProtocolT], pipe: Any
 ) -> tuple[WritePipeTransport, _ProtocolT]:
     """Write to `pipe` (a pipe, FIFO, socket, pty...) through a transport; (transport, protocol)."""
+    return await _connect_pipe(self, WritePipeTransport, "Write", protocol_factory, pipe)
+
+
+_PipeT = TypeVar("_PipeT", ReadPipeTransport, WritePipeTransport)
+
+
+async def _connect_pipe(
+    loop: EventLoop,
+    cls: type[_PipeT],
+    direction: str,
+    protocol_factory: Callable[[], _ProtocolT],
+    pipe: Any,
+) -> tuple[_PipeT, _ProtocolT]:
     protocol = protocol_factory()
-    waiter = self.create_future()
-    transport = WritePipeTransport(self, pipe, protocol, waiter)
-    try:
-        await waiter
-    except BaseException:
-        transport.close()
-        raise
-    if self._debug:
-        logger.debug("Write pipe %r connected: (%r, %r)", pipe.fileno(), transport, protocol)
+    waiter = loop.create_future()
+    transport = cls(loop, pipe, protocol, waiter)
+    await wait_connection_made(transport, waiter)
+    if loop._debug:
+        logger.debug(
+            "%s pipe %r connected: (%r, %r)", direction, pipe.fileno(), transport, protocol
+        )
     return transport, protocol
 
 

@@ -63,12 +63,14 @@ if not cython.compiled:
 from ._base import (
     PEERNAME_UNKNOWN,
     checked_write_buffer_limits,
+    close_socket_transport,
     force_close,
     pause_protocol,
+    repr_info,
     report_fatal_error,
     resume_protocol,
-    set_result_unless_cancelled,
     socket_extra,
+    start_connection,
 )
 from ._stream_slots import StreamSlots
 
@@ -284,23 +286,11 @@ class StreamTransport(StreamSlots):
         self._sock = sock
         if server is not None:
             server._attach(self)
-        loop._transports[self._sock_fd] = self
         _set_nodelay(sock)
-
-        loop.call_soon(protocol.connection_made, self)
-        # Only start reading once connection_made() has run.
-        loop.call_soon(self._start_reading)
-        if waiter is not None:
-            # Only wake the waiter once connection_made() has run.
-            loop.call_soon(set_result_unless_cancelled, waiter, None)
+        start_connection(self, self._sock_fd, protocol, self._start_reading, waiter)
 
     def __repr__(self) -> str:
-        info = [self.__class__.__name__]
-        if self._sock is None:
-            info.append("closed")
-        elif self._closing:
-            info.append("closing")
-        info.append(f"fd={self._sock_fd}")
+        info = repr_info(self, self._sock is None, self._sock_fd)
         loop = self._loop
         if loop is not None and not loop.is_closed():
             handle = loop._readers.get(self._sock_fd)
@@ -372,6 +362,8 @@ class StreamTransport(StreamSlots):
     def is_reading(self) -> bool:
         return not self._closing and not self._paused
 
+    # (Not _base's pause_reading/resume_reading: a StreamReader pauses and
+    # resumes its transport per large message; these stay compiled code.)
     def pause_reading(self) -> None:
         if self._closing or self._paused:
             return
@@ -741,14 +733,7 @@ class StreamTransport(StreamSlots):
 
     def close(self) -> None:
         """Stop reading; connection_lost(None) once queued data is sent."""
-        if self._closing:
-            return
-        self._closing = True
-        self._loop._remove_reader(self._sock_fd)
-        if not self._buffer_size:
-            self._conn_lost += 1
-            self._loop._remove_writer(self._sock_fd)
-            self._loop.call_soon(self._call_connection_lost, None)
+        close_socket_transport(self, self._sock_fd, self._buffer_size)
 
     def abort(self) -> None:
         """Close now, dropping whatever is queued."""

@@ -65,6 +65,7 @@ except ImportError:  # pragma: no cover - Python built without OpenSSL
     ssl = None  # type: ignore[assignment]
 
 from ._base import checked_write_buffer_limits as _flow_limits
+from ._base import tell_writing_paused
 from ._stream import StreamTransport, _byte_view, _shared_recv_view
 
 logger = logging.getLogger("asyncio")
@@ -742,34 +743,14 @@ class TLSProtocol(protocols.BufferedProtocol):
         size = self._outgoing.pending + self._backlog_size
         if size >= self._write_high and not self._app_writing_paused:
             self._app_writing_paused = True
-            try:
-                self._app_protocol.pause_writing()
-            except (KeyboardInterrupt, SystemExit):
-                raise
-            except BaseException as exc:  # noqa: BLE001 - the app's error: reported
-                self._loop.call_exception_handler(
-                    {
-                        "message": "protocol.pause_writing() failed",
-                        "exception": exc,
-                        "transport": self._app_transport,
-                        "protocol": self,
-                    }
-                )
         elif size <= self._write_low and self._app_writing_paused:
             self._app_writing_paused = False
-            try:
-                self._app_protocol.resume_writing()
-            except (KeyboardInterrupt, SystemExit):
-                raise
-            except BaseException as exc:  # noqa: BLE001 - the app's error: reported
-                self._loop.call_exception_handler(
-                    {
-                        "message": "protocol.resume_writing() failed",
-                        "exception": exc,
-                        "transport": self._app_transport,
-                        "protocol": self,
-                    }
-                )
+        else:
+            return
+        # (Reported as asyncio's TLS layer does: with itself as the protocol.)
+        tell_writing_paused(
+            self._loop, self._app_protocol, self._app_writing_paused, self._app_transport, self
+        )
 
     # ------------------------------------------------------------------
     # Incoming: incoming BIO -> SSLObject -> app protocol
