@@ -14,7 +14,9 @@ A loop holds three kinds of pending work:
 
 1. **Poll I/O.**  Drop cancelled timers from the top of the heap, then ask
    the poller for ready fds, waiting no longer than the first timer (and not
-   at all if something is already ready).  Each ready fd's reader/writer
+   at all if something is already ready; while callbacks are ready and no fd
+   but the loop's own wake-up pipe is watched, the poll is skipped: it could
+   find nothing that is not already queued).  Each ready fd's reader/writer
    handle is appended to the ready queue.  These handles are made once, when
    the reader/writer is registered, so an I/O event allocates nothing.
 2. **Handle time.**  Timers whose time has come move to the ready queue.
@@ -35,7 +37,8 @@ to its instruments (``add_instrument``; the seams' types are in
 ``tidal.abc``).  With no instrument and debug mode off, observing costs two
 field tests per turn (``_instruments`` at the poll, ``_observed`` before the
 run phase), and one in ``create_task``; the watchdog's turn counter, two C
-increments per turn (``_watchdog.py``).  The instrumented and debug paths
+increments per turn, or one add of 2 when the poll is skipped
+(``_watchdog.py``).  The instrumented and debug paths
 are separate branches chosen once per turn, not tested per callback.
 """
 
@@ -622,31 +625,53 @@ class _LoopCore:
                 timers.pop()
                 timer._scheduled = False
 
-        # Phase 1b: wait for I/O, no longer than the first timer.  A thread's
-        # call_soon_threadsafe only writes a wake-up byte while none is
-        # pending: clearing the flag *before* looking at the ready queue means
-        # a handle appended after this line either is seen below or comes
-        # with a fresh byte that ends the poll.
-        self._wakeup_pending = False
-        if ready or self._stopping:
-            timeout: float | None = 0
-        elif scheduled:
-            timer = scheduled[0]
-            timeout = timer._when - _now(self)
-            if timeout > _MAXIMUM_SELECT_TIMEOUT:
-                timeout = _MAXIMUM_SELECT_TIMEOUT
-            elif timeout < 0:
-                timeout = 0
-        else:
-            timeout = None
+        # Phase 1b: wait for I/O, no longer than the first timer; and not at
+        # all when the poll could only find the loop's own wake-up bytes.
+        # That is when callbacks are ready (the poll would not wait) and no
+        # fd but the wake-up pipe is watched (the self-pipe is the one reader
+        # from __init__ to close) with no signal handler on it: a thread's
+        # call_soon_threadsafe has already put its handle in the ready queue,
+        # and its byte only exists to end a wait.  Such a poll is a system
+        # call costing more than the rest of a turn of a call_soon, future or
+        # task-step chain.  With any other fd watched, every turn polls, as
+        # asyncio's loop does: I/O that is ready when a turn begins is seen
+        # by that turn.  A stopping loop polls too.
+        event_list = None
+        if not (
+            ready
+            and len(self._readers) <= 1
+            and not self._writers
+            and not self._signal_handlers
+            and not self._stopping
+        ):
+            # A thread's call_soon_threadsafe only writes a wake-up byte while
+            # none is pending: clearing the flag *before* looking at the ready
+            # queue means a handle appended after this line either is seen
+            # below or comes with a fresh byte that ends the poll.  (A skipped
+            # poll leaves the flag alone: a loop that does not wait needs no
+            # byte to wake it.)
+            self._wakeup_pending = False
+            if ready or self._stopping:
+                timeout: float | None = 0
+            elif scheduled:
+                timer = scheduled[0]
+                timeout = timer._when - _now(self)
+                if timeout > _MAXIMUM_SELECT_TIMEOUT:
+                    timeout = _MAXIMUM_SELECT_TIMEOUT
+                elif timeout < 0:
+                    timeout = 0
+            else:
+                timeout = None
 
-        instruments = self._instruments
-        self._turn += 1  # odd: waiting (the watchdog's counter, a C increment)
-        if instruments is None:
-            event_list = self._poll(timeout)
+            instruments = self._instruments
+            self._turn += 1  # odd: waiting (the watchdog's counter, a C increment)
+            if instruments is None:
+                event_list = self._poll(timeout)
+            else:
+                event_list = instruments.io_wait(self._poll, timeout)
+            self._turn += 1
         else:
-            event_list = instruments.io_wait(self._poll, timeout)
-        self._turn += 1
+            self._turn += 2  # a new turn all the same, to the watchdog
 
         # Phase 1c: queue the reader/writer handles of ready fds.  The
         # handles already exist (made at registration): no allocation here.
