@@ -52,6 +52,15 @@ def sockdir() -> Iterator[str]:
         shutil.rmtree(d, ignore_errors=True)
 
 
+@pytest.fixture
+def socks() -> Iterator[list[socket.socket]]:
+    """Every socket a test registers here is closed at teardown."""
+    made: list[socket.socket] = []
+    yield made
+    for s in made:
+        s.close()
+
+
 LOOP_FACTORIES: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {
     "asyncio": asyncio.new_event_loop,
     "tidal": tidal.new_event_loop,

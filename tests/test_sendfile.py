@@ -51,15 +51,6 @@ def big(big_path: str) -> Iterator[Any]:
         yield f
 
 
-@pytest.fixture
-def socks() -> Iterator[list[socket.socket]]:
-    """Every socket a test registers here is closed at teardown."""
-    made: list[socket.socket] = []
-    yield made
-    for s in made:
-        s.close()
-
-
 def sock_pair(
     socks: list[socket.socket], kind: str = "tcp", small: bool = True
 ) -> tuple[socket.socket, socket.socket]:

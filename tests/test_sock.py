@@ -16,21 +16,11 @@ import hashlib
 import os
 import socket
 import ssl
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from conftest import INET_HOSTS
-
-
-@pytest.fixture
-def socks() -> Iterator[list[socket.socket]]:
-    """Every socket a test registers here is closed at teardown."""
-    made: list[socket.socket] = []
-    yield made
-    for s in made:
-        s.close()
 
 
 def nb(s: socket.socket, socks: list[socket.socket]) -> socket.socket:
