@@ -247,3 +247,36 @@ def test_the_socket_directory_is_private(tmp_path: pathlib.Path) -> None:
     private = tmp_path / "private"
     _channel.make_private_dir(str(private))
     assert private.stat().st_mode & 0o777 == 0o700
+
+
+_ENABLE_AS_NOBODY = r"""
+import asyncio, os, sys
+import tidal, tidal.monitor, logging  # imported as root, before becoming nobody
+os.setuid(65534)
+os.environ["TIDAL_MONITOR"] = "1"
+tidal.monitor._from_environment()  # what importing tidal does with TIDAL_MONITOR=1
+print("enabled" if tidal.monitor.is_enabled() else "off", flush=True)
+tidal.run(asyncio.sleep(0))  # and the program runs on
+print("ran", flush=True)
+"""
+
+
+@pytest.mark.skipif(os.getuid() != 0, reason="needs root, to become another user")
+def test_a_directory_of_another_owner_turns_the_monitor_off(tmp_path: pathlib.Path) -> None:
+    run_user = pathlib.Path(f"/run/user/{NOBODY}")
+    made = not run_user.exists()
+    run_user.mkdir(parents=True, exist_ok=True)
+    planted = run_user / "tidal"  # someone else's directory where nobody's sockets would go
+    planted.mkdir(mode=0o700)
+    try:
+        env = dict(os.environ, XDG_RUNTIME_DIR=str(run_user))
+        out = subprocess.run(
+            [sys.executable, "-c", _ENABLE_AS_NOBODY], capture_output=True, text=True, timeout=60, env=env
+        )
+    finally:
+        planted.rmdir()
+        if made:
+            run_user.rmdir()
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["off", "ran"], out.stdout
+    assert f"the tidal monitor is off: {planted} belongs to uid 0" in out.stderr, out.stderr

@@ -23,18 +23,22 @@ nothing but the thread's sampling (a few microseconds, ten times a second).
 
 from __future__ import annotations
 
+import logging
 import os
 
-from ._channel import socket_dir, socket_path
+from ._channel import UnsafeDirectory, socket_dir
 from ._server import disable, enable, is_enabled
 
 ENV = "TIDAL_MONITOR"
 
 
 def _from_environment() -> None:
-    """TIDAL_MONITOR=1: enable at import."""
+    """TIDAL_MONITOR=1: enable at import (a failure is logged: the program still runs)."""
     if os.environ.get(ENV, "").strip() not in ("", "0"):
-        enable()
+        try:
+            enable()
+        except (OSError, UnsafeDirectory) as exc:
+            logging.getLogger("asyncio").warning("%s=1: the tidal monitor is off: %s", ENV, exc)
 
 
-__all__ = ["enable", "disable", "is_enabled", "socket_dir", "socket_path"]
+__all__ = ["enable", "disable", "is_enabled", "socket_dir", "UnsafeDirectory"]

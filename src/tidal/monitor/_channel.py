@@ -20,17 +20,18 @@ TIMEOUT = 5.0
 MAX_MESSAGE = 64 * 1024 * 1024
 
 
-def socket_dir(uid: int | None = None) -> str:
-    """The directory of `uid`'s monitor sockets (not created here)."""
-    uid = os.getuid() if uid is None else uid
+def socket_dir() -> str:
+    """The directory this process's monitor socket goes in (not created here)."""
+    uid = os.getuid()
     run_user = f"/run/user/{uid}"
-    if os.environ.get("XDG_RUNTIME_DIR") == run_user or (uid != os.getuid() and os.path.isdir(run_user)):
+    if os.environ.get("XDG_RUNTIME_DIR") == run_user:
         return os.path.join(run_user, "tidal")
     return f"/tmp/tidal-{uid}"
 
 
-def socket_path(pid: int, uid: int | None = None) -> str:
-    return os.path.join(socket_dir(uid), f"{pid}.sock")
+def socket_paths(pid: int, uid: int) -> list[str]:
+    """Where process `pid`, run by `uid`, may have put its socket (its environment is not ours)."""
+    return [f"/run/user/{uid}/tidal/{pid}.sock", f"/tmp/tidal-{uid}/{pid}.sock"]
 
 
 class UnsafeDirectory(RuntimeError):

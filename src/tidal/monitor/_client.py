@@ -33,7 +33,8 @@ def request(pid: int, cmd: str) -> dict[str, Any]:
     """Ask process `pid`'s monitor for `cmd`; MonitorError with a clear message if it cannot be."""
     owner = process_uid(pid)
     me = os.getuid()
-    path = _channel.socket_path(pid, owner)
+    paths = _channel.socket_paths(pid, owner)
+    path = next((p for p in paths if os.path.exists(p)), paths[-1])
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.settimeout(_channel.TIMEOUT)
     with sock:
@@ -47,8 +48,13 @@ def request(pid: int, cmd: str) -> dict[str, Any]:
         except (FileNotFoundError, ConnectionRefusedError):
             raise MonitorError(
                 f"process {pid} exposes no tidal monitor (it opts in with TIDAL_MONITOR=1 "
-                f"or tidal.monitor.enable(); looked for {path})"
+                f"or tidal.monitor.enable(); looked for {' and '.join(paths)})"
             ) from None
+        # The socket is served by the process's user, not by someone who
+        # put a socket where it would be.
+        server_uid = _channel.peer_uid(sock)
+        if server_uid != owner:
+            raise MonitorError(f"{path} is served by uid {server_uid}, not by process {pid}'s uid {owner}")
         try:
             _channel.send(sock, {"cmd": cmd})
         except OSError:

@@ -231,7 +231,7 @@ class _Server:
     def __init__(self) -> None:
         directory = _channel.socket_dir()
         _channel.make_private_dir(directory)
-        self.path = _channel.socket_path(os.getpid())
+        self.path = os.path.join(directory, f"{os.getpid()}.sock")
         self.pid = os.getpid()
         _remove_stale_sockets(directory)
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
