@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from conftest import needs_ipv6
+from helpers import needs_ipv6
 
 import tidal
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from conftest import INET_HOSTS
+from helpers import INET_HOSTS
 
 PY313 = sys.version_info >= (3, 13)
 HEADER = 8 if PY313 else 0  # what 3.13 counts per queued datagram

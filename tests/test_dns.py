@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from conftest import HAS_IPV6, needs_ipv6
+from helpers import HAS_IPV6, needs_ipv6
 
 from tidal import _dns
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from conftest import raised_without_cycles
+from helpers import raised_without_cycles
 
 # Where asyncio's own loop keeps the error in a cycle, only tidal is held to
 # it (check=False on asyncio's loop):

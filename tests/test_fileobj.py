@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from conftest import run
+from helpers import run
 
 
 def _cb() -> None:

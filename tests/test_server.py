@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from conftest import HAS_IPV6
+from helpers import HAS_IPV6
 
 import tidal
 from test_stream import Recorder, connect, recv, recv_exactly, recv_until_eof, sendall, settle

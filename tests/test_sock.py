@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from conftest import INET_HOSTS
+from helpers import INET_HOSTS
 
 
 def nb(s: socket.socket, socks: list[socket.socket]) -> socket.socket:
