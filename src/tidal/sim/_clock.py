@@ -11,6 +11,8 @@ timer (see ``_poller``).
 
 from __future__ import annotations
 
+import functools
+
 NS_PER_S = 1_000_000_000
 
 # time.time() inside a simulation: this epoch plus the virtual time
@@ -27,18 +29,20 @@ def to_ns(seconds: float) -> int:
 class VirtualClock:
     """The loop's clock in a simulation: seconds since the run began."""
 
-    __slots__ = ("ns", "now", "resolution")
+    __slots__ = ("ns", "seconds", "now", "resolution")
 
     def __init__(self) -> None:
         self.ns = 0
-        # The loop binds `now` once: an attribute holding the bound method.
-        self.now = self._now
+        # `ns` as seconds, kept in step by advance(): the loop reads it once
+        # per timer and twice per turn with timers, through `now`, a C
+        # callable (getattr bound to this object and the name), so a reading
+        # costs no Python frame.
+        self.seconds = 0.0
+        self.now = functools.partial(getattr, self, "seconds")
         # Timers within a nanosecond of now are due (the loop's tolerance).
         self.resolution = 1e-9
 
-    def _now(self) -> float:
-        return self.ns / NS_PER_S
-
     def advance(self, seconds: float) -> None:
         """Jump forward by `seconds` (at least one nanosecond, so a jump is progress)."""
-        self.ns += max(1, to_ns(seconds))
+        self.ns += round(seconds * NS_PER_S) or 1
+        self.seconds = self.ns / NS_PER_S

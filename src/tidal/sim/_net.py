@@ -45,7 +45,6 @@ if TYPE_CHECKING:
     from ._poller import SimPoller
 
 _DATA, _FIN, _RST, _SYNACK = 0, 1, 2, 3
-_SEGMENT_NAMES = ("data", "fin", "rst", "synack")
 
 # SYN retries (s after the first try) and the give-up time: Linux's
 # tcp_syn_retries=6 with a 1 s initial timeout.
@@ -63,24 +62,51 @@ def _oserror(code: int) -> OSError:
 
 
 class Trace:
-    """The run's events, folded into a hash as they happen (and counted)."""
+    """The run's events, folded into a hash (and counted, and kept if asked).
 
-    __slots__ = ("_hash", "count", "keep", "events")
+    An event is a tuple (virtual ns, fields...) of ints and strs: appended
+    as it happens, hashed by the batch (the repr of a list of such tuples is
+    the same in every process), so the hot paths format no strings.
+    """
+
+    __slots__ = ("_hash", "_hashed", "_pending", "keep", "_kept")
+
+    _BATCH = 4096
 
     def __init__(self, keep: bool = False) -> None:
         self._hash = hashlib.blake2b(digest_size=16)
-        self.count = 0
+        self._hashed = 0
+        self._pending: list[tuple[Any, ...]] = []
         self.keep = keep
-        self.events: list[str] = []
+        self._kept: list[tuple[Any, ...]] = []
 
-    def add(self, now_ns: int, line: str) -> None:
-        event = f"{now_ns} {line}\n"
-        self._hash.update(event.encode())
-        self.count += 1
-        if self.keep:
-            self.events.append(event)
+    def add(self, now_ns: int, *fields: Any) -> None:
+        pending = self._pending
+        pending.append((now_ns, *fields))
+        if len(pending) >= self._BATCH:
+            self._flush()
+
+    def _flush(self) -> None:
+        pending = self._pending
+        if pending:
+            self._hash.update(repr(pending).encode())
+            self._hashed += len(pending)
+            if self.keep:
+                self._kept.extend(pending)
+            self._pending = []
+
+    @property
+    def count(self) -> int:
+        return self._hashed + len(self._pending)
+
+    @property
+    def events(self) -> list[str]:
+        """The kept events as lines (keep=True)."""
+        self._flush()
+        return [" ".join(map(str, event)) + "\n" for event in self._kept]
 
     def hexdigest(self) -> str:
+        self._flush()
         return self._hash.hexdigest()
 
 
@@ -119,9 +145,12 @@ class Network:
     ) -> None:
         self.loop = loop
         self.clock = loop.virtual_clock
-        self._notify = poller.notify
-        self.READ, self.WRITE = poller.attach(self.readiness)
+        self.notify_fd = poller.notify
+        self.READ, self.WRITE = poller.READ_ONLY, poller.WRITE_ONLY
+        # fd -> the socket's readiness test, which the poller calls.
+        self._readiness_of = poller.readiness_of
         self.rng = random.Random(f"tidal.sim:{seed}:network")
+        self._random = self.rng.random
         self.defaults = defaults
         self.links: dict[tuple[str, str], LinkParams] = {}
         self.cut: set[tuple[str, str]] = set()
@@ -143,9 +172,6 @@ class Network:
 
     # -- plumbing ----------------------------------------------------------
 
-    def now(self) -> int:
-        return self.clock.ns
-
     def at(self, when_ns: int, callback: Callable[..., object], *args: Any) -> Any:
         """Run `callback` at the simulation's time `when_ns`, outside every host
         (nothing, once the loop is closed: a socket closed by a transport's
@@ -159,7 +185,7 @@ class Network:
 
     def latency(self, params: LinkParams) -> int:
         lo, hi = params.latency
-        return lo if lo == hi else self.rng.randint(lo, hi)
+        return lo if lo == hi else lo + int(self._random() * (hi - lo + 1))
 
     def in_order(self, src: Host, dst: Host, arrival: int) -> int:
         """`arrival`, or just after the link's previous datagram: a link
@@ -172,17 +198,11 @@ class Network:
     def is_cut(self, src: Host, dst: Host) -> bool:
         return (src.name, dst.name) in self.cut
 
-    def readiness(self, fd: int) -> int:
-        sock = self.sockets.get(fd)
-        return 0 if sock is None else sock._readiness()
-
-    def notify(self, sock: SimSocket) -> None:
-        self._notify(sock._fd)
-
     def new_fd(self, sock: SimSocket) -> int:
         fd = self.next_fd
         self.next_fd += 1
         self.sockets[fd] = sock
+        self._readiness_of[fd] = sock._readiness
         return fd
 
     def host_of(self, ip: str, asking: Host) -> Host | None:
@@ -299,6 +319,7 @@ class Network:
 
     def forget(self, sock: SimSocket) -> None:
         self.sockets.pop(sock._fd, None)
+        self._readiness_of.pop(sock._fd, None)
 
 
 class _Pipe:
@@ -306,6 +327,8 @@ class _Pipe:
 
     __slots__ = (
         "net",
+        "label",
+        "key",
         "src",
         "dst",
         "dst_host",
@@ -319,6 +342,9 @@ class _Pipe:
 
     def __init__(self, net: Network, src: SimSocket, dst: SimSocket) -> None:
         self.net = net
+        # What the trace calls it, and the link it runs over.
+        self.label = f"{src.name()}>{dst.name()}"
+        self.key = (src.host.name, dst.host.name)
         self.src = src
         self.dst = dst
         self.dst_host = dst.host
@@ -330,64 +356,63 @@ class _Pipe:
         self.stalled_since = -1
         self.give_up: Any = None
 
-    def push(self, kind: int, payload: bytes = b"") -> None:
+    def _arrival(self) -> int:
+        """When a segment sent now arrives: after the link's latency, and
+        not before the one sent before it."""
         net = self.net
-        arrival = max(
-            net.now() + net.latency(net.link(self.src.host.name, self.dst_host.name)),
-            self.last_arrival,
-        )
+        arrival = net.clock.ns + net.latency(net.links.get(self.key, net.defaults))
+        if arrival < self.last_arrival:
+            arrival = self.last_arrival
         self.last_arrival = arrival
+        return arrival
+
+    def push(self, kind: int, payload: bytes = b"") -> None:
+        arrival = self._arrival()
         self.queue.append([arrival, kind, payload])
         self.queued_bytes += len(payload)
         if self.timer is None and self.stalled_since < 0:
-            self.timer = net.at(arrival, self._arrive)
+            self.timer = self.net.at(arrival, self._arrive)
 
     def _arrive(self) -> None:
         self.timer = None
         net = self.net
-        if net.is_cut(self.src.host, self.dst_host):
-            self.stalled_since = net.now()
+        now = net.clock.ns
+        if self.key in net.cut:
+            self.stalled_since = now
             net.stalled[self] = None
-            net.trace.add(net.now(), f"tcp stall {self.src.name()}>{self.dst.name()}")
+            net.trace.add(now, "tcp stall", self.label)
             if self.give_up is None and self.queue[0][1] != _RST:
-                self.give_up = net.at(self.stalled_since + net.tcp_timeout_ns, self._timed_out)
+                self.give_up = net.at(now + net.tcp_timeout_ns, self._timed_out)
             return
-        _, kind, payload = self.queue.popleft()
+        queue = self.queue
+        _, kind, payload = queue.popleft()
         self.queued_bytes -= len(payload)
-        net.trace.add(
-            net.now(),
-            f"tcp {_SEGMENT_NAMES[kind]} {self.src.name()}>{self.dst.name()} {len(payload)}",
-        )
+        net.trace.add(now, "tcp", kind, self.label, len(payload))
         self.dst._receive(kind, payload)
-        if self.queue:
-            self.timer = net.at(self.queue[0][0], self._arrive)
+        if queue:
+            self.timer = net.at(queue[0][0], self._arrive)
 
     def resume(self) -> None:
         """The link healed: what waited goes now, after the latency, in order."""
-        net = self.net
         self.stalled_since = -1
         if self.give_up is not None:
             self.give_up.cancel()
             self.give_up = None
         self.last_arrival = 0
         for segment in self.queue:
-            arrival = max(
-                net.now() + net.latency(net.link(self.src.host.name, self.dst_host.name)),
-                self.last_arrival,
-            )
-            segment[0] = self.last_arrival = arrival
+            segment[0] = self._arrival()
         if self.queue:
-            self.timer = net.at(self.queue[0][0], self._arrive)
+            self.timer = self.net.at(self.queue[0][0], self._arrive)
 
     def _timed_out(self) -> None:
         """Retransmissions gave up: the sender fails; the receiver is reset when the link heals."""
         self.give_up = None
         if self.stalled_since < 0:
             return
-        self.net.trace.add(self.net.now(), f"tcp timeout {self.src.name()}>{self.dst.name()}")
+        self.net.trace.add(self.net.clock.ns, "tcp timeout", self.label)
         self.queue.clear()
         self.queued_bytes = 0
-        self.queue.append([self.net.now(), _RST, b""])
+        self.queue.append([self.net.clock.ns, _RST, b""])
         self.src._fail(errno.ETIMEDOUT)
 
     def abort(self) -> None:
@@ -401,7 +426,7 @@ class _Pipe:
         if self.stalled_since < 0:
             self.push(_RST)
         else:
-            self.queue.append([self.net.now(), _RST, b""])
+            self.queue.append([self.net.clock.ns, _RST, b""])
 
 
 class SimSocket:
@@ -415,6 +440,7 @@ class SimSocket:
         self.proto = proto
         self._tcp = type == socket.SOCK_STREAM
         self._fd = net.new_fd(self)
+        self._notify = net.notify_fd
         self._local: tuple[str, int] | None = None
         self._peer: tuple[str, int] | None = None
         self._state = "new"  # new, connecting, connected, listening, closed
@@ -423,6 +449,7 @@ class SimSocket:
         self._recv = bytearray()
         self._eof = False
         self._wr_shut = False
+        self._full = False  # a send() found the peer's window full
         self._out: _Pipe | None = None
         self._peer_sock: SimSocket | None = None
         self._backlog: collections.deque[SimSocket] = collections.deque()
@@ -570,7 +597,7 @@ class SimSocket:
         self._autobind()
         self._peer = (ip, port)
         self._state = "connecting"
-        start = net.now()
+        start = net.clock.ns
         net.trace.add(start, f"tcp connect {self.name()}>{ip}:{port}")
         net.at(start + net.latency(net.defaults), self._syn_arrives, start, 0)
         raise BlockingIOError(errno.EINPROGRESS, "[simulated] connecting")
@@ -583,7 +610,7 @@ class SimSocket:
         dst = net.host_of(self._peer[0], self.host)
         if dst is None:
             # No such address on the loopback network: refused at once.
-            net.at(net.now() + net.latency(net.defaults), self._refused)
+            net.at(net.clock.ns + net.latency(net.defaults), self._refused)
             return
         if not net.is_cut(self.host, dst) and self.host.up:
             listener = net.tcp_ports.get((dst.address, self._peer[1])) if dst.up else None
@@ -591,7 +618,8 @@ class SimSocket:
                 # Refused: the RST comes back (or is lost on a cut link: retry).
                 if not net.is_cut(dst, self.host):
                     net.at(
-                        net.now() + net.latency(net.link(dst.name, self.host.name)), self._refused
+                        net.clock.ns + net.latency(net.link(dst.name, self.host.name)),
+                        self._refused,
                     )
                     return
             elif len(listener._backlog) < listener._backlog_max:
@@ -609,11 +637,11 @@ class SimSocket:
         if self._state != "connecting":
             return
         self.net.trace.add(
-            self.net.now(), f"tcp connect-failed {self.name()} {errno.errorcode[code]}"
+            self.net.clock.ns, f"tcp connect-failed {self.name()} {errno.errorcode[code]}"
         )
         self._state = "new"
         self._error = code
-        self.net.notify(self)
+        self._notify(self._fd)
 
     def _open_child(self, client: SimSocket) -> None:
         """A SYN reached this listener: the server's end, queued for accept()."""
@@ -627,8 +655,8 @@ class SimSocket:
         conn._out = _Pipe(net, conn, client)
         client._out = _Pipe(net, client, conn)
         self._backlog.append(conn)
-        net.trace.add(net.now(), f"tcp accept {conn.name()}<{client.name()}")
-        net.notify(self)
+        net.trace.add(net.clock.ns, f"tcp accept {conn.name()}<{client.name()}")
+        self._notify(self._fd)
         # The SYN-ACK goes first on the server's pipe: its data follows.
         conn._out.push(_SYNACK)
 
@@ -648,14 +676,14 @@ class SimSocket:
         elif kind == _SYNACK:
             if self._state == "connecting":
                 self._state = "connected"
-        self.net.notify(self)
+        self._notify(self._fd)
 
     def _fail(self, code: int) -> None:
         if self._state == "connecting":
             self._connect_failed(code)
             return
         self._reset = code
-        self.net.notify(self)
+        self._notify(self._fd)
 
     def _raise_reset(self) -> None:
         code = self._reset
@@ -664,13 +692,19 @@ class SimSocket:
         raise _oserror(code)
 
     def recv(self, size: int, flags: int = 0) -> bytes:
-        self._check_open()
+        if self._state == "closed":
+            raise _oserror(errno.EBADF)
         if not self._tcp:
             return self.recvfrom(size)[0]
-        if self._recv:
-            data = bytes(self._recv[:size])
-            del self._recv[:size]
-            self._opened_window()
+        buffered = self._recv
+        if buffered:
+            data = bytes(buffered[:size])
+            del buffered[:size]
+            peer = self._peer_sock
+            if peer is not None and peer._full:
+                # The window opened for a sender that found it full.
+                peer._full = False
+                peer._notify(peer._fd)
             return data
         if self._reset:
             self._raise_reset()
@@ -686,13 +720,9 @@ class SimSocket:
         view[: len(data)] = data
         return len(data)
 
-    def _opened_window(self) -> None:
-        peer = self._peer_sock
-        if peer is not None and peer._state == "connected":
-            self.net.notify(peer)
-
     def send(self, data: Any, flags: int = 0) -> int:
-        self._check_open()
+        if self._state == "closed":
+            raise _oserror(errno.EBADF)
         if not self._tcp:
             if self._peer is None:
                 raise _oserror(errno.EDESTADDRREQ)
@@ -705,12 +735,21 @@ class SimSocket:
             raise _oserror(errno.ENOTCONN)
         window = self._window()
         if window <= 0:
+            self._full = True
             raise BlockingIOError(errno.EAGAIN, "[simulated] the peer's window is full")
+        out = self._out
+        assert out is not None
+        if type(data) is bytes and len(data) <= window:
+            if data:
+                out.push(_DATA, data)
+            return len(data)
         view = memoryview(data).cast("B")
-        n = min(len(view), window)
+        n = len(view)
+        if n > window:
+            n = window
+            self._full = True  # the rest waits for the window to open
         if n:
-            assert self._out is not None
-            self._out.push(_DATA, bytes(view[:n]))
+            out.push(_DATA, bytes(view[:n]))
         return n
 
     def sendall(self, data: Any, flags: int = 0) -> None:
@@ -780,7 +819,7 @@ class SimSocket:
         self._datagrams.clear()
         self._unbind()
         # Its own transport meets the reset and cleans up.
-        self.net.notify(self)
+        self._notify(self._fd)
 
     # -- UDP ---------------------------------------------------------------
 
@@ -796,29 +835,21 @@ class SimSocket:
         dst = net.by_address.get(ip)
         payload = bytes(view)
         params = net.link(self.host.name, dst.name) if dst is not None else net.defaults
-        line = f"udp {self.name()}>{ip}:{port} {len(payload)}"
+        local = self._local
+        assert local is not None
         if not self.host.up or dst is None or (params.drop and net.rng.random() < params.drop):
-            net.trace.add(net.now(), f"{line} dropped")
+            net.trace.add(net.clock.ns, "udp dropped", local[0], local[1], ip, port, len(payload))
             return len(payload)
         copies = 2 if params.duplicate and net.rng.random() < params.duplicate else 1
         for _ in range(copies):
-            arrival = net.now() + net.latency(params)
+            arrival = net.clock.ns + net.latency(params)
             if params.reorder and net.rng.random() < params.reorder:
                 # Held back by up to twice the link's latency: overtaken.
                 arrival += net.rng.randint(0, max(params.latency[1], 1) * 2)
             else:
                 arrival = net.in_order(self.host, dst, arrival)
-            net.at(
-                arrival,
-                _deliver_datagram,
-                net,
-                self.host,
-                self._local,
-                dst,
-                port,
-                payload,
-            )
-        net.trace.add(net.now(), line if copies == 1 else f"{line} duplicated")
+            net.at(arrival, _deliver_datagram, net, self.host, local, dst, port, payload)
+        net.trace.add(net.clock.ns, "udp sent", local[0], local[1], ip, port, len(payload), copies)
         return len(payload)
 
     def recvfrom(self, size: int, flags: int = 0) -> tuple[bytes, tuple[str, int]]:
@@ -841,15 +872,15 @@ class SimSocket:
 def _deliver_datagram(
     net: Network, src: Host, source: Any, dst: Host, port: int, payload: bytes
 ) -> None:
-    now = net.now()
+    now = net.clock.ns
     sock = net.udp_ports.get((dst.address, port))
     if not dst.up or net.is_cut(src, dst) or sock is None or sock._state == "closed":
-        net.trace.add(now, f"udp {source[0]}:{source[1]}>{dst.address}:{port} lost")
-        return
-    if sock._datagram_bytes + len(payload) > _UDP_RCVBUF:
-        net.trace.add(now, f"udp {source[0]}:{source[1]}>{dst.address}:{port} overflow")
-        return
-    sock._datagrams.append((payload, source))
-    sock._datagram_bytes += len(payload)
-    net.trace.add(now, f"udp {source[0]}:{source[1]}>{dst.address}:{port} delivered")
-    net.notify(sock)
+        outcome = "udp lost"
+    elif sock._datagram_bytes + len(payload) > _UDP_RCVBUF:
+        outcome = "udp overflow"
+    else:
+        sock._datagrams.append((payload, source))
+        sock._datagram_bytes += len(payload)
+        sock._notify(sock._fd)
+        outcome = "udp delivered"
+    net.trace.add(now, outcome, source[0], source[1], dst.address, port)

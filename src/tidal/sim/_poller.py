@@ -25,6 +25,11 @@ from ._clock import VirtualClock
 VIRTUAL_FD_BASE = 1 << 30
 
 
+# What poll returns when nothing is ready: one list, never changed (the loop
+# only tests and iterates what poll returns).
+_NOTHING: list[tuple[int, int]] = []
+
+
 class DeadlockError(RuntimeError):
     """Nothing in the simulation can ever run again, yet the program is not done."""
 
@@ -34,7 +39,8 @@ class SimPoller:
 
     __slots__ = (
         "_clock", "_real", "_real_fds", "_wakeup_fds", "READABLE", "WRITABLE",
-        "_vinterest", "_vcandidates", "_readiness", "_vread", "_vwrite", "refuse_real",
+        "_vinterest", "_vcandidates", "readiness_of", "READ_ONLY", "WRITE_ONLY", "refuse_real",
+        "_only_wakeup",
     )  # fmt: skip
 
     def __init__(self, clock: VirtualClock) -> None:
@@ -46,26 +52,24 @@ class SimPoller:
         # can make ready (the loop's self-pipe).
         self._real_fds: set[int] = set()
         self._wakeup_fds: set[int] = set()
+        # No real fd but the wake-up ones has an interest: a turn with work
+        # ready needs no syscall (kept in step with the two sets).
+        self._only_wakeup = True
         # Simulated fds (a simulated network's sockets): fd -> interest mask,
         # and the fds that may be ready (level-triggered, as epoll: reported
         # every poll while ready and wanted), in the order they became so.
         self._vinterest: dict[int, int] = {}
         self._vcandidates: dict[int, None] = {}
-        # fd -> what it is ready for now (the network's answer, as a mask).
-        self._readiness: Callable[[int], int] | None = None
+        # fd -> a test of what it is ready for now (a mask of the two bits
+        # below), filled in by the simulated network.
+        self.readiness_of: dict[int, Callable[[], int]] = {}
         # The bits that mean "only read" / "only write" (READABLE and
         # WRITABLE share the error bits).
-        self._vread = self.READABLE & ~self.WRITABLE
-        self._vwrite = self.WRITABLE & ~self.READABLE
+        self.READ_ONLY = self.READABLE & ~self.WRITABLE
+        self.WRITE_ONLY = self.WRITABLE & ~self.READABLE
         # Inside a Simulation the network is simulated: a real fd other than
         # the self-pipe is real I/O that would escape it, refused loudly.
         self.refuse_real = False
-
-    def attach(self, readiness: Callable[[int], int]) -> tuple[int, int]:
-        """A simulated network's fds come through here: `readiness(fd)` says
-        what one is ready for; the answer is the (read, write) bits to use."""
-        self._readiness = readiness
-        return self._vread, self._vwrite
 
     def notify(self, fd: int) -> None:
         """fd's state changed: look at it in the next poll, if it is wanted."""
@@ -75,10 +79,11 @@ class SimPoller:
     def add_wakeup_fd(self, fd: int) -> None:
         """fd becomes readable only when a thread writes to it (the self-pipe)."""
         self._wakeup_fds.add(fd)
+        self._only_wakeup = self._real_fds <= self._wakeup_fds
 
     def set_interest(self, fd: int, read: bool, write: bool) -> None:
         if fd >= VIRTUAL_FD_BASE:
-            mask = (self._vread if read else 0) | (self._vwrite if write else 0)
+            mask = (self.READ_ONLY if read else 0) | (self.WRITE_ONLY if write else 0)
             if mask:
                 self._vinterest[fd] = mask
                 self._vcandidates[fd] = None
@@ -98,14 +103,15 @@ class SimPoller:
             self._real_fds.add(fd)
         else:
             self._real_fds.discard(fd)
+        self._only_wakeup = self._real_fds <= self._wakeup_fds
 
     def _virtual_events(self) -> list[tuple[int, int]]:
         events = []
         interest = self._vinterest
-        readiness = self._readiness
-        assert readiness is not None
+        readiness_of = self.readiness_of
         for fd in list(self._vcandidates):
-            mask = interest.get(fd, 0) & readiness(fd)
+            readiness = readiness_of.get(fd)
+            mask = 0 if readiness is None else interest.get(fd, 0) & readiness()
             if mask:
                 events.append((fd, mask))
             else:
@@ -116,14 +122,14 @@ class SimPoller:
         if self._vcandidates:
             ready = self._virtual_events()
             if ready:
-                if self._real_fds <= self._wakeup_fds:
+                if self._only_wakeup:
                     return ready
                 return ready + self._real.poll(0)  # type: ignore[no-any-return]
-        if timeout == 0 and self._real_fds <= self._wakeup_fds:
+        if timeout == 0 and self._only_wakeup:
             # Work is ready and only the self-pipe is real: no syscall per
             # turn (call_soon_threadsafe queues its handle itself; the byte
             # is drained when the loop next goes idle).
-            return []
+            return _NOTHING
         events: list[tuple[int, int]] = self._real.poll(0)
         if events or timeout == 0:
             return events

@@ -1,0 +1,239 @@
+"""Simulation speed, side by side: tidal.sim against simloop, simloom and seedloop.
+
+``python -m tidal.bench.simulation [--seeds N]`` runs each workload for N
+seeds on every simulator that is installed (the others need Python 3.12+)
+and prints the median seconds per seed and each one's ratio to tidal's:
+
+* **timers**: 10,000 tasks, each sleeping ten random virtual delays;
+* **streams**: a server and four clients on five hosts, each client sending
+  250 lines over TCP and reading each one back (1,000 round trips); seedloop
+  has no asyncio streams, so there the same exchange goes through its own
+  message endpoints.
+
+The delays and line counts are the same for every simulator (drawn from a
+``random.Random`` of the seed, not the simulators' own generators), so each
+does the same work.  Each simulator runs one seed first, unmeasured
+(imports); then the medians of CPU time (process time: other processes on a
+shared machine do not count) are measured in one process, one seed at a
+time, the simulators taking turns.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import random
+import statistics
+import time
+from typing import Any, Callable
+
+TASKS = 10_000
+SLEEPS = 10
+CLIENTS = 4
+LINES = 250
+
+
+# -- timers ------------------------------------------------------------------
+
+
+def _timer_delays(seed: int) -> list[list[float]]:
+    rng = random.Random(seed)
+    return [[rng.random() for _ in range(SLEEPS)] for _ in range(TASKS)]
+
+
+async def _timers(delays: list[list[float]]) -> float:
+    async def sleeper(mine: list[float]) -> None:
+        for delay in mine:
+            await asyncio.sleep(delay)
+
+    await asyncio.gather(*(sleeper(mine) for mine in delays))
+    return asyncio.get_running_loop().time()
+
+
+def timers_tidal(seed: int) -> Any:
+    from tidal import sim
+
+    return sim.run(_timers(_timer_delays(seed)), seed=seed)
+
+
+def timers_simloop(seed: int) -> Any:
+    import simloop
+
+    loop = simloop.SimLoop(seed)
+    try:
+        return loop.run_until_complete(_timers(_timer_delays(seed)))
+    finally:
+        loop.close()
+
+
+def timers_simloom(seed: int) -> Any:
+    import simloom
+
+    delays = _timer_delays(seed)
+    return simloom.run(lambda: _timers(delays), seed=seed, world=False).value
+
+
+def timers_seedloop(seed: int) -> Any:
+    import seedloop
+
+    delays = _timer_delays(seed)
+
+    async def scenario(world: Any) -> None:
+        await _timers(delays)
+
+    seedloop.replay(scenario, seed=seed)
+
+
+# -- streams -------------------------------------------------------------------
+
+
+async def _echo_server(port: int, listen_host: str | None = None) -> None:
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while line := await reader.readline():
+            writer.write(line)
+            await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(handle, listen_host, port)
+    async with server:
+        await asyncio.sleep(3600)
+
+
+async def _echo_client(host: str, port: int, lines: int) -> int:
+    await asyncio.sleep(0.01)
+    reader, writer = await asyncio.open_connection(host, port)
+    total = 0
+    for i in range(lines):
+        writer.write(b"line %d of the exchange\n" % i)
+        total += len(await reader.readline())
+    writer.close()
+    await writer.wait_closed()
+    return total
+
+
+def streams_tidal(seed: int) -> Any:
+    from tidal import sim
+
+    s = sim.Simulation(seed=seed, latency=(0.001, 0.01))
+    s.host("server", _echo_server, 7000)
+    for i in range(CLIENTS):
+        s.host(f"c{i}", _echo_client, "server", 7000, LINES)
+    # The server serves forever: the run ends when the clients are done.
+    return s.run(until=3000).results
+
+
+async def _drive_clients(spawn: Callable[[str, Any], Any]) -> list[int]:
+    # (simloom's servers listen on their host's name)
+    spawn("server", lambda: _echo_server(7000, "server"))
+    await asyncio.sleep(0)
+    tasks = [spawn(f"c{i}", lambda: _echo_client("server", 7000, LINES)) for i in range(CLIENTS)]
+    results = await asyncio.gather(*tasks)
+    await asyncio.sleep(1)  # the server's handlers see EOF and finish
+    return list(results)
+
+
+def streams_simloop(seed: int) -> Any:
+    import simloop
+
+    loop = simloop.SimLoop(seed)
+    loop.net.set_defaults(latency=(0.001, 0.01))
+
+    async def main() -> list[int]:
+        return await _drive_clients(lambda name, make: loop.net.host(name).create_task(make()))
+
+    try:
+        return loop.run_until_complete(main())
+    finally:
+        loop.close()
+
+
+def streams_simloom(seed: int) -> Any:
+    import simloom
+
+    async def main(world: Any) -> list[int]:
+        return await _drive_clients(lambda name, make: world.host(name).spawn(make))
+
+    return simloom.run(main, seed=seed).value
+
+
+def streams_seedloop(seed: int) -> Any:
+    import seedloop
+
+    async def scenario(world: Any) -> None:
+        server = world.net.bind(0)
+
+        async def serve() -> None:
+            while True:
+                sender, message = await server.recv()
+                await server.send(sender, message)
+
+        async def client(address: int) -> None:
+            endpoint = world.net.bind(address)
+            for i in range(LINES):
+                await endpoint.send(0, b"line %d of the exchange\n" % i)
+                await endpoint.recv()
+
+        serving = asyncio.ensure_future(serve())
+        await asyncio.gather(*(client(i + 1) for i in range(CLIENTS)))
+        serving.cancel()
+
+    seedloop.replay(scenario, seed=seed)
+
+
+WORKLOADS: dict[str, dict[str, Callable[[int], Any]]] = {
+    "timers": {
+        "tidal": timers_tidal,
+        "simloop": timers_simloop,
+        "simloom": timers_simloom,
+        "seedloop": timers_seedloop,
+    },
+    "streams": {
+        "tidal": streams_tidal,
+        "simloop": streams_simloop,
+        "simloom": streams_simloom,
+        "seedloop": streams_seedloop,
+    },
+}
+
+
+def _available(name: str) -> bool:
+    if name == "tidal":
+        return True
+    try:
+        __import__(name)
+    except ImportError:
+        return False
+    return True
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--only", choices=list(WORKLOADS), default=None)
+    args = parser.parse_args(argv)
+    import tidal
+
+    print(f"tidal {'compiled' if tidal.COMPILED else 'interpreted'}; {args.seeds} seeds each")
+    for workload, runners in WORKLOADS.items():
+        if args.only and workload != args.only:
+            continue
+        present = {name: run for name, run in runners.items() if _available(name)}
+        for run in present.values():
+            run(args.seeds)  # warm up: imports, first-call costs (a seed not measured)
+        times: dict[str, list[float]] = {name: [] for name in present}
+        for seed in range(args.seeds):
+            for name, run in present.items():  # taking turns, seed by seed
+                gc.collect()
+                t0 = time.process_time()
+                run(seed)
+                times[name].append(time.process_time() - t0)
+        base = statistics.median(times["tidal"])
+        print(f"\n{workload}: median CPU s per seed (ratio: tidal's speed over theirs)")
+        for name, measured in times.items():
+            median = statistics.median(measured)
+            print(f"  {name:10s} {median:8.4f} s   {median / base:6.2f}x")
+
+
+if __name__ == "__main__":
+    main()
