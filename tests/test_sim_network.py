@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import itertools
 import random
 import socket
 import subprocess
@@ -677,3 +678,42 @@ def test_same_seed_same_run_across_processes(tmp_path: Any) -> None:
     assert first == run(4, "2")  # another process, another hash seed: the same run
     assert first != run(5, "1")
     assert "c2" in first and "HostCrashed" in first
+
+
+def _udp_scenario(leak: bool) -> Callable[[int], sim.Simulation]:
+    runs = itertools.count()  # state outside the simulation, different in each run
+
+    async def sender() -> None:
+        t, _ = await asyncio.get_running_loop().create_datagram_endpoint(
+            asyncio.DatagramProtocol, remote_addr=("rx", 9)
+        )
+        for i in range(20):
+            size = 100 + next(runs) if leak and i == 7 else 10 + random.randrange(90)
+            t.sendto(b"x" * size)
+            await asyncio.sleep(0.1)
+        t.close()
+
+    async def receiver() -> None:
+        t, _ = await asyncio.get_running_loop().create_datagram_endpoint(
+            asyncio.DatagramProtocol, local_addr=(None, 9)
+        )
+        await asyncio.sleep(3)
+        t.close()
+
+    def scenario(seed: int) -> sim.Simulation:
+        s = sim.Simulation(seed=seed, drop=0.1)
+        s.host("rx", receiver)
+        s.host("tx", sender)
+        return s
+
+    return scenario
+
+
+def test_check_determinism() -> None:
+    res = sim.check_determinism(_udp_scenario(leak=False), seed=3)
+    assert res.results == {"rx": None, "tx": None} and res.trace
+    with pytest.raises(
+        sim.NondeterminismError, match=r"seed 3: two runs diverge at event \d+"
+    ) as caught:
+        sim.check_determinism(_udp_scenario(leak=True), seed=3)
+    assert "700000000 udp sent" in str(caught.value)

@@ -20,15 +20,23 @@ from __future__ import annotations
 from ._host import HostCrashed
 from ._loop import SimEventLoop, new_event_loop, run
 from ._poller import DeadlockError
-from ._simulation import SimResult, Simulation, StillRunning
+from ._simulation import (
+    NondeterminismError,
+    SimResult,
+    Simulation,
+    StillRunning,
+    check_determinism,
+)
 
 __all__ = [
     "DeadlockError",
     "HostCrashed",
+    "NondeterminismError",
     "SimEventLoop",
     "SimResult",
     "Simulation",
     "StillRunning",
+    "check_determinism",
     "new_event_loop",
     "run",
 ]

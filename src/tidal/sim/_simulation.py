@@ -424,3 +424,35 @@ class Simulation:
             loop.run_until_complete(loop.shutdown_default_executor())
         finally:
             loop.close()
+
+
+class NondeterminismError(AssertionError):
+    """Two runs of the same seed differed: something escaped the seed."""
+
+
+def check_determinism(
+    scenario: Callable[[int], Simulation], seed: int, until: float | None = None
+) -> SimResult:
+    """Run ``scenario(seed)`` (a function that builds a Simulation) twice and
+    compare: the first run's result if the two are the same, else
+    NondeterminismError naming the first event where they diverge (a real
+    clock, an unseeded generator, ids or hash order reaching the network)."""
+    results = []
+    for _ in range(2):
+        simulation = scenario(seed)
+        simulation._trace.keep = True
+        results.append(simulation.run(until))
+    first, second = results
+    if first.trace_hash == second.trace_hash:
+        return first
+    for index, (a, b) in enumerate(zip(first.trace, second.trace)):
+        if a != b:
+            break
+    else:
+        index = min(len(first.trace), len(second.trace))
+        a = first.trace[index] if index < len(first.trace) else "(the run ended)\n"
+        b = second.trace[index] if index < len(second.trace) else "(the run ended)\n"
+    raise NondeterminismError(
+        f"seed {seed}: two runs diverge at event {index} "
+        f"(virtual ns first):\n  first run:  {a.rstrip()}\n  second run: {b.rstrip()}"
+    )
