@@ -680,6 +680,40 @@ def test_same_seed_same_run_across_processes(tmp_path: Any) -> None:
     assert "c2" in first and "HostCrashed" in first
 
 
+def test_an_aiohttp_server_inside() -> None:
+    web = pytest.importorskip("aiohttp.web")
+
+    async def server() -> None:
+        async def hello(request: Any) -> Any:
+            await asyncio.sleep(0.5)  # virtual
+            return web.json_response(
+                {"hello": request.query["name"], "at": asyncio.get_running_loop().time()}
+            )
+
+        app = web.Application()
+        app.router.add_get("/", hello)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        await web.TCPSite(runner, None, 8080).start()
+        await asyncio.sleep(10)
+        await runner.cleanup()
+
+    async def client() -> tuple[str, bytes]:
+        await asyncio.sleep(1)
+        reader, writer = await asyncio.open_connection("web", 8080)
+        writer.write(b"GET /?name=sim HTTP/1.1\r\nHost: web\r\nConnection: close\r\n\r\n")
+        response = await reader.read()
+        writer.close()
+        head, _, body = response.partition(b"\r\n\r\n")
+        return head.split(b"\r\n")[0].decode(), body
+
+    s = sim.Simulation(seed=0, latency=(0.01, 0.01))
+    s.host("web", server)
+    s.host("browser", client)
+    res = s.run()
+    assert res.results["browser"] == ("HTTP/1.1 200 OK", b'{"hello": "sim", "at": 1.53}')
+
+
 def _udp_scenario(leak: bool) -> Callable[[int], sim.Simulation]:
     runs = itertools.count()  # state outside the simulation, different in each run
 
