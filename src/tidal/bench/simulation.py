@@ -211,6 +211,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--only", choices=list(WORKLOADS), default=None)
+    parser.add_argument(
+        "--without", action="append", default=[], help="leave a contestant out (repeatable)"
+    )
     args = parser.parse_args(argv)
     import tidal
 
@@ -218,7 +221,11 @@ def main(argv: list[str] | None = None) -> None:
     for workload, runners in WORKLOADS.items():
         if args.only and workload != args.only:
             continue
-        present = {name: run for name, run in runners.items() if _available(name)}
+        present = {
+            name: run
+            for name, run in runners.items()
+            if name not in args.without and _available(name)
+        }
         for run in present.values():
             run(args.seeds)  # warm up: imports, first-call costs (a seed not measured)
         times: dict[str, list[float]] = {name: [] for name in present}
