@@ -40,6 +40,7 @@ COMPILED_MODULES = [
     "tidal._sock",  # sock_* fast paths: one syscall attempt per call
     "tidal.transports._stream",  # the read and write paths, per event and per write()
     "tidal.transports._datagram",  # per datagram
+    "tidal._instrument",  # with an instrument set: the dispatch, per callback and task step
     # The simulation's kernel: per simulated segment, datagram and turn.
     # Plain Python compiled as it is (no .pxd): the frames it saves are the
     # cost of a simulated event beyond the loop's own (streams: 1.3x).
@@ -56,8 +57,6 @@ COMPILED_MODULES = [
 #   tidal/__main__.py      command line, runs once
 #   tidal/_clock.py        read once per loop: the loop keeps the clock's bound C
 #                          function (time.monotonic) and calls that directly
-#   tidal/_instrument.py   the instruments' dispatch: only the observed path (an
-#                          instrument set) calls it, and what it calls is Python
 #   tidal/abc.py           typing.Protocols, no code
 #   tidal/_gen.py          plain-generator tasks: per step it is asyncio's C Task
 #                          driving the user's generator; the wrapper is thin, and

@@ -41,6 +41,7 @@ from __future__ import annotations
 import logging
 from asyncio import tasks
 from threading import get_ident
+from types import BuiltinMethodType, MethodType
 from typing import TYPE_CHECKING, Any, Callable
 
 from .abc import Instrument
@@ -50,6 +51,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("asyncio")
 
+_NO_ARG: Any = object()  # fire()'s `arg` when the hook takes none
+
 # The hooks, in the order tidal.abc.Instrument lists them (the one list).
 HOOKS = tuple(name for name in vars(Instrument) if not name.startswith("_"))
 
@@ -57,19 +60,39 @@ HOOKS = tuple(name for name in vars(Instrument) if not name.startswith("_"))
 _TASK_TYPES: tuple[type, ...] = tuple(
     {tasks.Task, getattr(tasks, "_PyTask", tasks.Task), getattr(tasks, "_CTask", tasks.Task)}
 )
-# The step wrapper's type (C Task, 3.11-3.13); its module varies by version.
-_STEP_TYPE_NAME = "TaskStepMethWrapper"
 # A task's wake-up (C: task_wakeup; Python: __wakeup) and the Python task's step.
 _STEP_NAMES = frozenset({"task_wakeup", "__wakeup", "__step", "_Task__wakeup", "_Task__step"})
+
+# What a callback's type says (asked once per type): its __self__ is the task
+# whose step it is (asyncio's C TaskStepMethWrapper, whose module varies by
+# version); it may be (a bound method: a task's wake-up, or anything's); never.
+_STEP, _MAYBE, _NEVER = 1, 2, 0
+_kind_of_type: dict[type, int] = {}
+
+
+def _kind(callback_type: type) -> int:
+    kind = _kind_of_type.get(callback_type)
+    if kind is None:
+        if callback_type.__name__ == "TaskStepMethWrapper":
+            kind = _STEP
+        elif callback_type is MethodType or callback_type is BuiltinMethodType:
+            kind = _MAYBE
+        else:
+            kind = _NEVER
+        _kind_of_type[callback_type] = kind
+    return kind
 
 
 def task_of(handle: Any) -> asyncio.Task[Any] | None:
     """The task whose step `handle` runs, or None for a plain callback."""
     callback = handle._callback
-    task = getattr(callback, "__self__", None)
-    if task is None or not isinstance(task, _TASK_TYPES):
+    kind = _kind(type(callback))
+    if kind == _NEVER:
         return None
-    if type(callback).__name__ == _STEP_TYPE_NAME or getattr(callback, "__name__", None) in _STEP_NAMES:
+    task = callback.__self__
+    if kind == _STEP:
+        return task  # type: ignore[no-any-return]
+    if isinstance(task, _TASK_TYPES) and callback.__name__ in _STEP_NAMES:
         return task  # type: ignore[return-value]  # one of _TASK_TYPES
     return None
 
@@ -85,7 +108,8 @@ def _hooks_of(instrument: object, name: str) -> Callable[..., Any] | None:
 class Instruments:
     """The instruments of one loop, and a list of bound methods per hook."""
 
-    # One list per hook (named as the hook), rebuilt by _rebuild.
+    # One list per hook (named as the hook), rebuilt by _rebuild.  (Compiled,
+    # a cdef class: these are C fields, _instrument.pxd.)
     before_run: list[Callable[[], Any]]
     after_run: list[Callable[[], Any]]
     task_spawned: list[Callable[[Any], Any]]
@@ -143,11 +167,15 @@ class Instruments:
         loop = self._loop
         loop._ready_append = self.report_append if self.task_scheduled else self._append
 
-    def fire(self, methods: list[Callable[..., Any]], *args: Any) -> None:
-        """Call each method; one that raises is removed (and logged), the others still run."""
+    def fire(self, methods: list[Callable[..., Any]], arg: Any = _NO_ARG) -> None:
+        """Call each method (with `arg`, if given); one that raises is removed
+        (and logged), the others still run."""
         for method in methods:
             try:
-                method(*args)
+                if arg is _NO_ARG:
+                    method()
+                else:
+                    method(arg)
             except (SystemExit, KeyboardInterrupt):
                 raise
             except BaseException:

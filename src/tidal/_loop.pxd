@@ -11,6 +11,7 @@ from tidal._handle_layout cimport new_handle, new_timer, run_handle, use_freelis
 from tidal._timerheap cimport TimerHeap
 from tidal._syscalls_c cimport monotonic
 from tidal._handles cimport set_cancel_hook
+from tidal._instrument cimport Instruments
 
 
 # Tuning constants as C numbers: the pruning test in _run_once is C arithmetic.
@@ -45,7 +46,7 @@ cdef class _LoopCore:
     cdef public bint _closed
     cdef public bint _stopping
     cdef public bint _debug
-    cdef public object _instruments        # None, or the _instrument.Instruments of this loop
+    cdef public Instruments _instruments   # None, or this loop's instruments (_instrument.py)
     cdef public bint _observed             # _debug or _instruments: the run phase's one test
     # Bumped before and after each wait for I/O: odd while the loop waits,
     # even while it runs callbacks; read by the watchdog's thread.
@@ -85,19 +86,24 @@ cdef class _LoopCore:
     # mask/readable/writable: the poller's event bits as C ints (one C `&`
     # per event, not a Python int operation).
     @cython.locals(timers=TimerHeap, sched_count=Py_ssize_t, live=list, timer=CTimerHandle, handle=CHandle,
-                   when=double, end_time=double, mask=int, readable=int, writable=int)
+                   when=double, end_time=double, mask=int, instruments=Instruments, readable=int, writable=int)
     cpdef _run_once(self)
 
     @cython.locals(_=Py_ssize_t, handle=CHandle)
     cpdef _run_ready(self, Py_ssize_t ntodo)
 
-    @cython.locals(_=Py_ssize_t)
+    @cython.locals(_=Py_ssize_t, instruments=Instruments)
     cdef _run_ready_observed(self, Py_ssize_t ntodo)
 
 
 # The loop's time (see _now in _loop.py): inline, so the default clock is a
 # field test and clock_gettime, as if written out at each of its uses.
 cdef inline double _now(_LoopCore core) except? -1.0
+
+
+# One ready handle run (see _run_one in _loop.py): inline, as if written out
+# in each of the run phase's two loops.
+cdef inline object _run_one(CHandle handle)
 
 
 # create_task's work: a C call from create_task, and callable from Python

@@ -199,6 +199,21 @@ def _now(core: _LoopCore) -> float:
     return core._clock_now()
 
 
+def _run_one(handle: Handle) -> None:
+    """Run one ready handle: asyncio's Handle._run, inlined.
+
+    Compiled, an inline C function (_loop.pxd): the fields are C loads, the
+    call is enter-context, call, exit-context, and a handle no one else
+    holds is kept for the next call_soon.
+    """
+    try:
+        run_handle(handle)
+    except (SystemExit, KeyboardInterrupt):
+        raise
+    except BaseException as exc:
+        _report_callback_error(handle, exc)
+
+
 class _LoopCore:
     """The loop's hot state and its per-callback methods.
 
@@ -735,15 +750,7 @@ class _LoopCore:
             handle = popleft()
             if handle._cancelled:
                 continue
-            # asyncio's Handle._run, inlined: compiled, the fields are C
-            # loads, the call is enter-context, call, exit-context, and a
-            # handle no one else holds is kept for the next call_soon.
-            try:
-                run_handle(handle)
-            except (SystemExit, KeyboardInterrupt):
-                raise
-            except BaseException as exc:
-                _report_callback_error(handle, exc)
+            _run_one(handle)
         # A callback's traceback may keep this frame: not the last handle
         # (asyncio's _run_once does the same).
         handle = None
@@ -773,7 +780,7 @@ class _LoopCore:
                 finally:
                     self._current_handle = None
             else:
-                handle._run()
+                _run_one(handle)
             if instruments is not None:
                 instruments.after(handle, task)
         handle = task = None  # (as in _run_ready)
