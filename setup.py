@@ -41,6 +41,7 @@ COMPILED_MODULES = [
     "tidal.transports._stream",  # the read and write paths, per event and per write()
     "tidal.transports._datagram",  # per datagram
     "tidal._instrument",  # with an instrument set: the dispatch, per callback and task step
+    "tidal.trace._recorder",  # tracing: a record per step, callback and I/O wait
     # The simulation's kernel: per simulated segment, datagram and turn.
     # Plain Python compiled as it is (no .pxd): the frames it saves are the
     # cost of a simulated event beyond the loop's own (streams: 1.3x).
@@ -58,6 +59,8 @@ COMPILED_MODULES = [
 #   tidal/_clock.py        read once per loop: the loop keeps the clock's bound C
 #                          function (time.monotonic) and calls that directly
 #   tidal/abc.py           typing.Protocols, no code
+#   tidal/trace/ (but _recorder)
+#                          the writer, checker and summary run once per trace
 #   tidal/_gen.py          plain-generator tasks: per step it is asyncio's C Task
 #                          driving the user's generator; the wrapper is thin, and
 #                          its frames appear in users' tracebacks

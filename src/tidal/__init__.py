@@ -119,6 +119,13 @@ if os.environ.get("TIDAL_MONITOR", "").strip() not in ("", "0"):
 
     _from_environment()
 
+# TIDAL_TRACE=trace.json / TIDAL_FLIGHT_RECORDER=N: trace every tidal loop
+# this process makes (tidal.trace; only imported when asked for).
+if os.environ.get("TIDAL_TRACE") or os.environ.get("TIDAL_FLIGHT_RECORDER"):
+    from .trace import _from_environment as _trace_from_environment
+
+    _trace_from_environment()
+
 __all__ = [
     "EventLoop",
     "EventLoopPolicy",

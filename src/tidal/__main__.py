@@ -1,13 +1,20 @@
 """``python -m tidal``: the tour; ``--version`` says which build is running.
 
-``python -m tidal bench [...]`` runs the benchmark (``python -m tidal bench --help``).
-``python -m tidal ps|pstree|top PID``: the tasks, await tree and live figures of a
-running process that opted in with TIDAL_MONITOR=1 (docs/monitoring.md).
+  python -m tidal run SCRIPT [ARGS...]              run an asyncio program on tidal (-m MODULE too)
+  python -m tidal trace -o trace.json SCRIPT [...]  the same, writing a timeline of it (docs/tracing.md)
+  python -m tidal trace --summary trace.json        the busiest tasks, longest steps, worst lags
+  python -m tidal bench [...]                       the benchmark (python -m tidal bench --help)
+  python -m tidal ps|pstree|top PID                 the tasks, await tree and live figures of a running
+                                                    process that opted in with TIDAL_MONITOR=1 (docs/monitoring.md)
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import json
+import os
+import runpy
 import sys
 
 
@@ -18,6 +25,81 @@ def _version_line(version: str, compiled: bool) -> str:
     build = "compiled" if compiled else "interpreted"
     python = f"{platform.python_implementation()} {platform.python_version()}"
     return f"tidal {version} ({build}), {python}, {platform.system()} {platform.machine()}"
+
+
+def _run_program(target: list[str], module: str | None) -> int:
+    """Run a script (or a module, as python -m does) with tidal as asyncio's loop; its exit code."""
+    import tidal
+
+    # asyncio.run and asyncio.new_event_loop ask the policy for their loop.
+    asyncio.set_event_loop_policy(tidal.EventLoopPolicy())
+    if module is not None:
+        sys.argv = [module, *target]
+    else:
+        sys.argv = list(target)
+        sys.path[0] = os.path.dirname(os.path.abspath(target[0]))
+    try:
+        if module is not None:
+            runpy.run_module(module, run_name="__main__", alter_sys=True)
+        else:
+            runpy.run_path(target[0], run_name="__main__")
+    except SystemExit as exc:
+        code = exc.code
+        if code is None or isinstance(code, int):
+            return code or 0
+        print(code, file=sys.stderr)
+        return 1
+    return 0
+
+
+def _program_parser(prog: str, description: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("-m", dest="module", metavar="MODULE", help="run a module, as python -m does")
+    parser.add_argument("target", nargs=argparse.REMAINDER, help="SCRIPT [ARGS...] (or the module's ARGS)")
+    return parser
+
+
+def _run(argv: list[str]) -> int:
+    args = _program_parser("python -m tidal run", "Run an asyncio program on tidal's loop.").parse_args(argv)
+    if not args.target and args.module is None:
+        print("python -m tidal run: give a SCRIPT (or -m MODULE)", file=sys.stderr)
+        return 2
+    return _run_program(args.target, args.module)
+
+
+def _trace(argv: list[str]) -> int:
+    parser = _program_parser(
+        "python -m tidal trace",
+        "Run an asyncio program on tidal's loop and write a timeline of it (Chrome trace JSON, "
+        "for ui.perfetto.dev); or summarise one.",
+    )
+    parser.add_argument("-o", "--output", default="trace.json", help="where to write the trace")
+    parser.add_argument("--summary", metavar="TRACE", help="print the summary of TRACE and exit")
+    parser.add_argument("--check", metavar="TRACE", help="check TRACE strictly; exit 1 on a problem")
+    # Options go before SCRIPT: everything from SCRIPT on is the program's.
+    args = parser.parse_args(argv)
+    from tidal import trace
+
+    if args.summary or args.check:
+        with open(args.summary or args.check) as f:
+            data = json.load(f)
+        if args.summary:
+            print(trace.summary(data))
+            return 0
+        problems = trace.check(data)
+        for problem in problems:
+            print(problem)
+        print(f"{len(problems)} problem(s)", file=sys.stderr)
+        return 1 if problems else 0
+    if not args.target and args.module is None:
+        print("python -m tidal trace: give a SCRIPT (or -m MODULE), or --summary TRACE", file=sys.stderr)
+        return 2
+    trace.start(args.output)
+    try:
+        return _run_program(args.target, args.module)
+    finally:
+        path = trace.stop()
+        print(f"tidal: trace written to {path} (open it in https://ui.perfetto.dev)", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,6 +113,10 @@ def main(argv: list[str] | None = None) -> int:
         from tidal.monitor._client import main as monitor_client
 
         return monitor_client(args_in[0], args_in[1:])
+    if args_in[:1] == ["run"]:
+        return _run(args_in[1:])
+    if args_in[:1] == ["trace"]:
+        return _trace(args_in[1:])
     parser = argparse.ArgumentParser(
         prog="python -m tidal",
         description=__doc__,

@@ -23,6 +23,11 @@ def loop_running(loop: Any) -> None:
     _introspect.note_running(loop, sys._getframe(1))
     _watchdog.loop_running(loop)
     _stats.loop_running(loop)
+    # tidal.trace, once imported (TIDAL_TRACE, tidal.trace.start): a session
+    # traces every loop that runs while it is on.
+    trace = sys.modules.get("tidal.trace")
+    if trace is not None:
+        trace.loop_running(loop)
 
 
 def loop_closed(loop: Any) -> None:

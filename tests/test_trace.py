@@ -1,0 +1,377 @@
+"""tidal.trace: the timeline, its strict checker, the flight recorder and the command line.
+
+Tracing is tidal's (it is an instrument: asyncio's loop has none); the tests
+that trace take the `loop_name` parametrization and say so for asyncio, after
+the programs they trace are checked to behave the same on both loops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+import tidal
+from tidal import trace
+
+NOT_ON_ASYNCIO = "tidal.trace: asyncio's loop has no instruments"
+HERE = os.path.abspath(__file__)
+
+
+def tidal_only(loop_name):
+    if loop_name == "asyncio":
+        pytest.skip(NOT_ON_ASYNCIO)
+
+
+@pytest.fixture(autouse=True)
+def _no_session_left():
+    yield
+    if trace.current() is not None:
+        trace.stop()
+        pytest.fail("a trace session was left running")
+
+
+async def _worker(n, q):
+    for i in range(n):
+        await asyncio.sleep(0.0005)
+        await q.put(i)
+
+
+async def _program():
+    q = asyncio.Queue()
+    workers = [asyncio.create_task(_worker(10, q), name=f"worker-{k}") for k in range(3)]
+    got = [await q.get() for _ in range(30)]
+    await asyncio.gather(*workers)
+    return sorted(got)
+
+
+def test_the_program_traced_runs_the_same_on_both_loops(loop, loop_name):
+    assert loop.run_until_complete(_program()) == sorted(list(range(10)) * 3)
+
+
+def _traced(program, **start):
+    session = trace.start(**start)
+    try:
+        result = tidal.run(program())
+        data = session.trace()
+    finally:
+        trace.stop()
+    return result, data
+
+
+def test_a_trace_has_a_track_per_task_and_flows_from_waker_to_woken(loop_name):
+    tidal_only(loop_name)
+    result, data = _traced(_program)
+    assert result == sorted(list(range(10)) * 3)
+    assert trace.check(data) == []
+    events = data["traceEvents"]
+    tracks = {(e["pid"], e["tid"]): e["args"]["name"] for e in events if e.get("name") == "thread_name"}
+    assert {"worker-0", "worker-1", "worker-2", "I/O waits", "callbacks"} <= set(tracks.values())
+    steps = [e for e in events if e.get("cat") == "step"]
+    workers = [e for e in steps if tracks[(e["pid"], e["tid"])].startswith("worker-")]
+    # Named by the coroutine; each says where it resumed, in this file
+    # (asyncio's own frames, sleep's, are left for "awaiting").
+    assert {e["name"] for e in workers} == {"_worker"}
+    lines = {e["args"]["at"] for e in workers}
+    assert all(at.startswith(HERE + ":") for at in lines), lines
+    assert any(e["args"]["awaiting"] == "sleep" for e in workers)
+    assert len(workers) >= 3 * 11  # first step, one per sleep
+    # Flows: each worker's wake-ups come from the timer callback that ended
+    # its sleep, and the first step of each from main's create_task.
+    starts = {e["id"]: e for e in events if e["ph"] == "s"}
+    finishes = {e["id"]: e for e in events if e["ph"] == "f"}
+    assert starts.keys() == finishes.keys() and len(starts) >= 30
+    cb_tid = next(t for t, n in tracks.items() if n == "callbacks")
+    from_callbacks = [i for i, s in starts.items() if (s["pid"], s["tid"]) == cb_tid]
+    assert len(from_callbacks) >= 30
+    # Counters.
+    names = {e["name"] for e in events if e["ph"] == "C"}
+    assert names == {"ready queue", "loop lag (ms)"}
+    waits = [e for e in events if e.get("cat") == "io"]
+    assert waits and all("timeout" in e["args"] and "events" in e["args"] for e in waits)
+
+
+def test_the_checker_is_strict():
+    named = [
+        {"ph": "M", "name": "thread_name", "pid": 1, "tid": t, "args": {"name": str(t)}} for t in (1, 2)
+    ]
+
+    def x(ts, dur, tid=1):
+        return {"ph": "X", "name": "s", "ts": ts, "dur": dur, "pid": 1, "tid": tid}
+
+    good = [*named, x(0, 10), x(2, 3), x(20, 5, 2),
+            {"ph": "s", "id": 1, "ts": 5, "pid": 1, "tid": 1, "name": "w", "cat": "w"},
+            {"ph": "f", "id": 1, "ts": 20, "pid": 1, "tid": 2, "name": "w", "cat": "w", "bp": "e"},
+            {"ph": "C", "name": "c", "ts": 1, "pid": 1, "args": {"v": 1}}]
+    assert trace.check(good) == []
+    bad = {
+        "overlap": [*named, x(0, 10), x(5, 10)],
+        "out of order": [*named, x(10, 1), x(0, 1)],
+        "unnamed track": [x(0, 1, tid=3)],
+        "flow without finish": [*named, x(0, 10), {"ph": "s", "id": 2, "ts": 1, "pid": 1, "tid": 1}],
+        "flow outside a slice": [*named, x(0, 10), x(20, 5, 2),
+                                 {"ph": "s", "id": 3, "ts": 15, "pid": 1, "tid": 1},
+                                 {"ph": "f", "id": 3, "ts": 20, "pid": 1, "tid": 2}],
+        "flow backwards": [*named, x(0, 10), x(20, 5, 2),
+                           {"ph": "s", "id": 4, "ts": 21, "pid": 1, "tid": 2},
+                           {"ph": "f", "id": 4, "ts": 5, "pid": 1, "tid": 1}],
+        "counter back": [{"ph": "C", "name": "c", "ts": 5, "pid": 1, "args": {"v": 1}},
+                         {"ph": "C", "name": "c", "ts": 1, "pid": 1, "args": {"v": 2}}],
+        "negative dur": [*named, x(0, -1)],
+    }
+    for what, events in bad.items():
+        assert trace.check(events), what
+
+
+def test_a_flight_recorder_keeps_the_last_records_and_still_checks(loop_name, tmp_path):
+    tidal_only(loop_name)
+    session = trace.start(flight_recorder=40)
+    try:
+        tidal.run(_program())
+        assert all(len(t.events) <= 40 for t in session.tracers)
+        path = trace.dump(str(tmp_path / "flight.json"))
+    finally:
+        trace.stop()
+    with open(path) as f:
+        data = json.load(f)
+    assert trace.check(data) == []
+    assert 0 < sum(e["ph"] == "X" for e in data["traceEvents"]) <= 40
+
+
+def test_a_flight_recorder_dumped_mid_step_closes_the_open_slice(loop_name, tmp_path):
+    tidal_only(loop_name)
+    session = trace.start(flight_recorder=1000)
+
+    async def main():
+        await asyncio.sleep(0)
+        return session.trace()  # inside a step: it is still open
+
+    try:
+        data = tidal.run(main())
+    finally:
+        trace.stop()
+    assert trace.check(data) == []
+    unfinished = [e for e in data["traceEvents"] if e.get("args", {}).get("unfinished")]
+    assert [e["name"] for e in unfinished] == ["test_a_flight_recorder_dumped_mid_step_closes_the_open_slice.<locals>.main"]
+
+
+def test_a_session_traces_the_running_loop_and_every_new_one(loop_name, tmp_path):
+    tidal_only(loop_name)
+    out = tmp_path / "t.json"
+
+    async def main():
+        trace.start(str(out))  # from inside: the running loop is traced from here on
+        await asyncio.sleep(0)
+
+    tidal.run(main())
+    tidal.run(asyncio.sleep(0))  # a second loop: traced too
+    assert trace.stop() == str(out)
+    data = json.loads(out.read_text())
+    assert trace.check(data) == []
+    pids = {e["pid"] for e in data["traceEvents"] if e["ph"] == "X"}
+    assert pids == {1, 2}
+    trace.start()
+    try:
+        with pytest.raises(RuntimeError, match="already on"):
+            trace.start()
+    finally:
+        trace.stop()
+
+
+SCRIPT = textwrap.dedent(
+    """
+    import asyncio, sys
+
+    async def pinger(n):
+        for _ in range(n):
+            await asyncio.sleep(0.001)
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        print(type(loop).__module__, sys.argv[1:])
+        await asyncio.gather(*(asyncio.create_task(pinger(5), name=f"pinger-{i}") for i in range(2)))
+
+    asyncio.run(main())
+    sys.exit(int(sys.argv[1]) if len(sys.argv) > 1 else 0)
+    """
+)
+
+
+def _python(*args, env=None, **kw):
+    full_env = dict(os.environ)
+    full_env.pop("TIDAL_TRACE", None)
+    full_env.update(env or {})
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True, env=full_env, timeout=60, **kw)
+
+
+def test_the_command_line_traces_an_unmodified_program(loop_name, tmp_path):
+    tidal_only(loop_name)
+    script = tmp_path / "prog.py"
+    script.write_text(SCRIPT)
+    out = tmp_path / "trace.json"
+    proc = _python("-m", "tidal", "trace", "-o", str(out), str(script), "3", "--flag")
+    assert proc.returncode == 3, proc.stderr
+    assert proc.stdout.split("\n")[0] == "tidal._loop ['3', '--flag']"
+    data = json.loads(out.read_text())
+    assert trace.check(data) == []
+    names = {e["args"]["name"] for e in data["traceEvents"] if e.get("name") == "thread_name"}
+    assert {"pinger-0", "pinger-1"} <= names
+    summary = _python("-m", "tidal", "trace", "--summary", str(out))
+    assert summary.returncode == 0
+    assert "Busiest tasks" in summary.stdout and "pinger-0" in summary.stdout
+    assert "Worst lags" in summary.stdout
+    checked = _python("-m", "tidal", "trace", "--check", str(out))
+    assert checked.returncode == 0 and "0 problem(s)" in checked.stderr
+
+
+def test_run_runs_an_unmodified_program_on_tidal(loop_name, tmp_path):
+    tidal_only(loop_name)
+    script = tmp_path / "prog.py"
+    script.write_text(SCRIPT)
+    proc = _python("-m", "tidal", "run", str(script), "0")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("tidal._loop ['0']")
+    # And a module, as python -m runs it.
+    proc = _python("-m", "tidal", "run", "-m", "prog", "4", cwd=tmp_path, env={"PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"})
+    assert proc.returncode == 4, proc.stderr
+    assert proc.stdout.startswith("tidal._loop ['4']")
+
+
+def test_tidal_trace_environment_variable(loop_name, tmp_path):
+    tidal_only(loop_name)
+    script = tmp_path / "prog.py"
+    # A program that makes its own tidal loop: TIDAL_TRACE traces it.
+    script.write_text("import tidal\n" + SCRIPT.replace("asyncio.run(main())", "tidal.run(main())"))
+    out = tmp_path / "env.json"
+    proc = _python(str(script), env={"TIDAL_TRACE": str(out)})
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(out.read_text())
+    assert trace.check(data) == []
+    assert any(e.get("args", {}).get("name") == "pinger-1" for e in data["traceEvents"])
+
+
+def test_a_flight_recorder_dumps_on_a_signal(loop_name, tmp_path):
+    tidal_only(loop_name)
+    script = tmp_path / "prog.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            import asyncio, os, signal, sys, tidal
+
+            async def spin():
+                while True:
+                    await asyncio.sleep(0.001)
+
+            async def main():
+                asyncio.create_task(spin(), name="spinner")
+                await asyncio.sleep(0.05)
+                os.kill(os.getpid(), signal.SIGUSR2)
+                await asyncio.sleep(0.05)
+                print("ran on")
+
+            tidal.run(main())
+            """
+        )
+    )
+    proc = _python(str(script), env={"TIDAL_FLIGHT_RECORDER": "200"}, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "ran on"
+    dumped = tmp_path / f"tidal-flight-{_pid_of(tmp_path)}.json"
+    data = json.loads(dumped.read_text())
+    assert trace.check(data) == []
+    assert any(e.get("args", {}).get("name") == "spinner" for e in data["traceEvents"])
+
+
+def test_a_flight_recorder_is_written_while_the_watchdog_reports_a_stall(loop_name, tmp_path):
+    tidal_only(loop_name)
+    script = tmp_path / "prog.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            import asyncio, glob, time, tidal
+
+            async def blocker():
+                await asyncio.sleep(0.01)
+                time.sleep(0.5)  # holds the loop
+                return glob.glob("tidal-flight-*.json")
+
+            async def main():
+                return await asyncio.create_task(blocker(), name="blocker")
+
+            print(tidal.run(main()))
+            """
+        )
+    )
+    proc = _python(str(script), env={"TIDAL_FLIGHT_RECORDER": "500", "TIDAL_WATCHDOG": "0.05"}, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    # Written while the step was still blocking: the step itself saw the file.
+    assert proc.stdout.strip().startswith("['tidal-flight-"), (proc.stdout, proc.stderr)
+    assert "flight recorder written to" in proc.stderr
+    data = json.loads(next(tmp_path.glob("tidal-flight-*.json")).read_text())
+    assert trace.check(data) == []
+    unfinished = [e for e in data["traceEvents"] if e.get("args", {}).get("unfinished")]
+    assert [e["name"] for e in unfinished if e.get("cat") == "step"] == ["blocker"]
+
+
+def _pid_of(directory: Path) -> str:
+    (only,) = [p.name for p in directory.glob("tidal-flight-*.json")]
+    return only[len("tidal-flight-") : -len(".json")]
+
+
+def test_an_aiohttp_server_and_its_clients_traced_end_to_end(loop_name, loop_factory):
+    aiohttp = pytest.importorskip("aiohttp")
+    from aiohttp import web
+
+    async def handler(request):
+        await asyncio.sleep(0.001)
+        return web.Response(text="hi " + request.match_info["n"])
+
+    async def program():
+        app = web.Application()
+        app.router.add_get("/{n}", handler)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]
+        try:
+            async with aiohttp.ClientSession() as client:
+
+                async def fetch(i):
+                    async with client.get(f"http://127.0.0.1:{port}/{i}") as resp:
+                        return await resp.text()
+
+                return await asyncio.gather(*(asyncio.create_task(fetch(i), name=f"client-{i}") for i in range(8)))
+        finally:
+            await runner.cleanup()
+
+    expected = [f"hi {i}" for i in range(8)]
+    loop = loop_factory()
+    try:
+        assert loop.run_until_complete(program()) == expected  # the same on both loops
+    finally:
+        loop.close()
+    tidal_only(loop_name)
+    result, data = _traced(program)
+    assert result == expected
+    assert trace.check(data) == []
+    events = data["traceEvents"]
+    names = {e["args"]["name"] for e in events if e.get("name") == "thread_name"}
+    assert {f"client-{i}" for i in range(8)} <= names
+    steps = [e for e in events if e.get("cat") == "step"]
+    # The request handlers ran as tasks of aiohttp's, each stepping in `handler`.
+    assert any(HERE in e["args"]["at"] for e in steps)
+    # The clients' wake-ups come from I/O: the transports' read callbacks.
+    callbacks = {e["id"]: e for e in events if e["ph"] == "s"}
+    read_wakes = [
+        s for s in callbacks.values()
+        if any(c.get("cat") == "callback" and c["tid"] == s["tid"] and c["ts"] <= s["ts"] <= c["ts"] + c["dur"]
+               and "read_ready" in c["name"] for c in events if c["ph"] == "X")
+    ]
+    assert read_wakes, "no task was woken from a read callback"
