@@ -447,6 +447,26 @@ def test_a_crashed_host_without_restart() -> None:
     res = s.run()
     assert res.time == 2.0
     assert isinstance(res.results["a"], sim.HostCrashed) and res.results["b"] == 1
+    # A crash after main returned cancels what the host still runs, and
+    # keeps main's result.
+    background: list[str] = []
+
+    async def returns_early() -> str:
+        async def chatter() -> None:
+            try:
+                await asyncio.sleep(100)
+            except asyncio.CancelledError:
+                background.append(f"cancelled at {asyncio.get_running_loop().time()}")
+                raise
+
+        asyncio.get_running_loop().create_task(chatter())
+        return "returned"
+
+    s = sim.Simulation(seed=0)
+    s.host("a", returns_early)
+    s.at(3, s.crash, "a")
+    res = s.run()
+    assert res.results == {"a": "returned"} and background == ["cancelled at 3.0"]
 
 
 def test_faults_called_from_host_code() -> None:
