@@ -391,6 +391,7 @@ def test_crash_resets_connections_and_restart_runs_main_again() -> None:
             while line := await reader.readline():
                 writer.write(line)
                 await writer.drain()
+            writer.close()  # (3.12's Server.wait_closed waits for its connections)
 
         try:
             async with await asyncio.start_server(handle, None, 1234):
