@@ -25,6 +25,9 @@ from ._clock import VirtualClock
 VIRTUAL_FD_BASE = 1 << 30
 
 
+# With only the self-pipe real, the jumps of the clock between two reads of it.
+_DRAIN_EVERY = 1024
+
 # What poll returns when nothing is ready: one list, never changed (the loop
 # only tests and iterates what poll returns).
 _NOTHING: list[tuple[int, int]] = []
@@ -40,7 +43,7 @@ class SimPoller:
     __slots__ = (
         "_clock", "_real", "_real_fds", "_wakeup_fds", "READABLE", "WRITABLE",
         "_vinterest", "_vcandidates", "readiness_of", "READ_ONLY", "WRITE_ONLY", "refuse_real",
-        "_only_wakeup",
+        "_only_wakeup", "_jumps",
     )  # fmt: skip
 
     def __init__(self, clock: VirtualClock) -> None:
@@ -55,6 +58,7 @@ class SimPoller:
         # No real fd but the wake-up ones has an interest: a turn with work
         # ready needs no syscall (kept in step with the two sets).
         self._only_wakeup = True
+        self._jumps = 0
         # Simulated fds (a simulated network's sockets): fd -> interest mask,
         # and the fds that may be ready (level-triggered, as epoll: reported
         # every poll while ready and wanted), in the order they became so.
@@ -125,11 +129,17 @@ class SimPoller:
                 if self._only_wakeup:
                     return ready
                 return ready + self._real.poll(0)  # type: ignore[no-any-return]
-        if timeout == 0 and self._only_wakeup:
-            # Work is ready and only the self-pipe is real: no syscall per
-            # turn (call_soon_threadsafe queues its handle itself; the byte
-            # is drained when the loop next goes idle).
-            return _NOTHING
+        if self._only_wakeup and timeout is not None:
+            # Only the self-pipe is real: no syscall for it per turn or per
+            # jump (call_soon_threadsafe queues its handle itself; the bytes
+            # only end a real wait).  It is drained every _DRAIN_EVERY jumps,
+            # and when the loop would wait for ever.
+            if timeout == 0:
+                return _NOTHING
+            self._jumps += 1
+            if self._jumps % _DRAIN_EVERY:
+                self._clock.advance(timeout)
+                return _NOTHING
         events: list[tuple[int, int]] = self._real.poll(0)
         if events or timeout == 0:
             return events
