@@ -772,3 +772,71 @@ def test_check_determinism() -> None:
     ) as caught:
         sim.check_determinism(_udp_scenario(leak=True), seed=3)
     assert "700000000 udp sent" in str(caught.value)
+
+
+def _arrival_order(seed: int, explore: bool) -> list[str]:
+    """Three hosts send a datagram each at 1 s over links of exactly 10 ms:
+    the three arrive at the same virtual instant."""
+
+    async def receiver() -> list[str]:
+        got: list[str] = []
+
+        class Proto(asyncio.DatagramProtocol):
+            def datagram_received(self, data: bytes, addr: Any) -> None:
+                got.append(data.decode())
+
+        t, _ = await asyncio.get_running_loop().create_datagram_endpoint(
+            Proto, local_addr=(None, 1)
+        )
+        await asyncio.sleep(2)
+        t.close()
+        return got
+
+    async def sender(name: str) -> None:
+        t, _ = await asyncio.get_running_loop().create_datagram_endpoint(
+            asyncio.DatagramProtocol, remote_addr=("rx", 1)
+        )
+        await asyncio.sleep(1)
+        t.sendto(name.encode())
+        t.close()
+
+    s = sim.Simulation(seed=seed, latency=(0.01, 0.01), explore=explore)
+    s.host("rx", receiver)
+    for name in ("a", "b", "c"):
+        s.host(name, sender, name)
+    return s.run().results["rx"]  # type: ignore[no-any-return]
+
+
+def test_schedule_exploration_orders_simultaneous_events_by_seed() -> None:
+    plain = {tuple(_arrival_order(seed, explore=False)) for seed in range(12)}
+    assert plain == {("a", "b", "c")}
+    explored = {tuple(_arrival_order(seed, explore=True)) for seed in range(12)}
+    assert len(explored) > 2 and all(sorted(order) == ["a", "b", "c"] for order in explored)
+    assert _arrival_order(5, explore=True) == _arrival_order(5, explore=True)
+
+
+def test_schedule_exploration_keeps_asyncio_order_promises() -> None:
+    async def main() -> list[str]:
+        loop = asyncio.get_running_loop()
+        order: list[str] = []
+        for i in range(20):
+            loop.call_soon(order.append, f"soon {i}")
+        now = loop.time()
+        for i in range(5):
+            loop.call_at(now + 1 + i, order.append, f"at {i}")
+
+        async def steps(name: str) -> None:
+            for i in range(3):
+                order.append(f"{name} {i}")
+                await asyncio.sleep(0)
+
+        await asyncio.gather(steps("x"), steps("y"))
+        await asyncio.sleep(10)
+        return order
+
+    for seed in range(5):
+        order = sim.run(main(), seed=seed, explore=True)
+        assert [o for o in order if o.startswith("soon")] == [f"soon {i}" for i in range(20)]
+        assert [o for o in order if o.startswith("at")] == [f"at {i}" for i in range(5)]
+        assert [o for o in order if o.startswith("x")] == ["x 0", "x 1", "x 2"]
+        assert order == sim.run(main(), seed=seed)  # nothing here is simultaneous timers

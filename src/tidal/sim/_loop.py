@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 import random
 from typing import TYPE_CHECKING, Any, Callable, Coroutine, TypeVar
 
@@ -56,9 +57,14 @@ class _WaitedExecutor(concurrent.futures.Executor):
 
 
 class SimEventLoop(EventLoop):
-    """A tidal loop in virtual time, with time and randomness drawn from `seed`."""
+    """A tidal loop in virtual time, with time and randomness drawn from `seed`.
 
-    def __init__(self, *, seed: int = 0) -> None:
+    ``explore=True`` also draws from the seed the order of timers due at
+    the same virtual time (network deliveries are timers too): see
+    _explore_run_ready.
+    """
+
+    def __init__(self, *, seed: int = 0, explore: bool = False) -> None:
         clock = VirtualClock()
         poller = SimPoller(clock)
         super().__init__(clock=clock, poller=poller)
@@ -68,6 +74,38 @@ class SimEventLoop(EventLoop):
         self.sim_poller = poller
         self.seed = seed
         self._entropy = Entropy(seed, self._now_ns, _host_random)
+        if explore:
+            # On the instance: the loop calls a replaced _run_ready instead
+            # of its own (EventLoop._note_overrides); without explore the
+            # turn is untouched.
+            self._schedule_random = random.Random(f"tidal.sim:{seed}:schedule")
+            self._run_ready = self._explore_run_ready  # type: ignore[method-assign]
+
+    def _explore_run_ready(self, ntodo: int) -> None:
+        """The turn's run phase, after shuffling each run of timers due at
+        the same time.  What asyncio promises is kept: callbacks queued by
+        call_soon (a task's steps among them) keep their order, and timers
+        with different due times theirs; only the order among timers due at
+        the same instant, which asyncio leaves to its heap, is drawn from
+        the seed."""
+        if ntodo > 1:
+            ready = self._ready
+            handles = [ready.popleft() for _ in range(ntodo)]
+            shuffle = self._schedule_random.shuffle
+            start = 0
+            while start < ntodo:
+                when = getattr(handles[start], "_when", None)
+                end = start + 1
+                if when is not None:
+                    while end < ntodo and getattr(handles[end], "_when", None) == when:
+                        end += 1
+                    if end - start > 1:
+                        same_time = handles[start:end]
+                        shuffle(same_time)
+                        handles[start:end] = same_time
+                start = end
+            ready.extendleft(reversed(handles))
+        EventLoop._run_ready(self, ntodo)
 
     def _now_ns(self) -> int:
         """Virtual nanoseconds, as the code asking sees them (the time patches):
@@ -120,15 +158,22 @@ def _host_random() -> random.Random | None:
     return None if host is None else host.random
 
 
-def new_event_loop(*, seed: int = 0) -> SimEventLoop:
+def new_event_loop(*, seed: int = 0, explore: bool = False) -> SimEventLoop:
     """A loop in virtual time for `seed`: a loop_factory (asyncio.Runner,
     pytest-asyncio's pytest_asyncio_loop_factories hook)."""
-    return SimEventLoop(seed=seed)
+    return SimEventLoop(seed=seed, explore=explore)
 
 
-def run(main: Coroutine[Any, Any, _T], *, seed: int = 0, debug: bool | None = None) -> _T:
+def run(
+    main: Coroutine[Any, Any, _T],
+    *,
+    seed: int = 0,
+    explore: bool = False,
+    debug: bool | None = None,
+) -> _T:
     """Run `main` to completion in virtual time, its time and randomness drawn from `seed`."""
     if asyncio._get_running_loop() is not None:
         raise RuntimeError("tidal.sim.run() cannot be called from a running event loop")
-    with asyncio.Runner(debug=debug, loop_factory=lambda: new_event_loop(seed=seed)) as runner:
+    factory = functools.partial(new_event_loop, seed=seed, explore=explore)
+    with asyncio.Runner(debug=debug, loop_factory=factory) as runner:
         return runner.run(main)

@@ -63,8 +63,8 @@ class _SimulationLoop(SimEventLoop):
     """The simulated loop, knowing which host each task belongs to, and
     each host's clock once any host has one of its own."""
 
-    def __init__(self, *, seed: int) -> None:
-        super().__init__(seed=seed)
+    def __init__(self, *, seed: int, explore: bool) -> None:
+        super().__init__(seed=seed, explore=explore)
         self._host_clocks = False
 
     def create_task(
@@ -132,6 +132,8 @@ class Simulation:
     on a cut link).  ``tcp_window`` is how many bytes a TCP sender may have
     unread by its peer; ``tcp_timeout`` how long a stalled connection waits
     before it fails.  ``keep_trace`` keeps the events' text for the result.
+    ``explore=True`` draws from the seed the order of events due at the same
+    virtual time (schedule exploration; asyncio's ordering promises kept).
     """
 
     def __init__(
@@ -145,9 +147,10 @@ class Simulation:
         tcp_window: int = 256 * 1024,
         tcp_timeout: float = 60.0,
         keep_trace: bool = False,
+        explore: bool = False,
     ) -> None:
         self.seed = seed
-        self._loop = _SimulationLoop(seed=seed)
+        self._loop = _SimulationLoop(seed=seed, explore=explore)
         self._trace = Trace(keep_trace)
         self._net = Network(
             self._loop,
