@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import itertools
+import os
 import random
 import socket
 import subprocess
@@ -679,13 +680,7 @@ def test_same_seed_same_run_across_processes(tmp_path: Any) -> None:
 
     def run(seed: int, hashseed: str) -> str:
         env = {"PYTHONHASHSEED": hashseed, "PATH": ""}
-        env.update(
-            {
-                k: v
-                for k, v in __import__("os").environ.items()
-                if k in ("PYTHONPATH", "TIDAL_NO_EXT")
-            }
-        )
+        env.update({k: v for k, v in os.environ.items() if k in ("PYTHONPATH", "TIDAL_NO_EXT")})
         return subprocess.run(
             [sys.executable, str(script), str(seed)],
             capture_output=True,
@@ -840,3 +835,12 @@ def test_schedule_exploration_keeps_asyncio_order_promises() -> None:
         assert [o for o in order if o.startswith("at")] == [f"at {i}" for i in range(5)]
         assert [o for o in order if o.startswith("x")] == ["x 0", "x 1", "x 2"]
         assert order == sim.run(main(), seed=seed)  # nothing here is simultaneous timers
+
+
+def test_the_result_records_the_hash_seed() -> None:
+    async def nothing() -> None:
+        pass
+
+    s = sim.Simulation(seed=0)
+    s.host("h", nothing)
+    assert s.run().hash_seed == os.environ.get("PYTHONHASHSEED", "random")

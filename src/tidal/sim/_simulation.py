@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import os
 import functools
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
@@ -38,6 +39,9 @@ class SimResult:
     trace_hash: str  # equal for two runs exactly when their events were (seed, program)
     events: int = 0  # how many events the trace hash covers
     trace: list[str] = field(default_factory=list)  # the events, with keep_trace=True
+    # The process's PYTHONHASHSEED ("random" when unset): what a replay needs
+    # too, if the program's behaviour depends on the order of sets of strings.
+    hash_seed: str = "random"
 
 
 def _stable_repr(value: Any) -> str:
@@ -395,7 +399,12 @@ class Simulation:
                 )
                 self._record(f"result {name} {_stable_repr(results[name])}")
             return SimResult(
-                end, results, self._trace.hexdigest(), self._trace.count, list(self._trace.events)
+                end,
+                results,
+                self._trace.hexdigest(),
+                self._trace.count,
+                list(self._trace.events),
+                os.environ.get("PYTHONHASHSEED", "random"),
             )
         finally:
             self._running = False
