@@ -5,6 +5,9 @@ seeds on every simulator that is installed (the others need Python 3.12+)
 and prints the median seconds per seed and each one's ratio to tidal's:
 
 * **timers**: 10,000 tasks, each sleeping ten random virtual delays;
+* **dht**: twenty hosts running the kademlia DHT from PyPI (datagram
+  endpoints): they join, one stores a value, all look it up (tidal and
+  simloop: the others have no datagram endpoints for it);
 * **streams**: a server and four clients on five hosts, each client sending
   250 lines over TCP and reading each one back (1,000 round trips); seedloop
   has no asyncio streams, so there the same exchange goes through its own
@@ -181,6 +184,66 @@ def streams_seedloop(seed: int) -> Any:
     seedloop.replay(scenario, seed=seed)
 
 
+# -- a UDP protocol from PyPI: a Kademlia DHT ----------------------------------
+
+DHT_NODES = 20
+
+
+async def _dht_node(i: int, bootstrap: str | None) -> str | None:
+    from kademlia.network import Server
+
+    server = Server()
+    await server.listen(8468)
+    try:
+        if bootstrap is not None:
+            await asyncio.sleep(0.1 * i)
+            await server.bootstrap([(bootstrap, 8468)])
+        await asyncio.sleep(5)
+        if i == 3:
+            await server.set("answer", "42")
+        await asyncio.sleep(5)
+        return await server.get("answer")  # type: ignore[no-any-return]
+    finally:
+        server.stop()
+
+
+def dht_tidal(seed: int) -> Any:
+    from tidal import sim
+
+    s = sim.Simulation(seed=seed, latency=(0.001, 0.02))
+    s.host("n0", _dht_node, 0, None)
+    for i in range(1, DHT_NODES):
+        s.host(f"n{i}", _dht_node, i, s.address("n0"))
+    return s.run().results
+
+
+def dht_simloop(seed: int) -> Any:
+    import simloop
+
+    loop = simloop.SimLoop(seed)
+    loop.net.set_defaults(latency=(0.001, 0.02))
+
+    async def main() -> list[Any]:
+        first = loop.net.host("n0").create_task(_dht_node(0, None))
+        address = loop.net.address("n0")
+        rest = [
+            loop.net.host(f"n{i}").create_task(_dht_node(i, address)) for i in range(1, DHT_NODES)
+        ]
+        return list(await asyncio.gather(first, *rest))
+
+    try:
+        return loop.run_until_complete(main())
+    finally:
+        loop.close()
+
+
+def _quiet_dht_logs() -> None:
+    import logging
+
+    for name in ("kademlia", "rpcudp"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
 WORKLOADS: dict[str, dict[str, Callable[[int], Any]]] = {
     "timers": {
         "tidal": timers_tidal,
@@ -194,6 +257,7 @@ WORKLOADS: dict[str, dict[str, Callable[[int], Any]]] = {
         "simloom": streams_simloom,
         "seedloop": streams_seedloop,
     },
+    "dht": {"tidal": dht_tidal, "simloop": dht_simloop},
 }
 
 
@@ -217,6 +281,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     import tidal
 
+    _quiet_dht_logs()
     print(f"tidal {'compiled' if tidal.COMPILED else 'interpreted'}; {args.seeds} seeds each")
     for workload, runners in WORKLOADS.items():
         if args.only and workload != args.only:
@@ -226,6 +291,8 @@ def main(argv: list[str] | None = None) -> None:
             for name, run in runners.items()
             if name not in args.without and _available(name)
         }
+        if workload == "dht" and not _available("kademlia"):
+            continue
         for run in present.values():
             run(args.seeds)  # warm up: imports, first-call costs (a seed not measured)
         times: dict[str, list[float]] = {name: [] for name in present}
