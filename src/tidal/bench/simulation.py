@@ -7,7 +7,7 @@ and prints the median seconds per seed and each one's ratio to tidal's:
 * **timers**: 10,000 tasks, each sleeping ten random virtual delays;
 * **dht**: twenty hosts running the kademlia DHT from PyPI (datagram
   endpoints): they join, one stores a value, all look it up (tidal and
-  simloop: the others have no datagram endpoints for it);
+  simloop only: seedloop has no datagram endpoints; simloom not tried);
 * **streams**: a server and four clients on five hosts, each client sending
   250 lines over TCP and reading each one back (1,000 round trips); seedloop
   has no asyncio streams, so there the same exchange goes through its own
