@@ -186,7 +186,7 @@ def test_missing_methods_cost_nothing(loop_name, loop_factory):
         for name in ("before_callback", "after_callback", "task_scheduled", "before_io_wait"):
             assert getattr(hooks, name) == []
         # No task_scheduled: call_soon queues straight into the deque.
-        assert loop._ready_append == loop._ready.append
+        assert loop._soon_append == loop._ready.append
 
         async def main():
             return asyncio.current_task()

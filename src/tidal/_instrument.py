@@ -19,8 +19,9 @@ What the loop itself does not see, this module works out:
   callback).  An eager task's first step (3.12's eager task factory) runs
   inside create_task, not from the loop: it is not reported as a step.
 * **Scheduling.**  While some instrument has ``task_scheduled``, the loop's
-  ``_ready_append`` (what call_soon and the turn queue through) is this
-  module's, which reports each task step it queues.  Appends from another
+  ``_soon_append`` (what call_soon queues through: asyncio's Task and
+  Future schedule every step with call_soon) is this module's, which
+  reports each task step it queues.  Appends from another
   thread (call_soon_threadsafe) are queued unreported: hooks run on the
   loop's thread only.
 * **Spawn and exit.**  The loop's create_task asks :meth:`Instruments.spawn`
@@ -165,7 +166,7 @@ class Instruments:
         )
         # Queue through report_append only while someone listens for it.
         loop = self._loop
-        loop._ready_append = self.report_append if self.task_scheduled else self._append
+        loop._soon_append = self.report_append if self.task_scheduled else self._append
 
     def fire(self, methods: list[Callable[..., Any]], arg: Any = _NO_ARG) -> None:
         """Call each method (with `arg`, if given); one that raises is removed
@@ -194,7 +195,7 @@ class Instruments:
     # -- what the loop reports ---------------------------------------------
 
     def report_append(self, handle: Any) -> None:
-        """The loop's _ready_append while task_scheduled is wanted: queue, then report."""
+        """The loop's _soon_append while task_scheduled is wanted: queue, then report."""
         self._append(handle)
         task = task_of(handle)
         if task is None:

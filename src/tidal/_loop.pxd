@@ -33,6 +33,7 @@ cdef class _LoopCore:
     cdef public object _park               # _poller.park, bound once (None: it has none)
     cdef public object _ready              # collections.deque (no C API: its methods are bound once)
     cdef public object _ready_append
+    cdef public object _soon_append        # call_soon's: _ready_append, or the instruments' report_append
     cdef public object _ready_popleft
     cdef readonly TimerHeap _timers        # the timer heap (_timerheap); set once (_init_timers)
     cdef readonly list _scheduled          # _timers.items: len() and [0] are C macros

@@ -239,6 +239,11 @@ class _LoopCore:
     _poller: Poller
     _ready: collections.deque[Any]  # Handles and TimerHandles
     _ready_append: Callable[[Any], None]  # _ready's methods, bound once (see __init__)
+    # What call_soon and call_soon_threadsafe queue through: _ready_append, or
+    # while an instrument wants task_scheduled, _instrument.py's report_append
+    # (a turn's own I/O handles and timers are never task steps: they go to
+    # _ready_append unreported).
+    _soon_append: Callable[[Any], None]
     _ready_popleft: Callable[[], Any]
     _poll: Callable[[float | None], Any]  # _poller.poll, bound once
     _park: Callable[[int], None] | None  # _poller.park, bound once, if it has one
@@ -309,7 +314,7 @@ class _LoopCore:
             handle = Handle(callback, args, self, context, True)
         else:
             handle = new_handle(Handle, callback, args, self, context)
-        self._ready_append(handle)
+        self._soon_append(handle)
         return handle
 
     def call_soon_threadsafe(
@@ -326,7 +331,7 @@ class _LoopCore:
         else:
             handle = new_handle(Handle, callback, args, self, context)
         # deque.append is atomic under the GIL: no lock needed to enqueue.
-        self._ready_append(handle)
+        self._soon_append(handle)
         # One wake-up byte per poll, not per call: a thread scheduling a
         # burst of callbacks writes once, and the loop clears the flag each
         # turn before it looks at the ready queue (see _run_once).
@@ -824,6 +829,7 @@ class EventLoop(_LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
         # it (or on the poller) per call or per turn costs more than the call.
         # Neither object is replaced after this.
         self._ready_append = self._ready.append
+        self._soon_append = self._ready_append
         self._ready_popleft = self._ready.popleft
         self._poll = self._poller.poll
         # park is optional in the poller interface (set_interest does its job).
