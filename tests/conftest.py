@@ -14,7 +14,7 @@ import shutil
 import socket
 import tempfile
 from collections.abc import Iterator
-from typing import Any, Callable, Coroutine
+from typing import Any, Callable
 
 import pytest
 
