@@ -49,47 +49,34 @@ _ASYNCIO_DIR = os.path.dirname(asyncio.__file__) + os.sep
 _in_asyncio: dict[Any, bool] = {}
 
 
-def _frame_of(awaitable: Any) -> Any:
-    """The frame of a coroutine, generator or async generator; None for anything
-    else (a future's iterator: the bottom of the await chain).  By type, not
-    getattr with a default: a failed getattr makes an AttributeError."""
+def _suspended(awaitable: Any) -> tuple[Any, Any]:
+    """(frame, what it awaits) of a coroutine, generator or async generator;
+    (None, None) for anything else (a future's iterator: the bottom of the
+    await chain).  By type, not getattr with a default: a failed getattr
+    makes an AttributeError."""
     kind = type(awaitable)
     if kind is CoroutineType:
-        return awaitable.cr_frame
+        return awaitable.cr_frame, awaitable.cr_await
     if kind is GeneratorType:
-        return awaitable.gi_frame
+        return awaitable.gi_frame, awaitable.gi_yieldfrom
     if kind is AsyncGeneratorType:
-        return awaitable.ag_frame
-    return None
-
-
-def _awaiting(awaitable: Any) -> Any:
-    """What a coroutine, generator or async generator is suspended on (None: nothing)."""
-    kind = type(awaitable)
-    if kind is CoroutineType:
-        return awaitable.cr_await
-    if kind is GeneratorType:
-        return awaitable.gi_yieldfrom
-    if kind is AsyncGeneratorType:
-        return awaitable.ag_await
-    return None
+        return awaitable.ag_frame, awaitable.ag_await
+    return None, None
 
 
 def resumes_at(task: Any) -> tuple[Any, int, Any]:
     """Where `task`'s next step resumes: (code, line) of the innermost coroutine
     frame outside asyncio's package (the program's await), and the innermost
     frame's code (asyncio.sleep's, a queue's get: what it awaits)."""
-    coro = task.get_coro()
-    frame = _frame_of(coro)
+    frame, inner = _suspended(task.get_coro())
     if frame is None:
         return None, 0, None
     code, line = frame.f_code, frame.f_lineno
-    while True:
-        inner = _awaiting(coro)
-        inner_frame = _frame_of(inner) if inner is not None else None
+    while inner is not None:
+        inner_frame, inner = _suspended(inner)
         if inner_frame is None:
             break
-        coro, frame = inner, inner_frame
+        frame = inner_frame
         inner_code = frame.f_code
         library = _in_asyncio.get(inner_code)
         if library is None:
