@@ -73,7 +73,7 @@ COMPILED_MODULES = [
 #   tidal/transports/_base.py  what the transports share: errors, closing, limits,
 #                          flow-control transitions; cold code, off the read and
 #                          write paths (those stay in each compiled transport)
-#   tidal/transports/_pipe.py, _subprocess.py
+#   tidal/transports/_pipe.py, _subprocess.py, _spawn.py
 #                          pipes and child processes: not a per-event hot path yet
 #   tidal/_syscalls.py     the interpreted versions only: compiled modules cimport
 #                          the C versions from _syscalls_c.pxd instead

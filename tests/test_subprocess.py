@@ -548,3 +548,179 @@ def test_tidal_child_reaped_by_popen_keeps_its_status(loop, loop_name, arun):
         transport.close()
 
     arun(main())
+
+
+def _raise_in_child() -> None:
+    raise RuntimeError("preexec_fn fails")
+
+
+# (args, Popen keyword arguments): children that cannot start, each for a
+# different reason the child reports on the exec-error pipe.
+START_FAILURES = {
+    "no such path": (["/nonexistent/program/for/tidal"], {}),
+    "not on PATH": (["no-such-program-for-tidal"], {}),
+    "a directory": (["/"], {}),
+    "not executable": ([__file__], {}),
+    "executable= not executable": ([PY], {"executable": __file__}),
+    "no such cwd": ([PY, "-c", ""], {"cwd": "/nonexistent/dir/for/tidal"}),
+    "cwd is a file": ([PY, "-c", ""], {"cwd": __file__}),
+    "cwd as bytes": ([PY, "-c", ""], {"cwd": b"/nonexistent/dir/for/tidal"}),
+    "bad process_group": ([PY, "-c", ""], {"process_group": 2**22 + 12345}),
+    "preexec_fn raises": ([PY, "-c", ""], {"preexec_fn": _raise_in_child}),
+    "bad stdin fd": ([PY, "-c", ""], {"stdin": 987}),
+    "bad stdin fd, bare name": (["true"], {"stdin": 987}),
+    "bad stdin fd, close_fds=False": ([PY, "-c", ""], {"stdin": 987, "close_fds": False}),
+}
+
+
+def _popen_error(args: list[Any], kwargs: dict[str, Any]) -> BaseException:
+    """What subprocess.Popen raises for this child (outside any loop)."""
+    try:
+        proc = subprocess.Popen(args, **kwargs)
+    except BaseException as exc:
+        return exc
+    proc.wait()
+    raise AssertionError(f"{args} {kwargs} started")
+
+
+def _describe(exc: BaseException) -> tuple[Any, ...]:
+    return (
+        type(exc),
+        exc.args,
+        getattr(exc, "errno", None),
+        getattr(exc, "strerror", None),
+        getattr(exc, "filename", None),
+    )
+
+
+@pytest.mark.parametrize("case", list(START_FAILURES))
+def test_start_failures_raise_what_popen_raises(loop, arun, case):
+    # Each loop raises Popen's own exception for a child that could not start
+    # (class, args, errno, strerror, filename), however the spawn waited for
+    # the exec, and leaves no zombie behind.
+    args, kwargs = START_FAILURES[case]
+    expected = _describe(_popen_error(args, kwargs))
+    pids: list[int] = []
+
+    async def main():
+        with pytest.raises(BaseException) as info:
+            await loop.subprocess_exec(asyncio.SubprocessProtocol, *args, **kwargs)
+        assert _describe(info.value) == expected
+        with pytest.raises(BaseException) as info:
+            await asyncio.create_subprocess_exec(*args, **{"stdin": PIPE, "stdout": PIPE, **kwargs})
+        assert _describe(info.value) == expected
+        pids.extend(p for p in _children())
+
+    arun(main())
+    assert not [p for p in pids if _state(p) == "Z"]
+
+
+def _children() -> list[int]:
+    try:
+        with open(f"/proc/{os.getpid()}/task/{threading.get_native_id()}/children") as f:
+            return [int(p) for p in f.read().split()]
+    except OSError:
+        return []
+
+
+def test_shell_start_failure_raises_what_popen_raises(loop, arun):
+    expected = _describe(_popen_error("exit 0", {"shell": True, "cwd": "/nonexistent/dir"}))
+
+    async def main():
+        with pytest.raises(BaseException) as info:
+            await asyncio.create_subprocess_shell("exit 0", cwd="/nonexistent/dir")
+        assert _describe(info.value) == expected
+
+    arun(main())
+
+
+def test_every_popen_argument_still_reaches_the_child(loop, arun, tmp_path):
+    # user, group, extra_groups, umask, start_new_session, process_group,
+    # pass_fds, close_fds, env, cwd, executable (restore_signals passes
+    # through; a Python child resets SIGPIPE itself): the child gets them.
+    r, w = os.pipe()
+    code = (
+        "import os, signal, sys\n"
+        "os.write(int(sys.argv[1]), b'fd ok')\n"
+        "m = os.umask(0); print(oct(m), os.getcwd(), os.environ['TIDAL_X'],"
+        " os.getsid(0) == os.getpid(), os.getpgid(0) == os.getpid(),"
+        " os.getuid(), os.getgid(), sorted(os.getgroups()),"
+        " sys.argv[0])\n"
+    )
+    # Our own ids: any other would need the interpreter readable by it.
+    uid, gid, groups = os.getuid(), os.getgid(), sorted(os.getgroups())
+    ids = {"user": uid, "group": gid, "extra_groups": groups} if uid == 0 else {}
+
+    async def main():
+        proc = await asyncio.create_subprocess_exec(
+            "renamed-python", "-c", code, str(w),
+            executable=PY, stdout=PIPE, pass_fds=(w,), close_fds=True,
+            env={"TIDAL_X": "x", "PATH": os.environ.get("PATH", "")},
+            cwd=tmp_path, umask=0o027, start_new_session=True, restore_signals=True,
+            **ids,
+        )  # fmt: skip
+        out, _ = await proc.communicate()
+        assert proc.returncode == 0
+        return out.decode().split()
+
+    try:
+        out = arun(main())
+        assert os.read(r, 100) == b"fd ok"
+    finally:
+        os.close(r)
+        os.close(w)
+    assert out[:5] == ["0o27", str(tmp_path), "x", "True", "True"]
+    assert out[5:7] == [str(uid), str(gid)]
+    assert out[-1] == "-c"
+
+
+def test_process_group_is_set(loop, arun):
+    async def main():
+        proc = await asyncio.create_subprocess_exec(
+            PY, "-c", "import os; print(os.getpgid(0))", stdout=PIPE, process_group=0
+        )
+        out, _ = await proc.communicate()
+        assert int(out) == proc.pid
+
+    arun(main())
+
+
+def test_get_extra_info_subprocess_is_a_popen(loop, arun):
+    async def main():
+        proc = await asyncio.create_subprocess_exec(PY, "-c", SLEEP, stdout=PIPE)
+        popen = proc._transport.get_extra_info("subprocess")
+        assert isinstance(popen, subprocess.Popen) and type(popen).__name__ == "Popen"
+        assert popen.pid == proc.pid and popen.poll() is None and popen.returncode is None
+        assert repr(popen).startswith("<Popen: returncode: None args: (")
+        await proc.stdout.readline()
+        popen.send_signal(signal.SIGTERM)
+        assert await proc.wait() == -signal.SIGTERM
+        assert popen.returncode == -signal.SIGTERM and popen.poll() == -signal.SIGTERM
+
+    arun(main())
+
+
+def test_a_popen_subclass_in_place_of_popen_is_used(loop, arun):
+    # subprocess.Popen is looked up at each call (tests and tools patch it):
+    # a subclass put there is what starts the child, failures included.
+    made: list[Any] = []
+    real_popen = subprocess.Popen
+
+    class Spy(real_popen):  # type: ignore[misc, valid-type]
+        def __init__(self, *a: Any, **k: Any) -> None:
+            made.append(self)
+            super().__init__(*a, **k)
+
+    async def main():
+        subprocess.Popen = Spy  # type: ignore[misc]
+        try:
+            proc = await asyncio.create_subprocess_exec(PY, "-c", "", stdin=PIPE)
+            with pytest.raises(FileNotFoundError):
+                await asyncio.create_subprocess_exec("/nonexistent/program/for/tidal")
+        finally:
+            subprocess.Popen = real_popen  # type: ignore[misc]
+        assert await proc.wait() == 0
+        assert len(made) == 2 and all(isinstance(p, Spy) for p in made)
+        assert proc._transport.get_extra_info("subprocess") is made[0]
+
+    arun(main())

@@ -1,7 +1,8 @@
 """Subprocesses: the loop's ``subprocess_exec`` / ``subprocess_shell``.
 
-The child is started with ``subprocess.Popen`` (looked up at call time, so it
-can be patched); its PIPE ends become pipe transports through the loop's own
+The child is started by `_spawn` (a ``subprocess.Popen`` that returns once
+the child is forked; the loop then reads the exec-error pipe, so nothing
+waits for the exec on the loop thread); its PIPE ends become pipe transports through the loop's own
 ``connect_write_pipe`` / ``connect_read_pipe``, each driven by a small pipe
 protocol that forwards to the SubprocessProtocol as ``pipe_data_received``,
 ``pipe_connection_lost`` and (for stdin's flow control) ``pause_writing`` /
@@ -56,6 +57,8 @@ from typing import Any, TYPE_CHECKING, TypeVar
 
 if TYPE_CHECKING:
     from .._loop import EventLoop  # annotations only: _loop imports this module
+
+from . import _spawn
 
 logger = logging.getLogger("asyncio")
 
@@ -118,6 +121,7 @@ class SubprocessTransport(asyncio.SubprocessTransport):
     __slots__ = (
         "__weakref__",
         "_closed",
+        "_exec_report_fd",
         "_exit_waiters",
         "_finished",
         "_loop",
@@ -149,6 +153,7 @@ class SubprocessTransport(asyncio.SubprocessTransport):
         # First: __del__ reads these even if Popen fails.
         self._closed = False
         self._pidfd = -1
+        self._exec_report_fd = -1
         self._protocol: Any = protocol
         self._loop = loop
         self._proc: subprocess.Popen[bytes] | None = None
@@ -167,8 +172,9 @@ class SubprocessTransport(asyncio.SubprocessTransport):
         if stderr == PIPE:
             self._pipes[2] = None
         try:
-            # Looked up on the module at call time: tests patch subprocess.Popen.
-            self._proc = subprocess.Popen(
+            # Forks and returns: whether the child exec'd is read by the loop
+            # (_exec_outcome).  Looked up at each call: see _spawn.spawn_class.
+            self._proc = _spawn.spawn_class()(
                 args,
                 shell=shell,
                 stdin=stdin,
@@ -182,6 +188,9 @@ class SubprocessTransport(asyncio.SubprocessTransport):
             self.close()
             raise
         self._pid = self._proc.pid
+        # The exec-error pipe's read end (ours to close), or -1: a replaced
+        # subprocess.Popen already waited for the exec.
+        self._exec_report_fd = getattr(self._proc, "_exec_report_fd", -1)
         extra["subprocess"] = self._proc
         if loop.get_debug():
             program = args if isinstance(args, (bytes, str)) else args[0]
@@ -227,6 +236,7 @@ class SubprocessTransport(asyncio.SubprocessTransport):
             # child, and closes the pidfd.)
             os.close(self._pidfd)
             self._pidfd = -1
+        self._close_exec_report()  # only when the loop was dropped before the exec
 
     # -- watching the child's exit -------------------------------------------
 
@@ -301,6 +311,8 @@ class SubprocessTransport(asyncio.SubprocessTransport):
             proc = self._proc
             loop = self._loop
             assert proc is not None
+            if self._exec_report_fd >= 0:
+                await self._exec_outcome()
             # Through the loop's public methods, so wrappers of them see the pipes.
             if proc.stdin is not None:
                 _, pipe = await loop.connect_write_pipe(lambda: _PipeProto(self, 0), proc.stdin)
@@ -326,6 +338,45 @@ class SubprocessTransport(asyncio.SubprocessTransport):
         else:
             if waiter is not None and not waiter.cancelled():
                 waiter.set_result(None)
+
+    async def _exec_outcome(self) -> None:
+        """Wait, on the loop, for the child to exec: EOF on the exec-error pipe.
+
+        Anything written there instead says why it did not (the child then
+        exits by itself, and is reaped like any other): raised as Popen does.
+        """
+        fd = self._exec_report_fd
+        loop = self._loop
+        done = loop.create_future()
+        report = bytearray()
+
+        def readable() -> None:
+            try:
+                part = os.read(fd, _spawn.REPORT_LIMIT)
+            except (BlockingIOError, InterruptedError):
+                return
+            report.extend(part)
+            if part and len(report) <= _spawn.REPORT_LIMIT:
+                return
+            loop._remove_reader(fd)
+            if not done.done():
+                done.set_result(None)
+
+        loop._add_reader(fd, readable)
+        try:
+            await done
+        finally:
+            loop._remove_reader(fd)
+            self._close_exec_report()
+        if report:
+            proc = self._proc
+            raise _spawn.exec_error(bytes(report), proc)
+
+    def _close_exec_report(self) -> None:
+        fd = self._exec_report_fd
+        if fd >= 0:
+            self._exec_report_fd = -1
+            os.close(fd)
 
     def _connect_failed(self) -> None:
         """A pipe could not be connected: the protocol was never connected, so it hears
@@ -531,10 +582,14 @@ async def _make_transport(
     except (SystemExit, KeyboardInterrupt):
         raise
     except BaseException:
-        # Cancelled or a pipe failed: kill the child and wait it out, so no zombie stays.
+        # Cancelled, the exec failed or a pipe did: kill the child and wait
+        # it out, so no zombie stays.
         transport.close()
         await transport._wait()
         raise
+    finally:
+        # The waiter holds the exception; this frame is in its traceback.
+        waiter = None
     return transport
 
 
