@@ -550,6 +550,45 @@ def test_tidal_child_reaped_by_popen_keeps_its_status(loop, loop_name, arun):
     arun(main())
 
 
+def test_signals_after_wait_raise_however_the_exit_was_seen(loop, loop_name, arun):
+    # The exit seen in the same poll as the event that resumes the waiting
+    # task (here: EOF on a pipe the child held, which the kernel reports
+    # just before the pidfd), ahead of that task's step: await wait() must
+    # still mean "gone", and every signal then raises ProcessLookupError.
+    if loop_name == "asyncio" and sys.version_info < (3, 12):
+        pytest.skip(
+            "3.11's asyncio learns of the exit from its ThreadedChildWatcher's thread,"
+            " which runs while this test blocks in waitid: its loop then has the exit"
+            " before the task resumes, and ignores the signals (3.12+ raise)"
+        )
+
+    async def main():
+        for _ in range(5):
+            r, w = os.pipe()
+            os.set_blocking(r, False)
+            try:
+                proc = await asyncio.create_subprocess_exec(
+                    PY, "-c", "", pass_fds=(w,), stdin=None, stdout=None, stderr=None
+                )
+                os.close(w)
+                eof = loop.create_future()
+                loop.add_reader(r, lambda: eof.done() or eof.set_result(None))
+                # Exited, not reaped, and the loop has not polled since:
+                # both events are pending for the next poll, the pipe's first.
+                # (Blocking on purpose, for the child's few milliseconds.)
+                os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOWAIT)
+                await eof
+                loop.remove_reader(r)
+                assert await proc.wait() == 0
+                for call in (proc.kill, proc.terminate, lambda: proc.send_signal(signal.SIGINT)):
+                    with pytest.raises(ProcessLookupError):
+                        call()
+            finally:
+                os.close(r)
+
+    arun(main())
+
+
 def _raise_in_child() -> None:
     raise RuntimeError("preexec_fn fails")
 

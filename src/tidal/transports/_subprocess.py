@@ -444,9 +444,18 @@ class SubprocessTransport(asyncio.SubprocessTransport):
             self._protocol = None
 
     async def _wait(self) -> int:
-        """The exit code: at once if known, else once the child has exited and every
-        pipe is closed (asyncio's rule)."""
-        if self._returncode is not None:
+        """The exit code, once the child has exited and every pipe is closed
+        (asyncio's rule); at once if it has exited and a pipe is still open.
+
+        When everything has ended but connection_lost is still queued, wait
+        for it: from then on the transport says ProcessLookupError to
+        signals, so "wait() returned" always means "gone", whether the exit
+        was seen in this turn or long ago.  (asyncio's loop answers at once
+        there too, and signals are then ignored: it hops through
+        call_soon_threadsafe before it notes the exit, so a waiting task has
+        usually run before; tidal notes it in the pidfd's own callback.)
+        """
+        if self._returncode is not None and (not self._finished or self._exit_waiters is None):
             return self._returncode
         waiter = self._loop.create_future()
         assert self._exit_waiters is not None
