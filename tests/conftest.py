@@ -4,19 +4,36 @@
 same thing.  Any call to the loop's exception handler fails the test at
 teardown unless the test consumed it from ``loop_errors`` (tests that
 expect an error assert on it and clear the list).
+
+``blockbuster`` (autouse) runs every test with blockbuster active, as
+anyio's suite does: a blocking call (``os.read`` on a blocking fd,
+``time.sleep``, a blocking socket call, a thread join, ...) made on a thread
+while an event loop runs there raises ``BlockingError``.  It watches calls
+from every module, not only from tidal's (anyio passes its own package):
+compiled, tidal's modules push no Python frame for blockbuster to find on
+the stack, so such a filter would see only the interpreted build, and a
+callback the compiled loop calls directly would have no frame of tidal's
+at all.  Let through: what blockbuster lets asyncio's loop do, the same
+calls made by tidal (`_LOOP_PARITY`), and calls a test's own coroutine
+makes (its blocking peer sockets, its files): `_made_by_a_test_step`.
+Conftest.py in tests/conformance turns it off, and says why.
 """
 
 from __future__ import annotations
 
 import asyncio
 import gc
+import inspect
+import os
 import shutil
 import socket
+import sys
 import tempfile
 from collections.abc import Iterator
 from typing import Any, Callable
 
 import pytest
+from blockbuster import BlockBuster
 
 import tidal
 from helpers import run
@@ -55,6 +72,93 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     # only what the tests themselves create.
     gc.collect()
     gc.freeze()
+
+
+_TESTS_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+# Code that runs on the loop's behalf: a blocking call made from here is the
+# loop's, whoever's coroutine asked for it.
+_LOOP_DIRS = tuple(
+    os.path.dirname(os.path.abspath(module.__file__)) + os.sep for module in (tidal, asyncio)
+)
+_STEP_FLAGS = inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR | inspect.CO_GENERATOR
+
+# Calls tidal makes on the loop thread because asyncio's loop makes the same
+# ones there (blockbuster allows asyncio's): the zero-copy sendfile (the
+# kernel reads the file into the socket), the stat/unlink of a stale Unix
+# socket path before bind, and joining the executor's shut-down helper thread
+# once it has reported that it is done.
+_LOOP_PARITY = {
+    "os.sendfile": [("tidal/_sendfile.py", {"pump"})],
+    "os.stat": [
+        ("tidal/_server.py", {"create_unix_server"}),
+        ("tidal/transports/_datagram.py", {"_remove_stale_unix_socket"}),
+        ("asyncio/base_events.py", {"create_datagram_endpoint"}),
+        # uvicorn's own, before it calls create_unix_server (tests/thirdparty)
+        ("uvicorn/server.py", {"startup"}),
+    ],
+    "os.remove": [
+        ("tidal/_server.py", {"create_unix_server"}),
+        ("tidal/transports/_datagram.py", {"_remove_stale_unix_socket"}),
+        ("asyncio/unix_events.py", {"create_unix_server"}),
+        ("asyncio/base_events.py", {"create_datagram_endpoint"}),
+    ],
+    "threading.Lock.acquire": [("tidal/_loop.py", {"shutdown_default_executor"})],
+}
+
+# Test helpers that block on purpose and call nothing of the loop's, when
+# the loop runs them as callbacks (a TLS context made in a protocol method,
+# with trustme's temporary files): for every function blockbuster watches.
+_TEST_HELPERS = [("tests/test_tls.py", {"server_ctx"})]
+
+
+def _made_by_a_test_step() -> bool:
+    """Whether the blocking call was made by a test's own coroutine (or generator)
+    step, directly or through helpers that are neither tidal's nor asyncio's.
+
+    The nearest frame of tidal or asyncio on the way out means the loop made
+    the call: not allowed.  (Compiled, tidal's modules have no frames: the
+    interpreted run, which ``make test`` also does, is where their calls are
+    seen; the calls of the interpreted modules are seen in both.)
+    """
+    frame = sys._getframe(1)
+    while frame is not None:
+        code = frame.f_code
+        if code.co_filename.startswith(_LOOP_DIRS):
+            return False
+        if code.co_filename.startswith(_TESTS_DIR) and code.co_flags & _STEP_FLAGS:
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _or_made_by_a_test_step(predicate: Callable[..., bool]) -> Callable[..., bool]:
+    def can_block(*args: Any, **kwargs: Any) -> bool:
+        return predicate(*args, **kwargs) or _made_by_a_test_step()
+
+    return can_block
+
+
+@pytest.fixture(autouse=True)
+def blockbuster() -> Iterator[BlockBuster]:
+    """Fail any blocking call the loop makes on its own thread."""
+    bb = BlockBuster()
+    for name, function in bb.functions.items():
+        function.can_block_predicate = _or_made_by_a_test_step(function.can_block_predicate)
+        for filename, functions in _LOOP_PARITY.get(name, []) + _TEST_HELPERS:
+            function.can_block_in(filename, functions)
+    bb.activate()
+    try:
+        yield bb
+    finally:
+        bb.deactivate()
+
+
+@pytest.fixture
+def blocking_on_purpose(blockbuster: BlockBuster) -> None:
+    """For the few tests whose point is a callback that blocks (slow-callback
+    warnings, a wake-up during a blocking callback, a blocking socket handed
+    to the loop): blockbuster off for that test only."""
+    blockbuster.deactivate()
 
 
 @pytest.fixture(params=list(LOOP_FACTORIES))

@@ -88,6 +88,7 @@ def test_debug_default_from_environment(loop_name, flags, env, expected):
     assert out.stdout.strip() == expected
 
 
+@pytest.mark.usefixtures("blocking_on_purpose")
 def test_slow_callback_warning(loop, caplog):
     loop.set_debug(True)
     loop.slow_callback_duration = 0.01
@@ -102,6 +103,7 @@ def test_slow_callback_warning(loop, caplog):
     assert re.match(expected, rec.getMessage()), rec.getMessage()
 
 
+@pytest.mark.usefixtures("blocking_on_purpose")
 def test_slow_task_step_warning_shows_the_task(loop, caplog):
     loop.set_debug(True)
     loop.slow_callback_duration = 0.01

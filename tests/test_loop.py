@@ -1269,6 +1269,7 @@ def test_reader_removed_by_other_reader_in_same_turn(loop):
 def test_pipe_reader_sees_data_then_eof(loop):
     r, w = os.pipe()
     os.set_blocking(r, False)
+    os.set_blocking(w, False)  # written by a loop callback
     chunks = []
 
     def on_readable():
@@ -1455,6 +1456,7 @@ def test_instrument_sees_failing_callbacks_and_not_task_steps_as_callbacks(tidal
     assert len(errors) == 1
 
 
+@pytest.mark.usefixtures("blocking_on_purpose")
 def test_instrument_with_debug_keeps_slow_callback_warning(tidal_loop, caplog):
     loop = tidal_loop
     loop.set_debug(True)
@@ -1649,6 +1651,7 @@ def test_a_poller_without_park_serves_sock_reads():
     loop.set_exception_handler(lambda _loop, ctx: errors.append(ctx))
     a, b = socket.socketpair()
     a.setblocking(False)
+    b.setblocking(False)  # the peer's send runs as a loop callback
 
     async def main():
         for msg in (b"one", b"two"):

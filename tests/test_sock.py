@@ -641,6 +641,7 @@ def test_blocking_socket_rejected_in_debug(
     arun(main())
 
 
+@pytest.mark.usefixtures("blocking_on_purpose")
 def test_blocking_socket_not_checked_without_debug(
     loop: Any, arun: Any, socks: list[socket.socket]
 ) -> None:

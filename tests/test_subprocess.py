@@ -739,6 +739,30 @@ def test_get_extra_info_subprocess_is_a_popen(loop, arun):
     arun(main())
 
 
+def test_blockbuster_catches_what_the_loop_blocks_on(loop, arun, loop_errors, blockbuster):
+    # The suite's guard is on: a blocking call made on the loop's thread by
+    # a callback or a task the loop runs (here: a library's coroutine that
+    # sleeps, and time.sleep as a callback) raises BlockingError, on both
+    # loops, interpreted and compiled.  (A test's own coroutine may block on
+    # purpose, for its blocking peer sockets: conftest.py lets that through.)
+    import time
+
+    from blockbuster import BlockingError
+
+    library = {"time": time}
+    exec(compile("async def blocking():\n    time.sleep(0)\n", "<library>", "exec"), library)
+
+    async def main():
+        with pytest.raises(BlockingError):
+            await loop.create_task(library["blocking"]())
+        loop.call_soon(time.sleep, 0)
+        await asyncio.sleep(0)
+
+    arun(main())
+    assert [type(ctx.get("exception")) for ctx in loop_errors] == [BlockingError]
+    loop_errors.clear()
+
+
 def test_a_popen_subclass_in_place_of_popen_is_used(loop, arun):
     # subprocess.Popen is looked up at each call (tests and tools patch it):
     # a subclass put there is what starts the child, failures included.

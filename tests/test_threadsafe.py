@@ -236,6 +236,7 @@ def test_many_threads_at_once_idle_loop_returns_after_the_last(loop):
     assert dict(seen) == {tid: list(range(per_thread)) for tid in range(nthreads)}
 
 
+@pytest.mark.usefixtures("blocking_on_purpose")
 def test_wakeup_during_a_blocking_callback_is_not_lost(loop):
     # Each of 200 rounds, the producer schedules a callback that blocks for
     # 1 ms (time.sleep, so the producer runs meanwhile), waits until it has

@@ -31,6 +31,15 @@ _ids: dict[str, str] = {}
 _outcomes: dict[str, str] = {}
 
 
+@pytest.fixture(autouse=True)
+def blockbuster() -> None:
+    """Off here (it overrides tests/conftest.py's): CPython's test_asyncio
+    blocks the loop thread on purpose all over (blocking sockets and
+    ``time.sleep`` in callbacks, test servers in the loop's thread), on
+    asyncio's loop as on tidal's, so blockbuster would fail both loops alike
+    and say nothing about tidal.  Tidal's own suite runs with it on."""
+
+
 def _conformance_id(item: pytest.Item) -> str | None:
     cid = getattr(getattr(item, "cls", None), "_conformance_id", None)
     return f"{cid}.{item.name}" if cid else None
