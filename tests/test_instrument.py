@@ -343,6 +343,7 @@ def test_debug_mode_source_traceback_is_the_callers_with_an_instrument(loop_name
         loop.close()
 
 
+@pytest.mark.usefixtures("blocking_on_purpose")
 def test_debug_slow_callback_warning_stays_with_an_instrument(loop_name, loop_factory, caplog):
     tidal_only(loop_name)
     loop = loop_factory()

@@ -34,6 +34,7 @@ def test_callbacks_task_steps_and_io_events(tloop) -> None:
     tloop.collect_stats()
     a, b = socket.socketpair()
     a.setblocking(False)
+    b.setblocking(False)  # its send runs as a loop callback
     got = []
 
     async def main() -> None:
@@ -77,6 +78,7 @@ def test_utilisation_tells_busy_from_waiting(tloop) -> None:
     assert stats["busy_seconds"] >= 0.25
 
 
+@pytest.mark.usefixtures("blocking_on_purpose")
 def test_lag_measures_the_wait_behind_a_slow_callback(tloop) -> None:
     tloop.collect_stats()
 

@@ -121,6 +121,7 @@ def _watchdog_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name.startswith("tidal-watchdog")]
 
 
+@pytest.mark.usefixtures("blocking_on_purpose")
 def test_a_blocking_plain_callback_is_named(warnings_seen: _Messages) -> None:
     def blocking_callback() -> None:
         time.sleep(0.4)
