@@ -85,8 +85,8 @@ _STEP_FLAGS = inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR | inspect.CO_GEN
 # Calls tidal makes on the loop thread because asyncio's loop makes the same
 # ones there (blockbuster allows asyncio's): the zero-copy sendfile (the
 # kernel reads the file into the socket), the stat/unlink of a stale Unix
-# socket path before bind, and joining the executor's shut-down helper thread
-# once it has reported that it is done.
+# socket path before bind.  (Compiled modules have no frames to name here:
+# their calls are matched in the interpreted run.)
 _LOOP_PARITY = {
     "os.sendfile": [("tidal/_sendfile.py", {"pump"})],
     "os.stat": [
@@ -103,7 +103,6 @@ _LOOP_PARITY = {
         ("asyncio/base_events.py", {"create_datagram_endpoint"}),
     ],
     "threading.Lock.acquire": [
-        ("tidal/_loop.py", {"shutdown_default_executor"}),
         # The simulation's loop joins the executor's idle threads itself (each
         # job was waited for; a helper thread would wake it from outside).
         ("tidal/sim/_loop.py", {"shutdown_default_executor"}),

@@ -171,8 +171,11 @@ def test_unix_regular_file_not_removed(loop: Any, arun: Any, sockdir: str) -> No
     path = os.path.join(sockdir, "plain")
     with open(path, "w") as f:
         f.write("not a socket")
+    async def main() -> None:  # a test step, as the other stale-path tests (conftest.py)
+        await loop.create_datagram_endpoint(Proto, local_addr=path, family=socket.AF_UNIX)
+
     with pytest.raises(OSError) as info:
-        arun(loop.create_datagram_endpoint(Proto, local_addr=path, family=socket.AF_UNIX))
+        arun(main())
     assert isinstance(info.value, OSError)
     with open(path) as f:
         assert f.read() == "not a socket"

@@ -299,6 +299,7 @@ def test_run_leaves_the_threads_it_found(loop_factory: Any) -> None:
         assert set(threading.enumerate()) == before
 
 
+@pytest.mark.usefixtures("blocking_on_purpose")  # that join blocks, as asyncio's does
 def test_shutdown_default_executor_cancelled(loop_factory: Any) -> None:
     """Cancelled while a worker is busy: before 3.13 the helper thread is still joined."""
     release = threading.Event()

@@ -1263,6 +1263,11 @@ class EventLoop(_LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
                 thread.join()
             raise
         else:
+            # The helper has reported and is returning: wait for it to end
+            # without blocking this thread in join() (a few turns at most),
+            # so that no thread of ours outlives this call.
+            while thread.is_alive():
+                await asyncio.sleep(0)
             thread.join()
 
     def _do_shutdown(self, future: asyncio.Future[Any]) -> None:
