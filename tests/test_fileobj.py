@@ -327,6 +327,7 @@ def test_sendfile_closed_file(loop: Any) -> None:
     assert run(loop, main()) == CLOSED_FILE
 
 
+@pytest.mark.usefixtures("blocking_on_purpose")  # the loop is handed a blocking dup
 def test_transport_socket_and_its_dup(loop: Any) -> None:
     """A transport's fd is refused (RuntimeError); a dup of its socket is another fd, free."""
 

@@ -16,6 +16,8 @@ import socket
 import threading
 from collections.abc import Callable
 
+import pytest
+
 
 class Chain:
     """A callback that reschedules itself until stopped, counting its runs."""
@@ -60,6 +62,7 @@ def test_a_socket_made_readable_is_served_next_turn(loop: asyncio.AbstractEventL
     a, b = socket.socketpair()
     try:
         a.setblocking(False)
+        b.setblocking(False)  # written by a loop callback
 
         def start(on_served: Callable[[], None]) -> None:
             def on_readable() -> None:
@@ -92,6 +95,7 @@ def test_a_signal_is_handled_within_two_turns(loop: asyncio.AbstractEventLoop) -
     assert _runs_until_served(loop, start) <= 3
 
 
+@pytest.mark.usefixtures("blocking_on_purpose")  # a callback joins a thread
 def test_call_soon_threadsafe_runs_next_turn(loop: asyncio.AbstractEventLoop) -> None:
     def start(on_served: Callable[[], None]) -> None:
         thread = threading.Thread(target=loop.call_soon_threadsafe, args=(on_served,))
