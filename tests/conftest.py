@@ -85,12 +85,13 @@ _STEP_FLAGS = inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR | inspect.CO_GEN
 # Calls tidal makes on the loop thread because asyncio's loop makes the same
 # ones there (blockbuster allows asyncio's): the zero-copy sendfile (the
 # kernel reads the file into the socket), the stat/unlink of a stale Unix
-# socket path before bind.  (Compiled modules have no frames to name here:
+# socket path before bind, and (3.13) of the server's own path at close.  (Compiled modules have no frames to name here:
 # their calls are matched in the interpreted run.)
 _LOOP_PARITY = {
     "os.sendfile": [("tidal/_sendfile.py", {"pump"})],
     "os.stat": [
-        ("tidal/_server.py", {"create_unix_server"}),
+        # create_unix_server, and on 3.13 Server.close's cleanup of its path
+        ("tidal/_server.py", {"create_unix_server", "_stop_serving"}),
         ("tidal/transports/_datagram.py", {"_remove_stale_unix_socket"}),
         ("asyncio/base_events.py", {"create_datagram_endpoint"}),
         # uvicorn's own, before it calls create_unix_server (tests/thirdparty)
@@ -102,6 +103,7 @@ _LOOP_PARITY = {
         ("asyncio/unix_events.py", {"create_unix_server"}),
         ("asyncio/base_events.py", {"create_datagram_endpoint"}),
     ],
+    "os.unlink": [("tidal/_server.py", {"_stop_serving"})],
     "threading.Lock.acquire": [
         # The simulation's loop joins the executor's idle threads itself (each
         # job was waited for; a helper thread would wake it from outside).
