@@ -9,7 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import importlib
+import os
 import socket
+import subprocess
+import sys
+from types import ModuleType
 from typing import Any, Callable, Coroutine
 
 import pytest
@@ -92,3 +97,34 @@ def raised_without_cycles(
         return exc
     finally:
         gc.enable()
+
+
+# -- the distributed-systems course (examples/distributed) --------------------
+
+COURSE_DIR = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples", "distributed"
+)
+
+
+def course_program(name: str) -> ModuleType:
+    """A program of examples/distributed, imported as its own script would be
+    (its directory on sys.path, so that ``import _launch`` works)."""
+    if COURSE_DIR not in sys.path:
+        sys.path.insert(0, COURSE_DIR)
+    return importlib.import_module(name)
+
+
+def run_course(program: str, *args: str, hash_seed: str = "0") -> str:
+    """Run ``examples/distributed/<program>.py *args`` in a fresh interpreter
+    (this one's tidal, interpreted or compiled); its stdout.  Fails on a
+    non-zero exit or anything written to stderr."""
+    env = dict(os.environ, PYTHONHASHSEED=hash_seed)
+    done = subprocess.run(
+        [sys.executable, os.path.join(COURSE_DIR, program + ".py"), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert done.returncode == 0 and not done.stderr, done.stderr
+    return done.stdout

@@ -19,10 +19,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import socket
-from typing import Any, Awaitable, Callable, Iterable
+from typing import Any, Callable, Coroutine, Iterable
 
 Peers = dict[str, tuple[str, int]]
-Node = Callable[..., Awaitable[Any]]
+Node = Callable[..., Coroutine[Any, Any, Any]]
 PORT = 7000  # every simulated host serves here (each has its own address)
 
 
