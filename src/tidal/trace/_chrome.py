@@ -54,21 +54,42 @@ def _us(ns: int, t0: int) -> float:
 
 def chrome_events(tracers: Iterable[Any], t0: int | None = None) -> list[dict[str, Any]]:
     """The trace events of `tracers` (one Perfetto process each), in one list."""
-    tracers = list(tracers)
     snapshots = [list(t.events) for t in tracers]
+    return process_events(
+        [[(f"tidal loop {i} (pid {os.getpid()})", records)] for i, records in enumerate(snapshots, 1)],
+        t0,
+    )
+
+
+def process_events(
+    tracers: list[list[tuple[str, list[tuple[Any, ...]]]]], t0: int | None = None
+) -> list[dict[str, Any]]:
+    """The trace events of several tracers' records, each tracer's records
+    split into named processes (a simulation's hosts share one loop, so one
+    tracer): [[(process name, records), ...] per tracer].  A flow between
+    two processes of one tracer is kept."""
     if t0 is None:
-        t0 = min((s[0][0] for s in snapshots if s), default=0)
+        t0 = min((records[0][0] for processes in tracers for _, records in processes if records), default=0)
     out: list[dict[str, Any]] = []
     flow_base = 0
-    for pid, records in enumerate(snapshots, start=1):
-        out.extend(_one_loop(records, pid, t0, flow_base))
-        flow_base += max((r[3] for r in records if r[1] == WAKE), default=0)
+    pid = 0
+    for processes in tracers:
+        # Flows: the ends that exist (a flight recorder may have lost either).
+        outs = {r[3] for _, records in processes for r in records if r[1] == WAKE}
+        ins = {r[6] for _, records in processes for r in records if r[1] == STEP and r[6]}
+        both = outs & ins
+        for name, records in processes:
+            pid += 1
+            out.extend(_one_loop(records, pid, name, t0, flow_base, both))
+        flow_base += max(outs, default=0)
     return out
 
 
-def _one_loop(records: list[tuple[Any, ...]], pid: int, t0: int, flow_base: int) -> list[dict[str, Any]]:
+def _one_loop(
+    records: list[tuple[Any, ...]], pid: int, name: str, t0: int, flow_base: int, both: set[int]
+) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = [
-        {"ph": "M", "name": "process_name", "pid": pid, "args": {"name": f"tidal loop {pid} (pid {os.getpid()})"}},
+        {"ph": "M", "name": "process_name", "pid": pid, "args": {"name": name}},
         {"ph": "M", "name": "thread_name", "pid": pid, "tid": WAIT_TID, "args": {"name": "I/O waits"}},
         {"ph": "M", "name": "thread_sort_index", "pid": pid, "tid": WAIT_TID, "args": {"sort_index": 0}},
         {"ph": "M", "name": "thread_name", "pid": pid, "tid": CALLBACK_TID, "args": {"name": "callbacks"}},
@@ -87,11 +108,6 @@ def _one_loop(records: list[tuple[Any, ...]], pid: int, t0: int, flow_base: int)
                 {"ph": "M", "name": "thread_sort_index", "pid": pid, "tid": tid, "args": {"sort_index": tid}}
             )
         return tid
-
-    # Flows: the ends that exist (a flight recorder may have lost either).
-    outs = {r[3]: r for r in records if r[1] == WAKE}
-    ins = {r[6] for r in records if r[1] == STEP and r[6]}
-    both = outs.keys() & ins
 
     open_slice: dict[str, Any] | None = None  # the step or callback running
     wait: dict[str, Any] | None = None
@@ -118,7 +134,7 @@ def _one_loop(records: list[tuple[Any, ...]], pid: int, t0: int, flow_base: int)
                 open_slice["args"]["lag_us"] = round(lag / 1000.0, 3)
                 turn_lag = max(turn_lag, lag)
         elif kind == CALL:
-            _, _, callback, lag = record
+            callback, lag = record[2], record[3]
             open_slice = {
                 "ph": "X",
                 "cat": "callback",

@@ -13,6 +13,7 @@ cdef class Tracer:
     cdef public object loop
     cdef public object events
     cdef object _add
+    cdef object _now
     cdef Py_ssize_t _flows
     cdef dict _queued
     cdef bint _running

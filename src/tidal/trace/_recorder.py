@@ -6,7 +6,8 @@ made and nothing is looked up that can wait.  Turning the records into a
 timeline (names, tracks, flows, counters) is ``_chrome.py``'s work, done once
 when the trace is written.
 
-Records, all starting with a ``time.perf_counter_ns()`` timestamp and a kind:
+Records, all starting with a timestamp (``time.perf_counter_ns()``, or the
+clock the Tracer is given: a simulation's virtual ns) and a kind:
 
   STEP      task, code, line, inner,      a task step begins; code/line: where
             flow, lag                     it resumes (the innermost coroutine
@@ -16,8 +17,10 @@ Records, all starting with a ``time.perf_counter_ns()`` timestamp and a kind:
                                           here (0: none seen); lag: ns from
                                           being queued to running (-1: unknown)
   STEP_END  task
-  CALL      callback, lag                 a plain callback begins (lag: a
-                                          timer's lateness, else -1)
+  CALL      callback, lag, context        a plain callback begins (lag: a
+                                          timer's lateness, else -1; context:
+                                          the one it runs in, which says the
+                                          simulated host it belongs to)
   CALL_END
   WAIT      timeout                       the loop waits for I/O
   WAIT_END  nevents, ready                ... and is back; ready: the length
@@ -90,12 +93,16 @@ class Tracer:
     """Records one loop's task steps, callbacks and I/O waits (``loop.add_instrument``).
 
     `maxlen`: keep only the last `maxlen` records (a flight recorder);
-    None keeps everything.  ``events`` holds the records; ``tidal.trace``
-    writes them out.
+    None keeps everything.  `clock`: what timestamps the records, in ns
+    (default ``time.perf_counter_ns``; a simulation gives its virtual
+    clock).  ``events`` holds the records; ``tidal.trace`` writes them out.
     """
 
-    def __init__(self, loop: Any = None, maxlen: int | None = None) -> None:
+    def __init__(
+        self, loop: Any = None, maxlen: int | None = None, clock: Any = None
+    ) -> None:
         self.loop = loop
+        self._now = _now_ns if clock is None else clock
         self.events: Any = collections.deque(maxlen=maxlen) if maxlen else []
         self._add = self.events.append
         self._flows = 0  # flow ids, per tracer (the writer makes them unique)
@@ -105,10 +112,10 @@ class Tracer:
     # Tasks
 
     def task_spawned(self, task: Any) -> None:
-        self._add((_now_ns(), SPAWN, task))
+        self._add((self._now(), SPAWN, task))
 
     def task_scheduled(self, task: Any) -> None:
-        now = _now_ns()
+        now = self._now()
         if self._running:
             self._flows += 1
             flow = self._flows
@@ -119,7 +126,7 @@ class Tracer:
 
     def before_task_step(self, task: Any) -> None:
         code, line, inner = resumes_at(task)
-        now = _now_ns()
+        now = self._now()
         queued = self._queued.pop(task, None)
         if queued is None:
             self._add((now, STEP, task, code, line, inner, 0, -1))
@@ -129,11 +136,11 @@ class Tracer:
 
     def after_task_step(self, task: Any) -> None:
         self._running = False
-        self._add((_now_ns(), STEP_END, task))
+        self._add((self._now(), STEP_END, task))
 
     def task_exited(self, task: Any) -> None:
         self._queued.pop(task, None)
-        self._add((_now_ns(), EXIT, task))
+        self._add((self._now(), EXIT, task))
 
     # Plain callbacks
 
@@ -141,18 +148,18 @@ class Tracer:
         lag = -1
         if type(handle) is TimerHandle and self.loop is not None:
             lag = int((self.loop.time() - handle._when) * 1e9)
-        self._add((_now_ns(), CALL, handle._callback, lag))
+        self._add((self._now(), CALL, handle._callback, lag, handle._context))
         self._running = True
 
     def after_callback(self, handle: Any) -> None:
         self._running = False
-        self._add((_now_ns(), CALL_END))
+        self._add((self._now(), CALL_END))
 
     # I/O waits
 
     def before_io_wait(self, timeout: float | None) -> None:
-        self._add((_now_ns(), WAIT, timeout))
+        self._add((self._now(), WAIT, timeout))
 
     def after_io_wait(self, nevents: int) -> None:
         ready = self.loop._ready if self.loop is not None else ()
-        self._add((_now_ns(), WAIT_END, nevents, len(ready)))
+        self._add((self._now(), WAIT_END, nevents, len(ready)))
