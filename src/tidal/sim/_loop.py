@@ -74,12 +74,22 @@ class SimEventLoop(EventLoop):
         self.sim_poller = poller
         self.seed = seed
         self._entropy = Entropy(seed, self._now_ns, _host_random)
+        self.explore = False
+        self.set_explore(explore)
+
+    def set_explore(self, explore: bool) -> None:
+        """Schedule exploration on or off, from the loop's next run on."""
+        if explore == self.explore:
+            return
+        self.explore = explore
         if explore:
             # On the instance: the loop calls a replaced _run_ready instead
             # of its own (EventLoop._note_overrides); without explore the
             # turn is untouched.
-            self._schedule_random = random.Random(f"tidal.sim:{seed}:schedule")
+            self._schedule_random = random.Random(f"tidal.sim:{self.seed}:schedule")
             self._run_ready = self._explore_run_ready  # type: ignore[method-assign]
+        else:
+            del self._run_ready
 
     def _explore_run_ready(self, ntodo: int) -> None:
         """The turn's run phase, after shuffling each run of timers due at

@@ -14,13 +14,16 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import os
+import dataclasses
 import functools
+import json
+import os
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
 from .._loop import EventLoop
 from ._clock import NS_PER_S, to_ns
+from ._faults import FaultPlan, Swarm
 from ._host import Host, HostCrashed, current_host
 from ._loop import SimEventLoop
 from ._net import LinkParams, Network, Trace
@@ -42,6 +45,9 @@ class SimResult:
     # The process's PYTHONHASHSEED ("random" when unset): what a replay needs
     # too, if the program's behaviour depends on the order of sets of strings.
     hash_seed: str = "random"
+    # The fault plan the run had (drawn from the seed for faults="swarm"):
+    # Simulation(seed, faults=res.plan) runs it again.
+    plan: FaultPlan | None = None
 
 
 def _stable_repr(value: Any) -> str:
@@ -70,6 +76,8 @@ class _SimulationLoop(SimEventLoop):
     def __init__(self, *, seed: int, explore: bool) -> None:
         super().__init__(seed=seed, explore=explore)
         self._host_clocks = False
+        # task -> its host's name, while a timeline is recorded (None: not kept).
+        self._task_hosts: dict[asyncio.Task[Any], str] | None = None
 
     def create_task(
         self, coro: Any, *, name: str | None = None, context: contextvars.Context | None = None
@@ -80,6 +88,8 @@ class _SimulationLoop(SimEventLoop):
             tasks = host.tasks
             tasks[task] = None
             task.add_done_callback(tasks.pop)
+            if self._task_hosts is not None:
+                self._task_hosts[task] = host.name
         return task
 
     def use_host_clocks(self) -> None:
@@ -138,6 +148,10 @@ class Simulation:
     before it fails.  ``keep_trace`` keeps the events' text for the result.
     ``explore=True`` draws from the seed the order of events due at the same
     virtual time (schedule exploration; asyncio's ordering promises kept).
+    ``faults``: a ``FaultPlan`` to run, or ``"swarm"`` (or a ``Swarm``) to
+    draw the whole plan from the seed when ``run`` starts, for the hosts
+    registered then.  ``timeline=True`` records what the loop runs, for
+    ``write_timeline`` (a Perfetto trace, one process per host).
     """
 
     def __init__(
@@ -152,8 +166,19 @@ class Simulation:
         tcp_timeout: float = 60.0,
         keep_trace: bool = False,
         explore: bool = False,
+        faults: FaultPlan | Swarm | str | None = None,
+        timeline: bool = False,
     ) -> None:
         self.seed = seed
+        self.explore = explore
+        if faults == "swarm":
+            faults = Swarm()
+        elif faults is not None and not isinstance(faults, (FaultPlan, Swarm)):
+            raise TypeError(f"faults must be a FaultPlan, a Swarm or 'swarm', not {faults!r}")
+        self.faults: FaultPlan | Swarm | None = faults
+        # The plan this run has (set when run() starts), and its result.
+        self.plan: FaultPlan | None = None
+        self.result: SimResult | None = None
         self._loop = _SimulationLoop(seed=seed, explore=explore)
         self._trace = Trace(keep_trace)
         self._net = Network(
@@ -173,6 +198,14 @@ class Simulation:
         self._finished: asyncio.Future[None] | None = None
         self._running = False
         self._ran = False
+        self._tracer: Any = None
+        if timeline:
+            from ..trace import Tracer
+
+            clock = self._loop.virtual_clock
+            self._tracer = Tracer(self._loop, clock=functools.partial(getattr, clock, "ns"))
+            self._loop.add_instrument(self._tracer)
+            self._loop._task_hosts = {}
 
     def __repr__(self) -> str:
         return f"<Simulation seed={self.seed} hosts={list(self._hosts)} time={self.now:.9f}>"
@@ -359,14 +392,57 @@ class Simulation:
         self._loop.use_host_clocks()
         self._record(f"clock {name} offset={offset} drift={drift} step={step}")
 
+    def network(
+        self,
+        *,
+        latency: tuple[float, float] | None = None,
+        drop: float | None = None,
+        duplicate: float | None = None,
+        reorder: float | None = None,
+    ) -> None:
+        """Change the network's defaults from now on (unset ones are kept);
+        links given their own faults keep them."""
+        self._check_open()
+        d = self._net.defaults
+        lo, hi = d.latency
+        self._net.defaults = LinkParams(
+            latency if latency is not None else (lo / NS_PER_S, hi / NS_PER_S),
+            d.drop if drop is None else drop,
+            d.duplicate if duplicate is None else duplicate,
+            d.reorder if reorder is None else reorder,
+        )
+        self._record(f"network {latency} {drop} {duplicate} {reorder}")
+
+    def settle(self) -> None:
+        """The liveness phase: every cut link healed, every link back to the
+        defaults, no loss, every crashed host restarted.  What a fault plan
+        does at its `liveness` time, so that a property that must hold
+        eventually can be checked."""
+        self._check_open()
+        self.heal()
+        self._net.links.clear()
+        self.network(drop=0.0, duplicate=0.0, reorder=0.0)
+        for name, host in self._hosts.items():
+            if not host.up:
+                self.restart(name)
+
     def at(self, when: float, action: Callable[..., Any], *args: Any) -> None:
         """Call ``action(*args)`` at virtual time `when` (s), outside every host."""
-        self._check_open()
-        self._pending_actions += 1
-        self._net.at(max(to_ns(when), self._loop.virtual_clock.ns), self._act, action, args)
+        self._at(when, True, action, *args)
 
-    def _act(self, action: Callable[..., Any], args: tuple[Any, ...]) -> None:
-        self._pending_actions -= 1
+    def _at(self, when: float, keep_alive: bool, action: Callable[..., Any], *args: Any) -> None:
+        """`at`; an action that does not `keep_alive` lets the run end before
+        it (a fault plan's faults: the run ends when the hosts are done)."""
+        self._check_open()
+        if keep_alive:
+            self._pending_actions += 1
+        self._net.at(
+            max(to_ns(when), self._loop.virtual_clock.ns), self._act, action, args, keep_alive
+        )
+
+    def _act(self, action: Callable[..., Any], args: tuple[Any, ...], keep_alive: bool) -> None:
+        if keep_alive:
+            self._pending_actions -= 1
         try:
             action(*args)
         finally:
@@ -379,6 +455,16 @@ class Simulation:
         pending) or until virtual time `until`; then stop every task."""
         self._check_open()
         loop = self._loop
+        plan = self.faults
+        if isinstance(plan, Swarm):
+            plan = plan.draw(self.seed, self._hosts, until)
+        if plan is not None:
+            if plan.explore is None:
+                plan = dataclasses.replace(plan, explore=self.explore)
+            elif plan.explore != self.explore:
+                loop.set_explore(plan.explore)
+            plan.schedule(self)
+        self.plan = plan
         self._finished = loop.create_future()
         self._running = True
         try:
@@ -398,18 +484,68 @@ class Simulation:
                     else StillRunning(f"{name} still running at {end:.9f} s")
                 )
                 self._record(f"result {name} {_stable_repr(results[name])}")
-            return SimResult(
+            self.result = SimResult(
                 end,
                 results,
                 self._trace.hexdigest(),
                 self._trace.count,
                 list(self._trace.events),
                 os.environ.get("PYTHONHASHSEED", "random"),
+                plan,
             )
+            return self.result
         finally:
             self._running = False
             self._ran = True
             self._shut_down()
+
+    def write_timeline(self, path: str) -> str:
+        """Write what the loop ran (``timeline=True``) as a Chrome/Perfetto
+        trace: one process per host (its tasks and callbacks) and one for
+        the simulation itself (the network's deliveries, faults, the
+        loop's waits), timestamps in virtual time.  Returns `path`."""
+        if self._tracer is None:
+            raise RuntimeError("make the Simulation with timeline=True to write its timeline")
+        from ..trace._chrome import process_events
+        from ..trace._recorder import CALL, EXIT, SPAWN, STEP, STEP_END, WAIT, WAIT_END
+
+        task_hosts = self._loop._task_hosts or {}
+        groups: dict[str, list[tuple[Any, ...]]] = {"simulation": []}
+        groups.update((name, []) for name in self._hosts)
+        current = "simulation"  # the group of the step or callback running
+        for record in self._tracer.events:
+            kind = record[1]
+            if kind == CALL:
+                context = record[4]
+                host = None if context is None else context.get(current_host)
+                current = "simulation" if host is None else host.name
+                group = current
+            elif kind in (WAIT, WAIT_END):
+                group = "simulation"
+            elif kind in (STEP, STEP_END):
+                group = current = task_hosts.get(record[2], "simulation")
+            elif kind in (SPAWN, EXIT):
+                group = task_hosts.get(record[2], current)
+            else:  # CALL_END, and WAKE: where the waker runs
+                group = current
+            groups[group].append(record)
+        processes = [
+            (name if name == "simulation" else f"host {name} ({self._hosts[name].address})", records)
+            for name, records in groups.items()
+        ]
+        data = {
+            "traceEvents": process_events([processes], 0),
+            "displayTimeUnit": "ms",
+            "otherData": {
+                "producer": "tidal.sim",
+                "seed": self.seed,
+                "virtual_time": True,
+                "plan": None if self.plan is None else self.plan.to_json(),
+            },
+        }
+        with open(path, "w") as f:
+            json.dump(data, f, separators=(",", ":"))
+        return path
 
     def _time_is_up(self) -> None:
         if self._finished is not None and not self._finished.done():
