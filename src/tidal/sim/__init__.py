@@ -12,11 +12,26 @@ the same loop as a loop factory.
 ``Simulation(seed=7)`` runs several hosts' programs in one such loop, over a
 simulated TCP/UDP network with faults (partitions, crashes and restarts,
 clock skew, latency, loss): ``s.host(...)``, faults, ``s.run(until=...)``.
+``Simulation(seed, faults="swarm")`` draws the whole fault plan from the
+seed; ``search(scenario, seeds=500)`` runs a scenario over seeds, and shrinks
+and reports the first failure (``FaultPlan``, ``swarm``, ``search``).
 See docs/simulation.md.
 """
 
 from __future__ import annotations
 
+from ._faults import (
+    Clock,
+    Crash,
+    Fault,
+    FaultPlan,
+    Heal,
+    Link,
+    Partition,
+    Restart,
+    Swarm,
+    swarm,
+)
 from ._host import HostCrashed
 from ._loop import SimEventLoop, new_event_loop, run
 from ._poller import DeadlockError
@@ -27,16 +42,34 @@ from ._simulation import (
     StillRunning,
     check_determinism,
 )
+from ._search import Failure, Outcome, SearchResult, investigate, run_seed, search, shrink
 
 __all__ = [
+    "Clock",
+    "Crash",
     "DeadlockError",
+    "Failure",
+    "Fault",
+    "FaultPlan",
+    "Heal",
     "HostCrashed",
+    "Link",
     "NondeterminismError",
+    "Outcome",
+    "Partition",
+    "Restart",
+    "SearchResult",
     "SimEventLoop",
     "SimResult",
     "Simulation",
     "StillRunning",
+    "Swarm",
     "check_determinism",
+    "investigate",
     "new_event_loop",
     "run",
+    "run_seed",
+    "search",
+    "shrink",
+    "swarm",
 ]

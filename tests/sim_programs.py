@@ -1,0 +1,267 @@
+"""Three small distributed programs, each with a planted bug and a correct version.
+
+Scenarios for tidal.sim's seed search (tests/test_sim_search.py): each
+takes a fresh Simulation, adds the hosts, runs them and asserts the
+property the program must keep.  The flag picks the correct version
+(True) or the one with the planted bug.  Module-level functions, so that
+worker processes can be handed them (``functools.partial``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from typing import Any
+
+from tidal import sim
+
+PORT = 9000
+
+
+class Endpoint(asyncio.DatagramProtocol):
+    """A UDP socket as a queue of (message, address)."""
+
+    def __init__(self) -> None:
+        self.inbox: asyncio.Queue[tuple[dict[str, Any], Any]] = asyncio.Queue()
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        self.inbox.put_nowait((json.loads(data), addr))
+
+    def send(self, message: dict[str, Any], addr: Any) -> None:
+        self.transport.sendto(json.dumps(message).encode(), addr)
+
+
+async def endpoint(port: int = 0) -> Endpoint:
+    loop = asyncio.get_running_loop()
+    _, protocol = await loop.create_datagram_endpoint(Endpoint, local_addr=("0.0.0.0", port))
+    return protocol
+
+
+# -- 1. a deposit service: a lost acknowledgement makes the client retry ----------
+
+
+async def bank(disk: dict[str, Any], dedup: bool) -> None:
+    """Applies deposits; `disk` survives crashes.  Without `dedup`, a retried
+    deposit (its acknowledgement was lost) is applied twice."""
+    disk.setdefault("balance", 0)
+    disk.setdefault("done", {})
+    ep = await endpoint(PORT)
+    while True:
+        msg, addr = await ep.inbox.get()
+        if msg["op"] == "deposit":
+            if not dedup or msg["id"] not in disk["done"]:
+                disk["balance"] += msg["amount"]
+                disk["done"][msg["id"]] = True
+            ep.send({"id": msg["id"], "ok": True}, addr)
+        else:
+            ep.send({"id": msg["id"], "balance": disk["balance"]}, addr)
+
+
+async def call(ep: Endpoint, message: dict[str, Any]) -> dict[str, Any]:
+    """Send until the reply with the same id comes (retrying: at least once)."""
+    while True:
+        ep.send(message, ("bank", PORT))
+        try:
+            async with asyncio.timeout(0.3):
+                while True:
+                    reply, _ = await ep.inbox.get()
+                    if reply["id"] == message["id"]:
+                        return reply
+        except TimeoutError:
+            pass
+
+
+async def depositor(deposits: int) -> int:
+    ep = await endpoint()
+    for i in range(deposits):
+        await call(ep, {"op": "deposit", "id": f"d{i}", "amount": 1})
+        await asyncio.sleep(0.4)
+    reply = await call(ep, {"op": "balance", "id": "balance"})
+    return int(reply["balance"])
+
+
+def deposits(s: sim.Simulation, dedup: bool = True) -> None:
+    """Eight deposits of 1, each retried until acknowledged: the balance must be 8."""
+    disk: dict[str, Any] = {}
+    s.host("bank", bank, disk, dedup)
+    s.host("client", depositor, 8)
+    res = s.run(until=20)
+    assert res.results["client"] == 8, f"balance {res.results['client']!r} after 8 deposits of 1"
+
+
+# -- 2. leader election: split brain ------------------------------------------------
+
+NODES = ("a", "b", "c")
+
+
+async def node(me: str, disk: dict[str, Any], claims: list[tuple[int, str]], quorum: bool) -> None:
+    """Raft-style election over UDP.  Without `quorum`, a candidate that
+    hears no one declares itself leader ("the others must be down")."""
+    disk.setdefault("term", 0)
+    disk.setdefault("voted", None)
+    peers = [n for n in NODES if n != me]
+    ep = await endpoint(PORT)
+    loop = asyncio.get_running_loop()
+    role = "follower"
+    votes: set[str] = set()
+    heard = loop.time()
+    timeout = random.uniform(0.5, 1.0)
+
+    def become_leader() -> None:
+        nonlocal role
+        role = "leader"
+        claims.append((disk["term"], me))
+
+    async def receive() -> None:
+        nonlocal role, heard
+        while True:
+            msg, addr = await ep.inbox.get()
+            if msg["term"] > disk["term"]:
+                disk["term"], disk["voted"], role = msg["term"], None, "follower"
+            kind = msg["kind"]
+            if kind == "heartbeat" and msg["term"] == disk["term"]:
+                role, heard = "follower", loop.time()
+            elif kind == "vote?":
+                grant = msg["term"] == disk["term"] and disk["voted"] in (None, msg["from"])
+                if grant:
+                    disk["voted"], heard = msg["from"], loop.time()
+                ep.send(
+                    {"kind": "vote", "term": disk["term"], "grant": grant, "from": me},
+                    (msg["from"], PORT),
+                )
+            elif (
+                kind == "vote"
+                and role == "candidate"
+                and msg["term"] == disk["term"]
+                and msg["grant"]
+            ):
+                votes.add(msg["from"])
+                if len(votes) * 2 > len(NODES):
+                    become_leader()
+
+    receiver = asyncio.create_task(receive())
+    try:
+        while True:
+            if role == "leader":
+                for p in peers:
+                    ep.send({"kind": "heartbeat", "term": disk["term"], "from": me}, (p, PORT))
+                await asyncio.sleep(0.1)
+            elif loop.time() - heard > timeout:
+                role = "candidate"
+                disk["term"] += 1
+                disk["voted"] = me
+                votes = {me}
+                for p in peers:
+                    ep.send({"kind": "vote?", "term": disk["term"], "from": me}, (p, PORT))
+                term = disk["term"]
+                await asyncio.sleep(0.3)
+                if role == "candidate" and disk["term"] == term:
+                    if not quorum and len(votes) == 1:
+                        become_leader()  # the planted bug: no one answered, so "they are down"
+                    else:
+                        heard = loop.time()
+                        timeout = random.uniform(0.5, 1.0)
+            else:
+                await asyncio.sleep(max(heard + timeout - loop.time(), 0.0) + 0.001)
+    finally:
+        receiver.cancel()
+
+
+def election(s: sim.Simulation, quorum: bool = True) -> None:
+    """Three nodes elect leaders: never two leaders in one term."""
+    claims: list[tuple[int, str]] = []
+    for n in NODES:
+        s.host(n, node, n, {}, claims, quorum)
+    s.run(until=10)
+    leaders: dict[int, set[str]] = {}
+    for term, who in claims:
+        leaders.setdefault(term, set()).add(who)
+    split = {t: sorted(w) for t, w in leaders.items() if len(w) > 1}
+    assert not split, f"two leaders in one term: {split}"
+
+
+# -- 3. a lease: two holders at once under clock drift ----------------------------
+
+LEASE = 1.0
+MAX_DRIFT = 0.01
+
+
+async def lock_server(wait_on_boot: bool) -> None:
+    """Grants the lease to one client at a time, for LEASE s of its own clock.
+    It forgets grants when it crashes: on boot it waits out any lease it
+    may have given (`wait_on_boot`)."""
+    ep = await endpoint(PORT)
+    loop = asyncio.get_running_loop()
+    holder, expires = None, loop.time() + (LEASE if wait_on_boot else 0.0)  # nobody until then
+    while True:
+        msg, addr = await ep.inbox.get()
+        now = loop.time()
+        if now >= expires or holder == msg["from"]:
+            holder, expires = msg["from"], now + LEASE
+            ep.send({"id": msg["id"], "granted": True}, addr)
+        else:
+            ep.send({"id": msg["id"], "granted": False}, addr)
+
+
+class Resource:
+    """What the lease protects: records who is inside, and any overlap."""
+
+    def __init__(self) -> None:
+        self.inside: set[str] = set()
+        self.overlaps: list[str] = []
+
+    def enter(self, who: str, now: float) -> None:
+        if self.inside:
+            self.overlaps.append(
+                f"{who} entered at {now:.6f} s while {sorted(self.inside)} held the lease"
+            )
+        self.inside.add(who)
+
+    def exit(self, who: str) -> None:
+        self.inside.discard(who)
+
+
+async def lease_client(me: str, resource: Resource, now: Any, margin: bool) -> None:
+    """Takes the lease over and over.  Holds it until LEASE after it asked,
+    on its own clock; with `margin`, shortened for the drift clocks may have."""
+    ep = await endpoint()
+    loop = asyncio.get_running_loop()
+    for n in range(1000):
+        asked = loop.time()
+        ep.send({"id": n, "from": me}, ("lock", PORT))
+        try:
+            async with asyncio.timeout(0.2):
+                while True:
+                    reply, _ = await ep.inbox.get()
+                    if reply["id"] == n:
+                        break
+        except TimeoutError:
+            continue
+        if not reply["granted"]:
+            await asyncio.sleep(0.05)
+            continue
+        hold = LEASE * (1 - MAX_DRIFT) / (1 + MAX_DRIFT) if margin else LEASE
+        resource.enter(me, now())
+        try:
+            await asyncio.sleep(asked + hold - loop.time())
+        finally:
+            resource.exit(me)
+        await asyncio.sleep(random.uniform(0, 0.1))
+
+
+def lease(s: sim.Simulation, correct: bool = True) -> None:
+    """Two clients take a lease in turns: never both inside at once."""
+    resource = Resource()
+    s.host("lock", lock_server, correct)
+    for c in ("c1", "c2"):
+        s.host(c, lease_client, c, resource, lambda: s.now, correct)
+    s.run(until=10)
+    assert not resource.overlaps, resource.overlaps[0]
+
+
+# Clocks drift within MAX_DRIFT (the correct lease's assumption) and never step.
+LEASE_SWARM = sim.Swarm(kinds={"partition", "crash", "loss", "link", "drift"}, max_drift=MAX_DRIFT)
