@@ -78,6 +78,16 @@ async def _start(node: Node, name: str, peers: Peers, config: dict[str, Any]) ->
     return await node(name, peers, **config)
 
 
+async def connect(address: tuple[str, int]) -> asyncio.StreamWriter:
+    """A TCP connection to a peer, waiting for it to listen (nodes start at once)."""
+    while True:
+        try:
+            _, writer = await asyncio.open_connection(*address)
+            return writer
+        except ConnectionRefusedError:
+            await asyncio.sleep(0.05)
+
+
 def parser(description: str | None) -> argparse.ArgumentParser:
     """``--real`` or ``--sim --seed S`` (a program may add its own options)."""
     p = argparse.ArgumentParser(

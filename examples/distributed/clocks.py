@@ -32,16 +32,6 @@ import _launch
 NAMES = ["n1", "n2", "n3", "n4"]
 
 
-async def connect(address: tuple[str, int]) -> asyncio.StreamWriter:
-    """A connection to a peer, waiting for it to listen."""
-    while True:
-        try:
-            _, writer = await asyncio.open_connection(*address)
-            return writer
-        except ConnectionRefusedError:
-            await asyncio.sleep(0.05)
-
-
 async def node(name: str, peers: _launch.Peers, steps: int = 6) -> list[dict[str, Any]]:
     """Run `steps` events of our own, receive every message sent to us; our log."""
     lamport = 0
@@ -79,7 +69,7 @@ async def node(name: str, peers: _launch.Peers, steps: int = 6) -> list[dict[str
 
     server = await asyncio.start_server(serve, *peers[name])
     async with server:
-        links = {peer: await connect(peers[peer]) for peer in others}
+        links = {peer: await _launch.connect(peers[peer]) for peer in others}
         for _ in range(steps):
             await asyncio.sleep(random.uniform(0.001, 0.05))
             tick()
