@@ -43,7 +43,7 @@ def _group(names: str | Iterable[str] | None) -> Hosts | None:
     return (names,) if isinstance(names, str) else tuple(sorted(names))
 
 
-def _hosts_text(names: Hosts | None) -> str:
+def _hosts_text(names: Iterable[str] | None) -> str:
     return "{everyone else}" if names is None else "{" + ", ".join(names) + "}"
 
 
@@ -107,8 +107,8 @@ def _halved(value: float | None, floor: float) -> float | None:
 class Partition(Fault):
     """Cut the links between `a` and `b` (None: everyone else); healed after `duration` s (None: never, until liveness)."""
 
-    a: Hosts = ()
-    b: Hosts | None = None
+    a: Iterable[str] = ()  # a name or names (kept as a sorted tuple)
+    b: Iterable[str] | None = None
     one_way: bool = False
     duration: float | None = None
     kind: ClassVar[str] = "partition"
@@ -143,8 +143,8 @@ class Partition(Fault):
 class Heal(Fault):
     """Restore every cut link (or those between `a` and `b`)."""
 
-    a: Hosts | None = None
-    b: Hosts | None = None
+    a: Iterable[str] | None = None
+    b: Iterable[str] | None = None
     kind: ClassVar[str] = "heal"
 
     def __post_init__(self) -> None:
@@ -307,7 +307,7 @@ FAULT_KINDS: dict[str, type[Fault]] = {
 # -- actions the faults schedule (the Simulation's methods, with the plan's manners) --
 
 
-def _partition(sim: Simulation, a: Hosts, b: Hosts | None, one_way: bool) -> None:
+def _partition(sim: Simulation, a: Iterable[str], b: Iterable[str] | None, one_way: bool) -> None:
     sim.partition(a, b, one_way=one_way)
 
 
@@ -493,8 +493,8 @@ class Swarm:
     `horizon`: the run's length when ``run()`` is given no `until`.
     """
 
-    kinds: frozenset[str] = frozenset(SWARM_KINDS)
-    crash: tuple[str, ...] | None = None
+    kinds: Iterable[str] = frozenset(SWARM_KINDS)  # (kept as a frozenset)
+    crash: Iterable[str] | None = None  # (kept as a sorted tuple)
     max_drift: float = 0.01
     liveness: float = 0.3
     horizon: float = 60.0

@@ -37,12 +37,14 @@ import tempfile
 import time
 import traceback
 from dataclasses import dataclass, field
-from typing import Any, Callable, Generator, Iterable, Sequence
+from typing import Any, Callable, Generator, Iterable, Iterator, Sequence
 
 from ._faults import FaultPlan, Swarm, _with
-from ._simulation import SimResult, Simulation
+from ._simulation import NondeterminismError, SimResult, Simulation
 
 Scenario = Callable[[Simulation], Any]
+# A seed's outcome as workers report it: (seed, error text or None, trace hash).
+SeedOutcome = tuple[int, "str | None", "str | None"]
 
 
 @dataclass
@@ -228,7 +230,8 @@ class Failure:
         if self.shrunk is not None:
             lines.append(
                 f"shrunk plan ({self.shrink_runs} runs; {len(self.plan or ())} -> "
-                f"{len(self.shrunk)} faults, weight {self.plan.weight if self.plan else '?'} -> "
+                f"{len(self.shrunk)} faults, weight "
+                f"{self.plan.weight if self.plan is not None else '?'} -> "
                 f"{self.shrunk.weight}):"
             )
             lines.append(_indent(str(self.shrunk)))
@@ -276,7 +279,7 @@ def _seed_list(seeds: int | Iterable[int]) -> list[int]:
 
 def _run_chunk(
     scenario: Scenario, seeds: Sequence[int], faults: Any, options: dict[str, Any]
-) -> list[tuple[int, str | None, str | None]]:
+) -> list[SeedOutcome]:
     """A worker's share: (seed, error text or None, trace hash) up to its first failure."""
     out = []
     for seed in seeds:
@@ -295,7 +298,7 @@ def _run_chunk(
 
 def _outcomes_in_parallel(
     scenario: Scenario, seeds: list[int], faults: Any, options: dict[str, Any], jobs: int
-) -> Generator[tuple[int, str | None, str | None], None, None]:
+) -> Generator[SeedOutcome, None, None]:
     """Every seed's (seed, error, hash), in seed order, computed by `jobs`
     worker processes; the caller stops reading at the first failure."""
     chunk = max(1, min(64, len(seeds) // (jobs * 4) or 1))
@@ -325,6 +328,7 @@ def search(
     replay: Callable[[int, str | None], str] | None = None,
     progress: Callable[[int, int], None] | None = None,
     keep_hashes: bool = False,
+    runner: Callable[[list[int]], Iterator[SeedOutcome]] | None = None,
     **options: Any,
 ) -> SearchResult:
     """Run `scenario` for each seed until one fails; replay, shrink and
@@ -337,20 +341,25 @@ def search(
     new temporary directory by default).  `replay(seed, plan_file)`: the
     command that replays a seed (with a plan file for the shrunk plan), for
     the report.  `progress(done, total)` is called after each seed.
+    `runner(seeds)`: seeds run elsewhere (the pytest plugin's worker
+    processes), as (seed, error text or None, trace hash) in seed order.
     `options` go to each Simulation (explore=True, latency, ...)."""
     seed_list = _seed_list(seeds)
     started = time.perf_counter()
     hashes: dict[int, str | None] = {}
     failed_seed: int | None = None
     done = 0
-    stream: Generator[tuple[int, str | None, str | None], None, None]
-    if jobs > 1:
+    stream: Iterator[SeedOutcome]
+    if runner is not None:
+        stream = runner(seed_list)
+    elif jobs > 1:
         stream = _outcomes_in_parallel(scenario, seed_list, faults, options, jobs)
     else:
         stream = (
             (o.seed, None if o.error is None else "", o.trace_hash)
             for o in (run_seed(scenario, seed, faults, **options) for seed in seed_list)
         )
+    failed_error = None
     for seed, error, trace_hash in stream:
         done += 1
         if keep_hashes:
@@ -358,9 +367,11 @@ def search(
         if progress is not None:
             progress(done, len(seed_list))
         if error is not None:
-            failed_seed = seed
+            failed_seed, failed_error = seed, error
             break
-    stream.close()  # (workers still running are cancelled)
+    close = getattr(stream, "close", None)
+    if close is not None:
+        close()  # (workers still running are stopped)
     elapsed = time.perf_counter() - started
     if failed_seed is None:
         return SearchResult(done, None, elapsed, hashes)
@@ -375,6 +386,11 @@ def search(
         replay=replay,
         **options,
     )
+    if failure is None:
+        raise NondeterminismError(
+            f"seed {failed_seed} failed in a worker process ({failed_error}) "
+            "but passed when run again here: something escaped the seed"
+        )
     return SearchResult(done, failure, elapsed, hashes)
 
 

@@ -530,7 +530,10 @@ class Simulation:
                 group = current
             groups[group].append(record)
         processes = [
-            (name if name == "simulation" else f"host {name} ({self._hosts[name].address})", records)
+            (
+                name if name == "simulation" else f"host {name} ({self._hosts[name].address})",
+                records,
+            )
             for name, records in groups.items()
         ]
         data = {
