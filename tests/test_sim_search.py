@@ -243,3 +243,56 @@ def test_shrinking_turns_schedule_exploration_off_when_it_is_not_needed(tmp_path
     assert found.failure is not None and found.failure.plan is not None
     assert found.failure.plan.explore is True
     assert found.failure.shrunk is not None and not found.failure.shrunk.explore
+
+
+def test_jobs_give_each_seed_the_serial_run_and_the_same_first_failure() -> None:
+    buggy = functools.partial(sim_programs.deposits, dedup=False)
+    serial = sim.search(buggy, 12, keep_hashes=True, shrink_plan=False)
+    parallel = sim.search(buggy, 12, jobs=2, keep_hashes=True, shrink_plan=False)
+    assert serial.failure is not None and parallel.failure is not None
+    assert parallel.failure.seed == serial.failure.seed
+    assert parallel.seeds_run == serial.seeds_run
+    assert parallel.hashes == serial.hashes
+    assert str(parallel.failure.error) == str(serial.failure.error)
+
+
+def test_the_command_line_searches_reports_and_replays(tmp_path: Any) -> None:
+    scenario = tmp_path / "scenario.py"
+    scenario.write_text(
+        textwrap.dedent(
+            """
+            import sim_programs
+
+            def scenario(sim):
+                sim_programs.deposits(sim, dedup=False)
+
+            def correct(sim):
+                sim_programs.deposits(sim, dedup=True)
+            """
+        )
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([os.path.dirname(__file__), *sys.path])}
+
+    def tidal_sim(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "tidal", "sim", *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=tmp_path,
+        )
+
+    found = tidal_sim("scenario.py", "--seeds", "10", "--trace-dir", str(tmp_path))
+    assert found.returncode == 1, found.stderr
+    report = found.stdout
+    seed = int(report.split("seed ", 1)[1].split()[0])
+    assert f"replay: python -m tidal sim scenario.py --seed={seed}\n" in report
+    shrunk_plan = tmp_path / f"seed-{seed}.shrunk-plan.json"
+    assert f"--seed={seed} --plan={shrunk_plan}" in report
+    for replay in ([f"--seed={seed}"], [f"--seed={seed}", f"--plan={shrunk_plan}"]):
+        again = tidal_sim("scenario.py", *replay, "--no-shrink")
+        assert again.returncode == 1
+        assert "AssertionError: balance" in again.stdout
+    passed = tidal_sim("scenario.py::correct", "--seeds", "5")
+    assert passed.returncode == 0, passed.stdout + passed.stderr
+    assert passed.stdout.startswith("tidal.sim: 5 seeds passed")

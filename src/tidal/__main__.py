@@ -4,6 +4,8 @@
   python -m tidal trace -o trace.json SCRIPT [...]  the same, writing a timeline of it (docs/tracing.md)
   python -m tidal trace --summary trace.json        the busiest tasks, longest steps, worst lags
   python -m tidal bench [...]                       the benchmark (python -m tidal bench --help)
+  python -m tidal sim SCENARIO.py --seeds N --jobs J  a simulation scenario over seeds with swarm faults:
+                                                    the first failure shrunk and reported (docs/simulation.md)
   python -m tidal ps|pstree|top PID                 the tasks, await tree and live figures of a running
                                                     process that opted in with TIDAL_MONITOR=1 (docs/monitoring.md)
 """
@@ -117,6 +119,10 @@ def main(argv: list[str] | None = None) -> int:
         return _run(args_in[1:])
     if args_in[:1] == ["trace"]:
         return _trace(args_in[1:])
+    if args_in[:1] == ["sim"]:
+        from tidal.sim._cli import main as sim_main
+
+        return sim_main(args_in[1:])
     parser = argparse.ArgumentParser(
         prog="python -m tidal",
         description=__doc__,
