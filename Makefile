@@ -93,7 +93,7 @@ else
 	$(call PYTEST,.venv-3.13)
 endif
 
-# The benchmark: asyncio, uvloop and tidal side by side, ~25 minutes; results in bench-results/.
+# The benchmark: asyncio, uvloop, rloop and tidal side by side, ~25 minutes; results in bench-results/.
 # BENCH_ARGS=--quick for a one-minute smoke run (python -m tidal.bench --help for the rest).
 BENCH_ARGS ?=
 bench: $(VENV)/.installed

@@ -22,6 +22,7 @@ from tidal.bench.sections import SECTIONS, Measurement
 
 HAS_CC = bool(shutil.which("cc") or shutil.which("gcc"))
 HAS_UVLOOP = importlib.util.find_spec("uvloop") is not None
+HAS_RLOOP = importlib.util.find_spec("rloop") is not None
 HAS_MATPLOTLIB = importlib.util.find_spec("matplotlib") is not None
 HAS_HTTPTOOLS = importlib.util.find_spec("httptools") is not None
 
@@ -38,6 +39,7 @@ HAS_HTTPTOOLS = importlib.util.find_spec("httptools") is not None
 def test_quick_bench_end_to_end(tmp_path: Path) -> None:
     out = tmp_path / "results"
     contestants = "asyncio,tidal-interp,tidal,C-epoll" + (",uvloop" if HAS_UVLOOP else "")
+    contestants += ",rloop" if HAS_RLOOP else ""
     cmd = [
         sys.executable,
         "-m",
@@ -74,6 +76,7 @@ def test_quick_bench_end_to_end(tmp_path: Path) -> None:
     assert {r["section"] for r in rows} == expected, meta["skipped"]
 
     python = {"asyncio", "tidal-interp", "tidal"} | ({"uvloop"} if HAS_UVLOOP else set())
+    python |= {"rloop"} if HAS_RLOOP else set()
     by_case: dict[tuple[str, str], set[str]] = {}
     for r in rows:
         by_case.setdefault((r["section"], r["case"]), set()).add(r["contestant"])
@@ -155,6 +158,36 @@ def test_instructions_section_counts_in_the_first_round_only(tmp_path: Path) -> 
     assert not data["meta"]["warnings"]
     assert r["case"] == "call_soon_threadsafe" and r["contestant"] == "tidal"
     assert len(r["samples"]) == 3 and 1_000 < r["median"] < 100_000, r
+
+
+def test_a_peer_loop_not_installed_is_reported_missing() -> None:
+    # Without site-packages (python -S, tidal from the source tree), neither
+    # peer of the bench extra is importable: the bench names them as skipped
+    # and goes on with the loops it has.
+    src = Path(__file__).resolve().parent.parent / "src"
+    code = (
+        "import argparse; from tidal.bench.run import choose_contestants; skipped = []; "
+        "ns = argparse.Namespace(contestants='asyncio,uvloop,rloop,tidal'); "
+        "print([c.name for c in choose_contestants(ns, skipped)]); print(skipped)"
+    )
+    env = dict(os.environ, PYTHONPATH=str(src), TIDAL_NO_EXT="1")
+    proc = subprocess.run(
+        [sys.executable, "-S", "-c", code], check=False, capture_output=True, text=True, env=env
+    )
+    assert proc.returncode == 0, proc.stderr
+    pool, skipped = proc.stdout.splitlines()
+    assert pool == "['asyncio', 'tidal']"
+    assert "uvloop: uvloop is not installed" in skipped and "rloop: rloop is not installed" in skipped
+
+
+@pytest.mark.skipif(not HAS_RLOOP, reason="rloop is not installed (the bench extra)")
+def test_rloop_runs_the_micro_worker() -> None:
+    cmd = [sys.executable, "-m", "tidal.bench.micro", "--loop", "rloop", "--only", "future"]
+    proc = subprocess.run(cmd + ["--batches", "1"], check=False, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert data["loop"].startswith("rloop ") and data["errors"] == 0
+    assert data["results"] == {"future": 2_000.0}
 
 
 def test_report_medians_spread_ratios_headroom(tmp_path: Path) -> None:

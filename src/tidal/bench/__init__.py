@@ -1,4 +1,4 @@
-"""``python -m tidal.bench`` (``make bench``): asyncio, uvloop and tidal, side by side.
+"""``python -m tidal.bench`` (``make bench``): asyncio, uvloop, rloop and tidal, side by side.
 
 One run measures every *contestant* (a loop, or for the reference line a C
 program) in interleaved rounds: each round visits every contestant once, in
@@ -6,7 +6,7 @@ an order that rotates from round to round, so drift in the machine's load
 falls on all of them alike.  Every measurement runs in a fresh subprocess
 (``python -m tidal.bench.<worker> --loop NAME``), so one loop's state never
 leaks into another's numbers.  The report gives medians, the min-max spread
-and ratios to asyncio and to uvloop: a terminal table, the same as Markdown
+and ratios to asyncio, uvloop and rloop: a terminal table, the same as Markdown
 and JSON in ``bench-results/``, and a PNG bar chart beside them.
 
 Modules:

@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 # The loops a worker knows how to make, by name.
-LOOP_NAMES = ("asyncio", "uvloop", "tidal")
+LOOP_NAMES = ("asyncio", "uvloop", "rloop", "tidal")
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,7 @@ class Contestant:
 PYTHON_CONTESTANTS = (
     Contestant("asyncio", loop="asyncio", note="CPython's selector loop"),
     Contestant("uvloop", loop="uvloop", note="libuv, Cython"),
+    Contestant("rloop", loop="rloop", note="Rust, asyncio's C Future and Task"),
     Contestant("tidal-interp", loop="tidal", env={"TIDAL_NO_EXT": "1"}, note="TIDAL_NO_EXT=1"),
     Contestant("tidal", loop="tidal", env={"TIDAL_NO_EXT": None}, note="the build as installed"),
 )
@@ -61,10 +62,15 @@ C_EPOLL = Contestant("C epoll", command="echo_server", note="single-threaded C e
 ALL_CONTESTANTS = PYTHON_CONTESTANTS + (C_EPOLL,)
 
 
+# The loops that come from a package of the `bench` extra: without it
+# installed, the contestant is reported missing and the bench goes on.
+OPTIONAL_LOOPS = ("uvloop", "rloop")
+
+
 def missing_reason(contestant: Contestant) -> str | None:
     """Why this contestant cannot run here (None when it can); checked without importing it."""
-    if contestant.loop == "uvloop" and importlib.util.find_spec("uvloop") is None:
-        return "uvloop is not installed (pip install 'tidal[bench]', or make bench)"
+    if contestant.loop in OPTIONAL_LOOPS and importlib.util.find_spec(contestant.loop) is None:
+        return f"{contestant.loop} is not installed (pip install 'tidal[bench]', or make bench)"
     return None
 
 
@@ -80,6 +86,10 @@ def loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop]:
         import uvloop
 
         return uvloop.new_event_loop  # type: ignore[no-any-return]
+    if name == "rloop":
+        import rloop
+
+        return rloop.new_event_loop  # type: ignore[no-any-return]
     if name == "tidal":
         import tidal
 
@@ -93,6 +103,10 @@ def describe(name: str) -> str:
         import uvloop
 
         return f"uvloop {uvloop.__version__}"
+    if name == "rloop":
+        from importlib.metadata import version
+
+        return f"rloop {version('rloop')}"
     if name == "tidal":
         import tidal
 

@@ -1,6 +1,6 @@
 """From samples to a report: medians, spread, ratios; a table, Markdown, JSON and a chart.
 
-Every number is reported beside the same case's asyncio and uvloop numbers
+Every number is reported beside the same case's asyncio, uvloop and rloop numbers
 from the same run: a ratio is ``median(contestant) / median(reference)``, so
 for a rate above 1.00x is faster and for memory above 1.00x is more.
 """
@@ -17,7 +17,7 @@ from typing import Any
 
 from .sections import Measurement, Section
 
-REFERENCES = ("asyncio", "uvloop")
+REFERENCES = ("asyncio", "uvloop", "rloop")
 
 
 @dataclass
@@ -115,15 +115,14 @@ def _cells(row: Row, with_latency: bool) -> list[str]:
         fmt_value(row.median, row.unit),
         f"{fmt_value(row.min, row.unit)} - {fmt_value(row.max, row.unit)}",
         str(len(row.samples)),
-        fmt_ratio(row.vs.get("asyncio")),
-        fmt_ratio(row.vs.get("uvloop")),
-    ]
+    ] + [fmt_ratio(row.vs.get(ref)) for ref in REFERENCES]
     if with_latency:
         cells += [fmt_us(row.extra("p50_us")), fmt_us(row.extra("p99_us"))]
     return cells
 
 
-HEADER = ["case", "contestant", "median", "min - max", "n", "vs asyncio", "vs uvloop"]
+VS_HEADER = [f"vs {ref}" for ref in REFERENCES]
+HEADER = ["case", "contestant", "median", "min - max", "n", *VS_HEADER]
 LAT_HEADER = ["p50", "p99"]
 
 
@@ -176,8 +175,8 @@ def text_table(rows: Sequence[Row], sections: Sequence[Section]) -> str:
         lines.append(
             "== summary: geometric mean of each contestant's ratios over a section's cases"
         )
-        header = ["section", "contestant", "vs asyncio", "vs uvloop"]
-        widths = [max(len(x[i]) for x in [header] + summary) for i in range(4)]
+        header = ["section", "contestant", *VS_HEADER]
+        widths = [max(len(x[i]) for x in [header] + summary) for i in range(len(header))]
         lines += [_line(cells, widths) for cells in [header] + summary]
     return "\n".join(lines)
 
@@ -190,7 +189,7 @@ def markdown(rows: Sequence[Row], sections: Sequence[Section], meta: dict[str, A
         f"{meta['rounds']} rounds, interleaved (each round visits every contestant, "
         "the order rotating); every measurement in a fresh process. "
         "Median of the rounds, min - max across them; ratios are medians over the "
-        "same case's asyncio / uvloop median."
+        "same case's asyncio / uvloop / rloop median."
     )
     out.append("")
     out.append("Contestants: " + "; ".join(f"**{k}**: {v}" for k, v in meta["contestants"].items()))
@@ -214,8 +213,8 @@ def markdown(rows: Sequence[Row], sections: Sequence[Section], meta: dict[str, A
     summary = geomeans(rows, sections)
     if summary:
         out += ["## Summary (geometric mean of ratios over each section's cases)", ""]
-        out.append("| section | contestant | vs asyncio | vs uvloop |")
-        out.append("|---|---|---:|---:|")
+        out.append("| " + " | ".join(["section", "contestant", *VS_HEADER]) + " |")
+        out.append("|---|---|" + "---:|" * len(VS_HEADER))
         out += ["| " + " | ".join(c) + " |" for c in summary]
         out.append("")
     if meta.get("headroom"):
@@ -283,11 +282,12 @@ def write_chart(path: Path, rows: Sequence[Row], sections: Sequence[Section]) ->
     colours = {
         "asyncio": "#8c8c8c",
         "uvloop": "#4c72b0",
+        "rloop": "#8172b3",
         "tidal-interp": "#f2b880",
         "tidal": "#dd8452",
         "C epoll": "#55a868",
     }
-    spares = ["#c44e52", "#8172b3", "#937860", "#da8bc3"]
+    spares = ["#c44e52", "#937860", "#da8bc3"]
     for ax, s in zip(axes[:, 0], panels):
         srows = [r for r in rows if r.section == s.name]
         cases = list(dict.fromkeys(r.case for r in srows))

@@ -40,7 +40,7 @@ QUICK: dict[str, Any] = {
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="python -m tidal.bench",
-        description="asyncio, uvloop and tidal side by side: interleaved rounds, each "
+        description="asyncio, uvloop, rloop and tidal side by side: interleaved rounds, each "
         "measurement in a fresh process; medians, min-max, ratios; a table, Markdown, JSON "
         "and a PNG chart in --out.",
     )
