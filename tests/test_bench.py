@@ -29,11 +29,12 @@ HAS_HTTPTOOLS = importlib.util.find_spec("httptools") is not None
 
 # The end-to-end run costs ~1 min of both cores (10,000-connection scaling,
 # C tools, every contestant).  The harness does not depend on the Python
-# version, so `make test` runs it once, on the default Python (it sets
-# TIDAL_BENCH_E2E=1 there); the report tests below run on every Python.
+# version, so `make test` runs it once, on the default Python, in a job of its
+# own (`make test-bench` sets TIDAL_BENCH_E2E=1); the report tests below run
+# on every Python.
 @pytest.mark.skipif(
     not os.environ.get("TIDAL_BENCH_E2E"),
-    reason="end-to-end bench smoke runs on make test's default Python (TIDAL_BENCH_E2E=1)",
+    reason="end-to-end bench runs in `make test-bench` (TIDAL_BENCH_E2E=1)",
 )
 @pytest.mark.timeout(600)
 def test_quick_bench_end_to_end(tmp_path: Path) -> None:
@@ -111,7 +112,7 @@ def test_quick_bench_end_to_end(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(
     not os.environ.get("TIDAL_BENCH_E2E"),
-    reason="end-to-end bench smoke runs on make test's default Python (TIDAL_BENCH_E2E=1)",
+    reason="end-to-end bench runs in `make test-bench` (TIDAL_BENCH_E2E=1)",
 )
 @pytest.mark.skipif(not shutil.which("valgrind"), reason="valgrind is not installed")
 @pytest.mark.timeout(300)
