@@ -108,6 +108,7 @@ async def node(me: str, disk: dict[str, Any], claims: list[tuple[int, str]], quo
     loop = asyncio.get_running_loop()
     role = "follower"
     votes: set[str] = set()
+    answered: set[str] = set()
     heard = loop.time()
     timeout = random.uniform(0.5, 1.0)
 
@@ -133,13 +134,10 @@ async def node(me: str, disk: dict[str, Any], claims: list[tuple[int, str]], quo
                     {"kind": "vote", "term": disk["term"], "grant": grant, "from": me},
                     (msg["from"], PORT),
                 )
-            elif (
-                kind == "vote"
-                and role == "candidate"
-                and msg["term"] == disk["term"]
-                and msg["grant"]
-            ):
-                votes.add(msg["from"])
+            elif kind == "vote" and role == "candidate" and msg["term"] == disk["term"]:
+                answered.add(msg["from"])
+                if msg["grant"]:
+                    votes.add(msg["from"])
                 if len(votes) * 2 > len(NODES):
                     become_leader()
 
@@ -155,12 +153,13 @@ async def node(me: str, disk: dict[str, Any], claims: list[tuple[int, str]], quo
                 disk["term"] += 1
                 disk["voted"] = me
                 votes = {me}
+                answered.clear()
                 for p in peers:
                     ep.send({"kind": "vote?", "term": disk["term"], "from": me}, (p, PORT))
                 term = disk["term"]
                 await asyncio.sleep(0.3)
                 if role == "candidate" and disk["term"] == term:
-                    if not quorum and len(votes) == 1:
+                    if not quorum and not answered:
                         become_leader()  # the planted bug: no one answered, so "they are down"
                     else:
                         heard = loop.time()
@@ -191,20 +190,34 @@ MAX_DRIFT = 0.01
 
 
 async def lock_server(wait_on_boot: bool) -> None:
-    """Grants the lease to one client at a time, for LEASE s of its own clock.
+    """Grants the lease to one client at a time, for LEASE s of its own
+    clock; a denied client is queued and granted the lease when it expires.
     It forgets grants when it crashes: on boot it waits out any lease it
     may have given (`wait_on_boot`)."""
     ep = await endpoint(PORT)
     loop = asyncio.get_running_loop()
     holder, expires = None, loop.time() + (LEASE if wait_on_boot else 0.0)  # nobody until then
+    waiting: list[tuple[dict[str, Any], Any]] = []
+
+    def grant(msg: dict[str, Any], addr: Any) -> None:
+        nonlocal holder, expires
+        holder, expires = msg["from"], loop.time() + LEASE
+        ep.send({"id": msg["id"], "granted": True}, addr)
+        loop.call_at(expires, next_in_line)
+
+    def next_in_line() -> None:
+        if waiting and loop.time() >= expires:
+            grant(*waiting.pop(0))
+
     while True:
         msg, addr = await ep.inbox.get()
-        now = loop.time()
-        if now >= expires or holder == msg["from"]:
-            holder, expires = msg["from"], now + LEASE
-            ep.send({"id": msg["id"], "granted": True}, addr)
+        if loop.time() >= expires or holder == msg["from"]:
+            grant(msg, addr)
         else:
+            waiting[:] = [w for w in waiting if w[0]["from"] != msg["from"]]
+            waiting.append((msg, addr))
             ep.send({"id": msg["id"], "granted": False}, addr)
+            loop.call_at(expires, next_in_line)
 
 
 class Resource:
@@ -230,19 +243,23 @@ async def lease_client(me: str, resource: Resource, now: Any, margin: bool) -> N
     on its own clock; with `margin`, shortened for the drift clocks may have."""
     ep = await endpoint()
     loop = asyncio.get_running_loop()
+
+    async def reply_to(n: int, within: float, grant: bool = False) -> dict[str, Any]:
+        async with asyncio.timeout(within):
+            while True:
+                reply, _ = await ep.inbox.get()
+                # (A duplicated "no" must not pass for the grant that follows it.)
+                if reply["id"] == n and (reply["granted"] or not grant):
+                    return reply
+
     for n in range(1000):
         asked = loop.time()
         ep.send({"id": n, "from": me}, ("lock", PORT))
         try:
-            async with asyncio.timeout(0.2):
-                while True:
-                    reply, _ = await ep.inbox.get()
-                    if reply["id"] == n:
-                        break
+            reply = await reply_to(n, 0.2)
+            if not reply["granted"]:  # queued: the grant comes when the lease is free
+                reply = await reply_to(n, 2 * LEASE, grant=True)
         except TimeoutError:
-            continue
-        if not reply["granted"]:
-            await asyncio.sleep(0.05)
             continue
         hold = LEASE * (1 - MAX_DRIFT) / (1 + MAX_DRIFT) if margin else LEASE
         resource.enter(me, now())
@@ -253,12 +270,14 @@ async def lease_client(me: str, resource: Resource, now: Any, margin: bool) -> N
         await asyncio.sleep(random.uniform(0, 0.1))
 
 
-def lease(s: sim.Simulation, correct: bool = True) -> None:
-    """Two clients take a lease in turns: never both inside at once."""
+def lease(s: sim.Simulation, margin: bool = True, wait_on_boot: bool = True) -> None:
+    """Two clients take a lease in turns: never both inside at once.
+    (`margin`: the clients allow for drift; `wait_on_boot`: the lock server
+    waits out the leases it forgot in a crash.)"""
     resource = Resource()
-    s.host("lock", lock_server, correct)
+    s.host("lock", lock_server, wait_on_boot)
     for c in ("c1", "c2"):
-        s.host(c, lease_client, c, resource, lambda: s.now, correct)
+        s.host(c, lease_client, c, resource, lambda: s.now, margin)
     s.run(until=10)
     assert not resource.overlaps, resource.overlaps[0]
 

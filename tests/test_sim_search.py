@@ -168,16 +168,38 @@ def test_a_plan_does_not_keep_a_finished_run_going_or_rerun_finished_hosts() -> 
     assert not any(" crash " in line or " boot a 2" in line for line in res.trace)
 
 
+# program, the flag that plants the bug when False, the swarm, how many seeds,
+# and what the shrunk plan must still have: the trouble the bug needs.
 PLANTED = {
-    "double-apply": (sim_programs.deposits, "dedup", sim.Swarm(), 40),
-    "split-brain": (sim_programs.election, "quorum", sim.Swarm(), 12),
-    "lease-overlap": (sim_programs.lease, "correct", sim_programs.LEASE_SWARM, 12),
+    "double-apply": (
+        sim_programs.deposits,
+        "dedup",
+        sim.Swarm(),
+        40,
+        lambda plan: (
+            plan.drop or plan.duplicate or any(isinstance(f, sim.Crash) for f in plan.faults)
+        ),
+    ),
+    "split-brain": (
+        sim_programs.election,
+        "quorum",
+        sim.Swarm(),
+        12,
+        lambda plan: any(isinstance(f, sim.Partition) for f in plan.faults),
+    ),
+    "lease-overlap": (
+        sim_programs.lease,
+        "margin",
+        sim_programs.LEASE_SWARM,
+        12,
+        lambda plan: any(isinstance(f, sim.Clock) and f.drift for f in plan.faults),
+    ),
 }
 
 
 @pytest.mark.parametrize("bug", list(PLANTED))
 def test_planted_bug_is_found_replayed_and_shrunk(bug: str, tmp_path: Any) -> None:
-    program, flag, swarm, seeds = PLANTED[bug]
+    program, flag, swarm, seeds, needs = PLANTED[bug]
     buggy = functools.partial(program, **{flag: False})
     found = sim.search(
         buggy,
@@ -202,6 +224,7 @@ def test_planted_bug_is_found_replayed_and_shrunk(bug: str, tmp_path: Any) -> No
     shrunk = sim.FaultPlan.load(failure.shrunk_plan_path or "")
     assert shrunk == failure.shrunk
     assert shrunk.weight < failure.plan.weight
+    assert needs(shrunk), shrunk
     assert isinstance(sim.run_seed(buggy, failure.seed, shrunk).error, AssertionError)
     for index in range(len(shrunk.faults)):
         without = dataclasses.replace(
