@@ -388,7 +388,8 @@ class FaultPlan:
         if self.explore:
             head.append("schedule exploration on")
         lines = [f"network: {', '.join(head) or 'the simulation defaults'}"]
-        width = max([len(f"{f.at:.6f}") for f in self.faults] + [1])
+        times = [f.at for f in self.faults] + [self.liveness or 0.0]
+        width = max(len(f"{t:.6f}") for t in times)
         for fault in self.faults:
             lines.append(f"  {fault.at:{width}.6f} s  {fault.describe()}")
         if self.liveness is not None:

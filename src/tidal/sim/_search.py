@@ -88,7 +88,8 @@ def run_seed(
 
 
 def _error_text(error: BaseException) -> str:
-    return "".join(traceback.format_exception_only(type(error), error)).strip()
+    """The exception's first line (pytest's assertion rewriting adds more)."""
+    return "".join(traceback.format_exception_only(type(error), error)).strip().splitlines()[0]
 
 
 def _same_failure(error: BaseException | None, original: BaseException) -> bool:
