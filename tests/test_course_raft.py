@@ -1,54 +1,68 @@
-"""examples/distributed/raft.py: Raft's safety over seeds, crashes, restarts,
-partitions and a lossy network; the planted --buggy vote found by the search;
-the program replayable from its seed and runnable for real."""
+"""examples/distributed/raft.py: Raft's safety over seeds of swarm faults
+(loss, partitions, clock faults, crashes and restarts of servers), the
+planted --buggy vote found, replayed and shrunk by the seed search, the
+program replayable from its seed and runnable for real."""
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import pytest
+from helpers import course_program, run_course
 
-from course import run_program
-from tidal import sim
+from tidal import sim as tidal_sim
 
-import _launch  # noqa: E402  (examples/distributed, on sys.path through course)
-import raft
+raft = course_program("raft")
+_launch = course_program("_launch")
 
 
-def run_raft(seed: int, buggy: bool = False) -> tuple[list[str], Any]:
-    """One run under the seed's faults: (Raft's violated properties, the client's result)."""
-    s = sim.Simulation(seed)
+def raft_scenario(sim: tidal_sim.Simulation, buggy: bool = False) -> None:
+    """Five servers and the client under the seed's faults: Raft's
+    properties hold, and the client's commands are all committed."""
     journal: list[Any] = []
     disks: dict[str, dict[str, Any]] = {}
-    peers = _launch.add_nodes(
-        s, raft.node, [*raft.SERVERS, "client"], disks=disks, journal=journal, buggy=buggy
+    _launch.add_nodes(
+        sim, raft.node, [*raft.SERVERS, "client"], disks=disks, journal=journal, buggy=buggy
     )
-    raft.plan_faults(s, peers, [])
-    result = s.run(until=12.0)
-    return raft.check(journal, disks), result.results["client"]
+    results = sim.run(until=12.0).results
+    problems = raft.check(journal, disks)
+    assert not problems, "; ".join(problems)
+    assert results["client"] == len(raft.COMMANDS), results["client"]
 
 
-def test_raft_is_safe_and_live_over_seeds() -> None:
-    for seed in range(40):
-        problems, committed = run_raft(seed)
-        assert problems == [], f"seed {seed}: {problems}"
-        assert committed == len(raft.COMMANDS), f"seed {seed}: the client ended with {committed!r}"
+@pytest.mark.tidal_sim(seeds=40, faults=raft.swarm())
+def test_raft_is_safe_and_live(sim: tidal_sim.Simulation) -> None:
+    raft_scenario(sim)
 
 
-def test_the_planted_vote_bug_is_found_by_a_seed_search() -> None:
-    found = next((seed for seed in range(40) if run_raft(seed, buggy=True)[0]), None)
-    assert found is not None, "no seed in 0..39 caught the vote granted without the log check"
-    assert run_raft(found, buggy=False)[0] == []  # the same faults, the correct vote: safe
+def test_the_planted_vote_bug_is_found_replayed_and_shrunk(tmp_path: Any) -> None:
+    found = tidal_sim.search(
+        functools.partial(raft_scenario, buggy=True),
+        40,
+        faults=raft.swarm(),
+        trace_dir=str(tmp_path),
+        max_shrink_runs=15,
+    )
+    failure = found.failure
+    assert failure is not None, "no seed in 0..39 caught the vote granted without the log check"
+    assert "leader completeness" in str(failure.error)
+    assert failure.replayed  # the same failure, the same trace hash
+    assert failure.shrunk is not None and failure.plan is not None
+    assert failure.shrunk.weight < failure.plan.weight
+    # The same seed, the correct vote: safe.
+    outcome = tidal_sim.run_seed(raft_scenario, failure.seed, raft.swarm())
+    assert outcome.error is None, outcome.error
 
 
 def test_a_seed_prints_the_same_run_every_time() -> None:
-    first = run_program("raft", "--sim", "--seed", "5", "--buggy")
-    assert first == run_program("raft", "--sim", "--seed", "5", "--buggy")
-    assert "leader completeness" in first.splitlines()[-1]
+    first = run_course("raft", "--sim", "--seed", "0", "--buggy", hash_seed="1")
+    assert first == run_course("raft", "--sim", "--seed", "0", "--buggy", hash_seed="2")
+    assert first.splitlines()[-1].startswith("safety: leader completeness: n3 leads term 6")
 
 
 @pytest.mark.parametrize("loop", ["asyncio", "tidal"])
 def test_raft_runs_for_real(loop: str) -> None:
-    lines = run_program("raft", "--real", "--loop", loop).splitlines()
+    lines = run_course("raft", "--real", "--loop", loop).splitlines()
     assert lines[2].startswith(f"client: {len(raft.COMMANDS)} commands committed"), lines
     assert lines[3].endswith("hold"), lines

@@ -1,27 +1,27 @@
-"""examples/distributed/rpc.py: at-most-once RPC over lossy UDP, over seeds
-(loss, duplication, reordering, a partition, a server crash and restart):
-no request runs twice, every call is answered with its execution's value;
-without the reply cache (--buggy) retries run twice; the program replayable
-from its seed and runnable for real."""
+"""examples/distributed/rpc.py: at-most-once RPC over UDP, over seeds of
+swarm faults (loss, duplication, reordering, partitions, clock faults,
+server crashes and restarts): no request runs twice, every call is answered
+with its execution's value; without the reply cache (--buggy) a retry runs
+again; the program replayable from its seed and runnable for real."""
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import pytest
+from helpers import course_program, run_course
 
-from course import run_program
-from tidal import sim
+from tidal import sim as tidal_sim
 
-import _launch  # noqa: E402  (examples/distributed, on sys.path through course)
-import rpc
+rpc = course_program("rpc")
+_launch = course_program("_launch")
 
 
-def run_rpc(seed: int, buggy: bool = False) -> list[str]:
-    s = sim.Simulation(seed)
+def rpc_scenario(sim: tidal_sim.Simulation, buggy: bool = False) -> None:
     journal: list[Any] = []
     _launch.add_nodes(
-        s,
+        sim,
         rpc.node,
         ["server", *rpc.CLIENTS],
         disks={},
@@ -29,27 +29,30 @@ def run_rpc(seed: int, buggy: bool = False) -> list[str]:
         calls=rpc.CALLS,
         buggy=buggy,
     )
-    rpc.plan_faults(s, [])
-    return rpc.check(s.run(until=30.0).results, journal, rpc.CALLS)
+    problems = rpc.check(sim.run(until=8.0).results, journal, rpc.CALLS)
+    assert not problems, "; ".join(problems)
 
 
-def test_every_call_runs_once_and_is_answered_over_seeds() -> None:
-    for seed in range(100):
-        assert run_rpc(seed) == [], f"seed {seed}"
+@pytest.mark.tidal_sim(seeds=100, faults=rpc.swarm())
+def test_every_call_runs_once_and_is_answered(sim: tidal_sim.Simulation) -> None:
+    rpc_scenario(sim)
 
 
-def test_without_the_reply_cache_a_retry_runs_twice() -> None:
-    problems = run_rpc(0, buggy=True)
-    assert problems and "executed twice" in problems[0], problems
+def test_without_the_reply_cache_a_retry_runs_again() -> None:
+    found = tidal_sim.search(
+        functools.partial(rpc_scenario, buggy=True), 20, faults=rpc.swarm(), shrink_plan=False
+    )
+    assert found.failure is not None
+    assert "executed twice" in str(found.failure.error)
 
 
 def test_a_seed_prints_the_same_run_every_time() -> None:
-    first = run_program("rpc", "--sim", "--seed", "4")
-    assert first == run_program("rpc", "--sim", "--seed", "4")
-    assert first.splitlines()[1] == f"{3 * rpc.CALLS} calls answered, {3 * rpc.CALLS} executions"
+    first = run_course("rpc", "--sim", "--seed", "1", "--buggy", hash_seed="1")
+    assert first == run_course("rpc", "--sim", "--seed", "1", "--buggy", hash_seed="2")
+    assert first.splitlines()[-1].startswith("check: c2 request 1 executed twice")
 
 
 @pytest.mark.parametrize("loop", ["asyncio", "tidal"])
 def test_rpc_runs_for_real(loop: str) -> None:
-    lines = run_program("rpc", "--real", "--loop", loop).splitlines()
-    assert lines[2] == "check: every call answered, each executed once, with its own value", lines
+    lines = run_course("rpc", "--real", "--loop", loop).splitlines()
+    assert lines[-1] == "check: every call answered, each executed once, with its own value", lines

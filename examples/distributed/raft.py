@@ -378,29 +378,13 @@ async def node(
     return await server(me, peers, disks.setdefault(me, {}), journal, buggy)
 
 
-def plan_faults(sim: Any, peers: dict[str, Addr], plan: list[str]) -> None:
-    """Faults drawn from the seed: a lossy network, then one after another
-    a crash and restart, or a partition that heals; all healed by 8 s."""
-    rng = random.Random(sim.seed)
-    names = list(peers)
-    for a in names:
-        for b in names:
-            if a < b:
-                sim.link(a, b, drop=0.05, duplicate=0.02, reorder=0.05)
-    t = rng.uniform(0.3, 1.0)
-    while t < 6.0:
-        length = rng.uniform(0.3, 2.0)
-        if rng.random() < 0.5:
-            victim = rng.choice(SERVERS)
-            sim.at(t, sim.crash, victim)
-            sim.at(t + length, sim.restart, victim)
-            plan.append(f"crash {victim} {t:.2f}-{t + length:.2f}s")
-        else:
-            group = sorted(rng.sample(SERVERS, rng.choice((1, 2))))
-            sim.at(t, sim.partition, set(group))
-            sim.at(t + length, sim.heal)
-            plan.append(f"partition {'+'.join(group)} {t:.2f}-{t + length:.2f}s")
-        t += length + rng.uniform(0.1, 1.0)
+def swarm() -> Any:
+    """The faults of a --sim run: tidal.sim's swarm plan drawn from the seed
+    (loss, partitions, clock faults, crashes of servers, not of the client),
+    then a calm phase (the last 30% of the run) where all is healed."""
+    from tidal.sim import Swarm
+
+    return Swarm(crash=SERVERS)
 
 
 def main() -> None:
@@ -409,13 +393,17 @@ def main() -> None:
     args = p.parse_args()
     journal: Journal = []
     disks: dict[str, dict[str, Any]] = {}
-    plan: list[str] = []
+    simulations: list[Any] = []
+
+    def faults(sim: Any, peers: dict[str, Addr]) -> None:
+        sim.faults = swarm()
+        simulations.append(sim)
 
     def lines(results: dict[str, Any]) -> list[str]:
-        head = f"raft: 5 servers, {len(COMMANDS)} commands"
-        if args.sim:
-            head += f"; faults: {', '.join(plan)}"
-        return [head, *report(journal, disks)]
+        head = [f"raft: {len(SERVERS)} servers, {len(COMMANDS)} commands"]
+        if simulations:
+            head += ["faults: " + str(simulations[0].plan).replace("\n", "\n   ")]
+        return [*head, *report(journal, disks)]
 
     _launch.main(
         args,
@@ -423,7 +411,7 @@ def main() -> None:
         [*SERVERS, "client"],
         lines,
         until=2.0 if args.real else 12.0,
-        faults=lambda sim, peers: plan_faults(sim, peers, plan),
+        faults=faults,
         disks=disks,
         journal=journal,
         buggy=args.buggy,

@@ -18,8 +18,8 @@ The counters and the reply cache live on the server's "disk" (a store that
 survives a crash), updated together, so a restarted server still executes
 each request at most once.
 
-Checked over seeds with loss, duplication, reordering, a partition and a
-server crash: no request executes twice; every request is answered once the
+Checked over seeds with loss, duplication, reordering, partitions, clock
+faults and server crashes: no request executes twice; every request is answered once the
 network heals; each answer is the value its one execution computed.
 --buggy leaves the reply cache out: a retransmitted request runs again.
 """
@@ -189,25 +189,13 @@ CLIENTS = ["c1", "c2", "c3"]
 CALLS = 20
 
 
-def plan_faults(sim: Any, plan: list[str]) -> None:
-    """A lossy network (loss, duplicates, reordering), a partition of one
-    client that heals, and a server crash and restart, drawn from the seed."""
-    rng = random.Random(sim.seed)
-    for c in CLIENTS:
-        sim.link(
-            c,
-            "server",
-            drop=rng.uniform(0.1, 0.4),
-            duplicate=rng.uniform(0, 0.3),
-            reorder=rng.uniform(0, 0.3),
-        )
-    cut, t = rng.choice(CLIENTS), rng.uniform(0, 1)
-    sim.at(t, sim.partition, cut, "server")
-    sim.at(t + 3, sim.heal)
-    crash = rng.uniform(0, 2)
-    sim.at(crash, sim.crash, "server")
-    sim.at(crash + rng.uniform(0.1, 2), sim.restart, "server")
-    plan.append(f"loss up to 40%, {cut} cut off {t:.2f}-{t + 3:.2f}s, server crash {crash:.2f}s")
+def swarm() -> Any:
+    """The faults of a --sim run: tidal.sim's swarm plan drawn from the seed
+    (loss, duplication, reordering, partitions, clock faults, server crashes;
+    a client's crash would lose its own calls), then a calm phase."""
+    from tidal.sim import Swarm
+
+    return Swarm(crash=["server"])
 
 
 def main() -> None:
@@ -215,15 +203,20 @@ def main() -> None:
     p.add_argument("--buggy", action="store_true", help="no reply cache: retries run again")
     args = p.parse_args()
     journal: Journal = []
-    plan: list[str] = []
+    simulations: list[Any] = []
+
+    def faults(sim: Any, peers: dict[str, Addr]) -> None:
+        sim.faults = swarm()
+        simulations.append(sim)
 
     def lines(results: dict[str, Any]) -> list[str]:
-        head = f"rpc: {len(CLIENTS)} clients x {CALLS} add() calls, {IN_FLIGHT} in flight"
-        head += f"; {plan[0]}" if plan else ""
+        head = [f"rpc: {len(CLIENTS)} clients x {CALLS} add() calls, {IN_FLIGHT} in flight"]
+        if simulations:
+            head += ["faults: " + str(simulations[0].plan).replace("\n", "\n   ")]
         answered = sum(len(r) for n, r in results.items() if isinstance(r, list))
         problems = check(results, journal, CALLS)
         return [
-            head,
+            *head,
             f"{answered} calls answered, {len(journal)} executions",
             "check: "
             + (
@@ -239,8 +232,8 @@ def main() -> None:
         node,
         ["server", *CLIENTS],
         lines,
-        until=1.5 if args.real else 30.0,
-        faults=lambda sim, peers: plan_faults(sim, plan),
+        until=1.5 if args.real else 8.0,
+        faults=faults,
         disks={},
         journal=journal,
         calls=CALLS,
