@@ -410,7 +410,7 @@ def main() -> None:
         node,
         [*SERVERS, "client"],
         lines,
-        until=2.0 if args.real else 12.0,
+        until=3.0 if args.real else 12.0,
         faults=faults,
         disks=disks,
         journal=journal,
