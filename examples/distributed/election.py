@@ -43,11 +43,21 @@ WAIT = 0.2  # for an ANSWER, an acknowledgement, or a majority of promises
 
 
 class Elector(asyncio.DatagramProtocol):
-    def __init__(self, name: str, peers: _launch.Peers, algorithm: str, journal: list[Any]):
-        self.name, self.peers, self.algorithm, self.journal = name, peers, algorithm, journal
+    def __init__(
+        self,
+        name: str,
+        peers: _launch.Peers,
+        algorithm: str,
+        journal: list[Any],
+        disk: dict[str, Any],
+    ):
+        self.name, self.peers, self.algorithm = name, peers, algorithm
+        self.journal, self.disk = journal, disk
         self.loop = asyncio.get_running_loop()
         self.others = [peer for peer in sorted(peers) if peer != name]
-        self.epoch = 0  # the highest epoch we have promised (or led)
+        # The highest epoch we have promised (or led): on the disk, since a
+        # node that forgot its promise could promise the same epoch twice.
+        self.epoch = disk.get("epoch", 0)
         self.leader: str | None = None  # whom we follow in `epoch`
         self.leading = False
         self.heard = self.loop.time()  # when the leader last showed it was alive
@@ -59,8 +69,16 @@ class Elector(asyncio.DatagramProtocol):
         self.waiting: dict[int, asyncio.Future[None]] = {}  # ring messages not yet acknowledged
         self.tasks: set[asyncio.Task[None]] = set()
 
-    def note(self, event: str) -> None:
-        self.journal.append([round(self.loop.time(), 6), self.name, event, self.epoch])
+    def become(self, epoch: int, leader: str | None, leading: bool) -> None:
+        """Our state changes: stored (the epoch) before any reply, and journaled."""
+        self.disk["epoch"] = epoch
+        if (epoch, leader, leading) != (self.epoch, self.leader, self.leading):
+            self.epoch, self.leader, self.leading = epoch, leader, leading
+            self.note()
+
+    def note(self) -> None:
+        entry = [round(self.loop.time(), 6), self.name, self.epoch, self.leader, self.leading]
+        self.journal.append(entry)
 
     def send(self, peer: str, op: str, **fields: Any) -> None:
         message = {"op": op, "from": self.name, "epoch": self.epoch, **fields}
@@ -77,9 +95,7 @@ class Elector(asyncio.DatagramProtocol):
     def learn(self, epoch: int) -> None:
         """A higher epoch exists: we are no longer leading or following anyone older."""
         if epoch > self.epoch:
-            if self.leading:
-                self.note("stepped down")
-            self.epoch, self.leader, self.leading = epoch, None, False
+            self.become(epoch, None, False)
 
     def datagram_received(self, data: bytes, address: Any) -> None:
         m = json.loads(data)
@@ -89,7 +105,8 @@ class Elector(asyncio.DatagramProtocol):
                 self.send(sender, "newer")  # it leads an old epoch: tell it
                 return
             self.learn(epoch)
-            self.leader, self.heard = sender, self.loop.time()
+            self.become(epoch, sender, False)
+            self.heard = self.loop.time()
         elif op == "claim":  # a candidate asks us to promise its epoch
             if epoch > self.epoch:
                 self.learn(epoch)
@@ -165,14 +182,13 @@ class Elector(asyncio.DatagramProtocol):
         end = self.loop.time() + WAIT
         while self.loop.time() < end and self.epoch == claimed:
             if 2 * len(self.promises) > len(self.peers):
-                self.leader, self.leading = self.name, True
-                self.note("leads")
+                self.become(claimed, self.name, True)
                 return
             await asyncio.sleep(WAIT / 10)
 
-    async def run(self, duration: float) -> dict[str, Any]:
-        end = self.loop.time() + duration
-        while self.loop.time() < end:
+    async def run(self, duration: float | None) -> dict[str, Any]:
+        end = None if duration is None else self.loop.time() + duration
+        while end is None or self.loop.time() < end:
             await asyncio.sleep(TICK)
             if self.leading:
                 for peer in self.others:
@@ -191,35 +207,41 @@ async def node(
     name: str,
     peers: _launch.Peers,
     algorithm: str = "bully",
-    duration: float = 20.0,
+    duration: float | None = 20.0,
     journal: list[Any] | None = None,
+    disks: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """Elect and follow leaders for `duration` s; our final state."""
+    """Elect and follow leaders for `duration` s (None: for ever); our final
+    state.  `disks[name]` is what survives our crash (the promised epoch);
+    `journal` receives every change of our state, as our log would."""
     loop = asyncio.get_running_loop()
     journal = [] if journal is None else journal
+    disk = {} if disks is None else disks.setdefault(name, {})
     transport, elector = await loop.create_datagram_endpoint(
-        lambda: Elector(name, peers, algorithm, journal), local_addr=peers[name]
+        lambda: Elector(name, peers, algorithm, journal, disk), local_addr=peers[name]
     )
-    elector.note("starts")
+    elector.note()  # (booted)
     try:
         return await elector.run(duration)
     finally:
         transport.close()
 
 
-def check(journal: list[Any], results: dict[str, Any]) -> dict[str, Any]:
-    """Leaders per epoch (at most one each), and who everyone follows at the end."""
+def check(journal: list[Any], up: list[str]) -> dict[str, Any]:
+    """Leaders per epoch (at most one each), and whether the nodes `up` at
+    the end all follow one leader, which leads."""
     leaders: dict[int, list[str]] = {}
-    for _, name, event, epoch in journal:
-        if event == "leads":
-            leaders.setdefault(epoch, []).append(name)
-    up = {n: r for n, r in results.items() if isinstance(r, dict)}
-    final = {(r["leader"], r["epoch"]) for r in up.values()}
-    (leader, epoch) = next(iter(final)) if len(final) == 1 else (None, None)
+    last: dict[str, tuple[int, str | None, bool]] = {}
+    for _, name, epoch, leader, leading in journal:
+        if leading and name not in leaders.setdefault(epoch, [name]):
+            leaders[epoch].append(name)
+        last[name] = (epoch, leader, leading)
+    finals = {last[name][:2] for name in up}
+    epoch, leader = next(iter(finals)) if len(finals) == 1 else (None, None)
     return {
         "leaders": dict(sorted(leaders.items())),
-        "split": {e: ls for e, ls in leaders.items() if len(ls) > 1},
-        "agreed": leader is not None and up.get(leader, {}).get("leading") is True,
+        "split": {e: names for e, names in leaders.items() if len(names) > 1},
+        "agreed": leader in up and last[leader] == (epoch, leader, True),
         "leader": leader,
         "epoch": epoch,
     }
@@ -228,21 +250,20 @@ def check(journal: list[Any], results: dict[str, Any]) -> dict[str, Any]:
 def report(journal: list[Any]) -> Any:
     def lines(results: dict[str, Any]) -> list[str]:
         out = []
-        origin = min(t for t, _, event, _ in journal if event == "starts")
-        for name, result in results.items():
+        origin = min(t for t, *_ in journal)  # the first boot
+        # Up at the end: not crashed (still running when the simulation stopped is up).
+        up = [name for name, result in results.items() if type(result).__name__ != "HostCrashed"]
+        c = check(journal, up)
+        for name in results:
             led = [
                 f"{e} at {t - origin:.3f} s"
-                for t, n, event, e in journal
-                if n == name and event == "leads"
+                for t, n, e, _, leading in journal
+                if n == name and leading
             ]
-            end = (
-                f"follows {result['leader']} in epoch {result['epoch']}"
-                if isinstance(result, dict)
-                else f"{type(result).__name__}"
-            )
+            _, _, epoch, leader, _ = [entry for entry in journal if entry[1] == name][-1]
+            end = f"follows {leader} in epoch {epoch}" if name in up else repr(results[name])
             out.append(f"{name}: led epochs {', '.join(led) or 'none'}; {end}")
-        c = check(journal, results)
-        epochs = ", ".join(f"{e} {'+'.join(ls)}" for e, ls in c["leaders"].items())
+        epochs = ", ".join(f"{e} {'+'.join(names)}" for e, names in c["leaders"].items())
         out.append(f"leaders by epoch: {epochs}")
         out.append(f"at most one leader per epoch: {'no' if c['split'] else 'yes'}")
         out.append(
@@ -254,10 +275,12 @@ def report(journal: list[Any]) -> Any:
 
 
 def demo_faults(simulation: Any, peers: _launch.Peers) -> None:
-    """The first leader (the highest node) crashes; then a minority is cut off, and heals."""
+    """The first leader (the highest node) crashes; a minority is cut off, and
+    heals; the old leader restarts, remembering only the epoch it promised."""
     simulation.at(4.0, simulation.crash, "n5")
     simulation.at(8.0, simulation.partition, {"n1", "n2"})
     simulation.at(12.0, simulation.heal)
+    simulation.at(14.0, simulation.restart, "n5")
 
 
 def main() -> None:
@@ -266,18 +289,20 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=None, help="seconds each node runs")
     args = parser.parse_args()
     algorithm = "ring" if args.ring else "bully"
-    duration = args.duration or (3.0 if args.real else 20.0)
+    # Real: each node runs `duration` s.  Simulated: they run until 30 s.
+    duration = args.duration or 3.0 if args.real else None
     journal: list[Any] = []
     _launch.main(
         args,
         node,
         NAMES,
         report(journal),
-        until=duration + 5,
+        until=30.0 if duration is None else duration + 5,
         faults=demo_faults,
         algorithm=algorithm,
         duration=duration,
         journal=journal,
+        disks={},
     )
 
 
