@@ -66,16 +66,23 @@ async def run_real(node: Node, names: list[str], until: float, **config: Any) ->
     }
 
 
-def add_nodes(sim: Any, node: Node, names: list[str], **config: Any) -> Peers:
-    """One host per node in `sim` (a tidal.sim.Simulation); the peers map they were given."""
+def add_nodes(
+    sim: Any, node: Node, names: list[str], *, deadline: float | None = None, **config: Any
+) -> Peers:
+    """One host per node in `sim` (a tidal.sim.Simulation); the peers map
+    they were given.  A node still running `deadline` s after it booted
+    ends with TimeoutError (for a run with no `until`: a test that cannot hang)."""
     peers: Peers = {}
     for name in names:
-        peers[name] = (sim.host(name, _start, node, name, peers, config), PORT)
+        peers[name] = (sim.host(name, _start, node, name, peers, deadline, config), PORT)
     return peers
 
 
-async def _start(node: Node, name: str, peers: Peers, config: dict[str, Any]) -> Any:
-    return await node(name, peers, **config)
+async def _start(
+    node: Node, name: str, peers: Peers, deadline: float | None, config: dict[str, Any]
+) -> Any:
+    async with asyncio.timeout(deadline):
+        return await node(name, peers, **config)
 
 
 async def connect(address: tuple[str, int]) -> asyncio.StreamWriter:
