@@ -68,12 +68,11 @@ class ClockNode(asyncio.DatagramProtocol):
     def __init__(self, skew: Skew | None) -> None:
         self.hardware = hardware_clock(skew)
         self.adjustment = 0.0
-        # The reading when the run started: the check's origin of true time.
-        self.start = self.hardware() if skew is None else skew[2] + skew[0]
         self.log: list[dict[str, Any]] = []  # every change of the adjustment
         self.asked: dict[int, asyncio.Future[float]] = {}  # sequence number -> answer
         self.numbers = itertools.count()
-        self.last_round = -1
+        self.last_round = -1  # Berkeley: the last round whose correction we applied
+        self.polled = -1  # Berkeley: the last round that polled us
 
     def now(self) -> float:
         return self.hardware() + self.adjustment
@@ -91,23 +90,29 @@ class ClockNode(asyncio.DatagramProtocol):
     def datagram_received(self, data: bytes, address: Any) -> None:
         message = json.loads(data)
         if message["op"] == "time?":
+            self.polled = max(self.polled, message.get("round", -1))
             self.send({"op": "time", "seq": message["seq"], "time": self.now()}, address)
         elif message["op"] == "time":
             answer = self.asked.pop(message["seq"], None)
             if answer is not None and not answer.done():
                 answer.set_result(message["time"])
         elif message["op"] == "adjust" and message["round"] > self.last_round:
-            self.last_round = message["round"]  # a duplicated datagram is applied once
-            self.adjust(message["by"], round=message["round"])
+            # A duplicated datagram is applied once.  A round's correction is
+            # relative to the clock that round measured: one that arrives after
+            # a later round has measured us again is stale (that round's
+            # correction will include it), and applying it would count it twice.
+            self.last_round = message["round"]
+            if message["round"] >= self.polled:
+                self.adjust(message["by"], round=message["round"])
 
-    async def ask_time(self, address: Any) -> tuple[float, float, float] | None:
+    async def ask_time(self, address: Any, **about: Any) -> tuple[float, float, float] | None:
         """Cristian's question: (t0, T, t1) on our hardware clock, or None if
         no answer came after ATTEMPTS tries."""
         for _ in range(ATTEMPTS):
             seq = next(self.numbers)
             answer = self.asked[seq] = asyncio.get_running_loop().create_future()
             t0 = self.hardware()
-            self.send({"op": "time?", "seq": seq}, address)
+            self.send({"op": "time?", "seq": seq, **about}, address)
             try:
                 async with asyncio.timeout(TIMEOUT):
                     their_time = await answer
@@ -146,7 +151,7 @@ async def cristian(
                 node.adjust(wanted - node.adjustment, bound=(t1 - t0) / 2)
     finally:
         node.transport.close()
-    return {"start": node.start, "log": node.log}
+    return {"log": node.log}
 
 
 async def berkeley(
@@ -160,7 +165,9 @@ async def berkeley(
         for number in range(rounds if name == MASTER else 0):
             await asyncio.sleep(PERIOD)
             others = [peer for peer in peers if peer != name]
-            polled = await asyncio.gather(*(node.ask_time(peers[peer]) for peer in others))
+            polled = await asyncio.gather(
+                *(node.ask_time(peers[peer], round=number) for peer in others)
+            )
             # Each answering node's offset from our clock, to within half its round trip.
             offsets, bounds = {name: 0.0}, {name: 0.0}
             for peer, asked in zip(others, polled):
@@ -179,13 +186,16 @@ async def berkeley(
             decisions.append({"round": number, "at": node.hardware(), "bounds": bounds})
     finally:
         node.transport.close()
-    return {"start": node.start, "log": node.log, "decisions": decisions}
+    return {"log": node.log, "decisions": decisions}
 
 
 Model = dict[str, tuple[float, float]]  # node -> (offset, drift) of its hardware clock
+SIM_EPOCH = 1_704_067_200.0  # time.time() when a simulation starts: 2024-01-01 UTC
 
 
-def check(algorithm: str, results: dict[str, Any], model: Model) -> dict[str, float]:
+def check(
+    algorithm: str, results: dict[str, Any], model: Model, origin: float = SIM_EPOCH
+) -> dict[str, float]:
     """Measure the nodes' true errors, from their logs and their clocks' model.
 
     Cristian: each client's error from the server just after each sync,
@@ -196,15 +206,19 @@ def check(algorithm: str, results: dict[str, Any], model: Model) -> dict[str, fl
     by which every node had been adjusted for the last time (liveness)."""
     max_drift = max(abs(drift) for _, drift in model.values())
 
-    def true_time(node: str, reading: float) -> float:  # since the nodes started
-        return float((reading - results[node]["start"]) / (1 + model[node][1]))
+    # Node n's hardware clock reads origin + offset + t * (1 + drift) at true
+    # time t (s since the run started).
+    def true_time(node: str, reading: float) -> float:
+        offset, drift = model[node]
+        return (reading - origin - offset) / (1 + drift)
 
     def software(node: str, t: float) -> float:
         adjustment = 0.0
         for entry in results[node]["log"]:
             if true_time(node, entry["at"]) <= t:
                 adjustment = entry["adjustment"]
-        return float(results[node]["start"] + t * (1 + model[node][1]) + adjustment)
+        offset, drift = model[node]
+        return origin + offset + t * (1 + drift) + adjustment
 
     worst = {"error": 0.0, "bound": 0.0, "over": 0, "checked": 0, "last": 0.0}
 
@@ -250,7 +264,7 @@ def draw_model(seed: int) -> Model:
     }
 
 
-def report(algorithm: str, model: Model) -> Callable[[dict[str, Any]], list[str]]:
+def report(algorithm: str, model: Model, origin: float) -> Callable[[dict[str, Any]], list[str]]:
     def lines(results: dict[str, Any]) -> list[str]:
         out = [f"{algorithm}: {MASTER} is the {'server' if algorithm == 'cristian' else 'master'}"]
         for node, result in results.items():
@@ -265,7 +279,7 @@ def report(algorithm: str, model: Model) -> Callable[[dict[str, Any]], list[str]
                 + (f", by {log[-1]['adjustment'] * 1000:+.3f} ms in all" if log else "")
             )
         if not any(isinstance(r, BaseException) for r in results.values()):
-            w = check(algorithm, results, model)
+            w = check(algorithm, results, model, origin)
             out.append(
                 f"  true error: at most {w['error'] * 1000:.3f} ms (bound there "
                 f"{w['bound'] * 1000:.3f} ms); {w['over']} of {w['checked']} beyond their bound"
@@ -286,15 +300,15 @@ def main() -> None:
             simulation.clock(name, offset=offset, drift=drift)
 
     for algorithm, node in (("cristian", cristian), ("berkeley", berkeley)):
-        skews = None
+        skews, origin = None, SIM_EPOCH
         if args.real:
-            base = time.time()
-            skews = {name: (offset, drift, base) for name, (offset, drift) in model.items()}
+            origin = time.time()
+            skews = {name: (offset, drift, origin) for name, (offset, drift) in model.items()}
         _launch.main(
             args,
             node,
             NAMES,
-            report(algorithm, model),
+            report(algorithm, model, origin),
             until=60.0,
             faults=set_clocks,
             rounds=args.rounds,
