@@ -128,3 +128,12 @@ def run_course(program: str, *args: str, hash_seed: str = "0") -> str:
     )
     assert done.returncode == 0 and not done.stderr, done.stderr
     return done.stdout
+
+
+def course_sim_output(program: str, *args: str) -> str:
+    """``program --sim *args`` run twice, under two hash seeds: the output,
+    which must be the same bytes both times."""
+    first = run_course(program, "--sim", *args, hash_seed="1")
+    second = run_course(program, "--sim", *args, hash_seed="2")
+    assert first == second, f"two runs of {program} --sim {' '.join(args)} differ"
+    return first
