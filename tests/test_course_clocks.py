@@ -54,8 +54,9 @@ def test_sim_output_is_the_same_for_a_seed() -> None:
     assert "vector clocks order exactly those pairs: yes" in first
 
 
-def test_real_run() -> None:
-    out = run_course("clocks", "--real")
+@pytest.mark.parametrize("loop", ["tidal", "asyncio"])
+def test_real_run(loop: str) -> None:
+    out = run_course("clocks", "--real", "--loop", loop)
     assert out.count(" events, Lamport clock ") == len(clocks.NAMES), out
     assert "vector clocks order exactly those pairs: yes" in out
     assert "Lamport clocks respect happened-before: yes" in out

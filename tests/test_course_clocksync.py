@@ -90,7 +90,9 @@ def test_sim_output_is_the_same_for_a_seed() -> None:
     assert first.count("0 of ") == 2, first
 
 
-def test_real_run() -> None:
-    out = run_course("clocksync", "--real", "--rounds", "1")
+@pytest.mark.parametrize("loop", ["tidal", "asyncio"])
+def test_real_run(loop: str) -> None:
+    out = run_course("clocksync", "--real", "--rounds", "1", "--loop", loop)
     assert out.startswith("cristian: n0 is the server\n"), out
-    assert out.count("adjusted 1 times") >= 6, out  # loopback loses nothing
+    # (How many answers came in time depends on the machine's load.)
+    assert out.count(" beyond their bound") == 2, out

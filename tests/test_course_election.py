@@ -49,6 +49,10 @@ def test_sim_output_is_the_same_for_a_seed() -> None:
     assert "at most one leader per epoch: yes\n" in first
 
 
-def test_real_run() -> None:
-    out = run_course("election", "--real", "--duration", "2")
-    assert "at most one leader per epoch: yes\none leader at the end, followed by all: n5" in out
+@pytest.mark.parametrize("loop", ["tidal", "asyncio"])
+def test_real_run(loop: str) -> None:
+    out = run_course("election", "--real", "--duration", "2", "--loop", loop)
+    assert out.count(": led epochs ") == len(election.NAMES), out
+    # (Who leads, and whether the last election settled in 2 s, depends on
+    # the machine's load: the simulation's seeds check liveness.)
+    assert "at most one leader per epoch: yes\n" in out, out

@@ -51,6 +51,7 @@ def test_sim_output_is_the_same_for_a_seed() -> None:
     assert "never two nodes inside at once: yes\nrequests granted: 12 of 12\n" in first
 
 
-def test_real_run() -> None:
-    out = run_course("mutex", "--real")
+@pytest.mark.parametrize("loop", ["tidal", "asyncio"])
+def test_real_run(loop: str) -> None:
+    out = run_course("mutex", "--real", "--loop", loop)
     assert "never two nodes inside at once: yes\nrequests granted: 12 of 12\n" in out, out
