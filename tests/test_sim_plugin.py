@@ -1,7 +1,7 @@
 """``@pytest.mark.tidal_sim``: simulation seeds in a real pytest run of their own.
 
-Each test writes a small suite (the planted-bug programs of
-tests/sim_programs.py, copied beside it) and runs it in a child pytest
+Each test writes a small suite (over the planted-bug programs of
+tidal.sim.examples) and runs it in a child pytest
 process, as a user's run would: the marker runs a test once per seed,
 stops at the first failure and reports it with its replay commands, and
 those commands replay it; ``--tidal-seeds``, ``--tidal-seed``,
@@ -19,15 +19,13 @@ import pytest
 
 pytest_plugins = ["pytester"]
 
-_PROGRAMS = os.path.join(os.path.dirname(__file__), "sim_programs.py")
-
 _SUITE = """
 import json
 import os
 
 import pytest
 
-import sim_programs
+from tidal.sim import examples as sim_programs
 
 
 def _log(sim):
@@ -63,8 +61,6 @@ def test_unmarked(sim):
 
 
 def _suite(pytester: pytest.Pytester) -> str:
-    with open(_PROGRAMS) as f:
-        pytester.makepyfile(sim_programs=f.read())
     pytester.makepyfile(test_suite=_SUITE)
     log = str(pytester.path / "seeds.jsonl")
     os.environ["SEED_LOG"] = log  # (pytester restores the environment after the test)

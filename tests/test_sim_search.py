@@ -1,6 +1,6 @@
 """tidal.sim fault plans, swarm draws, seed search, replay and shrinking.
 
-The planted bugs (tests/sim_programs.py) are small real asyncio programs
+The planted bugs (tidal.sim.examples) are small real asyncio programs
 over the simulated network, each with a bug of a different kind: a lost
 acknowledgement that makes a client retry a deposit the bank applies twice,
 a split brain when a candidate that hears no one elects itself, a lease two
@@ -24,8 +24,8 @@ from typing import Any
 
 import pytest
 
-import sim_programs
 from tidal import sim
+from tidal.sim import examples as sim_programs
 from tidal.trace import check
 
 
@@ -284,7 +284,7 @@ def test_the_command_line_searches_reports_and_replays(tmp_path: Any) -> None:
     scenario.write_text(
         textwrap.dedent(
             """
-            import sim_programs
+            from tidal.sim import examples as sim_programs
 
             def scenario(sim):
                 sim_programs.deposits(sim, dedup=False)
@@ -294,7 +294,7 @@ def test_the_command_line_searches_reports_and_replays(tmp_path: Any) -> None:
             """
         )
     )
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([os.path.dirname(__file__), *sys.path])}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
 
     def tidal_sim(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(

@@ -39,7 +39,9 @@ class FileScenario:
         namespace = _loaded.get(self.path)
         if namespace is None:
             sys.path.insert(0, os.path.dirname(self.path))
-            namespace = _loaded[self.path] = runpy.run_path(self.path, run_name="tidal_sim_scenario")
+            namespace = _loaded[self.path] = runpy.run_path(
+                self.path, run_name="tidal_sim_scenario"
+            )
         function = namespace.get(self.name)
         if function is None:
             raise SystemExit(f"{self.path} defines no function {self.name!r}")
@@ -90,7 +92,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--explore", action="store_true", help="schedule exploration on")
     parser.add_argument("--no-shrink", action="store_true", help="report without shrinking")
     parser.add_argument("--trace-dir", help="where the failing run's trace and plans go")
-    parser.add_argument("--progress", action="store_true", help="a progress bar even off a terminal")
+    parser.add_argument(
+        "--progress", action="store_true", help="a progress bar even off a terminal"
+    )
     args = parser.parse_args(argv)
 
     path, _, name = args.scenario.partition("::")

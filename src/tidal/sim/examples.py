@@ -1,10 +1,19 @@
 """Three small distributed programs, each with a planted bug and a correct version.
 
-Scenarios for tidal.sim's seed search (tests/test_sim_search.py): each
-takes a fresh Simulation, adds the hosts, runs them and asserts the
-property the program must keep.  The flag picks the correct version
-(True) or the one with the planted bug.  Module-level functions, so that
-worker processes can be handed them (``functools.partial``).
+Scenarios for tidal.sim's seed search, used by its tests, the tour and
+docs/simulation.md: each takes a fresh Simulation, adds the hosts, runs
+them and asserts the property the program must keep.  A flag picks the
+correct version (True, the default) or the one with the planted bug.
+They are module-level functions, so worker processes can be handed them
+(``functools.partial(election, quorum=False)``), and plain asyncio over
+UDP: read them as examples of what a scenario looks like.
+
+- ``deposits``: a client retries a deposit until acknowledged; without
+  `dedup` the bank applies a retried deposit twice (a lost ack).
+- ``election``: Raft-style leader election; without `quorum` a candidate
+  that hears no one elects itself (split brain under a partition).
+- ``lease``: two clients take a lease in turns; without `margin` a client
+  holds it for its full length on its own clock (two holders under drift).
 """
 
 from __future__ import annotations
