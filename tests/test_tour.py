@@ -16,6 +16,10 @@ def test_tour_runs_clean():
         assert f"{style}" in proc.stdout
     assert "200 echoes" in proc.stdout
     assert "tidal speed" in proc.stdout
+    # A simulated cluster finds its planted bug, replays it and shrinks it.
+    assert "two leaders in one term" in proc.stdout
+    assert "replayed from its seed: AssertionError, the same run: True" in proc.stdout
+    assert "partition" in proc.stdout
 
 
 def test_version_says_which_build():

@@ -4,6 +4,8 @@
 and client: the point is to show that callbacks, plain generators and
 async/await are equally at home on the loop, then how the same echo fares
 on asyncio's loop and on tidal's, measured side by side in this process.
+Last, a small simulated cluster (tidal.sim) finds a planted bug over seeds,
+replays it from its seed and shrinks its faults to the one it needs.
 """
 
 from __future__ import annotations
@@ -221,6 +223,40 @@ def side_by_side(repeats: int = 5) -> list[tuple[str, float, float]]:
     return rows
 
 
+def simulated_cluster(seeds: int = 100) -> None:
+    """The election of tidal.sim.examples with its planted bug, searched over
+    seeds with swarm faults: found, replayed, shrunk (docs/simulation.md)."""
+    import functools
+    import tempfile
+
+    from tidal import sim
+    from tidal.sim import examples
+
+    print("\nA simulated cluster finding a planted bug (tidal.sim: virtual time, faults drawn")
+    print("from each seed):\n")
+    print("  3 nodes elect leaders over UDP; the planted bug: a candidate that hears no one")
+    print("  elects itself")
+    buggy = functools.partial(examples.election, quorum=False)
+    with tempfile.TemporaryDirectory() as directory:
+        t0 = time.perf_counter()
+        found = sim.search(buggy, seeds, trace_dir=directory)
+        ms = (time.perf_counter() - t0) * 1e3
+    failure = found.failure
+    assert failure is not None and failure.plan is not None and failure.shrunk is not None
+    print(f"  seeds run: {found.seeds_run}; seed {failure.seed} fails: {failure.error}")
+    again = sim.run_seed(buggy, failure.seed)
+    same = again.trace_hash == sim.run_seed(buggy, failure.seed).trace_hash
+    print(f"  replayed from its seed: {type(again.error).__name__}, the same run: {same}")
+    print(
+        f"  shrunk in {failure.shrink_runs} runs from {len(failure.plan)} faults "
+        f"to the {len(failure.shrunk)} it needs:"
+    )
+    for line in str(failure.shrunk).splitlines()[1:-1]:
+        print(f"  {line}")
+    print(f"  (search, replay and shrinking took {ms:.0f} ms; @pytest.mark.tidal_sim and")
+    print("  python -m tidal sim do the same for your code: docs/simulation.md)")
+
+
 def main() -> int:
     build = "compiled" if tidal.COMPILED else "interpreted"
     print(f"tidal {tidal.__version__} ({build}) on Python {sys.version.split()[0]}\n")
@@ -246,4 +282,5 @@ def main() -> int:
     for label, a, t in side_by_side():
         print(f"  {label:<36} {a * 1e3:8.1f}ms {t * 1e3:8.1f}ms {a / t:11.2f}x")
     print("\n(speed > 1.00x means tidal is faster; `make bench` is the full benchmark)")
+    simulated_cluster()
     return 0
