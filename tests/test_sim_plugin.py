@@ -160,7 +160,7 @@ def test_seeds_option_and_jobs_give_the_serial_results(
 
 
 def test_options_are_listed_and_inert_without_the_marker(pytester: pytest.Pytester) -> None:
-    result = pytester.runpytest_subprocess("--help")
+    result = pytester.runpytest("-p", "no:asyncio", "-p", "no:anyio", "--help")
     result.stdout.fnmatch_lines(["*--tidal-seeds=N*", "*--tidal-seed=N*", "*--tidal-jobs=N*"])
     assert "--tidal-worker" not in result.stdout.str()
     pytester.makepyfile(
