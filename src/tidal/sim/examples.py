@@ -6,7 +6,10 @@ them and asserts the property the program must keep.  A flag picks the
 correct version (True, the default) or the one with the planted bug.
 They are module-level functions, so worker processes can be handed them
 (``functools.partial(election, quorum=False)``), and plain asyncio over
-UDP: read them as examples of what a scenario looks like.
+UDP: read them as examples of what a scenario looks like.  (They raise
+AssertionError themselves rather than use ``assert``: tidal is a pytest
+plugin, so pytest rewrites the asserts of its installed modules, and a
+rewritten message would name objects by their ids.)
 
 - ``deposits``: a client retries a deposit until acknowledged; without
   `dedup` the bank applies a retried deposit twice (a lost ack).
@@ -99,7 +102,8 @@ def deposits(s: sim.Simulation, dedup: bool = True) -> None:
     s.host("bank", bank, disk, dedup)
     s.host("client", depositor, 8)
     res = s.run(until=20)
-    assert res.results["client"] == 8, f"balance {res.results['client']!r} after 8 deposits of 1"
+    if res.results["client"] != 8:
+        raise AssertionError(f"balance {res.results['client']!r} after 8 deposits of 1")
 
 
 # -- 2. leader election: split brain ------------------------------------------------
@@ -189,7 +193,8 @@ def election(s: sim.Simulation, quorum: bool = True) -> None:
     for term, who in claims:
         leaders.setdefault(term, set()).add(who)
     split = {t: sorted(w) for t, w in leaders.items() if len(w) > 1}
-    assert not split, f"two leaders in one term: {split}"
+    if split:
+        raise AssertionError(f"two leaders in one term: {split}")
 
 
 # -- 3. a lease: two holders at once under clock drift ----------------------------
@@ -288,7 +293,8 @@ def lease(s: sim.Simulation, margin: bool = True, wait_on_boot: bool = True) -> 
     for c in ("c1", "c2"):
         s.host(c, lease_client, c, resource, lambda: s.now, margin)
     s.run(until=10)
-    assert not resource.overlaps, resource.overlaps[0]
+    if resource.overlaps:
+        raise AssertionError(resource.overlaps[0])
 
 
 # Clocks drift within MAX_DRIFT (the correct lease's assumption) and never step.
