@@ -21,6 +21,7 @@ import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from . import _worker
 from .contestants import LOOP_NAMES, describe
@@ -139,6 +140,58 @@ async def call_soon_threadsafe(n: int) -> int:
     return n
 
 
+class _EchoServer(asyncio.Protocol):
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport: Any = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.transport.write(data)
+
+
+class _PingClient(asyncio.Protocol):
+    """Sends MESSAGE, and again each time it is all back, `left` times."""
+
+    MESSAGE = b"x" * 1024
+
+    def __init__(self, left: int, done: asyncio.Future[None]) -> None:
+        self.left = left
+        self.done = done
+        self.got = 0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport: Any = transport
+        transport.write(self.MESSAGE)  # type: ignore[attr-defined]
+
+    def data_received(self, data: bytes) -> None:
+        self.got += len(data)
+        if self.got < len(self.MESSAGE):
+            return
+        self.got = 0
+        self.left -= 1
+        if self.left:
+            self.transport.write(self.MESSAGE)
+        else:
+            self.done.set_result(None)
+
+
+async def stream_echo(n: int) -> int:
+    """A 1 KiB message to a Protocol echo server and back over loopback TCP, both ends on the loop.
+
+    The per-message work of the bench's echo section (read, data_received,
+    write, on both ends), in one process, so callgrind can count it.
+    """
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(_EchoServer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    done = loop.create_future()
+    transport, _ = await loop.create_connection(lambda: _PingClient(n, done), "127.0.0.1", port)
+    await done
+    transport.close()
+    server.close()
+    await server.wait_closed()
+    return n
+
+
 # id -> (label, benchmark, batch size); a batch takes milliseconds on any loop.
 BENCHMARKS: dict[str, tuple[str, Callable[[int], Awaitable[int]], int]] = {
     "call_soon": ("call_soon chain", call_soon_chain, 10_000),
@@ -147,7 +200,14 @@ BENCHMARKS: dict[str, tuple[str, Callable[[int], Awaitable[int]], int]] = {
     "gather": ("task create+gather", task_create_gather, 1_000),
     "queue": ("Queue ping-pong", queue_ping_pong, 1_000),
     "threadsafe": ("call_soon_threadsafe", call_soon_threadsafe, 5_000),
+    "echo": ("stream echo, 1 KiB round trip", stream_echo, 2_000),
 }
+
+
+# --trace: what the trace cost lines of the bench compare (off, the flight
+# recorder of this many records, everything kept).
+TRACE_MODES = ("off", "flight", "full")
+FLIGHT_RECORDER = 100_000
 
 
 async def measure(bench: Callable[[int], Awaitable[int]], batch: int, seconds: float) -> float:
@@ -169,7 +229,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seconds", type=float, default=0.5, help="measured time per benchmark")
     p.add_argument("--only", default="", help="comma-separated ids: " + ",".join(BENCHMARKS))
     p.add_argument("--batches", type=int, default=0, help="run N batches untimed (see above)")
+    p.add_argument(
+        "--trace",
+        choices=TRACE_MODES,
+        default="off",
+        help="tidal only: run under tidal.trace, everything kept (full) or a flight recorder",
+    )
     args = p.parse_args(argv)
+    if args.trace != "off":
+        if args.loop != "tidal":
+            p.error("--trace is for --loop tidal")
+        import tidal.trace
+
+        # Nothing is written: the records are made and kept, as in production.
+        tidal.trace.start(None, flight_recorder=FLIGHT_RECORDER if args.trace == "flight" else None)
     names = [n for n in args.only.split(",") if n] or list(BENCHMARKS)
     errors = _worker.ErrorCounter()
     results: dict[str, float] = {}
