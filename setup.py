@@ -40,6 +40,7 @@ COMPILED_MODULES = [
     "tidal._sock",  # sock_* fast paths: one syscall attempt per call
     "tidal.transports._stream",  # the read and write paths, per event and per write()
     "tidal.transports._datagram",  # per datagram
+    "tidal._iocount",  # bytes read/written: the transports add to its C fields per read and write
     "tidal._instrument",  # with an instrument set: the dispatch, per callback and task step
     "tidal.trace._recorder",  # tracing: a record per step, callback and I/O wait
     # The simulation's kernel: per simulated segment, datagram and turn.

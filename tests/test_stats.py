@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import sys
 import time
 
 import pytest
@@ -164,3 +165,179 @@ def test_lag_histogram_percentiles() -> None:
         assert exact <= h.percentile(p) <= exact * 1.19 + 1e-9, (p, h.percentile(p))
     h.add(1e9)  # beyond the last bucket: kept in it
     assert h.max == 1e9 and h.percentile(100) == 1e9
+
+
+# -- bytes read and written ---------------------------------------------------
+#
+# Both ends of each exchange run on the loop under test, so every byte one
+# end writes, the other reads: the loop's totals are twice the traffic.
+
+PAYLOAD = bytes(range(256)) * 1000  # 256,000 bytes: several reads, and writes the kernel splits
+
+
+async def _echo_once(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    writer.write(await reader.readexactly(len(PAYLOAD)))
+    await writer.drain()
+    writer.close()
+    await writer.wait_closed()
+
+
+async def _stream_round_trip(connect, server) -> None:
+    reader, writer = await connect()
+    writer.write(PAYLOAD[:1000])
+    writer.writelines([PAYLOAD[1000:5000], PAYLOAD[5000:]])  # writelines counts too
+    assert await reader.readexactly(len(PAYLOAD)) == PAYLOAD
+    assert await reader.read() == b""
+    writer.close()
+    await writer.wait_closed()
+    server.close()
+    await server.wait_closed()
+
+
+def test_bytes_over_tcp_and_unix_streams(tloop, tmp_path) -> None:
+    async def main() -> None:
+        server = await asyncio.start_server(_echo_once, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        await _stream_round_trip(lambda: asyncio.open_connection("127.0.0.1", port), server)
+        path = str(tmp_path / "s")
+        server = await asyncio.start_unix_server(_echo_once, path)
+        await _stream_round_trip(lambda: asyncio.open_unix_connection(path), server)
+
+    assert tloop.stats()["bytes_read"] == tloop.stats()["bytes_written"] == 0
+    tloop.run_until_complete(main())
+    stats = tloop.stats()
+    # Each of the two connections: the payload there and back.
+    assert stats["bytes_read"] == stats["bytes_written"] == 2 * 2 * len(PAYLOAD), stats
+
+
+class _BufferedEcho(asyncio.BufferedProtocol):
+    """Echoes into a small buffer of its own (the transport's buffered read path)."""
+
+    def __init__(self) -> None:
+        self.buf = bytearray(4096)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+
+    def get_buffer(self, sizehint: int) -> bytearray:
+        return self.buf
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.transport.write(bytes(self.buf[:nbytes]))  # type: ignore[attr-defined]
+
+
+def test_bytes_through_a_buffered_protocol(tloop) -> None:
+    async def main() -> None:
+        server = await tloop.create_server(_BufferedEcho, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(PAYLOAD)
+        assert await reader.readexactly(len(PAYLOAD)) == PAYLOAD
+        writer.close()
+        await writer.wait_closed()
+        server.close()
+        await server.wait_closed()
+
+    tloop.run_until_complete(main())
+    stats = tloop.stats()
+    assert stats["bytes_read"] == stats["bytes_written"] == 2 * len(PAYLOAD), stats
+
+
+def test_bytes_over_tls_count_the_wire(tloop) -> None:
+    trustme = pytest.importorskip("trustme")
+    import ssl
+
+    ca = trustme.CA()
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server_ctx)
+    client_ctx = ssl.create_default_context()
+    ca.configure_trust(client_ctx)
+
+    async def main() -> None:
+        server = await asyncio.start_server(_echo_once, "127.0.0.1", 0, ssl=server_ctx)
+        port = server.sockets[0].getsockname()[1]
+        connect = lambda: asyncio.open_connection("127.0.0.1", port, ssl=client_ctx)  # noqa: E731
+        await _stream_round_trip(connect, server)
+
+    tloop.run_until_complete(main())
+    stats = tloop.stats()
+    # Ciphertext: the payload both ways, plus the handshake and record headers.
+    assert stats["bytes_read"] == stats["bytes_written"], stats
+    assert 2 * len(PAYLOAD) < stats["bytes_read"] < 2 * len(PAYLOAD) * 1.1, stats
+
+
+def test_bytes_over_udp(tloop) -> None:
+    class Echo(asyncio.DatagramProtocol):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            self.transport = transport
+
+        def datagram_received(self, data: bytes, addr: object) -> None:
+            self.transport.sendto(data, addr)  # type: ignore[attr-defined]
+
+    class Client(asyncio.DatagramProtocol):
+        def __init__(self) -> None:
+            self.got: asyncio.Queue[bytes] = asyncio.Queue()
+
+        def datagram_received(self, data: bytes, addr: object) -> None:
+            self.got.put_nowait(data)
+
+    async def main() -> None:
+        server, _ = await tloop.create_datagram_endpoint(Echo, local_addr=("127.0.0.1", 0))
+        client, proto = await tloop.create_datagram_endpoint(
+            Client, remote_addr=server.get_extra_info("sockname")
+        )
+        for size in (1, 100, 1200):
+            client.sendto(b"u" * size)
+            assert await proto.got.get() == b"u" * size
+        client.close()
+        server.close()
+
+    tloop.run_until_complete(main())
+    stats = tloop.stats()
+    assert stats["bytes_read"] == stats["bytes_written"] == 2 * 1301, stats
+
+
+def test_bytes_through_a_child_s_pipes(tloop) -> None:
+    async def main() -> None:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", "import sys; sys.stdout.buffer.write(sys.stdin.buffer.read())",
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        )
+        out, _ = await proc.communicate(PAYLOAD)
+        assert out == PAYLOAD
+
+    tloop.run_until_complete(main())
+    stats = tloop.stats()
+    # Written to the child's stdin, read from its stdout: one pipe each way.
+    assert stats["bytes_read"] == stats["bytes_written"] == len(PAYLOAD), stats
+
+
+def test_bytes_sent_by_sendfile_on_a_transport(tloop, tmp_path) -> None:
+    path = tmp_path / "f"
+    path.write_bytes(PAYLOAD)
+    got = bytearray()
+
+    async def main() -> None:
+        done = tloop.create_future()
+
+        class Sink(asyncio.Protocol):
+            def data_received(self, data: bytes) -> None:
+                got.extend(data)
+
+            def connection_lost(self, exc: BaseException | None) -> None:
+                done.set_result(None)
+
+        server = await tloop.create_server(Sink, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        transport, _ = await tloop.create_connection(asyncio.Protocol, "127.0.0.1", port)
+        with open(path, "rb") as f:
+            assert await tloop.sendfile(transport, f) == len(PAYLOAD)
+        transport.close()
+        await done
+        server.close()
+        await server.wait_closed()
+
+    tloop.run_until_complete(main())
+    assert bytes(got) == PAYLOAD
+    stats = tloop.stats()
+    assert stats["bytes_read"] == stats["bytes_written"] == len(PAYLOAD), stats

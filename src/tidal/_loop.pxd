@@ -59,6 +59,7 @@ cdef class _LoopCore:
     # Not per turn, but here so that an EventLoop's __dict__ stays empty (see
     # _loop.py): asyncio's C Task/Future look loop methods up per step.
     cdef public object _transports
+    cdef public object _io_counts         # _iocount.IOCounts: bytes the transports read and wrote
     cdef public object _exception_handler
     cdef public object _task_factory
     cdef public object _default_executor

@@ -78,6 +78,7 @@ from ._clock import MonotonicClock
 from ._handles import Handle, TimerHandle
 from ._handles import report as _report_callback_error
 from ._instrument import Instruments
+from ._iocount import IOCounts
 
 try:
     # Compiled, `cython` is Cython's compile-time module and the `if not
@@ -274,6 +275,7 @@ class _LoopCore:
     # loop (call_soon, get_debug: several per task step) find nothing there
     # to probe before the class.
     _transports: weakref.WeakValueDictionary[int, Any]
+    _io_counts: IOCounts  # bytes the transports read and wrote (loop.stats())
     _exception_handler: Any
     _task_factory: Any
     _default_executor: concurrent.futures.ThreadPoolExecutor | None
@@ -844,6 +846,7 @@ class EventLoop(_LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
         self._fileobjs = {}
         # fd -> transport, so add_reader/sock_* refuse an fd a transport owns.
         self._transports = weakref.WeakValueDictionary()
+        self._io_counts = IOCounts()
         self._closed = False
         self._stopping = False
         self._thread_id = None

@@ -279,6 +279,8 @@ async def _zero_copy(
     finally:
         if send.total_sent:
             _set_file_position(file, fileno, send.offset)
+            if transport is not None:  # a transport's bytes count in loop.stats()
+                transport._io_counts.written += send.total_sent
 
 
 async def sock_sendfile_native(

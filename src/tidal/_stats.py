@@ -3,8 +3,10 @@
 Two kinds of figures:
 
 * **Always there**, at no cost to the turn: turns (the watchdog's counter,
-  ``loop._turn``, bumped twice a turn), and the transports open now, by
-  kind (read from the loop's table of them when asked).
+  ``loop._turn``, bumped twice a turn), the bytes the loop's transports
+  have read and written (``loop._io_counts``: an integer add per read and
+  write, _iocount.py), and the transports open now, by kind (read from the
+  loop's table of them when asked).
 * **Collected while asked for** (``loop.collect_stats()``, ``TIDAL_STATS=1``
   read when a loop starts running, or the monitor being on): an instrument
   on the loop's instrument hook counts callbacks, task steps and I/O events,
@@ -205,9 +207,12 @@ def _kind(transport: Any) -> str:
 def stats(loop: Any) -> dict[str, Any]:
     """loop.stats()'s work: a dict of figures (docs/monitoring.md lists them)."""
     turn = loop._turn
+    counts = loop._io_counts
     out: dict[str, Any] = {
         "turns": turn // 2,
         "waiting_for_io": bool(turn & 1),
+        "bytes_read": counts.read,
+        "bytes_written": counts.written,
         "collecting": False,
         "transports": transports_open(loop),
     }

@@ -95,6 +95,7 @@ class DatagramTransport(asyncio.Transport, asyncio.DatagramTransport):
         "_conn_lost",
         "_connected",
         "_high_water",
+        "_io_counts",
         "_loop",
         "_low_water",
         "_paused",
@@ -116,6 +117,7 @@ class DatagramTransport(asyncio.Transport, asyncio.DatagramTransport):
         info = socket_extra(sock, extra)
         super().__init__(info)
         self._loop = loop
+        self._io_counts = loop._io_counts  # the loop's byte counts (_iocount.py)
         self._sock: socket.socket | None = sock
         self._sock_fd: int = sock.fileno()
         self._protocol: Any = protocol
@@ -204,6 +206,7 @@ class DatagramTransport(asyncio.Transport, asyncio.DatagramTransport):
         except BaseException as exc:
             self._fatal_error(exc, "Fatal read error on datagram transport")
         else:
+            self._io_counts.read += len(data)
             self._protocol.datagram_received(data, addr)
 
     # ------------------------------------------------------------------
@@ -238,9 +241,10 @@ class DatagramTransport(asyncio.Transport, asyncio.DatagramTransport):
             # Nothing queued: send right away, the common case.
             try:
                 if self._connected:
-                    self._sock.send(data)  # type: ignore[union-attr]
+                    sent = self._sock.send(data)  # type: ignore[union-attr]
                 else:
-                    self._sock.sendto(data, addr)  # type: ignore[union-attr]
+                    sent = self._sock.sendto(data, addr)  # type: ignore[union-attr]
+                self._io_counts.written += sent
                 return
             except _WOULD_BLOCK:
                 self._loop._add_writer(self._sock_fd, self._sendto_ready)
@@ -268,9 +272,10 @@ class DatagramTransport(asyncio.Transport, asyncio.DatagramTransport):
             self._buffer_size -= len(data) + _HEADER_SIZE
             try:
                 if connected:
-                    sock.send(data)  # type: ignore[union-attr]
+                    sent = sock.send(data)  # type: ignore[union-attr]
                 else:
-                    sock.sendto(data, addr)  # type: ignore[union-attr]
+                    sent = sock.sendto(data, addr)  # type: ignore[union-attr]
+                self._io_counts.written += sent
             except _WOULD_BLOCK:
                 buffer.appendleft((data, addr))  # try again when writable
                 self._buffer_size += len(data) + _HEADER_SIZE

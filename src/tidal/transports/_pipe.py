@@ -101,6 +101,7 @@ class _PipeEnd:
     _pipe: Any
     _fileno: int
     _loop: Any
+    _io_counts: Any  # the loop's byte counts (_iocount.py)
     _protocol: Any
     _closing: bool
 
@@ -159,6 +160,7 @@ class ReadPipeTransport(_PipeEnd, asyncio.ReadTransport):
         "_bufs",
         "_closing",
         "_fileno",
+        "_io_counts",
         "_loop",
         "_lost",
         "_paused",
@@ -185,6 +187,7 @@ class ReadPipeTransport(_PipeEnd, asyncio.ReadTransport):
         extra["pipe"] = pipe
         super().__init__(extra)
         self._loop = loop
+        self._io_counts = loop._io_counts
         self._protocol: Any = protocol
         self._buffered = isinstance(protocol, asyncio.BufferedProtocol)
         self._closing = False
@@ -217,6 +220,7 @@ class ReadPipeTransport(_PipeEnd, asyncio.ReadTransport):
             self._fatal_error(exc, "Fatal read error on pipe transport")
             return
         if n:
+            self._io_counts.read += n
             self._protocol.data_received(self._view[:n].tobytes())
         else:
             self._eof()
@@ -243,6 +247,7 @@ class ReadPipeTransport(_PipeEnd, asyncio.ReadTransport):
         if not n:
             self._eof()
             return
+        self._io_counts.read += n
         try:
             protocol.buffer_updated(n)
         except (SystemExit, KeyboardInterrupt):
@@ -315,6 +320,7 @@ class WritePipeTransport(_PipeEnd, asyncio.Transport):
         "_conn_lost",
         "_fileno",
         "_high_water",
+        "_io_counts",
         "_loop",
         "_lost",
         "_low_water",
@@ -341,6 +347,7 @@ class WritePipeTransport(_PipeEnd, asyncio.Transport):
         extra["pipe"] = pipe
         super().__init__(extra)
         self._loop = loop
+        self._io_counts = loop._io_counts
         self._protocol: Any = protocol
         self._buffer = bytearray()
         self._conn_lost = 0
@@ -406,6 +413,7 @@ class WritePipeTransport(_PipeEnd, asyncio.Transport):
                 self._conn_lost += 1
                 self._fatal_error(exc, "Fatal write error on pipe transport")
                 return
+            self._io_counts.written += n
             if n == len(data):
                 return
             if n:
@@ -433,6 +441,7 @@ class WritePipeTransport(_PipeEnd, asyncio.Transport):
             self._loop._remove_writer(self._fileno)
             self._fatal_error(exc, "Fatal write error on pipe transport")
             return
+        self._io_counts.written += n
         if n == len(buffer):
             buffer.clear()
             self._loop._remove_writer(self._fileno)

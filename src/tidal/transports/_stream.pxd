@@ -17,6 +17,10 @@ from tidal._syscalls_c cimport recv_bytes, recv_into, send
 # they are where the struct says (_stream_layout.pxd).
 from tidal.transports._stream_layout cimport StreamSlots as CStream, stream_layout_matches
 
+# The loop's byte counts (a transport's _io_counts, always one of these): the
+# read and write paths add to its C fields through cython.cast, unchecked.
+from tidal._iocount cimport IOCounts
+
 # Compared with len() (a C integer) on every read: a C constant.
 cdef Py_ssize_t _DIRECT_READ
 # The bound of the read loop of one readiness event: a C loop.

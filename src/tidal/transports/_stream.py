@@ -48,7 +48,11 @@ except ImportError:  # interpreted, without Cython installed
     from types import SimpleNamespace
 
     cython = SimpleNamespace(
-        compiled=False, locals=lambda **types: lambda func: func, Py_ssize_t=int, int=int
+        compiled=False,
+        locals=lambda **types: lambda func: func,
+        Py_ssize_t=int,
+        int=int,
+        cast=lambda type_, value: value,
     )
 if not cython.compiled:
     from .._syscalls import recv_bytes, recv_into, send
@@ -59,6 +63,9 @@ if not cython.compiled:
     # Compiled, CStream is the C struct view of StreamSlots' fields
     # (_stream_layout.pxd, cimported by _stream.pxd); interpreted, the class.
     from ._stream_slots import StreamSlots as CStream
+
+    # Compiled, the cimported C type of _stream.pxd.
+    from .._iocount import IOCounts
 
 from ._base import (
     PEERNAME_UNKNOWN,
@@ -283,6 +290,12 @@ class StreamTransport(StreamSlots):
         self._low_water = 16 * 1024
         self._recv_view = _shared_recv_view(loop, _read_size(protocol))
         self._big_reads = False  # the last read brought _DIRECT_READ or more
+        # The loop's byte counts (_iocount.py).  Compiled, the read and write
+        # paths add to it as a C struct, unchecked: it must be an IOCounts.
+        counts = loop._io_counts
+        if type(counts) is not IOCounts:
+            raise TypeError(f"loop._io_counts must be an IOCounts, not {type(counts).__name__}")
+        self._io_counts = counts
         self._sock = sock
         if server is not None:
             server._attach(self)
@@ -418,6 +431,7 @@ class StreamTransport(StreamSlots):
             # (A socket subclass's recv() may return any object: only a bytes
             # object's length is asked for.)
             n = len(data) if type(data) is bytes else 0
+            cython.cast(IOCounts, tr._io_counts).read += n
             tr._big_reads = n >= _DIRECT_READ
             try:
                 protocol.data_received(data)
@@ -470,6 +484,7 @@ class StreamTransport(StreamSlots):
             if not nbytes:
                 self._read_eof()
                 return
+            cython.cast(IOCounts, tr._io_counts).read += nbytes
             try:
                 protocol.buffer_updated(nbytes)
             except (SystemExit, KeyboardInterrupt):
@@ -507,7 +522,7 @@ class StreamTransport(StreamSlots):
     # Writing
     # ------------------------------------------------------------------
 
-    @cython.locals(tr=CStream)  # compiled: tr's fields are C struct members
+    @cython.locals(tr=CStream, n=cython.Py_ssize_t)  # compiled: tr's fields are C struct members
     def write(self, data: bytes | bytearray | memoryview) -> None:
         """Send now what the kernel takes; queue the rest (never dropped)."""
         tr = self
@@ -541,6 +556,7 @@ class StreamTransport(StreamSlots):
             except BaseException as exc:
                 self._fatal_error(exc, "Fatal write error on socket transport")
                 return
+            cython.cast(IOCounts, tr._io_counts).written += n
             if n == len(data):
                 return
             self._queue(data, n)
@@ -589,6 +605,7 @@ class StreamTransport(StreamSlots):
             except BaseException as exc:
                 self._fatal_error(exc, "Fatal write error on socket transport")
                 return
+            self._io_counts.written += n
             for data in items:
                 size = len(data)
                 if n >= size:
@@ -641,7 +658,7 @@ class StreamTransport(StreamSlots):
             # Large and mutable: the caller may reuse it after write returns.
             buffer.append(memoryview(data)[offset:].tobytes())
 
-    @cython.locals(tr=CStream)  # compiled: tr's fields are C struct members
+    @cython.locals(tr=CStream, n=cython.Py_ssize_t)  # compiled: tr's fields are C struct members
     def _write_ready(self) -> None:
         """The fd is writable: flush as much of the queue as the kernel takes."""
         tr = self
@@ -666,6 +683,7 @@ class StreamTransport(StreamSlots):
                 tr._empty_waiter.set_exception(exc)
             return
 
+        cython.cast(IOCounts, tr._io_counts).written += n
         # Drop the n bytes sent from the front of the queue.
         tr._buffer_size -= n
         while n:

@@ -21,6 +21,7 @@ cdef extern from "tidal/transports/_stream_layout.h":
         cdef object _empty_waiter
         cdef object _eof
         cdef object _high_water
+        cdef object _io_counts
         cdef object _io_fd
         cdef object _loop
         cdef object _low_water

@@ -49,6 +49,7 @@ class StreamSlots(transports.Transport):
     _low_water: int
     _recv_view: memoryview
     _big_reads: bool
+    _io_counts: Any  # the loop's _iocount.IOCounts: each read and write adds its bytes
     _peername: Any  # the peer's address until _extra is filled in (see _stream.py)
 
     # The storage: one slot per annotated field (CPython lays them out sorted
