@@ -1,8 +1,12 @@
 """The tour (`make run`) is a user-facing command: it must finish cleanly."""
 
+import json
 import platform
+import re
 import subprocess
 import sys
+
+from tidal.trace import check
 
 
 def test_tour_runs_clean():
@@ -20,6 +24,14 @@ def test_tour_runs_clean():
     assert "two leaders in one term" in proc.stdout
     assert "replayed from its seed: AssertionError, the same run: True" in proc.stdout
     assert "partition" in proc.stdout
+    # It traces its own echo service, prints the trace's summary and says where it is.
+    assert "Busiest tasks" in proc.stdout and "client-1" in proc.stdout, proc.stdout
+    path = re.search(r"The whole timeline: (\S+)", proc.stdout).group(1)
+    with open(path) as f:
+        trace = json.load(f)
+    assert check(trace) == []
+    tracks = {e["args"]["name"] for e in trace["traceEvents"] if e.get("name") == "thread_name"}
+    assert {"client-1", "client-3", "echo-handler-1"} <= tracks, tracks
 
 
 def test_version_says_which_build():

@@ -11,8 +11,10 @@ replays it from its seed and shrinks its faults to the one it needs.
 from __future__ import annotations
 
 import asyncio
+import os
 import statistics
 import sys
+import tempfile
 import time
 from typing import Any, Callable, Generator
 
@@ -159,9 +161,14 @@ async def serve_echo(clients: Callable[[int], Any]) -> Any:
     (On 3.11 Server.wait_closed() does not wait for the handlers, so we do.)
     """
     handlers: list[asyncio.Task] = []
-    server = await asyncio.start_server(
-        lambda r, w: handlers.append(asyncio.ensure_future(echo_handler(r, w))), HOST, 0
-    )
+    loop = asyncio.get_running_loop()
+
+    def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        # Named, as a trace then names their tracks.
+        name = f"echo-handler-{len(handlers) + 1}"
+        handlers.append(loop.create_task(echo_handler(reader, writer), name=name))
+
+    server = await asyncio.start_server(handle, HOST, 0)
     async with server:
         result = await clients(server.sockets[0].getsockname()[1])
     await asyncio.gather(*handlers)
@@ -170,6 +177,32 @@ async def serve_echo(clients: Callable[[int], Any]) -> Any:
 
 async def async_style(rounds: int) -> int:
     return await serve_echo(lambda port: ping_client(port, rounds))
+
+
+# ---------------------------------------------------------------------------
+# What the loop ran: the async echo service, traced (docs/tracing.md).
+# ---------------------------------------------------------------------------
+
+
+async def _traced_clients(port: int, clients: int, rounds: int) -> int:
+    loop = asyncio.get_running_loop()
+    tasks = [loop.create_task(ping_client(port, rounds), name=f"client-{i + 1}") for i in range(clients)]
+    return sum(await asyncio.gather(*tasks))
+
+
+def traced_echo(path: str, clients: int = 3, rounds: int = 50) -> str | None:
+    """Serve the async echo to a few named clients under tidal.trace; the summary of
+    the trace written to `path` (None if tracing is already on in this process)."""
+    import tidal.trace
+
+    if tidal.trace.current() is not None:  # TIDAL_TRACE: that trace is the user's
+        return None
+    session = tidal.trace.start(path)
+    try:
+        tidal.run(serve_echo(lambda port: _traced_clients(port, clients, rounds)))
+        return tidal.trace.summary(session.trace(), top=3)
+    finally:
+        tidal.trace.stop()  # writes `path`
 
 
 # ---------------------------------------------------------------------------
@@ -276,6 +309,13 @@ def main() -> int:
         ms = (time.perf_counter() - t0) * 1e3
         print(f"  {name:<17} {count} echoes in {ms:6.1f} ms   ({how})")
         assert count == ROUNDS
+
+    path = os.path.join(tempfile.gettempdir(), "tidal-tour-trace.json")
+    summary = traced_echo(path)
+    if summary is not None:
+        print("\nWhat the loop ran, traced (3 clients x 50 round trips; tidal.trace):\n")
+        print("\n".join("  " + line if line else "" for line in summary.splitlines()))
+        print(f"\n  The whole timeline: {path} (drag it into https://ui.perfetto.dev)")
 
     print("\nThe same work on asyncio's loop and on tidal's (median of 5, interleaved):\n")
     print(f"  {'workload':<36} {'asyncio':>10} {'tidal':>10} {'tidal speed':>12}")
