@@ -375,3 +375,39 @@ def test_an_aiohttp_server_and_its_clients_traced_end_to_end(loop_name, loop_fac
                and "read_ready" in c["name"] for c in events if c["ph"] == "X")
     ]
     assert read_wakes, "no task was woken from a read callback"
+
+
+def test_png_draws_the_timeline_of_a_real_trace(loop_name, tmp_path):
+    tidal_only(loop_name)
+    image_module = pytest.importorskip("PIL.Image")
+    from tidal.trace._png import IO_WAIT, _colour
+
+    _, data = _traced(_program)
+    traced = tmp_path / "trace.json"
+    traced.write_text(json.dumps(data))
+    out = tmp_path / "trace.png"
+    proc = _python("-m", "tidal", "trace", "--png", str(out), "--width", "1000", str(traced))
+    assert proc.returncode == 0, proc.stderr
+    with image_module.open(out) as image:
+        assert image.format == "PNG" and image.width == 1000
+        colours = {colour for _, colour in image.convert("RGB").getcolors(1_000_000)}
+    # The workers' steps (one colour per slice name), the I/O waits, drawn.
+    assert _colour("_worker") in colours and IO_WAIT in colours
+    # A window of it, and a window with nothing in it.
+    zoom = _python("-m", "tidal", "trace", "--png", str(out), "--window", "1:3", str(traced))
+    assert zoom.returncode == 0, zoom.stderr
+    empty = _python("-m", "tidal", "trace", "--png", str(out), "--window", "3:1", str(traced))
+    assert empty.returncode == 1 and "empty window" in empty.stderr
+
+
+def test_png_without_pillow_says_how_to_get_it(tmp_path):
+    traced = tmp_path / "trace.json"
+    traced.write_text(json.dumps({"traceEvents": []}))
+    # As if Pillow were not installed: its import fails.
+    code = (
+        "import sys; sys.modules['PIL'] = None; from tidal.__main__ import main; "
+        f"sys.exit(main(['trace', '--png', {str(tmp_path / 'x.png')!r}, {str(traced)!r}]))"
+    )
+    proc = _python("-c", code)
+    assert proc.returncode == 1
+    assert "pip install 'tidal[png]'" in proc.stderr, proc.stderr

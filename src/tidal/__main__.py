@@ -3,6 +3,7 @@
   python -m tidal run SCRIPT [ARGS...]              run an asyncio program on tidal (-m MODULE too)
   python -m tidal trace -o trace.json SCRIPT [...]  the same, writing a timeline of it (docs/tracing.md)
   python -m tidal trace --summary trace.json        the busiest tasks, longest steps, worst lags
+  python -m tidal trace --png out.png trace.json    a picture of the timeline (pip install 'tidal[png]')
   python -m tidal bench [...]                       the benchmark (python -m tidal bench --help)
   python -m tidal sim SCENARIO.py --seeds N --jobs J  a simulation scenario over seeds with swarm faults:
                                                     the first failure shrunk and reported (docs/simulation.md)
@@ -78,6 +79,13 @@ def _trace(argv: list[str]) -> int:
     parser.add_argument("-o", "--output", default="trace.json", help="where to write the trace")
     parser.add_argument("--summary", metavar="TRACE", help="print the summary of TRACE and exit")
     parser.add_argument("--check", metavar="TRACE", help="check TRACE strictly; exit 1 on a problem")
+    parser.add_argument(
+        "--png", metavar="OUT", help="draw the timeline of the TRACE given after it into the PNG file OUT"
+    )
+    parser.add_argument(
+        "--window", metavar="START:END", help="with --png: only from START to END ms into the trace"
+    )
+    parser.add_argument("--width", type=int, default=1600, help="with --png: the picture's width in pixels")
     # Options go before SCRIPT: everything from SCRIPT on is the program's.
     args = parser.parse_args(argv)
     from tidal import trace
@@ -93,6 +101,8 @@ def _trace(argv: list[str]) -> int:
             print(problem)
         print(f"{len(problems)} problem(s)", file=sys.stderr)
         return 1 if problems else 0
+    if args.png:
+        return _draw(args.png, args.target, args.window, args.width)
     if not args.target and args.module is None:
         print("python -m tidal trace: give a SCRIPT (or -m MODULE), or --summary TRACE", file=sys.stderr)
         return 2
@@ -102,6 +112,33 @@ def _trace(argv: list[str]) -> int:
     finally:
         path = trace.stop()
         print(f"tidal: trace written to {path} (open it in https://ui.perfetto.dev)", file=sys.stderr)
+
+
+def _draw(out: str, target: list[str], window: str | None, width: int) -> int:
+    """--png OUT TRACE: draw TRACE."""
+    from tidal.trace import _png
+
+    if len(target) != 1:
+        print("python -m tidal trace --png OUT.png TRACE.json: give one TRACE", file=sys.stderr)
+        return 2
+    start = end = None
+    if window:
+        try:
+            first, _, last = window.partition(":")
+            start = float(first) if first else None
+            end = float(last) if last else None
+        except ValueError:
+            print(f"--window START:END, in ms (e.g. 120:135), not {window!r}", file=sys.stderr)
+            return 2
+    with open(target[0]) as f:
+        data = json.load(f)
+    try:
+        _png.render(data, out, width=width, start_ms=start, end_ms=end)
+    except (_png.PillowMissing, ValueError) as exc:
+        print(f"python -m tidal trace --png: {exc}", file=sys.stderr)
+        return 1
+    print(f"tidal: {out} drawn from {target[0]}", file=sys.stderr)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
