@@ -13,13 +13,15 @@ the same loop as a loop factory.
 simulated TCP/UDP network with faults (partitions, crashes and restarts,
 clock skew, latency, loss): ``s.host(...)``, faults, ``s.run(until=...)``.
 ``Simulation(seed, faults="swarm")`` draws the whole fault plan from the
-seed; ``search(scenario, seeds=500)`` runs a scenario over seeds, and shrinks
-and reports the first failure (``FaultPlan``, ``swarm``, ``search``).
+seed; ``search(scenario, seeds=500)`` runs a scenario over seeds (in worker
+processes with ``jobs=N``, on a Dask cluster with ``dask=client``), and
+shrinks and reports the first failure (``FaultPlan``, ``swarm``, ``search``).
 See docs/simulation.md.
 """
 
 from __future__ import annotations
 
+from ._dask import HashSeedMismatch
 from ._faults import (
     Clock,
     Crash,
@@ -51,6 +53,7 @@ __all__ = [
     "Failure",
     "Fault",
     "FaultPlan",
+    "HashSeedMismatch",
     "Heal",
     "HostCrashed",
     "Link",

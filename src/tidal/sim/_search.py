@@ -203,6 +203,11 @@ class Failure:
     replay: str = ""
     replay_shrunk: str = ""
     traceback: str = ""
+    trace_hash: str | None = None  # this process's run of the seed
+    # Where another process (a worker) found the failure: its run's trace hash
+    # and where that was, to compare with this process's run.
+    found_trace_hash: str | None = None
+    found_where: str = ""
 
     def report(self) -> str:
         lines = [
@@ -223,6 +228,18 @@ class Failure:
                     "the same failure, the same trace hash"
                     if self.replayed
                     else "DID NOT REPRODUCE"
+                )
+            )
+        if self.trace_hash is not None:
+            found, where = self.found_trace_hash, self.found_where or "the worker"
+            lines.append(
+                f"trace hash: {self.trace_hash}"
+                + (
+                    ""
+                    if found is None
+                    else f", the same as the run on {where}"
+                    if found == self.trace_hash
+                    else f", NOT that of the run on {where} ({found}): not the same run"
                 )
             )
         if self.plan is not None:
@@ -330,6 +347,7 @@ def search(
     progress: Callable[[int, int], None] | None = None,
     keep_hashes: bool = False,
     runner: Callable[[list[int]], Iterator[SeedOutcome]] | None = None,
+    dask: Any = None,
     **options: Any,
 ) -> SearchResult:
     """Run `scenario` for each seed until one fails; replay, shrink and
@@ -344,6 +362,8 @@ def search(
     the report.  `progress(done, total)` is called after each seed.
     `runner(seeds)`: seeds run elsewhere (the pytest plugin's worker
     processes), as (seed, error text or None, trace hash) in seed order.
+    `dask`: a ``distributed.Client`` or a scheduler address: the seeds run
+    on that Dask cluster (``_dask``; needs the ``tidal[dask]`` extra).
     `options` go to each Simulation (explore=True, latency, ...)."""
     seed_list = _seed_list(seeds)
     started = time.perf_counter()
@@ -351,6 +371,10 @@ def search(
     failed_seed: int | None = None
     done = 0
     stream: Iterator[SeedOutcome]
+    if dask is not None:
+        from ._dask import DaskRunner
+
+        runner = DaskRunner(dask, scenario, faults, options)
     if runner is not None:
         stream = runner(seed_list)
     elif jobs > 1:
@@ -360,7 +384,7 @@ def search(
             (o.seed, None if o.error is None else "", o.trace_hash)
             for o in (run_seed(scenario, seed, faults, **options) for seed in seed_list)
         )
-    failed_error = None
+    failed_error = failed_hash = None
     for seed, error, trace_hash in stream:
         done += 1
         if keep_hashes:
@@ -368,7 +392,7 @@ def search(
         if progress is not None:
             progress(done, len(seed_list))
         if error is not None:
-            failed_seed, failed_error = seed, error
+            failed_seed, failed_error, failed_hash = seed, error, trace_hash
             break
     close = getattr(stream, "close", None)
     if close is not None:
@@ -392,6 +416,9 @@ def search(
             f"seed {failed_seed} failed in a worker process ({failed_error}) "
             "but passed when run again here: something escaped the seed"
         )
+    if runner is not None or jobs > 1:
+        failure.found_trace_hash = failed_hash
+        failure.found_where = getattr(runner, "where", "") or "a worker process"
     return SearchResult(done, failure, elapsed, hashes)
 
 
@@ -427,6 +454,7 @@ def investigate(
         replayed=_same_failure(again.error, first.error) and again.trace_hash == first.trace_hash,
         trace_path=trace_path if os.path.exists(trace_path) else None,
         traceback="".join(traceback.format_exception(first.error)),
+        trace_hash=first.trace_hash,
     )
     if first.plan is not None:
         failure.plan_path = first.plan.save(f"{stem}.plan.json")
