@@ -31,7 +31,7 @@ def run_nodes(sim: Simulation, algorithm: str, until: float) -> dict[str, Any]:
     return election.check(journal, [n for n in names if not isinstance(results[n], HostCrashed)])
 
 
-@pytest.mark.tidal_sim(seeds=20, faults=Swarm(max_drift=1e-3, liveness=0.4), explore=True)
+@pytest.mark.tidal_sim(seeds=25, faults=Swarm(max_drift=1e-3, liveness=0.4), explore=True)
 @pytest.mark.parametrize("algorithm", ["bully", "ring"])
 def test_one_leader_per_epoch_and_one_after_healing(sim: Simulation, algorithm: str) -> None:
     c = run_nodes(sim, algorithm, until=15.0)
