@@ -121,10 +121,13 @@ def main(
     *,
     until: float,
     faults: Callable[[Any, Peers], None] | None = None,
+    swarm: Any = None,
     **config: Any,
 ) -> None:
     """Run the nodes as `args` say and print ``report(results)``.  In a
-    simulation, ``faults(sim, peers)`` may schedule faults first."""
+    simulation, ``faults(sim, peers)`` may schedule faults first; with
+    `swarm` (a tidal.sim.Swarm) the run meets the fault plan it draws from
+    the seed (the plan a tidal_sim test with that seed meets), printed last."""
     if args.real:
         coro = run_real(node, names, until, **config)
         if args.loop == "tidal":
@@ -136,10 +139,14 @@ def main(
     else:
         from tidal import sim as tidal_sim
 
-        simulation = tidal_sim.Simulation(seed=args.seed)
+        simulation = tidal_sim.Simulation(seed=args.seed, faults=swarm)
         peers = add_nodes(simulation, node, names, **config)
         if faults is not None:
             faults(simulation, peers)
         results = simulation.run(until=until).results
     for line in report(results):
         print(line)
+    if swarm is not None and not args.real:
+        print(f"faults (swarm plan of seed {args.seed}):")
+        for line in str(simulation.plan).splitlines():
+            print("  " + line.strip())

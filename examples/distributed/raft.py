@@ -393,17 +393,9 @@ def main() -> None:
     args = p.parse_args()
     journal: Journal = []
     disks: dict[str, dict[str, Any]] = {}
-    simulations: list[Any] = []
-
-    def faults(sim: Any, peers: dict[str, Addr]) -> None:
-        sim.faults = swarm()
-        simulations.append(sim)
 
     def lines(results: dict[str, Any]) -> list[str]:
-        head = [f"raft: {len(SERVERS)} servers, {len(COMMANDS)} commands"]
-        if simulations:
-            head += ["faults: " + str(simulations[0].plan).replace("\n", "\n   ")]
-        return [*head, *report(journal, disks)]
+        return [f"raft: {len(SERVERS)} servers, {len(COMMANDS)} commands", *report(journal, disks)]
 
     _launch.main(
         args,
@@ -411,7 +403,7 @@ def main() -> None:
         [*SERVERS, "client"],
         lines,
         until=3.0 if args.real else 12.0,
-        faults=faults,
+        swarm=swarm(),
         disks=disks,
         journal=journal,
         buggy=args.buggy,

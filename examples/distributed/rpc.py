@@ -203,20 +203,12 @@ def main() -> None:
     p.add_argument("--buggy", action="store_true", help="no reply cache: retries run again")
     args = p.parse_args()
     journal: Journal = []
-    simulations: list[Any] = []
-
-    def faults(sim: Any, peers: dict[str, Addr]) -> None:
-        sim.faults = swarm()
-        simulations.append(sim)
 
     def lines(results: dict[str, Any]) -> list[str]:
-        head = [f"rpc: {len(CLIENTS)} clients x {CALLS} add() calls, {IN_FLIGHT} in flight"]
-        if simulations:
-            head += ["faults: " + str(simulations[0].plan).replace("\n", "\n   ")]
         answered = sum(len(r) for n, r in results.items() if isinstance(r, list))
         problems = check(results, journal, CALLS)
         return [
-            *head,
+            f"rpc: {len(CLIENTS)} clients x {CALLS} add() calls, {IN_FLIGHT} in flight",
             f"{answered} calls answered, {len(journal)} executions",
             "check: "
             + (
@@ -233,7 +225,7 @@ def main() -> None:
         ["server", *CLIENTS],
         lines,
         until=1.5 if args.real else 8.0,
-        faults=faults,
+        swarm=swarm(),
         disks={},
         journal=journal,
         calls=CALLS,
