@@ -9,7 +9,7 @@ import functools
 from typing import Any
 
 import pytest
-from helpers import course_program, run_course
+from helpers import course_program, course_sim_output, run_course
 
 from tidal import sim as tidal_sim
 
@@ -56,9 +56,7 @@ def test_the_planted_vote_bug_is_found_replayed_and_shrunk(tmp_path: Any) -> Non
 
 
 def test_a_seed_prints_the_same_run_every_time() -> None:
-    first = run_course("raft", "--sim", "--seed", "0", "--buggy", hash_seed="1")
-    assert first == run_course("raft", "--sim", "--seed", "0", "--buggy", hash_seed="2")
-    lines = first.splitlines()
+    lines = course_sim_output("raft", "--seed", "0", "--buggy").splitlines()
     assert lines[3].startswith("safety: leader completeness: n3 leads term 6"), lines
     assert lines[4:6] == ["faults (swarm plan of seed 0):", "  network: the simulation defaults"]
 
