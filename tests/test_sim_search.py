@@ -319,3 +319,27 @@ def test_the_command_line_searches_reports_and_replays(tmp_path: Any) -> None:
     passed = tidal_sim("scenario.py::correct", "--seeds", "5")
     assert passed.returncode == 0, passed.stdout + passed.stderr
     assert passed.stdout.startswith("tidal.sim: 5 seeds passed")
+
+
+def _two_crashes(s: sim.Simulation) -> None:
+    async def idle() -> None:
+        await asyncio.sleep(10)
+
+    s.host("a", idle)
+    s.host("b", idle)
+    res = s.run(until=10)
+    a_down, b_down = (isinstance(res.results[h], sim.HostCrashed) for h in "ab")
+    if a_down and b_down:
+        raise AssertionError("both down")  # the bug being shrunk
+    if b_down:
+        raise AssertionError("b down")  # another one, raised by another line
+
+
+def test_shrinking_keeps_to_the_failure_it_started_from() -> None:
+    plan = sim.FaultPlan((sim.Crash(1.0, "a"), sim.Crash(2.0, "b")))
+    failed = sim.run_seed(_two_crashes, 0, plan)
+    assert str(failed.error) == "both down" and failed.error is not None
+    shrunk, runs = sim.shrink(_two_crashes, 0, plan, failed.error)
+    # Without crash a it still raises AssertionError, but from the other line:
+    # that is another bug, so both crashes stay.
+    assert shrunk.faults == plan.faults, shrunk

@@ -15,7 +15,8 @@ plan drawn from the seed (``_faults``), and stops at the first failure.
 Then it shrinks: the plan is made smaller (schedule exploration off, fewer
 faults by delta debugging, lower network rates, shorter partitions and
 downtimes, smaller clock faults), keeping each change only if the scenario
-still fails with the same exception type, for the same seed.  The failing
+still fails the same way (the same exception type, raised by the same
+line), for the same seed.  The failing
 run (and the shrunk one) is run once more with a timeline, written as a
 Perfetto trace with one process per host in virtual time.  ``Failure``
 holds all of it, and ``report()`` says it for a person: seed,
@@ -92,8 +93,19 @@ def _error_text(error: BaseException) -> str:
     return "".join(traceback.format_exception_only(type(error), error)).strip().splitlines()[0]
 
 
+def _where(error: BaseException) -> tuple[type[BaseException], str | None, int | None]:
+    """An error's type and the line that raised it: what makes two failures
+    the same bug (Hypothesis tells failures apart the same way)."""
+    tb = error.__traceback__
+    if tb is None:
+        return type(error), None, None
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    return type(error), tb.tb_frame.f_code.co_filename, tb.tb_lineno
+
+
 def _same_failure(error: BaseException | None, original: BaseException) -> bool:
-    return error is not None and type(error) is type(original)
+    return error is not None and _where(error) == _where(original)
 
 
 # -- shrinking ------------------------------------------------------------------
@@ -109,7 +121,8 @@ def shrink(
     **options: Any,
 ) -> tuple[FaultPlan, int]:
     """The smallest plan found for which `scenario` at `seed` still fails
-    with `error`'s type, and how many runs that took.
+    as `error` did (its type, raised by the same line: not another bug the
+    smaller plan may reveal), and how many runs that took.
 
     Greedy, to a fixed point (or `max_runs`): schedule exploration off;
     faults removed by delta debugging (halves, quarters, ... single
