@@ -322,14 +322,7 @@ class Simulation:
         """Set the faults of the link a -> b (and b -> a): unset ones keep the defaults."""
         self._check_open()
         self._host(a), self._host(b)
-        d = self._net.defaults
-        lo, hi = d.latency
-        params = LinkParams(
-            latency if latency is not None else (lo / NS_PER_S, hi / NS_PER_S),
-            d.drop if drop is None else drop,
-            d.duplicate if duplicate is None else duplicate,
-            d.reorder if reorder is None else reorder,
-        )
+        params = self._defaults_but(latency, drop, duplicate, reorder)
         self._net.links[(a, b)] = params
         if both_ways:
             self._net.links[(b, a)] = params
@@ -403,15 +396,25 @@ class Simulation:
         """Change the network's defaults from now on (unset ones are kept);
         links given their own faults keep them."""
         self._check_open()
+        self._net.defaults = self._defaults_but(latency, drop, duplicate, reorder)
+        self._record(f"network {latency} {drop} {duplicate} {reorder}")
+
+    def _defaults_but(
+        self,
+        latency: tuple[float, float] | None,
+        drop: float | None,
+        duplicate: float | None,
+        reorder: float | None,
+    ) -> LinkParams:
+        """The network's defaults, with the faults that are given instead."""
         d = self._net.defaults
         lo, hi = d.latency
-        self._net.defaults = LinkParams(
+        return LinkParams(
             latency if latency is not None else (lo / NS_PER_S, hi / NS_PER_S),
             d.drop if drop is None else drop,
             d.duplicate if duplicate is None else duplicate,
             d.reorder if reorder is None else reorder,
         )
-        self._record(f"network {latency} {drop} {duplicate} {reorder}")
 
     def settle(self) -> None:
         """The liveness phase: every cut link healed, every link back to the
