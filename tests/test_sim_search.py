@@ -277,6 +277,8 @@ def test_jobs_give_each_seed_the_serial_run_and_the_same_first_failure() -> None
     assert parallel.seeds_run == serial.seeds_run
     assert parallel.hashes == serial.hashes
     assert str(parallel.failure.error) == str(serial.failure.error)
+    with pytest.raises(TypeError, match="must pickle"):
+        sim.search(lambda s: None, 2, jobs=2)
 
 
 def test_the_command_line_searches_reports_and_replays(tmp_path: Any) -> None:

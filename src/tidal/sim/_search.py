@@ -34,6 +34,7 @@ import concurrent.futures
 import dataclasses
 import multiprocessing
 import os
+import pickle
 import tempfile
 import time
 import traceback
@@ -391,6 +392,13 @@ def search(
     if runner is not None:
         stream = runner(seed_list)
     elif jobs > 1:
+        try:
+            pickle.dumps((scenario, faults, options))
+        except Exception as exc:
+            raise TypeError(
+                f"jobs={jobs} hands the scenario to worker processes: it must pickle "
+                f"(a module-level function, or a functools.partial of one): {exc}"
+            ) from exc
         stream = _outcomes_in_parallel(scenario, seed_list, faults, options, jobs)
     else:
         stream = (
