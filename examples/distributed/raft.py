@@ -157,7 +157,8 @@ class RaftServer(asyncio.DatagramProtocol):
             if index > len(self.log):
                 self.log.append(entry)
         match = prev + len(m["entries"])
-        if m["leaderCommit"] > self.commit_index:
+        # (An old AppendEntries, delayed, may know less: commitIndex never goes back.)
+        if min(m["leaderCommit"], match) > self.commit_index:
             self.commit_index = min(m["leaderCommit"], match)
             self.apply()
         self.send(m["src"], type="AppendEntriesReply", success=True, matchIndex=match)
