@@ -6,8 +6,9 @@ order up to its first failure, answering (seed, error text or None, trace
 hash) for each: the stream ``search`` reads, in seed order, so the failure
 reported is the first in seed order, found again and shrunk locally.
 
-Each Dask worker runs the seeds in a child process of its own (started
-once, kept for the next tasks), not in the worker itself, for two reasons:
+Each Dask worker runs the seeds in a child process of its own (one per
+worker thread, kept for the next tasks of the same calling process), not
+in the worker itself, for two reasons:
 
 - A simulation patches ``time``, ``random`` and ``os.urandom`` process-wide
   while it runs.  In the worker process the worker's own event loop thread
@@ -31,14 +32,18 @@ from __future__ import annotations
 
 import os
 import pickle
+import socket
 import subprocess
 import sys
 import threading
+import uuid
 from typing import IO, Any, Iterator
 
 from ._search import SeedOutcome, _run_chunk
 
 _PROBE = "tidal.sim: a probe of the hash secret"
+# This process, as the workers' children know it (made at import: outside any run).
+_SESSION = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex}"
 
 
 class HashSeedMismatch(RuntimeError):
@@ -94,9 +99,11 @@ def fixed_hash_seed() -> str:
 
 
 class _Child:
-    """A process running chunks of seeds for one Dask worker thread at a time."""
+    """A process running chunks of seeds for one Dask worker thread at a time,
+    for one calling process (`session`)."""
 
-    def __init__(self, hash_seed: str) -> None:
+    def __init__(self, hash_seed: str, session: str) -> None:
+        self.key = (hash_seed, session)
         self.process = subprocess.Popen(
             [sys.executable, "-m", "tidal.sim._dask"],
             stdin=subprocess.PIPE,
@@ -109,33 +116,50 @@ class _Child:
         _send(self.process.stdin, request)
         answer = _receive(self.process.stdout)
         if answer is None:
-            code = self.process.wait()
-            raise RuntimeError(f"tidal.sim's process on this worker died (exit status {code})")
+            raise RuntimeError(
+                f"tidal.sim's process on this worker died (exit status {self.close()})"
+            )
         kind, value = answer
         if kind == "error":
+            self.close()
             raise RuntimeError(f"tidal.sim's process on this worker failed:\n{value}")
         return value
 
+    def close(self) -> int:
+        """End the process (it stops at the end of its input)."""
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.process.stdin.close()
+        self.process.stdout.close()
+        return self.process.wait()
 
-_idle: dict[str, list[_Child]] = {}
+
+# Children waiting for work.  A calling process gets children of its own
+# (`session`): they import the modules its scenario uses afresh, as the
+# calling process did, rather than keep those of an earlier search.
+_idle: list[_Child] = []
 _idle_lock = threading.Lock()
 
 
 def work(
-    payload: bytes, seeds: list[int], hash_seed: str
+    payload: bytes, seeds: list[int], hash_seed: str, session: str
 ) -> tuple[dict[str, Any], str, list[SeedOutcome]]:
     """A Dask task: `seeds` run in a child process with `hash_seed`; the
     child's identity, this worker's address, and the outcomes."""
     from distributed import get_worker
 
+    key = (hash_seed, session)
     with _idle_lock:
-        children = _idle.setdefault(hash_seed, [])
-        child = children.pop() if children else None
+        stale = [c for c in _idle if c.key != key]
+        mine = [c for c in _idle if c.key == key]
+        child = mine.pop() if mine else None
+        _idle[:] = mine
+    for old in stale:
+        old.close()
     if child is None:
-        child = _Child(hash_seed)
+        child = _Child(hash_seed, session)
     child_identity, outcomes = child.run((sys.path, payload, seeds))
     with _idle_lock:  # not reached when the child failed: a new one next time
-        _idle[hash_seed].append(child)
+        _idle.append(child)
     return child_identity, get_worker().address, outcomes
 
 
@@ -229,7 +253,9 @@ class DaskRunner:
             def submit(index: int) -> None:
                 if index < len(chunks):
                     futures.append(
-                        client.submit(work, payload, chunks[index], self.hash_seed, pure=False)
+                        client.submit(
+                            work, payload, chunks[index], self.hash_seed, _SESSION, pure=False
+                        )
                     )
 
             for index in range(window):
