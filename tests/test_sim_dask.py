@@ -160,3 +160,14 @@ def test_without_dask_the_error_names_the_extra(tmp_path: Any, monkeypatch: Any)
     monkeypatch.delenv("PYTHONHASHSEED", raising=False)
     with pytest.raises(sim.HashSeedMismatch, match="need PYTHONHASHSEED set"):
         sim.search(lambda s: None, 1, dask="tcp://127.0.0.1:9")
+
+
+def test_an_unreachable_scheduler_is_said(tmp_path: Any, monkeypatch: Any) -> None:
+    (tmp_path / "hashed.py").write_text(SCENARIO)
+    monkeypatch.setenv("DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT", "1s")
+    code = "import sys; from tidal.__main__ import main; sys.exit(main(sys.argv[1:]))"
+    done = _python(
+        code, "sim", "hashed.py", "--dask", "tcp://127.0.0.1:9", hash_seed="0", cwd=tmp_path
+    )
+    assert done.returncode == 2, done.stderr
+    assert "tidal.sim: Timed out trying to connect to tcp://127.0.0.1:9" in done.stderr

@@ -173,12 +173,13 @@ def main(argv: list[str]) -> int:
             return 0
         print(failure.report())
         return 1
+    client = None
     if args.dask is not None:
         from ._dask import distributed
 
         try:
-            distributed()
-        except ImportError as exc:
+            client = distributed().Client(args.dask)
+        except (ImportError, OSError) as exc:  # OSError: the scheduler did not answer
             print(f"tidal.sim: {exc}", file=sys.stderr)
             return 2
     progress = _Progress(sys.stderr, bar=args.progress or sys.stderr.isatty())
@@ -192,13 +193,16 @@ def main(argv: list[str]) -> int:
             trace_dir=args.trace_dir,
             replay=replay,
             progress=progress,
-            dask=args.dask,
+            dask=client,
             **options,
         )
     except HashSeedMismatch as exc:
         progress.end()
         print(f"tidal.sim: {exc}", file=sys.stderr)
         return 2
+    finally:
+        if client is not None:
+            client.close()
     progress.end()
     rate = found.seeds_run / max(found.seconds, 1e-9)
     if found.failure is None:
