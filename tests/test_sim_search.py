@@ -345,3 +345,44 @@ def test_shrinking_keeps_to_the_failure_it_started_from() -> None:
     # Without crash a it still raises AssertionError, but from the other line:
     # that is another bug, so both crashes stay.
     assert shrunk.faults == plan.faults, shrunk
+
+
+def _pings(s: sim.Simulation) -> None:
+    """a sends c a datagram every 100 ms: every one must arrive."""
+    got: list[int] = []
+
+    class Count(asyncio.DatagramProtocol):
+        def datagram_received(self, data: bytes, addr: Any) -> None:
+            got.append(int(data))
+
+    async def receiver() -> None:
+        loop = asyncio.get_running_loop()
+        await loop.create_datagram_endpoint(Count, local_addr=("0.0.0.0", 9))
+        await asyncio.sleep(5)
+
+    async def sender() -> None:
+        loop = asyncio.get_running_loop()
+        transport, _ = await loop.create_datagram_endpoint(
+            asyncio.DatagramProtocol, remote_addr=("c", 9)
+        )
+        for n in range(30):
+            transport.sendto(b"%d" % n)
+            await asyncio.sleep(0.1)
+
+    s.host("a", sender)
+    s.host("b", sender)
+    s.host("c", receiver)
+    s.run(until=5)
+    if len(got) != 60:
+        raise AssertionError(f"{60 - len(got)} datagrams lost")
+
+
+def test_shrinking_narrows_a_partition_to_the_hosts_and_direction_that_matter() -> None:
+    plan = sim.FaultPlan((sim.Partition(1.0, {"a", "b"}, {"c"}, duration=2.0),))
+    failed = sim.run_seed(_pings, 0, plan)
+    assert failed.error is not None
+    shrunk, _ = sim.shrink(_pings, 0, plan, failed.error)
+    (partition,) = shrunk.faults
+    assert isinstance(partition, sim.Partition)
+    assert partition.one_way and len(tuple(partition.a)) == 1 and partition.b == ("c",)
+    assert partition.duration is not None and partition.duration < 0.2

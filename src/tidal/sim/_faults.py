@@ -137,6 +137,12 @@ class Partition(Fault):
                 yield dataclasses.replace(self, duration=half)
         if not self.one_way:
             yield dataclasses.replace(self, one_way=True)
+        # Fewer hosts cut off (a named group keeps at least one).
+        for side in ("a", "b"):
+            group = getattr(self, side)
+            if group is not None and len(group) > 1:
+                for name in group:
+                    yield _with(self, side, tuple(h for h in group if h != name))
 
 
 @dataclass(frozen=True)

@@ -128,8 +128,8 @@ def shrink(
     Greedy, to a fixed point (or `max_runs`): schedule exploration off;
     faults removed by delta debugging (halves, quarters, ... single
     faults); network rates and latency back to the simulation's defaults;
-    then each fault made smaller in its own ways (shorter, one-way, a
-    smaller clock fault) as long as the failure stays.  At the end no
+    then each fault made smaller in its own ways (shorter, one-way, fewer
+    hosts, a smaller clock fault) as long as the failure stays.  At the end no
     single fault can be removed (unless the budget ran out)."""
     runs = 0
 
