@@ -143,6 +143,16 @@ def test_seeds_option_and_jobs_give_the_serial_results(
     serial_hashes: dict[int, str] = {}
     for s, h, _ in _seeds(log):  # (the first run of each seed: shrinking runs more)
         serial_hashes.setdefault(s, h)
+    # Workers hash strings as this process does only if the secret is fixed.
+    hash_seed = os.environ.get("PYTHONHASHSEED", "random")
+    if hash_seed == "random":
+        monkeypatch.delenv("PYTHONHASHSEED", raising=False)
+        refused = _run(pytester, "test_suite.py::test_double_apply", "--tidal-jobs=2")
+        assert refused.ret == pytest.ExitCode.USAGE_ERROR
+        refused.stderr.fnmatch_lines(["*--tidal-jobs needs PYTHONHASHSEED set*"])
+        # (This process's own secret stays random: the comparison below holds
+        # because the suite's programs never iterate sets of strings.)
+        monkeypatch.setenv("PYTHONHASHSEED", "0")
     parallel = _run(pytester, "test_suite.py::test_double_apply", "--tidal-jobs=2")
     parallel.assert_outcomes(failed=1)
     # The workers ran each seed (and maybe a few past the failure), then this

@@ -91,6 +91,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    if (config.getoption("tidal_jobs", default=1) or 1) > 1 and os.environ.get(
+        "PYTHONHASHSEED", "random"
+    ) == "random":
+        # Workers would hash strings with secrets of their own: a seed could
+        # pass in a worker and fail here, or the other way round.
+        raise pytest.UsageError(
+            "--tidal-jobs needs PYTHONHASHSEED set (for example PYTHONHASHSEED=0 "
+            "pytest ... --tidal-jobs N): every worker must hash strings as this "
+            "process does for a seed's run to be the same in both"
+        )
     config.addinivalue_line(
         "markers",
         f"{_MARKER}(seeds=100, faults=True, **simulation_options): run a test that takes the "
