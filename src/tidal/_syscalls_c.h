@@ -159,6 +159,15 @@ static Py_ssize_t tidal_send(PyObject *sock, int fd, PyObject *data) {
     return (Py_ssize_t)n;
 }
 
+/* CLOCK_MONOTONIC in integer ns: what time.perf_counter_ns() and
+   time.monotonic_ns() read on Linux (the tracer's records are stamped with
+   it, and a trace session's start measured on it). */
+static inline long long tidal_monotonic_ns(void) {
+    struct timespec ts;
+    (void)clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
 /* time.monotonic() as a C double, computed as CPython computes it (the
    clock in integer nanoseconds, then seconds), so the loop's time and
    time.monotonic() read at the same instant are the same float. */

@@ -22,4 +22,5 @@ cdef extern from "tidal/_syscalls_c.h":
     Py_ssize_t send "tidal_send" (object sock, int fd, object data) except -1
     object epoll_wait "tidal_epoll_wait" (object ep, int epfd, object timeout, int maxevents)
     double monotonic "tidal_monotonic" ()
+    long long monotonic_ns "tidal_monotonic_ns" ()
     bint epoll_park "tidal_epoll_park" (object ep, int epfd, int fd)

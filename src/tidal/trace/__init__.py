@@ -29,13 +29,12 @@ import os
 import signal as _signal
 import sys
 import threading
-import time
 from typing import Any
 
 from .. import _watchdog
 from ._check import check
 from ._chrome import chrome_events
-from ._recorder import Tracer
+from ._recorder import Tracer, now_ns
 from ._summary import summary
 
 __all__ = ["Session", "Tracer", "check", "current", "dump", "start", "stop", "summary", "write"]
@@ -53,7 +52,7 @@ class Session:
         self.path = path
         self.maxlen = flight_recorder
         self.tracers: list[Tracer] = []
-        self.t0 = time.perf_counter_ns()
+        self.t0 = now_ns()  # on the tracers' clock
 
     def attach(self, loop: Any) -> Tracer:
         """Trace `loop` too (a loop already traced by this session is left as it is)."""

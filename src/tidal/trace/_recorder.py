@@ -1,13 +1,23 @@
 """The Tracer: an instrument that records what one loop runs, cheaply.
 
-Each hook appends one tuple to a list (or, for a flight recorder, to a
-``deque(maxlen=N)``: the last N events) and does nothing else: no strings are
-made and nothing is looked up that can wait.  Turning the records into a
-timeline (names, tracks, flows, counters) is ``_chrome.py``'s work, done once
-when the trace is written.
+Each hook writes one record into preallocated columns and does nothing
+else: no strings are made, nothing is looked up that can wait, and no object
+is allocated per record.  The columns are arrays of C integers (the
+timestamp, the kind, line numbers, flow ids, lags) and lists of object
+references (the task, the callback, code objects), ``CHUNK`` records long;
+when everything is kept, a full chunk is put aside and a new one begun; a
+flight recorder (``maxlen``) has one set of columns and writes round it, the
+oldest record overwritten by the newest.  Records being columns, not tuples,
+the cyclic GC has nothing new to look at: a tuple per record made every
+collection of the young generation walk the records made since, and every
+full collection the whole ring (half of what the flight recorder cost).
 
-Records, all starting with a timestamp (``time.perf_counter_ns()``, or the
-clock the Tracer is given: a simulation's virtual ns) and a kind:
+Turning the records into a timeline (names, tracks, flows, counters) is
+``_chrome.py``'s work, done once when the trace is written; ``events`` gives
+them back as tuples, oldest first:
+
+Records, all starting with a timestamp (``now_ns()``, or the clock the
+Tracer is given: a simulation's virtual ns) and a kind:
 
   STEP      task, code, line, inner,      a task step begins; code/line: where
             flow, lag                     it resumes (the innermost coroutine
@@ -34,17 +44,44 @@ clock the Tracer is given: a simulation's virtual ns) and a kind:
 from __future__ import annotations
 
 import asyncio
-import collections
 import os
-import time
+from array import array
 from types import AsyncGeneratorType, CoroutineType, GeneratorType
 from typing import Any
+
+try:
+    import cython
+except ImportError:  # interpreted, without Cython installed
+    from types import SimpleNamespace
+
+    cython = SimpleNamespace(
+        compiled=False,
+        boundscheck=lambda on: lambda func: func,
+        wraparound=lambda on: lambda func: func,
+    )
+if not cython.compiled:
+    # Compiled: clock_gettime(CLOCK_MONOTONIC), the clock perf_counter_ns
+    # reads on Linux, in C (_syscalls_c.pxd, cimported by _recorder.pxd).
+    from time import perf_counter_ns as monotonic_ns
+
+    def PyObject_GC_UnTrack(op: Any) -> None:
+        """Compiled, the C API's: see Tracer._new_columns.  Interpreted, a no-op."""
 
 from .._handles import TimerHandle
 
 STEP, STEP_END, CALL, CALL_END, WAIT, WAIT_END, WAKE, SPAWN, EXIT = range(9)
+# The same, as C ints where records are written (compiled, _recorder.pxd: a
+# comparison or an argument costs no lookup and no int object); the names
+# above stay Python ints for _chrome.py and the simulation to import.
+_STEP, _STEP_END, _CALL, _CALL_END, _WAIT, _WAIT_END, _WAKE, _SPAWN, _EXIT = range(9)
 
-_now_ns = time.perf_counter_ns
+# Records per set of columns when everything is kept (a chunk: ~1 MiB).
+CHUNK = 16384
+
+
+def now_ns() -> int:
+    """The Tracer's default clock, in ns: what a session's start is measured on."""
+    return monotonic_ns()  # type: ignore[no-any-return]
 
 
 # Code objects -> whether they are asyncio's own (cached: one dict lookup per frame).
@@ -94,53 +131,129 @@ class Tracer:
 
     `maxlen`: keep only the last `maxlen` records (a flight recorder);
     None keeps everything.  `clock`: what timestamps the records, in ns
-    (default ``time.perf_counter_ns``; a simulation gives its virtual
-    clock).  ``events`` holds the records; ``tidal.trace`` writes them out.
+    (default ``now_ns``; a simulation gives its virtual clock).  ``events``
+    gives the records back; ``tidal.trace`` writes them out.
     """
 
-    def __init__(
-        self, loop: Any = None, maxlen: int | None = None, clock: Any = None
-    ) -> None:
+    def __init__(self, loop: Any = None, maxlen: int | None = None, clock: Any = None) -> None:
         self.loop = loop
-        self._now = _now_ns if clock is None else clock
-        self.events: Any = collections.deque(maxlen=maxlen) if maxlen else []
-        self._add = self.events.append
+        self._clock = clock
+        self._ring = bool(maxlen)
+        # A ring keeps one slot free: the one being written (see events).
+        self._size = maxlen + 1 if maxlen else CHUNK
+        self._chunks: list[tuple[Any, ...]] = []  # full chunks' columns, oldest first
+        self._wrapped = False  # the ring has gone round: every slot holds a record
+        self._n = 0  # records written in the current columns (the next slot)
+        self._new_columns()
         self._flows = 0  # flow ids, per tracer (the writer makes them unique)
-        self._queued: dict[Any, tuple[int, int]] = {}  # task -> (flow id, when queued)
+        # task -> when its step was queued, and the flow that queued it (if any).
+        self._queued_at: dict[Any, int] = {}
+        self._queued_flow: dict[Any, int] = {}
         self._running = False  # inside a step or callback: a wake-up has a waker
+
+    def _new_columns(self) -> None:
+        size = self._size
+        ts, kind = array("q", bytes(8 * size)), array("b", bytes(size))
+        x, y, z = array("q", bytes(8 * size)), array("q", bytes(8 * size)), array("q", bytes(8 * size))
+        a, b, c = [None] * size, [None] * size, [None] * size
+        # Compiled, the object columns are hidden from the cyclic GC: a full
+        # collection would otherwise walk every reference of every record
+        # (a 100,000-record flight recorder: 300,000 per collection).  What
+        # they refer to is kept alive all the same (a reference count), and
+        # a cycle through a record is collected once the record is gone.
+        PyObject_GC_UnTrack(a)
+        PyObject_GC_UnTrack(b)
+        PyObject_GC_UnTrack(c)
+        self._cols = (ts, kind, a, b, c, x, y, z)
+        # Compiled, typed memoryviews of the arrays: a record is C stores.
+        self._ts, self._kind, self._x, self._y, self._z = ts, kind, x, y, z
+        self._a, self._b, self._c = a, b, c
+
+    @cython.boundscheck(False)
+    @cython.wraparound(False)
+    def _put(self, kind: int, a: Any, b: Any, c: Any, x: int, y: int, z: int) -> int:
+        """Write one record (see the module docstring for each kind's fields).
+
+        Only the object columns the kind uses are written (`_rows` reads no
+        other): in a ring, another column may still refer to what an older
+        record there did, until a record that uses it comes round.
+        """
+        i = self._n
+        if i == self._size:
+            if self._ring:
+                # Round again: slot 0 is being written, so not yet a record.
+                self._wrapped = True
+                self._n = i = 0
+            else:
+                self._chunks.append(self._cols)
+                self._new_columns()
+                self._n = i = 0
+        if self._clock is None:
+            self._ts[i] = monotonic_ns()
+        else:
+            self._ts[i] = self._clock()
+        self._kind[i] = kind
+        if kind != _CALL_END and kind != _WAIT_END:
+            self._a[i] = a
+            if kind == _STEP or kind == _CALL:
+                self._b[i] = b
+                if kind == _STEP:
+                    self._c[i] = c
+        self._x[i] = x
+        self._y[i] = y
+        self._z[i] = z
+        self._n = i + 1  # last: a record is in only once it is whole
+        return 0
+
+    def _now(self) -> int:
+        if self._clock is None:
+            return monotonic_ns()  # type: ignore[no-any-return]
+        return self._clock()  # type: ignore[no-any-return]
+
+    @property
+    def events(self) -> list[tuple[Any, ...]]:
+        """The records as tuples, oldest first (a snapshot: safe from a signal
+        handler or another thread while the loop records)."""
+        n, cols, wrapped = self._n, self._cols, self._wrapped
+        out: list[tuple[Any, ...]] = []
+        for chunk in self._chunks:
+            _rows(chunk, 0, len(chunk[1]), out)
+        if wrapped:
+            # The slot at n is the next to be written, maybe half written now.
+            _rows(cols, n + 1, len(cols[1]), out)
+        _rows(cols, 0, n, out)
+        return out
 
     # Tasks
 
     def task_spawned(self, task: Any) -> None:
-        self._add((self._now(), SPAWN, task))
+        self._put(_SPAWN, task, None, None, 0, 0, 0)
 
     def task_scheduled(self, task: Any) -> None:
-        now = self._now()
         if self._running:
             self._flows += 1
-            flow = self._flows
-            self._add((now, WAKE, task, flow))
-        else:
-            flow = 0
-        self._queued[task] = (flow, now)
+            self._put(_WAKE, task, None, None, 0, self._flows, 0)
+            self._queued_flow[task] = self._flows
+        self._queued_at[task] = self._now()
 
     def before_task_step(self, task: Any) -> None:
         code, line, inner = resumes_at(task)
-        now = self._now()
-        queued = self._queued.pop(task, None)
+        queued = self._queued_at.pop(task, None)
+        flow = self._queued_flow.pop(task, 0) if self._queued_flow else 0
         if queued is None:
-            self._add((now, STEP, task, code, line, inner, 0, -1))
+            self._put(_STEP, task, code, inner, line, flow, -1)
         else:
-            self._add((now, STEP, task, code, line, inner, queued[0], now - queued[1]))
+            self._put(_STEP, task, code, inner, line, flow, self._now() - queued)
         self._running = True
 
     def after_task_step(self, task: Any) -> None:
         self._running = False
-        self._add((self._now(), STEP_END, task))
+        self._put(_STEP_END, task, None, None, 0, 0, 0)
 
     def task_exited(self, task: Any) -> None:
-        self._queued.pop(task, None)
-        self._add((self._now(), EXIT, task))
+        self._queued_at.pop(task, None)
+        self._queued_flow.pop(task, None)
+        self._put(_EXIT, task, None, None, 0, 0, 0)
 
     # Plain callbacks
 
@@ -148,18 +261,37 @@ class Tracer:
         lag = -1
         if type(handle) is TimerHandle and self.loop is not None:
             lag = int((self.loop.time() - handle._when) * 1e9)
-        self._add((self._now(), CALL, handle._callback, lag, handle._context))
+        self._put(_CALL, handle._callback, handle._context, None, 0, 0, lag)
         self._running = True
 
     def after_callback(self, handle: Any) -> None:
         self._running = False
-        self._add((self._now(), CALL_END))
+        self._put(_CALL_END, None, None, None, 0, 0, 0)
 
     # I/O waits
 
     def before_io_wait(self, timeout: float | None) -> None:
-        self._add((self._now(), WAIT, timeout))
+        self._put(_WAIT, timeout, None, None, 0, 0, 0)
 
     def after_io_wait(self, nevents: int) -> None:
-        ready = self.loop._ready if self.loop is not None else ()
-        self._add((self._now(), WAIT_END, nevents, len(ready)))
+        ready = len(self.loop._ready) if self.loop is not None else 0
+        self._put(_WAIT_END, None, None, None, nevents, ready, 0)
+
+
+def _rows(cols: tuple[Any, ...], start: int, stop: int, out: list[tuple[Any, ...]]) -> None:
+    """Records start..stop of a set of columns, as the tuples the module docstring lists."""
+    ts, kinds, a, b, c, x, y, z = cols
+    for i in range(start, stop):
+        kind = kinds[i]
+        if kind == STEP:  # task, code, line, inner, flow, lag
+            out.append((ts[i], STEP, a[i], b[i], x[i], c[i], y[i], z[i]))
+        elif kind == CALL:  # callback, lag, context
+            out.append((ts[i], CALL, a[i], z[i], b[i]))
+        elif kind == CALL_END:
+            out.append((ts[i], CALL_END))
+        elif kind == WAIT_END:  # nevents, ready
+            out.append((ts[i], WAIT_END, x[i], y[i]))
+        elif kind == WAKE:  # task, flow
+            out.append((ts[i], WAKE, a[i], y[i]))
+        else:  # STEP_END, SPAWN, EXIT: the task; WAIT: the timeout
+            out.append((ts[i], kind, a[i]))
