@@ -11,6 +11,7 @@ cdef tuple _TASK_TYPES
 cdef frozenset _STEP_NAMES
 cdef int _STEP, _MAYBE, _NEVER
 cdef dict _kind_of_type
+cdef dict _is_task_type
 
 cdef int _kind(object callback_type) except -1
 

@@ -84,6 +84,12 @@ def _kind(callback_type: type) -> int:
     return kind
 
 
+# Whether a bound method's __self__ type is a task type (asked once per
+# type: a transport's read callback, the commonest bound method, would
+# otherwise cost an isinstance() against three classes per callback).
+_is_task_type: dict[type, bool] = {}
+
+
 def task_of(handle: Any) -> asyncio.Task[Any] | None:
     """The task whose step `handle` runs, or None for a plain callback."""
     callback = handle._callback
@@ -93,8 +99,12 @@ def task_of(handle: Any) -> asyncio.Task[Any] | None:
     task = callback.__self__
     if kind == _STEP:
         return task  # type: ignore[no-any-return]
-    if isinstance(task, _TASK_TYPES) and callback.__name__ in _STEP_NAMES:
-        return task  # type: ignore[return-value]  # one of _TASK_TYPES
+    owner = type(task)
+    is_task = _is_task_type.get(owner)
+    if is_task is None:
+        is_task = _is_task_type[owner] = issubclass(owner, _TASK_TYPES)
+    if is_task and callback.__name__ in _STEP_NAMES:
+        return task  # type: ignore[no-any-return]  # one of _TASK_TYPES
     return None
 
 
