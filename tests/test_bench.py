@@ -71,7 +71,7 @@ def test_quick_bench_end_to_end(tmp_path: Path) -> None:
 
     expected = {"micro"}
     if HAS_CC:
-        expected |= {"echo", "scaling", "memory"}
+        expected |= {"echo", "tracing", "scaling", "memory"}
     if HAS_HTTPTOOLS and (HAS_CC or shutil.which("wrk")):
         expected.add("http")
     assert {r["section"] for r in rows} == expected, meta["skipped"]
@@ -89,6 +89,9 @@ def test_quick_bench_end_to_end(tmp_path: Path) -> None:
         if r["contestant"] == "asyncio":
             assert r["vs"]["asyncio"] == pytest.approx(1.0)
     for (section, case), names in by_case.items():
+        if section == "tracing":  # tidal's own cost of tracing: tidal only
+            assert names == {"tidal"}, (case, names)
+            continue
         assert python <= names, (section, case, names)
     if HAS_CC:
         # The C reference line sits with the Protocol servers.
@@ -103,6 +106,8 @@ def test_quick_bench_end_to_end(tmp_path: Path) -> None:
         assert f"## {section}:" in md
     assert "vs asyncio" in stdout and "| case | contestant |" in md
     assert "== summary" in stdout
+    if HAS_CC:
+        assert "tracing cost, echo protocol 1 KiB x10: flight recorder" in stdout
 
     if HAS_MATPLOTLIB:
         assert (out / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -25,10 +25,38 @@ HOST = "127.0.0.1"
 BACKLOG = 4096  # the kernel's somaxconn cap here: 10,000 connects must not overflow the queue
 
 
+# --trace: what the bench's tracing section compares (tidal only): off, a
+# flight recorder of FLIGHT_RECORDER records, everything kept.
+TRACE_MODES = ("off", "flight", "full")
+FLIGHT_RECORDER = 100_000
+
+
+def add_trace_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--trace",
+        choices=TRACE_MODES,
+        default="off",
+        help="tidal only: run under tidal.trace, a flight recorder or everything kept",
+    )
+
+
+def start_tracing(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """--trace: turn tidal.trace on for the loops this worker makes (nothing is
+    written: the records are made and kept, as in production)."""
+    if args.trace == "off":
+        return
+    if args.loop != "tidal":
+        p.error("--trace is for --loop tidal")
+    import tidal.trace
+
+    tidal.trace.start(None, flight_recorder=FLIGHT_RECORDER if args.trace == "flight" else None)
+
+
 def parser(description: str | None) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=description)
     p.add_argument("--loop", required=True, choices=LOOP_NAMES)
     p.add_argument("--max-seconds", type=float, default=600.0, help="stop serving after this long")
+    add_trace_option(p)
     return p
 
 

@@ -181,6 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     p = _worker.parser(__doc__)
     p.add_argument("--kind", choices=KINDS, default="protocol")
     args = p.parse_args(argv)
+    _worker.start_tracing(p, args)
     return _worker.serve(args, lambda: start(args.kind))
 
 

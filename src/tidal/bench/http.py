@@ -68,7 +68,9 @@ async def start() -> tuple[int, Callable[[], Any]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _worker.parser(__doc__).parse_args(argv)
+    p = _worker.parser(__doc__)
+    args = p.parse_args(argv)
+    _worker.start_tracing(p, args)
     return _worker.serve(args, start)
 
 

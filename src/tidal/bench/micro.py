@@ -204,12 +204,6 @@ BENCHMARKS: dict[str, tuple[str, Callable[[int], Awaitable[int]], int]] = {
 }
 
 
-# --trace: what the trace cost lines of the bench compare (off, the flight
-# recorder of this many records, everything kept).
-TRACE_MODES = ("off", "flight", "full")
-FLIGHT_RECORDER = 100_000
-
-
 async def measure(bench: Callable[[int], Awaitable[int]], batch: int, seconds: float) -> float:
     warm_until = time.perf_counter() + min(0.1, seconds / 2)
     while time.perf_counter() < warm_until:
@@ -229,20 +223,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seconds", type=float, default=0.5, help="measured time per benchmark")
     p.add_argument("--only", default="", help="comma-separated ids: " + ",".join(BENCHMARKS))
     p.add_argument("--batches", type=int, default=0, help="run N batches untimed (see above)")
-    p.add_argument(
-        "--trace",
-        choices=TRACE_MODES,
-        default="off",
-        help="tidal only: run under tidal.trace, everything kept (full) or a flight recorder",
-    )
+    _worker.add_trace_option(p)
     args = p.parse_args(argv)
-    if args.trace != "off":
-        if args.loop != "tidal":
-            p.error("--trace is for --loop tidal")
-        import tidal.trace
-
-        # Nothing is written: the records are made and kept, as in production.
-        tidal.trace.start(None, flight_recorder=FLIGHT_RECORDER if args.trace == "flight" else None)
+    _worker.start_tracing(p, args)
     names = [n for n in args.only.split(",") if n] or list(BENCHMARKS)
     errors = _worker.ErrorCounter()
     results: dict[str, float] = {}

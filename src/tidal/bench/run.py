@@ -1,6 +1,6 @@
 """The bench's command line: plan, interleaved rounds, report.
 
-python -m tidal.bench [--quick] [--rounds N] [--only micro,instructions,echo,http,scaling,memory]
+python -m tidal.bench [--quick] [--rounds N] [--only micro,instructions,echo,tracing,http,scaling,memory]
                       [--duration S] [--out DIR] [--contestants asyncio,tidal,...]
 """
 
@@ -276,6 +276,8 @@ def main(argv: list[str] | None = None) -> int:
             f"\nload generator headroom (C epoll / fastest loop, per case): "
             f"lowest {worst[1]:.2f}x at {worst[0]}"
         )
+    for line in report.trace_costs(rows):
+        print(line)
     for note in notes:
         print(f"note: {note}")
     print(

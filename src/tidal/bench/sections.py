@@ -364,6 +364,62 @@ class Echo(Section):
         return out
 
 
+class Tracing(Echo):
+    """What tracing costs: tidal's echo servers with tidal.trace off, as a
+    flight recorder, and keeping everything, side by side in each round.
+
+    One group per mode (a server process runs in one mode); the cells are
+    the echo section's smallest, where the loop's own work per message is
+    the largest share.  After the table, the bench prints each mode's
+    throughput over the same round's "off" (report.trace_costs).
+    """
+
+    name = "tracing"
+    title = "the cost of tidal.trace: echo throughput, tracing off / flight recorder / full trace"
+    MODES = {"off": "tracing off", "flight": "flight recorder", "full": "full trace"}
+    KINDS = ("protocol", "streams")
+
+    def groups(self, cfg: Config) -> list[str]:
+        return list(self.MODES)
+
+    def cells(self, cfg: Config, group: str) -> list[Any]:
+        return [(kind, 1024, 10) for kind in self.KINDS if kind in cfg.echo_kinds]
+
+    def case(self, group: str, cell: Any) -> str:
+        kind, size, conns = cell
+        return f"{kind} {size_label(size)} x{conns}, {self.MODES[group]}"
+
+    def contestants(self, group: str, pool: list[Contestant]) -> list[Contestant]:
+        return [c for c in pool if c.name == "tidal"]
+
+    def plan(self, cfg: Config, tools: Tools) -> str:
+        kinds = "/".join(k for k in self.KINDS if k in cfg.echo_kinds)
+        return (
+            f"tidal's {kinds} echo servers, 1 KiB x10, with tidal.trace off / a flight "
+            f"recorder / everything kept; {cfg.duration:g} s per cell"
+        )
+
+    def run(self, ctx: Context, group: str, contestant: Contestant) -> list[Measurement]:
+        cfg = ctx.cfg
+        out: list[Measurement] = []
+        for cell in self.cells(cfg, group):
+            kind, size, conns = cell
+            cmd = ctx.server_cmd("echo", contestant, "--kind", kind, "--trace", group)
+            with loadgen.server_process(cmd, contestant.environ(), self.max_seconds(cfg, 1)) as server:
+
+                def one(size: int = size, conns: int = conns) -> dict[str, Any]:
+                    r = loadgen.run_loadgen(
+                        ctx.tools, server.port, conns=conns, size=size, warmup=cfg.warmup, duration=cfg.duration
+                    )
+                    return {**r, "value": r["msgs_per_s"]}
+
+                m = self.measure(ctx, contestant, group, cell, one)
+                if m:
+                    out.append(m)
+            ctx.check_server(f"tracing {kind} server ({group})", contestant, server)
+        return out
+
+
 class Http(Section):
     name = "http"
     title = "HTTP/1.1 keep-alive, httptools server, requests/s"
@@ -567,5 +623,5 @@ class Memory(Section):
 
 
 SECTIONS: dict[str, Section] = {
-    s.name: s for s in (Micro(), Instructions(), Echo(), Http(), Scaling(), Memory())
+    s.name: s for s in (Micro(), Instructions(), Echo(), Tracing(), Http(), Scaling(), Memory())
 }
