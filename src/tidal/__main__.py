@@ -76,7 +76,10 @@ def _trace(argv: list[str]) -> int:
         "Run an asyncio program on tidal's loop and write a timeline of it (Chrome trace JSON, "
         "for ui.perfetto.dev); or summarise one.",
     )
-    parser.add_argument("-o", "--output", default="trace.json", help="where to write the trace")
+    parser.add_argument(
+        "-o", "--output", default="trace.json",
+        help="where to write the trace (a .pftrace path: Perfetto's protobuf format, for big traces)",
+    )
     parser.add_argument("--summary", metavar="TRACE", help="print the summary of TRACE and exit")
     parser.add_argument("--check", metavar="TRACE", help="check TRACE strictly; exit 1 on a problem")
     parser.add_argument(

@@ -16,6 +16,11 @@ a stall, while the loop is still blocked::
     tidal.trace.start("flight.json", flight_recorder=50_000, dump_signal=signal.SIGUSR2)
     TIDAL_FLIGHT_RECORDER=50000 python app.py    # kill -USR2 PID -> tidal-flight-PID.json
 
+A path ending in ``.pftrace`` is written in Perfetto's protobuf format
+instead of JSON (smaller; for traces too big for JSON)::
+
+    python -m tidal trace -o trace.pftrace app.py
+
 ``python -m tidal trace --summary trace.json`` prints the busiest tasks, the
 longest steps and the worst lags.  docs/tracing.md says how to read a trace.
 """
@@ -34,6 +39,7 @@ from typing import Any
 from .. import _watchdog
 from ._check import check
 from ._chrome import chrome_events
+from ._perfetto import perfetto_trace
 from ._recorder import Tracer, now_ns
 from ._summary import summary
 
@@ -79,14 +85,31 @@ class Session:
         }
 
     def write(self, path: str | None = None) -> str:
-        """Write the trace so far to `path` (default: the session's); returns the path."""
+        """Write the trace so far to `path` (default: the session's); returns the path.
+
+        A path ending in .pftrace (or .perfetto-trace) gets Perfetto's
+        protobuf format, smaller and for traces too big for JSON; any other,
+        trace-event JSON.
+        """
         path = path or self.path or f"tidal-trace-{os.getpid()}.json"
         data = self.trace()
         tmp = f"{path}.tmp{os.getpid()}"
-        with open(tmp, "w") as f:
-            json.dump(data, f, separators=(",", ":"))
+        if is_perfetto_path(path):
+            with open(tmp, "wb") as f:
+                f.write(perfetto_trace(data["traceEvents"]))
+        else:
+            with open(tmp, "w") as f:
+                json.dump(data, f, separators=(",", ":"))
         os.replace(tmp, path)
         return path
+
+
+PERFETTO_SUFFIXES = (".pftrace", ".perfetto-trace")
+
+
+def is_perfetto_path(path: str) -> bool:
+    """Whether `path` names a Perfetto protobuf trace (by its suffix)."""
+    return path.endswith(PERFETTO_SUFFIXES)
 
 
 def start(
