@@ -172,8 +172,8 @@ def perfetto_trace(events: Iterable[dict[str, Any]]) -> bytes:
     ordered = {track: sorted(items, key=lambda s: (s["ts"], -s["dur"])) for track, items in slices.items()}
     begins = {track: [s["ts"] for s in items] for track, items in ordered.items()}
     for e in flow_ends:
-        track = (e["pid"], e["tid"])
-        around = _enclosing(ordered.get(track, []), begins.get(track, []), e["ts"])
+        key = (e["pid"], e["tid"])
+        around = _enclosing(ordered.get(key, []), begins.get(key, []), e["ts"])
         if around is not None:
             (starts_of if e["ph"] == "s" else ends_of)[id(around)].append(int(e["id"]))
 
