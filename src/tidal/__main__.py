@@ -6,7 +6,8 @@
   python -m tidal trace --png out.png trace.json    a picture of the timeline (pip install 'tidal[png]')
   python -m tidal bench [...]                       the benchmark (python -m tidal bench --help)
   python -m tidal sim SCENARIO.py --seeds N --jobs J  a simulation scenario over seeds with swarm faults:
-                                                    the first failure shrunk and reported (docs/simulation.md)
+                                                    the first failure shrunk and reported (docs/simulation.md);
+                                                    --dask tcp://scheduler:8786 runs them on a Dask cluster
   python -m tidal ps|pstree|top PID                 the tasks, await tree and live figures of a running
                                                     process that opted in with TIDAL_MONITOR=1 (docs/monitoring.md)
 """
