@@ -114,26 +114,46 @@ def course_program(name: str) -> ModuleType:
     return importlib.import_module(name)
 
 
-def run_course(program: str, *args: str, hash_seed: str = "0") -> str:
-    """Run ``examples/distributed/<program>.py *args`` in a fresh interpreter
-    (this one's tidal, interpreted or compiled); its stdout.  Fails on a
-    non-zero exit or anything written to stderr."""
-    env = dict(os.environ, PYTHONHASHSEED=hash_seed)
-    done = subprocess.run(
+def _start_course(program: str, *args: str, hash_seed: str = "0") -> subprocess.Popen[str]:
+    return subprocess.Popen(
         [sys.executable, os.path.join(COURSE_DIR, program + ".py"), *args],
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        env=env,
-        timeout=120,
+        env=dict(os.environ, PYTHONHASHSEED=hash_seed),
     )
-    assert done.returncode == 0 and not done.stderr, done.stderr
-    return done.stdout
+
+
+def _course_outputs(*started: subprocess.Popen[str]) -> list[str]:
+    """The stdout of each run started, once all have ended; fails on a
+    non-zero exit or anything written to stderr (each run: 120 s at most)."""
+    try:
+        outputs = []
+        for process in started:
+            out, err = process.communicate(timeout=120)
+            assert process.returncode == 0 and not err, f"{process.args}: {err}"
+            outputs.append(out)
+        return outputs
+    finally:
+        for process in started:
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
+
+
+def run_course_real(program: str, *args: str) -> dict[str, str]:
+    """``program --real *args`` on tidal's loop and on asyncio's, as two
+    processes side by side (a real run mostly sleeps): {loop: stdout}."""
+    loops = ("tidal", "asyncio")
+    started = [_start_course(program, "--real", *args, "--loop", loop) for loop in loops]
+    return dict(zip(loops, _course_outputs(*started)))
 
 
 def course_sim_output(program: str, *args: str) -> str:
-    """``program --sim *args`` run twice, under two hash seeds: the output,
-    which must be the same bytes both times."""
-    first = run_course(program, "--sim", *args, hash_seed="1")
-    second = run_course(program, "--sim", *args, hash_seed="2")
+    """``program --sim *args`` run twice at once, under two hash seeds: the
+    output, which must be the same bytes both times."""
+    first, second = _course_outputs(
+        *(_start_course(program, "--sim", *args, hash_seed=seed) for seed in ("1", "2"))
+    )
     assert first == second, f"two runs of {program} --sim {' '.join(args)} differ"
     return first

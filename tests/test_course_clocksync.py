@@ -14,7 +14,7 @@ import functools
 from typing import Any
 
 import pytest
-from helpers import course_program, course_sim_output, run_course
+from helpers import course_program, course_sim_output, run_course_real
 
 from tidal.sim import Clock, Simulation, Swarm
 
@@ -90,9 +90,8 @@ def test_sim_output_is_the_same_for_a_seed() -> None:
     assert first.count("0 of ") == 2, first
 
 
-@pytest.mark.parametrize("loop", ["tidal", "asyncio"])
-def test_real_run(loop: str) -> None:
-    out = run_course("clocksync", "--real", "--rounds", "1", "--loop", loop)
-    assert out.startswith("cristian: n0 is the server\n"), out
-    # (How many answers came in time depends on the machine's load.)
-    assert out.count(" beyond their bound") == 2, out
+def test_real_run() -> None:
+    for loop, out in run_course_real("clocksync", "--rounds", "1").items():
+        assert out.startswith("cristian: n0 is the server\n"), (loop, out)
+        # (How many answers came in time depends on the machine's load.)
+        assert out.count(" beyond their bound") == 2, (loop, out)

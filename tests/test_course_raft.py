@@ -9,7 +9,7 @@ import functools
 from typing import Any
 
 import pytest
-from helpers import course_program, course_sim_output, run_course
+from helpers import course_program, course_sim_output, run_course_real
 
 from tidal import sim as tidal_sim
 
@@ -61,8 +61,11 @@ def test_a_seed_prints_the_same_run_every_time() -> None:
     assert lines[4:6] == ["faults (swarm plan of seed 0):", "  network: the simulation defaults"]
 
 
-@pytest.mark.parametrize("loop", ["asyncio", "tidal"])
-def test_raft_runs_for_real(loop: str) -> None:
-    lines = run_course("raft", "--real", "--loop", loop).splitlines()
-    assert lines[2].startswith(f"client: {len(raft.COMMANDS)} commands committed"), lines
-    assert lines[3].endswith("hold"), lines
+def test_raft_runs_for_real() -> None:
+    for loop, out in run_course_real("raft").items():
+        lines = out.splitlines()
+        assert lines[2].startswith(f"client: {len(raft.COMMANDS)} commands committed"), (
+            loop,
+            lines,
+        )
+        assert lines[3].endswith("hold"), (loop, lines)

@@ -10,7 +10,7 @@ import functools
 from typing import Any
 
 import pytest
-from helpers import course_program, course_sim_output, run_course
+from helpers import course_program, course_sim_output, run_course_real
 
 from tidal import sim as tidal_sim
 
@@ -51,7 +51,10 @@ def test_a_seed_prints_the_same_run_every_time() -> None:
     assert first.splitlines()[2].startswith("check: c2 request 1 executed twice"), first
 
 
-@pytest.mark.parametrize("loop", ["asyncio", "tidal"])
-def test_rpc_runs_for_real(loop: str) -> None:
-    lines = run_course("rpc", "--real", "--loop", loop).splitlines()
-    assert lines[-1] == "check: every call answered, each executed once, with its own value", lines
+def test_rpc_runs_for_real() -> None:
+    for loop, out in run_course_real("rpc").items():
+        lines = out.splitlines()
+        assert lines[-1] == "check: every call answered, each executed once, with its own value", (
+            loop,
+            lines,
+        )

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from helpers import course_program, course_sim_output, run_course
+from helpers import course_program, course_sim_output, run_course_real
 
 from tidal import sim as tidal_sim
 
@@ -58,7 +58,7 @@ def test_a_seed_prints_the_same_run_every_time() -> None:
     assert first.splitlines()[-1].startswith("check: atomicity: t1 decided coordinator commit")
 
 
-@pytest.mark.parametrize("loop", ["asyncio", "tidal"])
-def test_two_phase_commit_runs_for_real(loop: str) -> None:
-    lines = run_course("two_phase_commit", "--real", "--loop", loop).splitlines()
-    assert lines[-1] == "check: atomicity, validity and termination hold", lines
+def test_two_phase_commit_runs_for_real() -> None:
+    for loop, out in run_course_real("two_phase_commit").items():
+        lines = out.splitlines()
+        assert lines[-1] == "check: atomicity, validity and termination hold", (loop, lines)

@@ -248,7 +248,7 @@ def main() -> None:
     duration = DURATION
     plan: dict[str, Any]
     if args.real:  # a shorter run, a crash-stop, no slow link: the loopback is too good
-        duration, plan = 2.5, {"crashed": "n4", "at": 1.5, "slow": [], "drift": None}
+        duration, plan = 1.8, {"crashed": "n4", "at": 1.0, "slow": [], "drift": None}
     else:
         plan = draw_plan(args.seed)
 

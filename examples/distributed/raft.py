@@ -403,7 +403,7 @@ def main() -> None:
         node,
         [*SERVERS, "client"],
         lines,
-        until=3.0 if args.real else 12.0,
+        until=1.5 if args.real else 12.0,
         swarm=swarm(),
         disks=disks,
         journal=journal,

@@ -218,13 +218,13 @@ def main() -> None:
             ),
         ]
 
-    # (The server serves until the run's end; a real run ends at 1.5 s.)
+    # (The server serves until the run's end; a real run ends at 1 s.)
     _launch.main(
         args,
         node,
         ["server", *CLIENTS],
         lines,
-        until=1.5 if args.real else 8.0,
+        until=1.0 if args.real else 8.0,
         swarm=swarm(),
         disks={},
         journal=journal,

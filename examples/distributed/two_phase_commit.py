@@ -274,7 +274,7 @@ def main() -> None:
         node,
         ["coordinator", *PARTICIPANTS],
         lines,
-        until=3.0 if args.real else 30.0,
+        until=2.5 if args.real else 30.0,
         faults=lambda sim, peers: plan_faults(sim, plan),
         disks=disks,
         journal=journal,
