@@ -33,7 +33,7 @@ def run_nodes(simulation: Simulation) -> dict[str, Any]:
     return results
 
 
-@pytest.mark.tidal_sim(seeds=100, faults=FAULTS, explore=True)
+@pytest.mark.tidal_sim(seeds=40, faults=FAULTS, explore=True)
 def test_vector_clocks_order_exactly_happened_before(sim: Simulation) -> None:
     counts = clocks.check(run_nodes(sim))
     assert counts["vector_wrong"] == 0 and counts["lamport_wrong"] == 0, counts

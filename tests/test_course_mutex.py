@@ -31,7 +31,7 @@ def run_nodes(simulation: Simulation) -> dict[str, Any]:
     return simulation.run().results
 
 
-@pytest.mark.tidal_sim(seeds=100, faults=FAULTS, explore=True)
+@pytest.mark.tidal_sim(seeds=40, faults=FAULTS, explore=True)
 def test_never_two_holders_and_every_request_granted(sim: Simulation) -> None:
     results = run_nodes(sim)
     c = mutex.check(results)

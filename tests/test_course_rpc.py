@@ -33,7 +33,7 @@ def rpc_scenario(sim: tidal_sim.Simulation, buggy: bool = False) -> None:
     assert not problems, "; ".join(problems)
 
 
-@pytest.mark.tidal_sim(seeds=100, faults=rpc.swarm())
+@pytest.mark.tidal_sim(seeds=40, faults=rpc.swarm())
 def test_every_call_runs_once_and_is_answered(sim: tidal_sim.Simulation) -> None:
     rpc_scenario(sim)
 

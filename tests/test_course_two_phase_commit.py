@@ -40,7 +40,7 @@ def two_phase_commit(sim: tidal_sim.Simulation, buggy: bool = False) -> None:
 
 # The program's own faults (a coordinator crash in the middle of the
 # transactions), not a swarm plan: they are what 2PC is about.
-@pytest.mark.tidal_sim(seeds=80, faults=False)
+@pytest.mark.tidal_sim(seeds=40, faults=False)
 def test_all_participants_decide_the_same(sim: tidal_sim.Simulation) -> None:
     two_phase_commit(sim)
 
