@@ -46,3 +46,8 @@ class VirtualClock:
         """Jump forward by `seconds` (at least one nanosecond, so a jump is progress)."""
         self.ns += round(seconds * NS_PER_S) or 1
         self.seconds = self.ns / NS_PER_S
+
+    def advance_to(self, ns: int) -> None:
+        """Jump to `ns` (later than now)."""
+        self.ns = ns
+        self.seconds = ns / NS_PER_S

@@ -60,8 +60,8 @@ class SimEventLoop(EventLoop):
     """A tidal loop in virtual time, with time and randomness drawn from `seed`.
 
     ``explore=True`` also draws from the seed the order of timers due at
-    the same virtual time (network deliveries are timers too): see
-    _explore_run_ready.
+    the same virtual time (see _explore_run_ready; a simulated network
+    orders its own simultaneous events by the seed too).
     """
 
     def __init__(self, *, seed: int = 0, explore: bool = False) -> None:

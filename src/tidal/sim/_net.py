@@ -31,6 +31,7 @@ import collections
 import contextvars
 import errno
 import hashlib
+import heapq
 import os
 import random
 import socket
@@ -165,20 +166,63 @@ class Network:
         self.udp_ports: dict[tuple[str, int], SimSocket] = {}
         self.stalled: dict[_Pipe, None] = {}
         self.last_arrival: dict[tuple[str, str], int] = {}
-        # Timers of the network run outside every host (an empty context).
+        # Actions scheduled on the loop (Simulation.at) run outside every
+        # host (an empty context).
         self._context = contextvars.Context()
         # The loop's own call_at: the simulation's time, whatever the hosts' clocks.
         self._call_at = EventLoop.call_at
+        # The network's own events (segments, datagrams, SYNs, timeouts):
+        # a heap of [when_ns, tie, seq, callback, args] that the simulated
+        # poller runs when virtual time reaches them (see
+        # SimPoller.poll), not loop timers.  They run no program code, so
+        # they need no Handle, context or turn of their own: a delivery and
+        # the program reading it share one turn.  `tie` orders events due
+        # at the same ns: 0 (the order they were scheduled in), or with
+        # schedule exploration a draw from the seed.
+        self.events: list[list[Any]] = []
+        self._seq = 0
+        explore = getattr(loop, "_schedule_random", None)
+        self._tie = (
+            random.Random(f"tidal.sim:{seed}:network-order").random if explore is not None else None
+        )
+        poller.network = self
 
     # -- plumbing ----------------------------------------------------------
 
     def at(self, when_ns: int, callback: Callable[..., object], *args: Any) -> Any:
-        """Run `callback` at the simulation's time `when_ns`, outside every host
-        (nothing, once the loop is closed: a socket closed by a transport's
-        __del__ after the run)."""
+        """Run `callback` at the simulation's time `when_ns` as a loop timer,
+        outside every host (nothing, once the loop is closed)."""
         if self.loop.is_closed():
             return None
         return self._call_at(self.loop, when_ns / NS_PER_S, callback, *args, context=self._context)
+
+    def schedule(self, when_ns: int, callback: Callable[..., object], *args: Any) -> list[Any]:
+        """The network's event `callback(*args)` at the simulation's time
+        `when_ns`; the entry returned is what _cancel() takes."""
+        self._seq += 1
+        tie = self._tie
+        entry = [when_ns, 0.0 if tie is None else tie(), self._seq, callback, args]
+        heapq.heappush(self.events, entry)
+        return entry
+
+    def run_due(self) -> None:
+        """Run the events due by now (called by the poller, which moved the
+        clock).  One that raises goes to the loop's exception handler."""
+        events = self.events
+        now = self.clock.ns
+        while events and events[0][0] <= now:
+            entry = heapq.heappop(events)
+            callback = entry[3]
+            if callback is None:
+                continue  # cancelled
+            try:
+                callback(*entry[4])
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:
+                self.loop.call_exception_handler(
+                    {"message": "simulated network event failed", "exception": exc}
+                )
 
     def link(self, src: str, dst: str) -> LinkParams:
         return self.links.get((src, dst), self.defaults)
@@ -322,6 +366,12 @@ class Network:
         self._readiness_of.pop(sock._fd, None)
 
 
+def _cancel(entry: list[Any]) -> None:
+    """Cancel a network event (Network.schedule's entry): it stays in the
+    heap, and is skipped when due."""
+    entry[3] = None
+
+
 class _Pipe:
     """One direction of a TCP connection: segments delivered in order."""
 
@@ -371,7 +421,7 @@ class _Pipe:
         self.queue.append([arrival, kind, payload])
         self.queued_bytes += len(payload)
         if self.timer is None and self.stalled_since < 0:
-            self.timer = self.net.at(arrival, self._arrive)
+            self.timer = self.net.schedule(arrival, self._arrive)
 
     def _arrive(self) -> None:
         self.timer = None
@@ -382,7 +432,7 @@ class _Pipe:
             net.stalled[self] = None
             net.trace.add(now, "tcp stall", self.label)
             if self.give_up is None and self.queue[0][1] != _RST:
-                self.give_up = net.at(now + net.tcp_timeout_ns, self._timed_out)
+                self.give_up = net.schedule(now + net.tcp_timeout_ns, self._timed_out)
             return
         queue = self.queue
         _, kind, payload = queue.popleft()
@@ -390,19 +440,19 @@ class _Pipe:
         net.trace.add(now, "tcp", kind, self.label, len(payload))
         self.dst._receive(kind, payload)
         if queue:
-            self.timer = net.at(queue[0][0], self._arrive)
+            self.timer = net.schedule(queue[0][0], self._arrive)
 
     def resume(self) -> None:
         """The link healed: what waited goes now, after the latency, in order."""
         self.stalled_since = -1
         if self.give_up is not None:
-            self.give_up.cancel()
+            _cancel(self.give_up)
             self.give_up = None
         self.last_arrival = 0
         for segment in self.queue:
             segment[0] = self._arrival()
         if self.queue:
-            self.timer = self.net.at(self.queue[0][0], self._arrive)
+            self.timer = self.net.schedule(self.queue[0][0], self._arrive)
 
     def _timed_out(self) -> None:
         """Retransmissions gave up: the sender fails; the receiver is reset when the link heals."""
@@ -420,7 +470,7 @@ class _Pipe:
         self.queue.clear()
         self.queued_bytes = 0
         if self.timer is not None:
-            self.timer.cancel()
+            _cancel(self.timer)
             self.timer = None
         self.last_arrival = 0
         if self.stalled_since < 0:
@@ -599,7 +649,7 @@ class SimSocket:
         self._state = "connecting"
         start = net.clock.ns
         net.trace.add(start, f"tcp connect {self.name()}>{ip}:{port}")
-        net.at(start + net.latency(net.defaults), self._syn_arrives, start, 0)
+        net.schedule(start + net.latency(net.defaults), self._syn_arrives, start, 0)
         raise BlockingIOError(errno.EINPROGRESS, "[simulated] connecting")
 
     def _syn_arrives(self, start: int, attempt: int) -> None:
@@ -610,14 +660,14 @@ class SimSocket:
         dst = net.host_of(self._peer[0], self.host)
         if dst is None:
             # No such address on the loopback network: refused at once.
-            net.at(net.clock.ns + net.latency(net.defaults), self._refused)
+            net.schedule(net.clock.ns + net.latency(net.defaults), self._refused)
             return
         if not net.is_cut(self.host, dst) and self.host.up:
             listener = net.tcp_ports.get((dst.address, self._peer[1])) if dst.up else None
             if listener is None or listener._state != "listening":
                 # Refused: the RST comes back (or is lost on a cut link: retry).
                 if not net.is_cut(dst, self.host):
-                    net.at(
+                    net.schedule(
                         net.clock.ns + net.latency(net.link(dst.name, self.host.name)),
                         self._refused,
                     )
@@ -626,9 +676,11 @@ class SimSocket:
                 listener._open_child(self)
                 return
         if attempt < len(_SYN_RETRIES):
-            net.at(start + _SYN_RETRIES[attempt] * NS_PER_S, self._syn_arrives, start, attempt + 1)
+            net.schedule(
+                start + _SYN_RETRIES[attempt] * NS_PER_S, self._syn_arrives, start, attempt + 1
+            )
         else:
-            net.at(start + _SYN_GIVE_UP * NS_PER_S, self._connect_failed, errno.ETIMEDOUT)
+            net.schedule(start + _SYN_GIVE_UP * NS_PER_S, self._connect_failed, errno.ETIMEDOUT)
 
     def _refused(self) -> None:
         self._connect_failed(errno.ECONNREFUSED)
@@ -848,7 +900,7 @@ class SimSocket:
                 arrival += net.rng.randint(0, max(params.latency[1], 1) * 2)
             else:
                 arrival = net.in_order(self.host, dst, arrival)
-            net.at(arrival, _deliver_datagram, net, self.host, local, dst, port, payload)
+            net.schedule(arrival, _deliver_datagram, net, self.host, local, dst, port, payload)
         net.trace.add(net.clock.ns, "udp sent", local[0], local[1], ip, port, len(payload), copies)
         return len(payload)
 

@@ -8,16 +8,18 @@ virtual time jumps by ``timeout`` at once (trio's MockClock autojump): no
 real time passes.  When the loop would wait forever (no timer), only the
 outside world can wake the program: a real fd it watches.  If there is none,
 nothing can ever happen and waiting would hang: ``DeadlockError`` says so
-instead.  (Executor jobs cannot be pending here: the simulated loop waits
+instead.  A simulated network's own events (segments, datagrams arriving)
+are run here too, when virtual time reaches them before the loop's next
+timer: the sockets they make ready are reported by the same poll.  (Executor jobs cannot be pending here: the simulated loop waits
 for each one when it is submitted, see ``_loop``.)
 """
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 from .._poller import default_poller
-from ._clock import VirtualClock
+from ._clock import NS_PER_S, VirtualClock
 
 # Simulated sockets' fds start here: far above any real fd (the kernel hands
 # out the lowest free number, and RLIMIT_NOFILE is far below 2**30), and
@@ -43,7 +45,7 @@ class SimPoller:
     __slots__ = (
         "_clock", "_real", "_real_fds", "_wakeup_fds", "READABLE", "WRITABLE",
         "_vinterest", "_vcandidates", "readiness_of", "READ_ONLY", "WRITE_ONLY", "refuse_real",
-        "_only_wakeup", "_jumps",
+        "_only_wakeup", "_jumps", "network",
     )  # fmt: skip
 
     def __init__(self, clock: VirtualClock) -> None:
@@ -74,6 +76,9 @@ class SimPoller:
         # Inside a Simulation the network is simulated: a real fd other than
         # the self-pipe is real I/O that would escape it, refused loudly.
         self.refuse_real = False
+        # A simulated network (_net.Network) whose events this poller runs
+        # when virtual time reaches them; None for a loop alone.
+        self.network: Any = None
 
     def notify(self, fd: int) -> None:
         """fd's state changed: look at it in the next poll, if it is wanted."""
@@ -122,13 +127,35 @@ class SimPoller:
                 del self._vcandidates[fd]
         return events
 
+    def _with_real(self, ready: list[tuple[int, int]]) -> list[tuple[int, int]]:
+        """Simulated fds' events, and the real fds' ready now (if any is watched)."""
+        if self._only_wakeup:
+            return ready
+        return ready + self._real.poll(0)  # type: ignore[no-any-return]
+
     def poll(self, timeout: float | None) -> list[tuple[int, int]]:
         if self._vcandidates:
             ready = self._virtual_events()
             if ready:
-                if self._only_wakeup:
-                    return ready
-                return ready + self._real.poll(0)  # type: ignore[no-any-return]
+                return self._with_real(ready)
+        network = self.network
+        if network is not None and network.events:
+            # The network's next event, if it comes before the loop's next
+            # timer: time jumps to it, it runs, and the sockets it made
+            # ready are reported in this same poll.
+            clock = self._clock
+            due = network.events[0][0]
+            if timeout is None or due <= clock.ns + (
+                (round(timeout * NS_PER_S) or 1) if timeout > 0 else 0
+            ):
+                if due > clock.ns:
+                    clock.advance_to(due)
+                network.run_due()
+                timeout = 0
+                if self._vcandidates:
+                    ready = self._virtual_events()
+                    if ready:
+                        return self._with_real(ready)
         if self._only_wakeup and timeout is not None:
             # Only the self-pipe is real: no syscall for it per turn or per
             # jump (call_soon_threadsafe queues its handle itself; the bytes
