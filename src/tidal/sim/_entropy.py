@@ -51,7 +51,9 @@ class Entropy:
     sees that one too).
     """
 
-    __slots__ = ("_now_ns", "_host_random", "_random_state", "_urandom", "_saved", "_owner")
+    __slots__ = (
+        "_now_ns", "_host_random", "_random_state", "_urandom", "_saved", "_owner", "patches",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -65,6 +67,9 @@ class Entropy:
         self._urandom = _seeded(seed, "urandom")
         self._saved: list[tuple[Any, str, Any]] = []
         self._owner: Any = None
+        # More (module, name, value) patches for the run, from whoever
+        # simulates more of the world (the network: socket.socket).
+        self.patches: list[tuple[Any, str, Any]] = []
 
     def urandom(self, size: int) -> bytes:
         """os.urandom inside the run: bytes from the seed."""
@@ -100,7 +105,7 @@ class Entropy:
         patches += [(os, "urandom", self.urandom), (random, "_urandom", self.urandom)]
         if self._host_random is not None:
             patches += [(random, name, self._per_host(name)) for name in _RANDOM_FUNCTIONS]
-        return patches
+        return patches + self.patches
 
     def _per_host(self, name: str) -> Callable[..., Any]:
         """random.<name>, on the generator of the host that calls it."""

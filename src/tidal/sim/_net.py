@@ -186,6 +186,10 @@ class Network:
             random.Random(f"tidal.sim:{seed}:network-order").random if explore is not None else None
         )
         poller.network = self
+        # socket.socket() called by a host's code (a library that opens its
+        # own sockets, as aiohttp's client does through aiohappyeyeballs)
+        # makes a simulated socket of that host, while the loop runs.
+        loop._entropy.patches.append((socket, "socket", host_socket_class(self)))
 
     # -- plumbing ----------------------------------------------------------
 
@@ -370,6 +374,45 @@ def _cancel(entry: list[Any]) -> None:
     """Cancel a network event (Network.schedule's entry): it stays in the
     heap, and is skipped when due."""
     entry[3] = None
+
+
+_REAL_SOCKET = socket.socket
+
+
+class _SocketType(type):
+    """socket.socket's type while a simulation runs: simulated sockets are
+    socket.socket instances too (isinstance checks in libraries pass)."""
+
+    def __instancecheck__(cls, obj: Any) -> bool:
+        return isinstance(obj, (_REAL_SOCKET, SimSocket))
+
+    def __subclasscheck__(cls, sub: Any) -> bool:
+        return issubclass(sub, (_REAL_SOCKET, SimSocket))
+
+
+def host_socket_class(net: Network) -> type:
+    """What socket.socket is inside a running simulation: called from a
+    host's code, a simulated socket of that host (the loop's socket factory,
+    so the same checks and errors); anywhere else, or with a fileno (an fd
+    the process has), a real socket."""
+
+    class socket_(_REAL_SOCKET, metaclass=_SocketType):  # type: ignore[misc]
+        __doc__ = _REAL_SOCKET.__doc__
+
+        def __new__(
+            cls, family: int = -1, type: int = -1, proto: int = -1, fileno: Any = None
+        ) -> Any:
+            if fileno is not None or current_host.get(None) is None:
+                return _REAL_SOCKET(family, type, proto, fileno)
+            return net.socket_factory(
+                socket.AF_INET if family == -1 else family,
+                socket.SOCK_STREAM if type == -1 else type,
+                0 if proto == -1 else proto,
+            )
+
+    socket_.__name__ = socket_.__qualname__ = "socket"
+    socket_.__module__ = "socket"
+    return socket_
 
 
 class _Pipe:
