@@ -238,3 +238,61 @@ def test_report_medians_spread_ratios_headroom(tmp_path: Path) -> None:
     if HAS_MATPLOTLIB:
         assert report.write_chart(tmp_path / "c.png", rows, sections) is None
         assert (tmp_path / "c.png").stat().st_size > 0
+
+
+def test_sim_section_ratios_are_over_tidal_sim(tmp_path: Path) -> None:
+    sim = SECTIONS["sim"]
+    case = sim.case("streams", "streams")
+    ms = [Measurement("sim", case, name, v) for name, v in [
+        ("tidal.sim", 0.02), ("simloop", 0.06), ("tidal.sim", 0.04), ("simloop", 0.12),
+        ("tidal.sim", 0.03), ("simloop", 0.09), ("seedloop", 0.015),
+    ]]  # fmt: skip
+    # The pool's names come first; a section's own contestants follow in the order they came.
+    rows = report.aggregate(ms, [sim], {"sim": [case]}, ["asyncio", "tidal"])
+    assert [r.contestant for r in rows] == ["tidal.sim", "simloop", "seedloop"]
+    assert rows[1].vs == {"tidal.sim": pytest.approx(3.0)}
+    assert rows[2].vs == {"tidal.sim": pytest.approx(0.5)}
+    table = report.text_table(rows, [sim])
+    assert "vs tidal.sim" in table and "vs asyncio" not in table
+    assert "3.00x" in table and "30.0 ms" in table and "lower is better" in table
+    assert "== summary" not in table  # its ratios are in its own table
+    md = report.markdown(rows, [sim], {
+        "when": "now", "python": "3.12", "machine": "m", "rounds": 3, "contestants": {},
+        "load_before": "0", "load_after": "0",
+    })  # fmt: skip
+    assert "| vs tidal.sim |" in md
+
+
+def test_sim_section_says_why_it_is_skipped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tidal.bench.loadgen import Tools
+    from tidal.bench.sections import Config
+
+    sim = SECTIONS["sim"]
+    tools = Tools()
+    monkeypatch.chdir(tmp_path)  # (no .venv-3.12 here)
+    if sys.version_info < (3, 12):
+        reason = sim.unavailable(Config(), tools)
+        assert reason and "need Python 3.12+" in reason and "--sim-python" in reason
+    else:
+        assert sim.python(Config()) == sys.executable
+    reason = sim.unavailable(Config(sim_python=str(tmp_path / "no-python")), tools)
+    assert reason and "cannot run" in reason
+
+
+@pytest.mark.timeout(120)
+def test_simulation_bench_json_for_the_sim_section() -> None:
+    cmd = [sys.executable, "-m", "tidal.bench.simulation", "--json", "--only", "streams"]
+    proc = subprocess.run(
+        [*cmd, "--seeds", "1", "--without", "simloom", "--without", "seedloop"],
+        capture_output=True, text=True, check=False, timeout=110,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    data = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert data["python"] == sys.version.split()[0]
+    assert data["tidal"] in ("compiled", "interpreted")
+    assert list(data["times"]) == ["streams"]
+    times = data["times"]["streams"]
+    assert "tidal" in times and "simloom" not in times and "seedloop" not in times
+    assert all(len(samples) == 1 and min(samples) > 0 for samples in times.values())

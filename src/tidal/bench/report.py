@@ -2,7 +2,9 @@
 
 Every number is reported beside the same case's asyncio, uvloop and rloop numbers
 from the same run: a ratio is ``median(contestant) / median(reference)``, so
-for a rate above 1.00x is faster and for memory above 1.00x is more.
+for a rate above 1.00x is faster and for memory above 1.00x is more.  A
+section may name other references (the sim section: tidal.sim, so a
+simulator's "3.00x" is three times tidal.sim's CPU time per seed).
 """
 
 from __future__ import annotations
@@ -15,9 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .sections import Measurement, Section
-
-REFERENCES = ("asyncio", "uvloop", "rloop")
+from .sections import REFERENCES, Measurement, Section
 
 
 @dataclass
@@ -61,14 +61,19 @@ def aggregate(
         row.median = statistics.median(row.samples)
         row.min, row.max = min(row.samples), max(row.samples)
     for row in rows.values():
-        for ref in REFERENCES:
+        for ref in by_name[row.section].references:
             base = rows.get((row.section, row.case, ref))
             if base and base.median > 0:
                 row.vs[ref] = row.median / base.median
     order = []
     for s in sections:
+        # The pool's contestants in its order, then any a section brings
+        # itself (the sim section's simulators), in the order they came.
+        names = list(contestants) + [
+            m.contestant for m in measurements if m.section == s.name
+        ]
         for case in cases.get(s.name, []):
-            for c in contestants:
+            for c in dict.fromkeys(names):
                 if (s.name, case, c) in rows:
                     order.append(rows[(s.name, case, c)])
     return order
@@ -81,6 +86,8 @@ def aggregate(
 def fmt_value(v: float, unit: str) -> str:
     if unit == "B/conn":
         return f"{v / 1024:.1f} KiB" if abs(v) >= 1024 else f"{v:.0f} B"
+    if unit == "s":
+        return f"{v:.3f} s" if abs(v) >= 0.1 else f"{v * 1e3:.1f} ms"
     if abs(v) >= 1e6:
         return f"{v / 1e6:.2f}M"
     if abs(v) >= 1e4:
@@ -109,27 +116,35 @@ def section_heading(s: Section) -> str:
     return f"{s.name}: {s.title} ({s.unit}, {better})"
 
 
-def _cells(row: Row, with_latency: bool) -> list[str]:
+def _cells(row: Row, s: Section) -> list[str]:
+    with_latency = s.latency
     cells = [
         row.contestant,
         fmt_value(row.median, row.unit),
         f"{fmt_value(row.min, row.unit)} - {fmt_value(row.max, row.unit)}",
         str(len(row.samples)),
-    ] + [fmt_ratio(row.vs.get(ref)) for ref in REFERENCES]
+    ] + [fmt_ratio(row.vs.get(ref)) for ref in s.references]
     if with_latency:
         cells += [fmt_us(row.extra("p50_us")), fmt_us(row.extra("p99_us"))]
     return cells
 
 
-VS_HEADER = [f"vs {ref}" for ref in REFERENCES]
-HEADER = ["case", "contestant", "median", "min - max", "n", *VS_HEADER]
+HEADER = ["case", "contestant", "median", "min - max", "n"]
 LAT_HEADER = ["p50", "p99"]
+VS_HEADER = [f"vs {ref}" for ref in REFERENCES]  # the summary's columns
+
+
+def columns(s: Section) -> list[str]:
+    return HEADER + [f"vs {ref}" for ref in s.references] + (LAT_HEADER if s.latency else [])
 
 
 def geomeans(rows: Sequence[Row], sections: Sequence[Section]) -> list[list[str]]:
-    """Per section and contestant, the geometric mean of its ratios over the cases."""
+    """Per section and contestant, the geometric mean of its ratios over the
+    cases (the sections measured against the reference loops)."""
     out = []
     for s in sections:
+        if s.references != REFERENCES:
+            continue  # (its own table has its ratios)
         srows = [r for r in rows if r.section == s.name]
         for c in dict.fromkeys(r.contestant for r in srows):
             cells = [s.name, c]
@@ -155,16 +170,16 @@ def text_table(rows: Sequence[Row], sections: Sequence[Section]) -> str:
         srows = [r for r in rows if r.section == s.name]
         if not srows:
             continue
-        header = HEADER + (LAT_HEADER if s.latency else [])
+        head = columns(s)
         body = []
         last_case = None
         for r in srows:
-            body.append([r.case if r.case != last_case else ""] + _cells(r, s.latency))
+            body.append([r.case if r.case != last_case else ""] + _cells(r, s))
             last_case = r.case
-        widths = [max(len(x[i]) for x in [header] + body) for i in range(len(header))]
+        widths = [max(len(x[i]) for x in [head] + body) for i in range(len(head))]
         lines.append(f"== {section_heading(s)}")
 
-        lines.append(_line(header, widths))
+        lines.append(_line(head, widths))
         for i, cells in enumerate(body):
             if i and cells[0]:
                 lines.append("")
@@ -201,14 +216,14 @@ def markdown(rows: Sequence[Row], sections: Sequence[Section], meta: dict[str, A
         if not srows:
             continue
         out += [f"## {section_heading(s)}", ""]
-        header = HEADER + (LAT_HEADER if s.latency else [])
-        out.append("| " + " | ".join(header) + " |")
-        out.append("|" + "|".join("---" if i < 2 else "---:" for i in range(len(header))) + "|")
+        head = columns(s)
+        out.append("| " + " | ".join(head) + " |")
+        out.append("|" + "|".join("---" if i < 2 else "---:" for i in range(len(head))) + "|")
         last_case = None
         for r in srows:
             case = f"**{r.case}**" if r.case != last_case else ""
             last_case = r.case
-            out.append("| " + " | ".join([case] + _cells(r, s.latency)) + " |")
+            out.append("| " + " | ".join([case] + _cells(r, s)) + " |")
         out.append("")
     summary = geomeans(rows, sections)
     if summary:
@@ -327,7 +342,7 @@ def write_chart(path: Path, rows: Sequence[Row], sections: Sequence[Section]) ->
                 if r is None:
                     continue
                 if relative:
-                    base = index.get((case, "asyncio"))
+                    base = index.get((case, s.references[0]))
                     scale = 1.0 / base.median if base and base.median else 0.0
                 else:
                     scale = 1.0 / 1024
@@ -350,7 +365,7 @@ def write_chart(path: Path, rows: Sequence[Row], sections: Sequence[Section]) ->
         if relative:
             ax.axhline(1.0, color="black", linewidth=0.6)
             better = "higher" if s.higher_is_better else "lower"
-            ax.set_ylabel(f"x asyncio ({better} is better)")
+            ax.set_ylabel(f"x {s.references[0]} ({better} is better)")
         else:
             ax.set_ylabel("KiB per connection (lower is better)")
         ax.set_title(f"{s.name}: {s.title}", fontsize=10)

@@ -1,7 +1,9 @@
 """The bench's command line: plan, interleaved rounds, report.
 
-python -m tidal.bench [--quick] [--rounds N] [--only micro,instructions,echo,tracing,http,scaling,memory]
+python -m tidal.bench [--quick] [--rounds N]
+                      [--only micro,instructions,echo,tracing,http,scaling,memory,sim]
                       [--duration S] [--out DIR] [--contestants asyncio,tidal,...]
+                      [--sim-python PYTHON] [--sim-seeds N]
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ QUICK: dict[str, Any] = {
     "http_conns": (10,),
     "scaling_conns": (10, 1_000),
     "memory_conns": 1_000,
+    "sim_seeds": 1,
 }
 
 
@@ -80,6 +83,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="who loads the HTTP server (auto: wrk if installed)",
     )
     p.add_argument(
+        "--sim-python",
+        help="the Python 3.12+ (with tidal, simloop, simloom, seedloop installed) that runs "
+        "the sim section (default: the bench's own if 3.12+, else .venv-3.12/bin/python)",
+    )
+    p.add_argument("--sim-seeds", type=int, help="seeds per simulation workload per round (3)")
+    p.add_argument(
         "--out",
         type=Path,
         default=Path("bench-results"),
@@ -89,10 +98,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def make_config(args: argparse.Namespace) -> Config:
-    cfg = Config(out=args.out, http_client=args.http_client)
+    cfg = Config(out=args.out, http_client=args.http_client, sim_python=args.sim_python)
     if args.quick:
         cfg = replace(cfg, **QUICK)
-    for name in ("rounds", "duration", "warmup", "micro_seconds"):
+    for name in ("rounds", "duration", "warmup", "micro_seconds", "sim_seeds"):
         value = getattr(args, name)
         if value is not None:
             setattr(cfg, name, value)
@@ -106,6 +115,8 @@ def make_config(args: argparse.Namespace) -> Config:
                              + ", ".join(BENCHMARKS))
     if cfg.rounds < 1 or cfg.duration <= 0 or cfg.warmup < 0 or cfg.micro_seconds <= 0:
         raise SystemExit("--rounds must be >= 1, --duration and --micro-seconds > 0")
+    if cfg.sim_seeds < 1:
+        raise SystemExit("--sim-seeds must be >= 1")
     return cfg
 
 
@@ -255,7 +266,9 @@ def main(argv: list[str] | None = None) -> int:
                 else ""
             )
             for c in pool
-        },
+        }
+        # What a section ran beside the pool (the sim section's tidal.sim).
+        | {name: what for name, what in ctx.seen_loops.items() if name not in {c.name for c in pool}},
         "compiler": tools.compiler,
         "wrk": loadgen.wrk_version(tools.wrk) if tools.wrk else None,
         "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()},

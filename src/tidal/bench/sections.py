@@ -27,6 +27,9 @@ from .loadgen import BenchError, Tools
 
 PROCESS_START_S = 0.3  # a Python worker's start-up, for the time estimate
 
+# Whom a section's ratios are measured against, unless it says otherwise.
+REFERENCES = ("asyncio", "uvloop", "rloop")
+
 
 @dataclass
 class Config:
@@ -48,6 +51,10 @@ class Config:
     scaling_size: int = 1024
     memory_conns: int = 10_000
     memory_kinds: tuple[str, ...] = ("protocol", "streams")
+    sim_seeds: int = 3  # seeds per simulation workload per round
+    # The Python the sim section runs under (simloop, simloom and seedloop
+    # need 3.12+): None for the bench's own if it is 3.12+, else .venv-3.12's.
+    sim_python: str | None = None
     out: Path = Path("bench-results")
 
 
@@ -101,6 +108,7 @@ class Section:
     latency = False  # cells carry p50/p99 latency
     rounds = 0  # measured in this many rounds at most (0: every round)
     in_quick = True  # part of a --quick run unless --only names it
+    references: tuple[str, ...] = REFERENCES  # ratios: median / each one's median
 
     def groups(self, cfg: Config) -> list[str]:
         return ["all"]
@@ -622,6 +630,122 @@ class Memory(Section):
         return out
 
 
+class Sim(Section):
+    """tidal.sim beside simloop, simloom and seedloop (PyPI simulators for
+    asyncio) on the same workloads: ``tidal.bench.simulation`` run in one
+    process per workload and round, the simulators taking turns seed by
+    seed, CPU time per seed.  Its ratios are over tidal.sim's median: a
+    simulator at 3.00x takes three times tidal.sim's CPU per seed."""
+
+    name = "sim"
+    title = "deterministic simulation, CPU seconds per seed (same workloads, one process)"
+    unit = "s"
+    higher_is_better = False
+    references = ("tidal.sim",)
+    # Which simulators run a workload, and why not the others.
+    WORKLOADS = {
+        "timers": "10,000 tasks x 10 random sleeps",
+        "streams": "4 clients x 250 lines echoed over simulated TCP",
+        "dht": "20 hosts of the kademlia DHT (PyPI) over simulated UDP",
+    }
+    # simloom takes ~50 s per seed of timers (51x tidal.sim): left out of the
+    # bench's rounds (python -m tidal.bench.simulation measures it).
+    WITHOUT = {"timers": ("simloom",)}
+    SIMULATORS = ("simloop", "simloom", "seedloop")
+
+    def groups(self, cfg: Config) -> list[str]:
+        return list(self.WORKLOADS)
+
+    def cells(self, cfg: Config, group: str) -> list[Any]:
+        return [group]
+
+    def case(self, group: str, cell: Any) -> str:
+        return f"{group}: {self.WORKLOADS[group]}"
+
+    def contestants(self, group: str, pool: list[Contestant]) -> list[Contestant]:
+        # Once per round, under the installed build (the workers' env).
+        return [c for c in pool if c.name == "tidal"]
+
+    def python(self, cfg: Config) -> str | None:
+        """The interpreter to run the workloads with: 3.12+, or None."""
+        if cfg.sim_python:
+            return cfg.sim_python
+        if sys.version_info >= (3, 12):
+            return sys.executable
+        venv = Path(".venv-3.12/bin/python")
+        return str(venv.absolute()) if venv.exists() else None
+
+    def unavailable(self, cfg: Config, tools: Tools) -> str | None:
+        python = self.python(cfg)
+        if python is None:
+            return (
+                "simloop, simloom and seedloop need Python 3.12+, and this bench runs "
+                f"{sys.version.split()[0]}: give --sim-python a 3.12+ interpreter with tidal "
+                "and them installed (make bench uses .venv-3.12)"
+            )
+        probe = (
+            "import importlib.util, json, tidal; print(json.dumps([n for n in "
+            f"{list(self.SIMULATORS)!r} if importlib.util.find_spec(n)]))"
+        )
+        try:
+            proc = subprocess.run(
+                [python, "-c", probe], capture_output=True, text=True, check=False, timeout=60
+            )
+        except OSError as exc:
+            return f"cannot run {python}: {exc}"
+        if proc.returncode != 0:
+            return f"{python} cannot import tidal: {proc.stderr.strip()[-300:]}"
+        if not json.loads(proc.stdout):
+            return (
+                f"none of {', '.join(self.SIMULATORS)} is installed for {python} "
+                "(pip install simloop simloom seedloop): nothing to compare tidal.sim with"
+            )
+        return None
+
+    def plan(self, cfg: Config, tools: Tools) -> str:
+        return (
+            f"{', '.join(self.WORKLOADS)} on tidal.sim, {', '.join(self.SIMULATORS)} "
+            f"(those installed; not simloom on timers), {cfg.sim_seeds} seeds each per round, "
+            f"under {self.python(cfg)}"
+        )
+
+    def cell_seconds(self, cfg: Config, tools: Tools, cell: Any) -> float:
+        per_seed = {"timers": 7.0, "streams": 0.5, "dht": 0.5}[cell]  # all simulators
+        return PROCESS_START_S + per_seed * (cfg.sim_seeds + 1)
+
+    def run(self, ctx: Context, group: str, contestant: Contestant) -> list[Measurement]:
+        python = self.python(ctx.cfg)
+        assert python is not None
+        cmd = [python, "-m", "tidal.bench.simulation", "--json", "--only", group]
+        cmd += ["--seeds", str(ctx.cfg.sim_seeds)]
+        for name in self.WITHOUT.get(group, ()):
+            cmd += ["--without", name]
+
+        def one() -> dict[str, Any]:
+            proc = subprocess.run(
+                cmd, capture_output=True, text=True, check=False, env=contestant.environ(),
+                timeout=1200,
+            )  # fmt: skip
+            if proc.returncode != 0:
+                raise BenchError(f"the simulation bench failed: {proc.stderr.strip()[-800:]}")
+            return json.loads(proc.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+        try:
+            data = one()
+        except BenchError as e:
+            ctx.warn(f"{self.name} / {group}: {e}")
+            return []
+        ctx.seen_loops["tidal.sim"] = f"tidal {data['tidal']}, Python {data['python']}" + (
+            f"; not installed there: {', '.join(data['missing'])}" if data["missing"] else ""
+        )
+        out = []
+        for name, samples in data["times"].get(group, {}).items():
+            label = "tidal.sim" if name == "tidal" else name
+            out += [Measurement(self.name, self.case(group, group), label, v) for v in samples]
+        return out
+
+
 SECTIONS: dict[str, Section] = {
-    s.name: s for s in (Micro(), Instructions(), Echo(), Tracing(), Http(), Scaling(), Memory())
+    s.name: s
+    for s in (Micro(), Instructions(), Echo(), Tracing(), Http(), Scaling(), Memory(), Sim())
 }

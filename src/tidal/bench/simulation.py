@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import json
 import random
 import statistics
 import time
@@ -271,37 +272,61 @@ def _available(name: str) -> bool:
     return True
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--only", choices=list(WORKLOADS), default=None)
-    parser.add_argument(
-        "--without", action="append", default=[], help="leave a contestant out (repeatable)"
-    )
-    args = parser.parse_args(argv)
-    import tidal
-
+def measure(
+    seeds: int, only: list[str] | None = None, without: list[str] | None = None
+) -> dict[str, dict[str, list[float]]]:
+    """CPU seconds per seed: {workload: {simulator: [one per seed]}}, for the
+    simulators installed here (tidal always), taking turns seed by seed."""
     _quiet_dht_logs()
-    print(f"tidal {'compiled' if tidal.COMPILED else 'interpreted'}; {args.seeds} seeds each")
+    out: dict[str, dict[str, list[float]]] = {}
     for workload, runners in WORKLOADS.items():
-        if args.only and workload != args.only:
+        if only and workload not in only:
+            continue
+        if workload == "dht" and not _available("kademlia"):
             continue
         present = {
             name: run
             for name, run in runners.items()
-            if name not in args.without and _available(name)
+            if name not in (without or ()) and _available(name)
         }
-        if workload == "dht" and not _available("kademlia"):
-            continue
         for run in present.values():
-            run(args.seeds)  # warm up: imports, first-call costs (a seed not measured)
+            run(seeds)  # warm up: imports, first-call costs (a seed not measured)
         times: dict[str, list[float]] = {name: [] for name in present}
-        for seed in range(args.seeds):
+        for seed in range(seeds):
             for name, run in present.items():  # taking turns, seed by seed
                 gc.collect()
                 t0 = time.process_time()
                 run(seed)
                 times[name].append(time.process_time() - t0)
+        out[workload] = times
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--only", choices=list(WORKLOADS), action="append", default=[])
+    parser.add_argument(
+        "--without", action="append", default=[], help="leave a contestant out (repeatable)"
+    )
+    parser.add_argument(
+        "--json", action="store_true", help="print one JSON line (the bench's sim section reads it)"
+    )
+    args = parser.parse_args(argv)
+    import platform
+
+    import tidal
+
+    build = "compiled" if tidal.COMPILED else "interpreted"
+    if not args.json:
+        print(f"tidal {build}, Python {platform.python_version()}; {args.seeds} seeds each")
+    results = measure(args.seeds, args.only, args.without)
+    if args.json:
+        missing = [name for name in ("simloop", "simloom", "seedloop") if not _available(name)]
+        info = {"python": platform.python_version(), "tidal": build, "missing": missing}
+        print(json.dumps({**info, "times": results}))
+        return
+    for workload, times in results.items():
         base = statistics.median(times["tidal"])
         print(f"\n{workload}: median CPU s per seed (ratio: tidal's speed over theirs)")
         for name, measured in times.items():
