@@ -1,0 +1,26 @@
+# C declarations for _poller.py (Cython pure-Python mode).  Keep in step with the .py.
+
+from tidal.sim._clock cimport VirtualClock
+
+# A cdef class: poll() runs once per turn of a simulated loop (and per jump
+# of its clock), so its fields are C struct members.  What the network and
+# the loop read stays public.
+cdef class SimPoller:
+    cdef VirtualClock _clock
+    cdef object _real
+    cdef set _real_fds
+    cdef set _wakeup_fds
+    cdef public int READABLE
+    cdef public int WRITABLE
+    cdef dict _vinterest
+    cdef dict _vcandidates
+    cdef public dict readiness_of
+    cdef public int READ_ONLY
+    cdef public int WRITE_ONLY
+    cdef public bint refuse_real
+    cdef bint _only_wakeup
+    cdef Py_ssize_t _jumps
+    cdef public object network
+
+    cpdef list _virtual_events(self)
+    cpdef list _with_real(self, list ready)
