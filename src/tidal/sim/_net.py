@@ -62,6 +62,10 @@ def _oserror(code: int) -> OSError:
     return OSError(code, f"[simulated] {os.strerror(code)}")
 
 
+# Trace events hashed at a time.
+_TRACE_BATCH = 4096
+
+
 class Trace:
     """The run's events, folded into a hash (and counted, and kept if asked).
 
@@ -71,8 +75,6 @@ class Trace:
     """
 
     __slots__ = ("_hash", "_hashed", "_pending", "keep", "_kept")
-
-    _BATCH = 4096
 
     def __init__(self, keep: bool = False) -> None:
         self._hash = hashlib.blake2b(digest_size=16)
@@ -84,7 +86,7 @@ class Trace:
     def add(self, now_ns: int, *fields: Any) -> None:
         pending = self._pending
         pending.append((now_ns, *fields))
-        if len(pending) >= self._BATCH:
+        if len(pending) >= _TRACE_BATCH:
             self._flush()
 
     def _flush(self) -> None:
@@ -203,6 +205,12 @@ class Network:
     def schedule(self, when_ns: int, callback: Callable[..., object], *args: Any) -> list[Any]:
         """The network's event `callback(*args)` at the simulation's time
         `when_ns`; the entry returned is what _cancel() takes."""
+        return self._push_event(when_ns, callback, args)
+
+    def _push_event(
+        self, when_ns: int, callback: Callable[..., object], args: tuple[Any, ...]
+    ) -> list[Any]:
+        """schedule(), with the arguments as a tuple (compiled: a C call)."""
         self._seq += 1
         tie = self._tie
         entry = [when_ns, 0.0 if tie is None else tie(), self._seq, callback, args]
@@ -464,7 +472,7 @@ class _Pipe:
         self.queue.append([arrival, kind, payload])
         self.queued_bytes += len(payload)
         if self.timer is None and self.stalled_since < 0:
-            self.timer = self.net.schedule(arrival, self._arrive)
+            self.timer = self.net._push_event(arrival, self._arrive, ())
 
     def _arrive(self) -> None:
         self.timer = None
@@ -483,7 +491,7 @@ class _Pipe:
         net.trace.add(now, "tcp", kind, self.label, len(payload))
         self.dst._receive(kind, payload)
         if queue:
-            self.timer = net.schedule(queue[0][0], self._arrive)
+            self.timer = net._push_event(queue[0][0], self._arrive, ())
 
     def resume(self) -> None:
         """The link healed: what waited goes now, after the latency, in order."""

@@ -1,0 +1,133 @@
+# C declarations for _net.py (Cython pure-Python mode).  Keep in step with the .py.
+
+import cython
+
+from tidal.sim._clock cimport VirtualClock
+
+# cdef classes: a simulated segment or datagram goes through send(),
+# push(), the network's event heap, _receive() and the poller's readiness
+# test, each reading a handful of fields; as C struct members those reads
+# cost no dict lookup.  Every field stays public (the simulation, the fault
+# plans and tests read them; untyped locals in this module reach them as
+# attributes too).  A new field needs a line here.
+
+cdef class SimSocket
+cdef class _Pipe
+
+
+cdef class Trace:
+    cdef public object _hash
+    cdef public Py_ssize_t _hashed
+    cdef public list _pending
+    cdef public bint keep
+    cdef public list _kept
+
+    cpdef _flush(self)
+
+
+cdef class LinkParams:
+    cdef public tuple latency
+    cdef public double drop
+    cdef public double duplicate
+    cdef public double reorder
+
+
+cdef class Network:
+    cdef public object loop
+    cdef public VirtualClock clock
+    cdef public object notify_fd
+    cdef public int READ
+    cdef public int WRITE
+    cdef public dict _readiness_of
+    cdef public object rng
+    cdef public object _random
+    cdef public LinkParams defaults
+    cdef public dict links
+    cdef public set cut
+    cdef public Py_ssize_t tcp_window
+    cdef public object tcp_timeout_ns
+    cdef public Trace trace
+    cdef public dict hosts
+    cdef public dict by_address
+    cdef public dict sockets
+    cdef public object next_fd
+    cdef public dict tcp_ports
+    cdef public dict udp_ports
+    cdef public dict stalled
+    cdef public dict last_arrival
+    cdef public object _context
+    cdef public object _call_at
+    cdef public list events
+    cdef public object _seq
+    cdef public object _tie
+
+    cpdef list _push_event(self, object when_ns, object callback, tuple args)
+
+    @cython.locals(lo=object, hi=object)
+    cpdef object latency(self, LinkParams params)
+
+
+cdef class _Pipe:
+    cdef public Network net
+    cdef public str label
+    cdef public tuple key
+    cdef public SimSocket src
+    cdef public SimSocket dst
+    cdef public object dst_host
+    cdef public object queue
+    cdef public Py_ssize_t queued_bytes
+    cdef public object last_arrival
+    cdef public object timer
+    cdef public object stalled_since
+    cdef public object give_up
+
+    @cython.locals(net=Network)
+    cpdef object _arrival(self)
+
+    cpdef push(self, int kind, object payload=*)
+
+    @cython.locals(net=Network)
+    cpdef _arrive(self)
+
+
+cdef class SimSocket:
+    cdef public Network net
+    cdef public object host
+    cdef public object family
+    cdef public object type
+    cdef public object proto
+    cdef public bint _tcp
+    cdef public object _fd
+    cdef public object _notify
+    cdef public object _local
+    cdef public object _peer
+    cdef public str _state
+    cdef public int _error
+    cdef public int _reset
+    cdef public bytearray _recv
+    cdef public bint _eof
+    cdef public bint _wr_shut
+    cdef public bint _full
+    cdef public _Pipe _out
+    cdef public SimSocket _peer_sock
+    cdef public object _backlog
+    cdef public int _backlog_max
+    cdef public object _datagrams
+    cdef public Py_ssize_t _datagram_bytes
+    cdef public dict _opts
+    cdef public object _timeout
+    cdef object __weakref__
+
+    @cython.locals(net=Network)
+    cpdef int _readiness(self)
+
+    @cython.locals(out=_Pipe, peer=SimSocket)
+    cpdef Py_ssize_t _window(self)
+
+    cpdef _receive(self, int kind, object payload)
+
+    @cython.locals(window=Py_ssize_t, out=_Pipe, n=Py_ssize_t)
+    cpdef send(self, object data, int flags=*)
+
+    @cython.locals(buffered=bytearray, peer=SimSocket)
+    cpdef recv(self, object size, int flags=*)
