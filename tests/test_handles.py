@@ -113,6 +113,40 @@ def test_a_loop_subclass_hears_of_each_cancel(loop_factory):
         lp.close()
 
 
+def test_loop_subclasses_below_an_override_are_asked_too(loop_factory):
+    # A subclass that keeps both methods is answered as the loop class is
+    # (compiled: in C); one below a class that overrides get_debug is still
+    # asked through it, and both count a cancelled timer once.
+    probe = loop_factory()
+    base = type(probe)
+    probe.close()
+    heard = []
+
+    class Plain(base):
+        pass
+
+    class Debugging(base):
+        def get_debug(self):
+            heard.append("debug")
+            return True
+
+    class BelowDebugging(Debugging):
+        pass
+
+    for cls, asked in ((Plain, False), (Debugging, True), (BelowDebugging, True)):
+        lp = cls()
+        try:
+            heard.clear()
+            t = lp.call_later(10, noop)
+            t.cancel()
+            t.cancel()
+            assert bool(heard) is asked, cls
+            assert lp._timer_cancelled_count == 1
+            assert (t._repr is not None) is asked  # get_debug() said True
+        finally:
+            lp.close()
+
+
 def test_a_cancel_in_debug_mode_keeps_the_repr(loop):
     loop.set_debug(True)
     t = loop.call_later(10, noop)

@@ -24,3 +24,5 @@ ctypedef bint (*cancel_hook)(object loop, object handle, bint timer) except -1
 cdef object _hooked_loop_class
 cdef cancel_hook _loop_cancel_hook
 cdef void set_cancel_hook(object loop_class, cancel_hook hook)
+cdef set _hooked_subclasses
+cdef void hook_subclass(object loop_class)

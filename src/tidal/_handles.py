@@ -85,8 +85,11 @@ def _cancel(handle: Any, timer: bool) -> None:
     Timeouts are mostly cancelled, so this runs about as often as call_later."""
     if not handle._cancelled:
         loop = handle._loop
-        if cython.compiled and type(loop) is _hooked_loop_class:
-            # tidal's own loop: its two methods, as one C call (see below).
+        if cython.compiled and (
+            type(loop) is _hooked_loop_class or type(loop) in _hooked_subclasses
+        ):
+            # tidal's own loop (or a subclass that keeps both methods, as the
+            # simulated loop does): its two methods, as one C call (see below).
             debug = _loop_cancel_hook(loop, handle, timer)
         else:
             if timer:
@@ -113,6 +116,16 @@ def set_cancel_hook(loop_class: Any, hook: Any) -> None:
     global _hooked_loop_class, _loop_cancel_hook
     _hooked_loop_class = loop_class
     _loop_cancel_hook = hook
+
+
+# Subclasses of that class which override neither method (EventLoop's
+# __init_subclass__ says which): the same C call serves their handles.  A
+# set, asked only when the type is not the loop class itself.
+_hooked_subclasses: set[Any] = set()
+
+
+def hook_subclass(loop_class: Any) -> None:
+    _hooked_subclasses.add(loop_class)
 
 
 def report(handle: Any, exc: BaseException) -> None:

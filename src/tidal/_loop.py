@@ -91,7 +91,7 @@ except ImportError:  # interpreted, without Cython installed
     cython = SimpleNamespace(compiled=False, locals=lambda **types: lambda func: func, double=float)
 if not cython.compiled:
     from ._handles import new_handle, new_timer, run_handle, use_freelist, use_timer_freelist
-    from ._handles import set_cancel_hook
+    from ._handles import hook_subclass, set_cancel_hook
     from ._syscalls import monotonic
 from ._poller import default_poller
 from ._timerheap import TimerHeap
@@ -795,6 +795,16 @@ class _LoopCore:
 
 class EventLoop(_LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
     """A complete asyncio event loop: pass ``tidal.new_event_loop`` as loop_factory."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """A subclass that keeps _timer_handle_cancelled and get_debug (the
+        simulated loop) gets the C path of handle.cancel() too (_handles)."""
+        super().__init_subclass__(**kwargs)
+        own = cls.__mro__[: cls.__mro__.index(EventLoop)]
+        if cython.compiled and not any(
+            name in vars(klass) for klass in own for name in ("_timer_handle_cancelled", "get_debug")
+        ):
+            hook_subclass(cls)
 
     def __init__(
         self,
