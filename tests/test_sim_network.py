@@ -595,16 +595,25 @@ def test_deadlock_in_a_simulation() -> None:
 
 
 def test_sockets_outside_hosts_and_other_families_are_refused() -> None:
-    async def v6() -> str:
-        try:
+    async def v6_and_unix() -> list[str]:
+        out = []
+        try:  # IPv6 is simulated (tests/test_sim_ipv6.py): nobody listens here
             await asyncio.open_connection("::1", 80)
         except OSError as exc:
-            return errno.errorcode[exc.errno]
-        return "connected"
+            out.append(errno.errorcode[exc.errno])
+        try:
+            await asyncio.open_unix_connection("/tmp/no-such-socket")
+        except RuntimeError as exc:
+            out.append(str(exc))
+        return out
 
     s = sim.Simulation(seed=0)
-    s.host("h", v6)
-    assert s.run().results["h"] == "EAFNOSUPPORT"
+    s.host("h", v6_and_unix)
+    assert s.run().results["h"] == [
+        "ECONNREFUSED",
+        "the simulated network has TCP and UDP over IPv4 and IPv6 only "
+        f"(socket family {socket.AF_UNIX!r})",
+    ]
 
     async def real_socket() -> str:
         a, b = socket.socketpair()

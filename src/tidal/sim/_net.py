@@ -56,6 +56,19 @@ _SYN_GIVE_UP = 127
 _UDP_RCVBUF = 212_992
 _MAX_DATAGRAM = 65_507
 _ANY = ("", "0.0.0.0", "127.0.0.1", "localhost")
+# IPv6: a host's address is its IPv4 one mapped (::ffff:127.1.0.1, still
+# loopback); "::" and "::1" mean what 0.0.0.0 and 127.0.0.1 do.  The
+# network keys everything by the IPv4 form, so v4 and v6 sockets reach each
+# other as on a dual-stack host.
+_MAPPED = "::ffff:"
+_V6_SPECIAL = {"::": "0.0.0.0", "::1": "127.0.0.1"}
+
+
+def _to_v4(ip: str) -> str:
+    """An address as the network keys it (an IPv6 literal as its IPv4 form)."""
+    if ip.startswith(_MAPPED):
+        return ip[len(_MAPPED) :]
+    return _V6_SPECIAL.get(ip, ip)
 
 
 def _oserror(code: int) -> OSError:
@@ -267,6 +280,7 @@ class Network:
         return fd
 
     def host_of(self, ip: str, asking: Host) -> Host | None:
+        ip = _to_v4(ip)
         if ip in ("127.0.0.1", "localhost"):
             return asking
         return self.by_address.get(ip)
@@ -274,6 +288,7 @@ class Network:
     def address_of(self, name: str, asking: Host) -> str:
         """An address given to connect/sendto: a literal, or a host's name
         (the socket module resolves names there too)."""
+        name = _to_v4(name)
         if name in _ANY:
             return asking.address
         host = self.hosts.get(name)
@@ -289,17 +304,14 @@ class Network:
                 "socket opened outside a simulated host: inside a Simulation, sockets "
                 "belong to hosts (open them from a host's tasks)"
             )
-        if family != socket.AF_INET:
-            raise (
-                _oserror(errno.EAFNOSUPPORT)
-                if family == socket.AF_INET6
-                else RuntimeError(
-                    f"the simulated network has IPv4 TCP and UDP only (socket family {family!r})"
-                )
+        if family not in (socket.AF_INET, socket.AF_INET6):
+            raise RuntimeError(
+                f"the simulated network has TCP and UDP over IPv4 and IPv6 only "
+                f"(socket family {family!r})"
             )
         if type not in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
             raise RuntimeError(f"the simulated network has TCP and UDP only (socket type {type!r})")
-        return SimSocket(self, host, type, proto)
+        return SimSocket(self, host, type, proto, family)
 
     async def getaddrinfo(
         self,
@@ -316,8 +328,12 @@ class Network:
             host = host.decode("idna")
         if isinstance(port, bytes):
             port = port.decode()
-        if family not in (0, socket.AF_INET):
-            raise socket.gaierror(socket.EAI_FAMILY, "[simulated] only IPv4 is simulated")
+        if family not in (0, socket.AF_INET, socket.AF_INET6):
+            raise socket.gaierror(socket.EAI_FAMILY, "[simulated] only IPv4 and IPv6 are simulated")
+        if host is not None and ":" in host:
+            # An IPv6 literal: answered in IPv6, as its IPv4 form otherwise.
+            family = family or socket.AF_INET6
+            host = _to_v4(host)
         asking = current_host.get(None)
         if host is None or host in _ANY:
             address = "0.0.0.0" if host is None else host
@@ -334,19 +350,20 @@ class Network:
         except ValueError:
             number = socket.getservbyname(str(port))
         kinds = [type] if type else [socket.SOCK_STREAM, socket.SOCK_DGRAM]
+        v6 = family == socket.AF_INET6
         return [
             (
-                socket.AF_INET,
+                socket.AF_INET6 if v6 else socket.AF_INET,
                 kind,
                 proto or (socket.IPPROTO_TCP if kind == socket.SOCK_STREAM else socket.IPPROTO_UDP),
                 "",
-                (address, number),
+                _v6_address(address, number) if v6 else (address, number),
             )
             for kind in kinds
         ]
 
     async def getnameinfo(self, sockaddr: tuple[Any, ...], flags: int = 0) -> tuple[str, str]:
-        ip, port = sockaddr[0], sockaddr[1]
+        ip, port = _to_v4(sockaddr[0]), sockaddr[1]
         host = self.by_address.get(ip)
         name = host.name if host is not None and not flags & socket.NI_NUMERICHOST else ip
         return name, str(port)
@@ -381,6 +398,11 @@ class Network:
     def forget(self, sock: SimSocket) -> None:
         self.sockets.pop(sock._fd, None)
         self._readiness_of.pop(sock._fd, None)
+
+
+def _v6_address(ip: str, port: int) -> tuple[str, int, int, int]:
+    """An IPv4 address and port as an IPv6 socket reports them."""
+    return ("::" if ip == "0.0.0.0" else _MAPPED + ip, port, 0, 0)
 
 
 def _cancel(entry: list[Any]) -> None:
@@ -538,10 +560,12 @@ class _Pipe:
 class SimSocket:
     """A socket of a simulated host, with the socket module's interface."""
 
-    def __init__(self, net: Network, host: Host, type: int, proto: int) -> None:
+    def __init__(
+        self, net: Network, host: Host, type: int, proto: int, family: int = socket.AF_INET
+    ) -> None:
         self.net = net
         self.host = host
-        self.family = socket.AF_INET
+        self.family = family
         self.type = type
         self.proto = proto
         self._tcp = type == socket.SOCK_STREAM
@@ -632,21 +656,26 @@ class SimSocket:
             return self.type
         return self._opts.get((level, option), 0)  # type: ignore[return-value]
 
-    def getsockname(self) -> tuple[str, int]:
-        self._check_open()
-        return self._local if self._local is not None else ("0.0.0.0", 0)
+    def _address(self, address: tuple[str, int]) -> Any:
+        """An address as this socket's family reports it."""
+        return _v6_address(*address) if self.family == socket.AF_INET6 else address
 
-    def getpeername(self) -> tuple[str, int]:
+    def getsockname(self) -> Any:
+        self._check_open()
+        return self._address(self._local if self._local is not None else ("0.0.0.0", 0))
+
+    def getpeername(self) -> Any:
         self._check_open()
         if self._peer is None or self._state not in ("connected",) and self._tcp:
             raise _oserror(errno.ENOTCONN)
-        return self._peer
+        return self._address(self._peer)
 
     def _check_open(self) -> None:
         if self._state == "closed":
             raise _oserror(errno.EBADF)
 
     def _own_ip(self, ip: str) -> str:
+        ip = _to_v4(ip)
         if ip in _ANY or ip == self.host.address:
             return self.host.address
         raise _oserror(errno.EADDRNOTAVAIL)
@@ -686,7 +715,7 @@ class SimSocket:
             raise BlockingIOError(errno.EAGAIN, "[simulated] no connection pending")
         conn = self._backlog.popleft()
         assert conn._peer is not None
-        return conn, conn._peer
+        return conn, conn._address(conn._peer)
 
     def connect(self, address: tuple[Any, ...]) -> None:
         self._check_open()
@@ -754,7 +783,7 @@ class SimSocket:
     def _open_child(self, client: SimSocket) -> None:
         """A SYN reached this listener: the server's end, queued for accept()."""
         net = self.net
-        conn = SimSocket(net, self.host, socket.SOCK_STREAM, self.proto)
+        conn = SimSocket(net, self.host, socket.SOCK_STREAM, self.proto, self.family)
         conn._local = self._local
         conn._peer = client._local
         conn._state = "connected"
@@ -966,7 +995,7 @@ class SimSocket:
             raise BlockingIOError(errno.EAGAIN, "[simulated] no datagram")
         data, source = self._datagrams.popleft()
         self._datagram_bytes -= len(data)
-        return data[:size], source
+        return data[:size], self._address(source)
 
     def recvfrom_into(
         self, buffer: Any, nbytes: int = 0, flags: int = 0
