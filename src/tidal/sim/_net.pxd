@@ -23,6 +23,7 @@ cdef class Trace:
     cdef public list _kept
 
     cpdef _flush(self)
+    cpdef add_event(self, tuple event)
 
 
 cdef class LinkParams:
@@ -131,3 +132,7 @@ cdef class SimSocket:
 
     @cython.locals(buffered=bytearray, peer=SimSocket)
     cpdef recv(self, object size, int flags=*)
+
+
+@cython.locals(sock=SimSocket)
+cpdef _deliver_datagram(Network net, object src, object source, object dst, object port, object payload)

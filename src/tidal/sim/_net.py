@@ -102,8 +102,12 @@ class Trace:
         self._kept: list[tuple[Any, ...]] = []
 
     def add(self, now_ns: int, *fields: Any) -> None:
+        self.add_event((now_ns, *fields))
+
+    def add_event(self, event: tuple[Any, ...]) -> None:
+        """add(), given the whole event (compiled: a C call, for the hot paths)."""
         pending = self._pending
-        pending.append((now_ns, *fields))
+        pending.append(event)
         if len(pending) >= _TRACE_BATCH:
             self._flush()
 
@@ -515,7 +519,7 @@ class _Pipe:
         queue = self.queue
         _, kind, payload = queue.popleft()
         self.queued_bytes -= len(payload)
-        net.trace.add(now, "tcp", kind, self.label, len(payload))
+        net.trace.add_event((now, "tcp", kind, self.label, len(payload)))
         self.dst._receive(kind, payload)
         if queue:
             self.timer = net._push_event(queue[0][0], self._arrive, ())
@@ -986,7 +990,9 @@ class SimSocket:
             else:
                 arrival = net.in_order(self.host, dst, arrival)
             net.schedule(arrival, _deliver_datagram, net, self.host, local, dst, port, payload)
-        net.trace.add(net.clock.ns, "udp sent", local[0], local[1], ip, port, len(payload), copies)
+        net.trace.add_event(
+            (net.clock.ns, "udp sent", local[0], local[1], ip, port, len(payload), copies)
+        )
         return len(payload)
 
     def recvfrom(self, size: int, flags: int = 0) -> tuple[bytes, tuple[str, int]]:
@@ -1020,4 +1026,4 @@ def _deliver_datagram(
         sock._datagram_bytes += len(payload)
         sock._notify(sock._fd)
         outcome = "udp delivered"
-    net.trace.add(now, outcome, source[0], source[1], dst.address, port)
+    net.trace.add_event((now, outcome, source[0], source[1], dst.address, port))
