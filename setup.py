@@ -34,6 +34,7 @@ from setuptools.command.build_ext import build_ext
 # it asks the modules themselves whether they loaded as extensions).
 COMPILED_MODULES = [
     "tidal._loop",  # the turn: _run_once/_run_ready, call_soon/call_later/_call_at
+    "tidal._clock",  # ManualClock: the loop reads a virtual clock's time as a C field
     "tidal._timerheap",  # push/pop per timer: compares due times as C doubles
     "tidal._handles",  # the layout check the compiled loop relies on (_handle_layout.pxd)
     "tidal._poller",  # poll(): once per turn
@@ -57,8 +58,6 @@ COMPILED_MODULES = [
 #   tidal/__init__.py      must stay Python: it installs the TIDAL_NO_EXT import
 #                          hook before any extension module can load
 #   tidal/__main__.py      command line, runs once
-#   tidal/_clock.py        read once per loop: the loop keeps the clock's bound C
-#                          function (time.monotonic) and calls that directly
 #   tidal/abc.py           typing.Protocols, no code
 #   tidal/trace/ (but _recorder)
 #                          the writer, checker and summary run once per trace

@@ -153,3 +153,27 @@ def test_the_defaults_are_the_real_thing() -> None:
         assert ("127.0.0.1", 80) in [info[4] for info in infos]
     finally:
         loop.close()
+
+
+def test_a_manual_clock_is_read_as_its_field() -> None:
+    # The clock seam: a ManualClock's time is its `seconds`, which its owner
+    # moves (a simulated clock does); the loop reads that field, as
+    # loop.time(), for due times and for timeouts.
+    from tidal._clock import ManualClock
+
+    clock = ManualClock()
+    loop = tidal.EventLoop(clock=clock)
+    fired: list[float] = []
+    try:
+        clock.seconds = 100.0
+        assert loop.time() == 100.0 == clock.now()
+        loop.call_later(5, lambda: fired.append(loop.time()))
+        loop.call_later(0, loop.stop)
+        loop.run_forever()
+        assert fired == []  # not due at 100.0
+        clock.seconds = 105.0
+        loop.call_soon(loop.stop)
+        loop.run_forever()
+        assert fired == [105.0]
+    finally:
+        loop.close()

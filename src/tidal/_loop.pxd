@@ -12,6 +12,7 @@ from tidal._timerheap cimport TimerHeap
 from tidal._syscalls_c cimport monotonic
 from tidal._handles cimport hook_subclass, set_cancel_hook
 from tidal._instrument cimport Instruments
+from tidal._clock cimport ManualClock
 
 
 # Tuning constants as C numbers: the pruning test in _run_once is C arithmetic.
@@ -27,6 +28,7 @@ cdef class _LoopCore:
     cdef public object _clock_now          # the clock's bound C function
     cdef public double _clock_resolution
     cdef public bint _clock_is_monotonic   # _clock_now is time.monotonic: read monotonic() in C
+    cdef public ManualClock _clock_field   # the clock, if its time is a field (else None)
     cdef public bint _time_overridden      # a subclass's time() (see time())
     cdef public object _poller             # any object with the poller interface
     cdef public object _poll               # _poller.poll, bound once

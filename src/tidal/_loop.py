@@ -74,7 +74,7 @@ if TYPE_CHECKING:
     _Ts = TypeVarTuple("_Ts")
 
 from . import _connect, _dns, _introspect, _observe, _sendfile, _server, _signals, _sock, _stats, _watchdog
-from ._clock import MonotonicClock
+from ._clock import ManualClock, MonotonicClock
 from ._handles import Handle, TimerHandle
 from ._handles import report as _report_callback_error
 from ._instrument import Instruments
@@ -197,6 +197,8 @@ def _now(core: _LoopCore) -> float:
     """
     if core._clock_is_monotonic:
         return monotonic()
+    if core._clock_field is not None:
+        return core._clock_field.seconds
     return core._clock_now()
 
 
@@ -236,6 +238,7 @@ class _LoopCore:
     _clock_now: Callable[[], float]
     _clock_resolution: float
     _clock_is_monotonic: bool  # _clock_now is time.monotonic (read as monotonic() instead)
+    _clock_field: ManualClock | None  # the clock if its time is a field (read as the field)
     _time_overridden: bool  # a subclass's time(): _clock_now is it, and _now calls it
     _poller: Poller
     _ready: collections.deque[Any]  # Handles and TimerHandles
@@ -827,12 +830,15 @@ class EventLoop(_LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
         # Linux only: elsewhere time.monotonic() may read another clock than
         # the C monotonic() (macOS: mach_absolute_time).
         self._clock_is_monotonic = self._clock_now is time.monotonic and sys.platform == "linux"
+        # A ManualClock's time is a field: read as such, no call.
+        self._clock_field = self._clock if isinstance(self._clock, ManualClock) else None
         self._time_overridden = type(self).time is not vars(_LoopCore)["time"]
         if self._time_overridden:
             # A subclass's own time() is what asyncio's loop reads for every
             # due time and every timeout: so is it here.
             self._clock_now = self.time
             self._clock_is_monotonic = False
+            self._clock_field = None
         self._poller = default_poller() if poller is None else poller
         self._socket_factory = socket.socket if socket_factory is None else socket_factory
         self._resolver = _dns.ThreadResolver() if resolver is None else resolver

@@ -11,7 +11,7 @@ timer (see ``_poller``).
 
 from __future__ import annotations
 
-import functools
+from .._clock import ManualClock
 
 NS_PER_S = 1_000_000_000
 
@@ -26,21 +26,17 @@ def to_ns(seconds: float) -> int:
     return round(seconds * NS_PER_S)
 
 
-class VirtualClock:
+class VirtualClock(ManualClock):
     """The loop's clock in a simulation: seconds since the run began."""
 
-    __slots__ = ("ns", "seconds", "now", "resolution")
+    __slots__ = ("ns",)
 
     def __init__(self) -> None:
-        self.ns = 0
-        # `ns` as seconds, kept in step by advance(): the loop reads it once
-        # per timer and twice per turn with timers, through `now`, a C
-        # callable (getattr bound to this object and the name), so a reading
-        # costs no Python frame.
-        self.seconds = 0.0
-        self.now = functools.partial(getattr, self, "seconds")
         # Timers within a nanosecond of now are due (the loop's tolerance).
-        self.resolution = 1e-9
+        super().__init__(resolution=1e-9)
+        # The time, exactly; `seconds` (the field the loop reads, see
+        # ManualClock) is kept in step with it by advance().
+        self.ns = 0
 
     def advance(self, seconds: float) -> None:
         """Jump forward by `seconds` (at least one nanosecond, so a jump is progress)."""
