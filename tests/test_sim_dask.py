@@ -59,16 +59,18 @@ def _env(hash_seed: str | None) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def cluster() -> Iterator[str]:
+def cluster(tmp_path_factory: Any) -> Iterator[str]:
     """The scheduler address of a LocalCluster with two worker processes."""
-    process = subprocess.Popen(
-        [sys.executable, "-c", CLUSTER],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env=_env(None),
-    )
+    log_path = tmp_path_factory.mktemp("cluster") / "stderr"
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-c", CLUSTER],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+            env=_env(None),
+        )
     assert process.stdout is not None and process.stdin is not None
     address = process.stdout.readline().strip()
     try:
@@ -78,6 +80,9 @@ def cluster() -> Iterator[str]:
         process.stdin.close()
         process.wait(timeout=60)
         process.stdout.close()
+    # The workers' simulation processes (their stderr is the workers') said
+    # nothing about themselves: no warning, no traceback of theirs.
+    assert "tidal.sim._dask" not in log_path.read_text()
 
 
 def _python(code: str, *args: str, hash_seed: str | None, cwd: Any = None) -> Any:

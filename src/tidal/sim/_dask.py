@@ -105,7 +105,9 @@ class _Child:
     def __init__(self, hash_seed: str, session: str) -> None:
         self.key = (hash_seed, session)
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "tidal.sim._dask"],
+            # Not `-m tidal.sim._dask`: the package imports this module first,
+            # and runpy would run a second copy of it as __main__.
+            [sys.executable, "-c", "from tidal.sim._dask import child_main; child_main()"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             env={**os.environ, "PYTHONHASHSEED": hash_seed},
@@ -176,7 +178,7 @@ def _receive(stream: IO[bytes]) -> Any:
     return pickle.loads(stream.read(int.from_bytes(header, "little")))
 
 
-def _child_main() -> None:
+def child_main() -> None:
     """The child: requests (sys.path, payload, seeds) on stdin, answers on
     the original stdout (the scenario's prints go to stderr)."""
     import traceback
@@ -272,7 +274,3 @@ class DaskRunner:
         finally:
             if self.own_client:
                 client.close()
-
-
-if __name__ == "__main__":
-    _child_main()
