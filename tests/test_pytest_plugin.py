@@ -112,5 +112,7 @@ def test_option_runs_pytest_asyncio_and_anyio_on_tidal(pytester: pytest.Pytester
 
 
 def test_option_is_listed_in_help(pytester: pytest.Pytester) -> None:
-    result = pytester.runpytest_subprocess("--help")
+    # In this process: --help runs no test, so no plugin's state is touched
+    # (pytest-asyncio and anyio stay out: their options are not the point).
+    result = pytester.runpytest("-p", "no:asyncio", "-p", "no:anyio", "--help")
     result.stdout.fnmatch_lines(["*--tidal*run pytest-asyncio tests and anyio*"])
