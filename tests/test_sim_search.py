@@ -296,7 +296,9 @@ def test_the_command_line_searches_reports_and_replays(tmp_path: Any) -> None:
             """
         )
     )
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    # The hash seed the command would start itself again with when it is
+    # unset (tests/test_sim_cli.py checks that): set, each run starts once.
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "PYTHONHASHSEED": "0"}
 
     def tidal_sim(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
