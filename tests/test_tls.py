@@ -70,8 +70,9 @@ def server_ctx(cert: Any, version: str | None = None) -> ssl.SSLContext:
 
 
 def client_ctx(ca: Any, version: str | None = None) -> ssl.SSLContext:
-    ctx = ssl.create_default_context()
-    ca.configure_trust(ctx)
+    # Trusting the throwaway CA only: given cadata, create_default_context
+    # does not load the system's CA store (about 50 ms of CPU per context).
+    ctx = ssl.create_default_context(cadata=ca.cert_pem.bytes().decode("ascii"))
     if version is not None:
         ctx.minimum_version = ctx.maximum_version = TLS_VERSIONS[version]
     return ctx
