@@ -268,8 +268,15 @@ def test_shrinking_turns_schedule_exploration_off_when_it_is_not_needed(tmp_path
     assert found.failure.shrunk is not None and not found.failure.shrunk.explore
 
 
-def test_jobs_give_each_seed_the_serial_run_and_the_same_first_failure() -> None:
+def test_jobs_give_each_seed_the_serial_run_and_the_same_first_failure(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     buggy = functools.partial(sim_programs.deposits, dedup=False)
+    # Workers hash strings as this process does only with a fixed secret.
+    monkeypatch.delenv("PYTHONHASHSEED", raising=False)
+    with pytest.raises(sim.HashSeedMismatch, match="worker processes need PYTHONHASHSEED"):
+        sim.search(buggy, 12, jobs=2)
+    monkeypatch.setenv("PYTHONHASHSEED", "0")  # (deposits iterates no set of strings)
     serial = sim.search(buggy, 12, keep_hashes=True, shrink_plan=False)
     parallel = sim.search(buggy, 12, jobs=2, keep_hashes=True, shrink_plan=False)
     assert serial.failure is not None and parallel.failure is not None

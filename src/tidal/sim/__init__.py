@@ -21,7 +21,6 @@ See docs/simulation.md.
 
 from __future__ import annotations
 
-from ._dask import HashSeedMismatch
 from ._faults import (
     Clock,
     Crash,
@@ -44,7 +43,16 @@ from ._simulation import (
     StillRunning,
     check_determinism,
 )
-from ._search import Failure, Outcome, SearchResult, investigate, run_seed, search, shrink
+from ._search import (
+    Failure,
+    HashSeedMismatch,
+    Outcome,
+    SearchResult,
+    investigate,
+    run_seed,
+    search,
+    shrink,
+)
 
 __all__ = [
     "Clock",

@@ -25,7 +25,7 @@ import sys
 import time
 from typing import Any
 
-from ._dask import HashSeedMismatch
+from ._search import HashSeedMismatch
 from ._faults import FaultPlan, Swarm
 from ._search import investigate, search
 

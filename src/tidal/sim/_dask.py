@@ -39,15 +39,11 @@ import threading
 import uuid
 from typing import IO, Any, Iterator
 
-from ._search import SeedOutcome, _run_chunk
+from ._search import HashSeedMismatch, SeedOutcome, _run_chunk, fixed_hash_seed
 
 _PROBE = "tidal.sim: a probe of the hash secret"
 # This process, as the workers' children know it (made at import: outside any run).
 _SESSION = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex}"
-
-
-class HashSeedMismatch(RuntimeError):
-    """A worker would not run a seed as this process does."""
 
 
 def identity() -> dict[str, Any]:
@@ -79,20 +75,6 @@ def difference(here: dict[str, Any], there: dict[str, Any]) -> str:
             f"{here['PYTHONHASHSEED']}"
         )
     return ""
-
-
-def fixed_hash_seed() -> str:
-    """This process's PYTHONHASHSEED, which the workers' children get; an
-    error when it is unset (then nobody can give a run this process's
-    string hashes)."""
-    value = os.environ.get("PYTHONHASHSEED", "random")
-    if value == "random":
-        raise HashSeedMismatch(
-            "seeds on a Dask cluster need PYTHONHASHSEED set in this process, so that "
-            "the workers hash strings as it does and a failure replays here: run it as "
-            "PYTHONHASHSEED=0 python ... (python -m tidal sim sets it itself)"
-        )
-    return value
 
 
 # -- on the worker -----------------------------------------------------------
@@ -224,7 +206,7 @@ class DaskRunner:
     ``distributed.Client`` or a scheduler address ("tcp://host:8786")."""
 
     def __init__(self, dask: Any, scenario: Any, faults: Any, options: dict[str, Any]) -> None:
-        self.hash_seed = fixed_hash_seed()
+        self.hash_seed = fixed_hash_seed("seeds on a Dask cluster")
         dask_distributed = distributed()
         import cloudpickle  # a dependency of distributed
 

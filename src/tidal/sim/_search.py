@@ -328,6 +328,24 @@ def _run_chunk(
     return out
 
 
+class HashSeedMismatch(RuntimeError):
+    """A worker would not run a seed as this process does."""
+
+
+def fixed_hash_seed(what: str) -> str:
+    """This process's PYTHONHASHSEED, which worker processes get too; an
+    error when it is unset (then no other process hashes strings as this
+    one does, and a seed could pass there and fail here)."""
+    value = os.environ.get("PYTHONHASHSEED", "random")
+    if value == "random":
+        raise HashSeedMismatch(
+            f"{what} need PYTHONHASHSEED set in this process, so that the workers "
+            "hash strings as it does and a failure replays here: run it as "
+            "PYTHONHASHSEED=0 python ... (python -m tidal sim sets it itself)"
+        )
+    return value
+
+
 def _outcomes_in_parallel(
     scenario: Scenario, seeds: list[int], faults: Any, options: dict[str, Any], jobs: int
 ) -> Generator[SeedOutcome, None, None]:
@@ -399,6 +417,7 @@ def search(
                 f"jobs={jobs} hands the scenario to worker processes: it must pickle "
                 f"(a module-level function, or a functools.partial of one): {exc}"
             ) from exc
+        fixed_hash_seed(f"seeds in {jobs} worker processes")
         stream = _outcomes_in_parallel(scenario, seed_list, faults, options, jobs)
     else:
         stream = (
