@@ -6,15 +6,21 @@
 
 import cython
 
+from tidal.trace._recorder cimport Tracer
+from tidal._handle_layout cimport Handle as CHandle
+
 cdef object _NO_ARG
 cdef tuple _TASK_TYPES
 cdef frozenset _STEP_NAMES
 cdef int _STEP, _MAYBE, _NEVER
 cdef dict _kind_of_type
 cdef dict _is_task_type
+cdef int _SPAWNED, _SCHEDULED, _BEFORE_STEP, _AFTER_STEP, _EXITED
+cdef int _BEFORE_CALLBACK, _AFTER_CALLBACK, _BEFORE_WAIT, _AFTER_WAIT
 
 cdef int _kind(object callback_type) except -1
 
+@cython.locals(h=CHandle)
 cpdef object task_of(object handle)
 
 
@@ -36,8 +42,10 @@ cdef class Instruments:
     cdef public object _held      # list, or None
     cdef public object _append    # the ready deque's append
     cdef bint _per_handle
+    cdef public Tracer _tracer    # the first tidal Tracer, told directly (None: none)
 
     cpdef fire(self, list methods, object arg=*)
+    cdef int _trace(self, int hook, object arg) except -1
     cpdef object before(self, object handle)
     cpdef after(self, object handle, object task)
     cpdef object io_wait(self, object poll, object timeout)

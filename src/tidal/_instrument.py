@@ -46,6 +46,7 @@ from types import BuiltinMethodType, MethodType
 from typing import TYPE_CHECKING, Any, Callable
 
 from .abc import Instrument
+from .trace._recorder import Tracer
 
 if TYPE_CHECKING:
     import asyncio
@@ -56,6 +57,16 @@ _NO_ARG: Any = object()  # fire()'s `arg` when the hook takes none
 
 # The hooks, in the order tidal.abc.Instrument lists them (the one list).
 HOOKS = tuple(name for name in vars(Instrument) if not name.startswith("_"))
+
+# The hooks a Tracer is told of directly (Instruments._trace), by number:
+# compiled, C calls to its cpdef methods instead of Python calls through
+# the per-hook lists (the tracer's cost per callback is mostly that call).
+(_SPAWNED, _SCHEDULED, _BEFORE_STEP, _AFTER_STEP, _EXITED,
+ _BEFORE_CALLBACK, _AFTER_CALLBACK, _BEFORE_WAIT, _AFTER_WAIT) = range(9)
+HOOK_NAMES = (
+    "task_spawned", "task_scheduled", "before_task_step", "after_task_step", "task_exited",
+    "before_callback", "after_callback", "before_io_wait", "after_io_wait",
+)
 
 # Task classes whose steps the loop may run: C Task, and asyncio's Python one.
 _TASK_TYPES: tuple[type, ...] = tuple(
@@ -92,7 +103,8 @@ _is_task_type: dict[type, bool] = {}
 
 def task_of(handle: Any) -> asyncio.Task[Any] | None:
     """The task whose step `handle` runs, or None for a plain callback."""
-    callback = handle._callback
+    h = handle  # compiled: a C view of asyncio's Handle (_instrument.pxd)
+    callback = h._callback
     kind = _kind(type(callback))
     if kind == _NEVER:
         return None
@@ -141,6 +153,8 @@ class Instruments:
         # While create_task makes a task: the tasks whose steps were queued meanwhile.
         self._held: list[Any] | None = None
         self._append = loop._ready.append  # the real queue's append
+        # The first tidal Tracer among the instruments, told directly (see _trace).
+        self._tracer: Tracer | None = None
         self._rebuild()
 
     # -- the list ----------------------------------------------------------
@@ -161,22 +175,27 @@ class Instruments:
 
     def _rebuild(self) -> None:
         self._owner.clear()
+        self._tracer = tracer = next((i for i in self.instruments if type(i) is Tracer), None)
         for name in HOOKS:
             methods = []
             for instrument in self.instruments:
+                if instrument is tracer:
+                    continue  # told directly, not through the lists
                 method = _hooks_of(instrument, name)
                 if method is not None:
                     methods.append(method)
                     self._owner[id(method)] = instrument
             # A new list: a fire() iterating the old one is not disturbed.
             setattr(self, name, methods)
-        self._per_handle = bool(
+        self._per_handle = tracer is not None or bool(
             self.before_callback or self.after_callback or self.before_task_step
             or self.after_task_step or self.task_exited
         )
         # Queue through report_append only while someone listens for it.
         loop = self._loop
-        loop._soon_append = self.report_append if self.task_scheduled else self._append
+        loop._soon_append = (
+            self.report_append if self.task_scheduled or tracer is not None else self._append
+        )
 
     def fire(self, methods: list[Callable[..., Any]], arg: Any = _NO_ARG) -> None:
         """Call each method (with `arg`, if given); one that raises is removed
@@ -193,14 +212,42 @@ class Instruments:
                 self._failed(method)
 
     def _failed(self, method: Callable[..., Any]) -> None:
-        instrument = self._owner.get(id(method))
-        logger.exception(
-            "Instrument %r raised in %s: removed from the loop",
-            instrument,
-            getattr(method, "__name__", method),
-        )
+        self._remove_failed(self._owner.get(id(method)), getattr(method, "__name__", method))
+
+    def _remove_failed(self, instrument: object, hook: object) -> None:
+        logger.exception("Instrument %r raised in %s: removed from the loop", instrument, hook)
         if instrument is not None and any(i is instrument for i in self.instruments):
             self._loop.remove_instrument(instrument)
+
+    def _trace(self, hook: int, arg: Any) -> int:
+        """Tell the tracer of `hook` (as fire() tells an instrument: one that raises is removed)."""
+        tracer = self._tracer
+        if tracer is None:
+            return 0
+        try:
+            if hook == _BEFORE_CALLBACK:
+                tracer.before_callback(arg)
+            elif hook == _AFTER_CALLBACK:
+                tracer.after_callback(arg)
+            elif hook == _BEFORE_WAIT:
+                tracer.before_io_wait(arg)
+            elif hook == _AFTER_WAIT:
+                tracer.after_io_wait(arg)
+            elif hook == _SCHEDULED:
+                tracer.task_scheduled(arg)
+            elif hook == _BEFORE_STEP:
+                tracer.before_task_step(arg)
+            elif hook == _AFTER_STEP:
+                tracer.after_task_step(arg)
+            elif hook == _SPAWNED:
+                tracer.task_spawned(arg)
+            else:
+                tracer.task_exited(arg)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException:
+            self._remove_failed(tracer, HOOK_NAMES[hook])
+        return 0
 
     # -- what the loop reports ---------------------------------------------
 
@@ -216,6 +263,7 @@ class Instruments:
         if self._held is not None:
             self._held.append(task)
         else:
+            self._trace(_SCHEDULED, task)
             self.fire(self.task_scheduled, task)
 
     def spawn(self, make: Callable[..., Any], *args: Any) -> Any:
@@ -227,13 +275,16 @@ class Instruments:
             task = make(*args)
         finally:
             self._held = outer
+        self._trace(_SPAWNED, task)
         self.fire(self.task_spawned, task)
         for queued in held:
             if outer is not None:
                 outer.append(queued)
             else:
+                self._trace(_SCHEDULED, queued)
                 self.fire(self.task_scheduled, queued)
         if task.done():  # an eager task may finish inside create_task
+            self._trace(_EXITED, task)
             self.fire(self.task_exited, task)
         return task
 
@@ -243,28 +294,36 @@ class Instruments:
             return None
         task = task_of(handle)
         if task is None:
+            self._trace(_BEFORE_CALLBACK, handle)
             if self.before_callback:
                 self.fire(self.before_callback, handle)
-        elif self.before_task_step:
-            self.fire(self.before_task_step, task)
+        else:
+            self._trace(_BEFORE_STEP, task)
+            if self.before_task_step:
+                self.fire(self.before_task_step, task)
         return task
 
     def after(self, handle: Any, task: Any) -> None:
         """Report that what `before` reported has run (and the task's exit, if it ended)."""
         if task is None:
+            self._trace(_AFTER_CALLBACK, handle)
             if self.after_callback:
                 self.fire(self.after_callback, handle)
             return
+        self._trace(_AFTER_STEP, task)
         if self.after_task_step:
             self.fire(self.after_task_step, task)
-        if self.task_exited and task.done():
+        if (self.task_exited or self._tracer is not None) and task.done():
+            self._trace(_EXITED, task)
             self.fire(self.task_exited, task)
 
     def io_wait(self, poll: Callable[[float | None], list[Any]], timeout: float | None) -> list[Any]:
         """The turn's wait for I/O, between before_io_wait and after_io_wait."""
+        self._trace(_BEFORE_WAIT, timeout)
         if self.before_io_wait:
             self.fire(self.before_io_wait, timeout)
         events = poll(timeout)
+        self._trace(_AFTER_WAIT, len(events))
         if self.after_io_wait:
             self.fire(self.after_io_wait, len(events))
         return events

@@ -9,6 +9,8 @@ import cython
 
 from tidal._syscalls_c cimport monotonic_ns
 
+from tidal._handle_layout cimport Handle as CHandle
+
 cdef extern from "Python.h":
     void PyObject_GC_UnTrack(object op)
 
@@ -18,6 +20,7 @@ cdef int _STEP, _STEP_END, _CALL, _CALL_END, _WAIT, _WAIT_END, _WAKE, _SPAWN, _E
 
 cdef class Tracer:
     cdef public object loop
+    cdef object _ready
     cdef object _clock
     cdef bint _ring
     cdef Py_ssize_t _size
@@ -37,6 +40,19 @@ cdef class Tracer:
     cdef dict _queued_at
     cdef dict _queued_flow
     cdef bint _running
+
+    # The hooks: cpdef, so the loop's instrument dispatch calls them as C
+    # (_instrument.Instruments._trace); still methods any caller can call.
+    cpdef task_spawned(self, object task)
+    cpdef task_scheduled(self, object task)
+    cpdef before_task_step(self, object task)
+    cpdef after_task_step(self, object task)
+    cpdef task_exited(self, object task)
+    @cython.locals(h=CHandle)
+    cpdef before_callback(self, object handle)
+    cpdef after_callback(self, object handle)
+    cpdef before_io_wait(self, object timeout)
+    cpdef after_io_wait(self, object nevents)
 
     @cython.locals(i=Py_ssize_t)
     cdef int _put(self, int kind, object a, object b, object c, long long x, long long y, long long z) except -1

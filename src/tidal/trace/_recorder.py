@@ -137,6 +137,8 @@ class Tracer:
 
     def __init__(self, loop: Any = None, maxlen: int | None = None, clock: Any = None) -> None:
         self.loop = loop
+        # The loop's ready queue (made once with the loop): its length after each wait.
+        self._ready = loop._ready if loop is not None else ()
         self._clock = clock
         self._ring = bool(maxlen)
         # A ring keeps one slot free: the one being written (see events).
@@ -258,10 +260,11 @@ class Tracer:
     # Plain callbacks
 
     def before_callback(self, handle: Any) -> None:
+        h = handle  # compiled: a C view of asyncio's Handle (_recorder.pxd)
         lag = -1
         if type(handle) is TimerHandle and self.loop is not None:
             lag = int((self.loop.time() - handle._when) * 1e9)
-        self._put(_CALL, handle._callback, handle._context, None, 0, 0, lag)
+        self._put(_CALL, h._callback, h._context, None, 0, 0, lag)
         self._running = True
 
     def after_callback(self, handle: Any) -> None:
@@ -274,8 +277,7 @@ class Tracer:
         self._put(_WAIT, timeout, None, None, 0, 0, 0)
 
     def after_io_wait(self, nevents: int) -> None:
-        ready = len(self.loop._ready) if self.loop is not None else 0
-        self._put(_WAIT_END, None, None, None, nevents, ready, 0)
+        self._put(_WAIT_END, None, None, None, nevents, len(self._ready), 0)
 
 
 def _rows(cols: tuple[Any, ...], start: int, stop: int, out: list[tuple[Any, ...]]) -> None:
