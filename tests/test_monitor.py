@@ -185,6 +185,8 @@ def test_top_shows_the_loop(tmp_path: pathlib.Path) -> None:
     assert re.search(r"utilisation +[\d.]+%  turns/s [\d,]+  callbacks", second), second
     assert re.search(r"lag p50 \S+  p90 \S+  p99 \S+  max \S+", second), second
     assert "transports open: none" in second, second
+    # What the loop's transports moved, and how fast (none here).
+    assert "bytes read 0 B (0 B/s)  written 0 B (0 B/s)" in second, second
     # The busiest task first: the ticker steps, the others sleep.
     table = second.split("by time spent in their steps:\n")[1].splitlines()
     assert table[1].split()[0] == "ticker", second

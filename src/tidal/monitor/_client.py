@@ -81,6 +81,14 @@ def _seconds(value: float | None) -> str:
     return f"{value:.2f}s"
 
 
+def _bytes(value: float) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if value < 1000 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{value:.1f} GB"  # (not reached)
+
+
 def _frame_label(entry: list[Any]) -> str:
     name, filename, line = entry
     return f"{name} {filename}:{line}"
@@ -211,6 +219,12 @@ def format_top(answer: dict[str, Any], previous: dict[str, Any] | None, interval
             "transports open: "
             + (", ".join(f"{kind} {n}" for kind, n in sorted(transports.items())) or "none")
         )
+        moved = []
+        for key, label in (("bytes_read", "read"), ("bytes_written", "written")):
+            moved.append(f"{label} {_bytes(stats[key])}")
+            if old is not None:
+                moved[-1] += f" ({_bytes((stats[key] - old[key]) / interval)}/s)"
+        out.append("bytes " + "  ".join(moved))
         tasks = sorted(loop["tasks"], key=lambda t: t["step_seconds"] or 0.0, reverse=True)
         table = [["NAME", "STATE", "STEP TIME", "STEPS", "AGE", "AT"]]
         for task in tasks[:rows]:
