@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import socket
+import ssl
 from typing import Any
 
 import httpx
@@ -21,6 +22,9 @@ import uvicorn
 
 STREAM_CHUNKS = 50
 BIG = 3 * 1024 * 1024 + 7
+# Every request here is plain HTTP; without a context of its own, each httpx
+# client would load the CA bundle into a new one (~50 ms of CPU each).
+PLAIN_HTTP = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
 
 
 def _pattern(n: int) -> bytes:
@@ -149,7 +153,7 @@ def test_uvicorn_httpx(loop, loop_name, arun, http_impl):
         server, task, base = await start(http_impl, events)
         assert events == ["startup"]
         proto = server.config.http_protocol_class.__name__
-        async with httpx.AsyncClient(base_url=base, timeout=10) as client:
+        async with httpx.AsyncClient(base_url=base, timeout=10, verify=PLAIN_HTTP) as client:
             # keep-alive: many sequential requests on one pooled connection
             for _ in range(50):
                 r = await client.get("/")
@@ -195,7 +199,7 @@ def test_uvicorn_shutdown_with_open_connection(loop, arun, http_impl):
     async def main():
         server, task, base = await start(http_impl, events)
         port = int(base.rsplit(":", 1)[1])
-        async with httpx.AsyncClient(base_url=base, timeout=10) as client:
+        async with httpx.AsyncClient(base_url=base, timeout=10, verify=PLAIN_HTTP) as client:
             r = await client.get("/")
             assert r.status_code == 200
             await stop(server, task)  # the client's pooled connection is still open
@@ -233,7 +237,7 @@ def test_uvicorn_client_disconnects_mid_upload(loop, arun, http_impl):
             if len(events) == 2:
                 break
             await asyncio.sleep(0.01)
-        async with httpx.AsyncClient(base_url=base, timeout=10) as client:
+        async with httpx.AsyncClient(base_url=base, timeout=10, verify=PLAIN_HTTP) as client:
             r = await client.post("/echo", content=b"still here")
         await stop(server, task)
         return r
@@ -251,7 +255,7 @@ def test_uvicorn_unix_socket(loop, loop_name, arun, http_impl, tmp_path):
 
     async def main():
         server, task, base = await start(http_impl, events, uds=path)
-        transport = httpx.AsyncHTTPTransport(uds=path)
+        transport = httpx.AsyncHTTPTransport(uds=path, verify=PLAIN_HTTP)
         async with httpx.AsyncClient(transport=transport, base_url=base, timeout=10) as client:
             hellos = [(await client.get("/")).text for _ in range(20)]
             rs = await asyncio.gather(
