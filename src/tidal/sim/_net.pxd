@@ -3,6 +3,7 @@
 import cython
 
 from tidal.sim._clock cimport VirtualClock
+from tidal.sim._poller cimport SimPoller
 
 # cdef classes: a simulated segment or datagram goes through send(),
 # push(), the network's event heap, _receive() and the poller's readiness
@@ -36,7 +37,7 @@ cdef class LinkParams:
 cdef class Network:
     cdef public object loop
     cdef public VirtualClock clock
-    cdef public object notify_fd
+    cdef public SimPoller poller
     cdef public int READ
     cdef public int WRITE
     cdef public dict _readiness_of
@@ -99,7 +100,6 @@ cdef class SimSocket:
     cdef public object proto
     cdef public bint _tcp
     cdef public object _fd
-    cdef public object _notify
     cdef public object _local
     cdef public object _peer
     cdef public str _state
@@ -118,6 +118,8 @@ cdef class SimSocket:
     cdef public dict _opts
     cdef public object _timeout
     cdef object __weakref__
+
+    cpdef _wake(self)
 
     @cython.locals(net=Network)
     cpdef int _readiness(self)

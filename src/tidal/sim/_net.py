@@ -170,7 +170,7 @@ class Network:
     ) -> None:
         self.loop = loop
         self.clock = loop.virtual_clock
-        self.notify_fd = poller.notify
+        self.poller = poller
         self.READ, self.WRITE = poller.READ_ONLY, poller.WRITE_ONLY
         # fd -> the socket's readiness test, which the poller calls.
         self._readiness_of = poller.readiness_of
@@ -249,8 +249,12 @@ class Network:
             callback = entry[3]
             if callback is None:
                 continue  # cancelled
+            args = entry[4]
             try:
-                callback(*entry[4])
+                if args:
+                    callback(*args)
+                else:
+                    callback()
             except (SystemExit, KeyboardInterrupt):
                 raise
             except BaseException as exc:
@@ -574,7 +578,6 @@ class SimSocket:
         self.proto = proto
         self._tcp = type == socket.SOCK_STREAM
         self._fd = net.new_fd(self)
-        self._notify = net.notify_fd
         self._local: tuple[str, int] | None = None
         self._peer: tuple[str, int] | None = None
         self._state = "new"  # new, connecting, connected, listening, closed
@@ -601,6 +604,10 @@ class SimSocket:
         return f"{self._local[0]}:{self._local[1]}" if self._local else f"{self.host.name}:?"
 
     # -- what the poller asks ----------------------------------------------
+
+    def _wake(self) -> None:
+        """This socket's state changed: the poller looks at it again."""
+        self.net.poller.notify(self._fd)
 
     def _readiness(self) -> int:
         net = self.net
@@ -782,7 +789,7 @@ class SimSocket:
         )
         self._state = "new"
         self._error = code
-        self._notify(self._fd)
+        self._wake()
 
     def _open_child(self, client: SimSocket) -> None:
         """A SYN reached this listener: the server's end, queued for accept()."""
@@ -797,7 +804,7 @@ class SimSocket:
         client._out = _Pipe(net, client, conn)
         self._backlog.append(conn)
         net.trace.add(net.clock.ns, f"tcp accept {conn.name()}<{client.name()}")
-        self._notify(self._fd)
+        self._wake()
         # The SYN-ACK goes first on the server's pipe: its data follows.
         conn._out.push(_SYNACK)
 
@@ -817,14 +824,14 @@ class SimSocket:
         elif kind == _SYNACK:
             if self._state == "connecting":
                 self._state = "connected"
-        self._notify(self._fd)
+        self._wake()
 
     def _fail(self, code: int) -> None:
         if self._state == "connecting":
             self._connect_failed(code)
             return
         self._reset = code
-        self._notify(self._fd)
+        self._wake()
 
     def _raise_reset(self) -> None:
         code = self._reset
@@ -839,13 +846,17 @@ class SimSocket:
             return self.recvfrom(size)[0]
         buffered = self._recv
         if buffered:
-            data = bytes(buffered[:size])
-            del buffered[:size]
+            if size >= len(buffered):  # all of it (the common case): one copy
+                data = bytes(buffered)
+                buffered.clear()
+            else:
+                data = bytes(buffered[:size])
+                del buffered[:size]
             peer = self._peer_sock
             if peer is not None and peer._full:
                 # The window opened for a sender that found it full.
                 peer._full = False
-                peer._notify(peer._fd)
+                peer._wake()
             return data
         if self._reset:
             self._raise_reset()
@@ -960,7 +971,7 @@ class SimSocket:
         self._datagrams.clear()
         self._unbind()
         # Its own transport meets the reset and cleans up.
-        self._notify(self._fd)
+        self._wake()
 
     # -- UDP ---------------------------------------------------------------
 
@@ -1024,6 +1035,6 @@ def _deliver_datagram(
     else:
         sock._datagrams.append((payload, source))
         sock._datagram_bytes += len(payload)
-        sock._notify(sock._fd)
+        sock._wake()
         outcome = "udp delivered"
     net.trace.add_event((now, outcome, source[0], source[1], dst.address, port))

@@ -22,5 +22,6 @@ cdef class SimPoller:
     cdef Py_ssize_t _jumps
     cdef public object network
 
+    cpdef notify(self, object fd)
     cpdef list _virtual_events(self)
     cpdef list _with_real(self, list ready)
