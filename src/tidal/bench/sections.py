@@ -710,7 +710,7 @@ class Sim(Section):
         )
 
     def cell_seconds(self, cfg: Config, tools: Tools, cell: Any) -> float:
-        per_seed = {"timers": 7.0, "streams": 0.5, "dht": 0.5}[cell]  # all simulators
+        per_seed = {"timers": 9.0, "streams": 0.6, "dht": 0.5}[cell]  # all simulators, one seed
         return PROCESS_START_S + per_seed * (cfg.sim_seeds + 1)
 
     def run(self, ctx: Context, group: str, contestant: Contestant) -> list[Measurement]:
