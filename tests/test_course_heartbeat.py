@@ -36,11 +36,16 @@ def test_a_crash_is_suspected_within_the_bound(sim: tidal_sim.Simulation) -> Non
 
 
 def test_the_slow_link_fools_both_detectors_now_and_then() -> None:
-    """Up to 250 ms of jitter and 10% loss: false suspicions, counted."""
-    plan, results = run_detectors(tidal_sim.Simulation(1))
-    for kind in ("fixed", "phi"):
-        wrong = {(name, peer) for name, r in results.items() for peer in r[kind]["false"]}
-        assert wrong and all({a, b} == set(plan["slow"]) for a, b in wrong), (kind, wrong)
+    """Up to 250 ms of jitter and 10% loss: false suspicions, counted, and
+    only ever between the two ends of the slow link."""
+    fooled = {"fixed": 0, "phi": 0}
+    for seed in range(1, 6):
+        plan, results = run_detectors(tidal_sim.Simulation(seed))
+        for kind in fooled:
+            wrong = {(name, peer) for name, r in results.items() for peer in r[kind]["false"]}
+            assert all({a, b} == set(plan["slow"]) for a, b in wrong), (seed, kind, wrong)
+            fooled[kind] += bool(wrong)
+    assert all(fooled.values()), fooled
 
 
 def test_without_the_crash_nothing_is_suspected_for_long() -> None:
