@@ -13,6 +13,7 @@ from tidal._syscalls_c cimport monotonic
 from tidal._handles cimport hook_subclass, set_cancel_hook
 from tidal._instrument cimport Instruments
 from tidal._clock cimport ManualClock
+from cpython.object cimport PyObject_Call
 
 
 # Tuning constants as C numbers: the pruning test in _run_once is C arithmetic.
@@ -76,6 +77,7 @@ cdef class _LoopCore:
     cdef public object _csock
     cdef public object _socket_factory    # tidal.abc.SocketFactory: every socket opened for the program
     cdef public object _resolver          # tidal.abc.Resolver: the loop's getaddrinfo/getnameinfo
+    cdef public dict _loop_kwargs          # {"loop": self}: asyncio's Future/Task keyword, made once
 
     # Internal, so cdef: a plain C call from call_at/call_later.
     @cython.locals(timer=CTimerHandle)

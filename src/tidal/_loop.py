@@ -93,6 +93,10 @@ if not cython.compiled:
     from ._handles import new_handle, new_timer, run_handle, use_freelist, use_timer_freelist
     from ._handles import hook_subclass, set_cancel_hook
     from ._syscalls import monotonic
+
+    # Compiled, the C API function of this name (used only where compiled).
+    def PyObject_Call(callable: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:  # noqa: N802
+        return callable(*args, **kwargs)
 from ._poller import default_poller
 from ._timerheap import TimerHeap
 from .transports import _datagram, _pipe, _subprocess, _tls
@@ -152,7 +156,12 @@ def _make_task(
 ) -> asyncio.Task[Any]:
     """create_task's work: asyncio's Task (or the task factory's), scheduled."""
     if loop._task_factory is None:
-        task = _Task(coro, loop=loop, name=name, context=context)  # type: ignore[arg-type]
+        if cython.compiled and name is None and context is None:
+            # As in create_future: the {"loop": loop} made once, not a dict
+            # of three per task.
+            task = PyObject_Call(_Task, (coro,), loop._loop_kwargs)
+        else:
+            task = _Task(coro, loop=loop, name=name, context=context)  # type: ignore[arg-type]
         source = task._source_traceback  # type: ignore[attr-defined]
         # Debug mode: where the task was made is the user's call, not the
         # frames of tidal's own under it (compiled, _loop has none; the
@@ -295,6 +304,7 @@ class _LoopCore:
     # program comes from _socket_factory, every name from _resolver.
     _socket_factory: Any
     _resolver: Any
+    _loop_kwargs: dict[str, Any]  # {"loop": self}, for asyncio's Future and Task (create_future)
 
     def time(self) -> float:
         """The loop's notion of now, from its clock (monotonic by default)."""
@@ -421,6 +431,12 @@ class _LoopCore:
         self._stopping = True
 
     def create_future(self) -> asyncio.Future[Any]:
+        if cython.compiled:
+            # Compiled, `_Future(loop=self)` builds a dict for its keyword per
+            # call (a third of the loop's own cost of a future set + await);
+            # this one is made once, in __init__.  Future's C __init__ only
+            # reads it.
+            return PyObject_Call(_Future, (), self._loop_kwargs)  # type: ignore[no-any-return]
         return _Future(loop=self)  # type: ignore[arg-type]  # self is always an EventLoop
 
     def create_task(
@@ -842,6 +858,9 @@ class EventLoop(_LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
         self._poller = default_poller() if poller is None else poller
         self._socket_factory = socket.socket if socket_factory is None else socket_factory
         self._resolver = _dns.ThreadResolver() if resolver is None else resolver
+        # create_future's and create_task's keyword argument to asyncio's
+        # Future and Task, made once (compiled, see create_future).
+        self._loop_kwargs = {"loop": self}
         self._ready = collections.deque()
         # Bound once, here: a deque has no C API, and looking a method up on
         # it (or on the poller) per call or per turn costs more than the call.
