@@ -13,12 +13,14 @@ from tidal._syscalls_c cimport monotonic
 from tidal._handles cimport hook_subclass, set_cancel_hook
 from tidal._instrument cimport Instruments
 from tidal._clock cimport ManualClock
-from cpython.object cimport PyObject_Call
+from cpython.object cimport PyObject_Call, Py_SIZE
 
 
 # Tuning constants as C numbers: the pruning test in _run_once is C arithmetic.
 cdef Py_ssize_t _MIN_SCHEDULED_TIMER_HANDLES
 cdef double _MIN_CANCELLED_TIMER_HANDLES_FRACTION
+
+cdef object _Deque                         # collections.deque (_ready_len)
 
 
 # The hot state as a C struct: each field read below is a pointer load, not
@@ -72,7 +74,7 @@ cdef class _LoopCore:
     cdef public object _old_agen_hooks
     cdef public object _coroutine_origin_tracking_enabled
     cdef public object _coroutine_origin_tracking_saved_depth
-    cdef public object _signal_handlers
+    cdef public dict _signal_handlers      # (a dict: the turn's emptiness test is C)
     cdef public object _ssock
     cdef public object _csock
     cdef public object _socket_factory    # tidal.abc.SocketFactory: every socket opened for the program
@@ -91,7 +93,7 @@ cdef class _LoopCore:
     # (the schedule seam is _run_ready).
     # mask/readable/writable: the poller's event bits as C ints (one C `&`
     # per event, not a Python int operation).
-    @cython.locals(timers=TimerHeap, sched_count=Py_ssize_t, live=list, timer=CTimerHandle, handle=CHandle,
+    @cython.locals(timers=TimerHeap, sched_count=Py_ssize_t, nready=Py_ssize_t, live=list, timer=CTimerHandle, handle=CHandle,
                    when=double, end_time=double, mask=int, instruments=Instruments, readable=int, writable=int)
     cpdef _run_once(self)
 
@@ -105,6 +107,10 @@ cdef class _LoopCore:
 # The loop's time (see _now in _loop.py): inline, so the default clock is a
 # field test and clock_gettime, as if written out at each of its uses.
 cdef inline double _now(_LoopCore core) except? -1.0
+
+
+# The ready queue's length (see _ready_len in _loop.py): one load for a deque.
+cdef inline Py_ssize_t _ready_len(object ready) except -1
 
 
 # One ready handle run (see _run_one in _loop.py): inline, as if written out

@@ -94,9 +94,11 @@ if not cython.compiled:
     from ._handles import hook_subclass, set_cancel_hook
     from ._syscalls import monotonic
 
-    # Compiled, the C API function of this name (used only where compiled).
+    # Compiled, the C API functions of these names (used only where compiled).
     def PyObject_Call(callable: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:  # noqa: N802
         return callable(*args, **kwargs)
+
+    Py_SIZE = len
 from ._poller import default_poller
 from ._timerheap import TimerHeap
 from .transports import _datagram, _pipe, _subprocess, _tls
@@ -112,6 +114,7 @@ use_timer_freelist(TimerHandle)
 
 _Future = futures.Future  # asyncio's C Future; bound once (create_future is per await)
 _Task = tasks.Task  # asyncio's C Task; bound once (create_task is per task)
+_Deque = collections.deque  # the ready queue's type (_ready_len)
 
 # Compiled, the loop's methods push no Python frame: a stack captured inside
 # them (debug-mode source tracebacks) already starts at the caller, and there
@@ -209,6 +212,24 @@ def _now(core: _LoopCore) -> float:
     if core._clock_field is not None:
         return core._clock_field.seconds
     return core._clock_now()
+
+
+def _ready_len(ready: collections.deque[Any]) -> int:
+    """How many handles are ready: asked two or three times a turn.
+
+    Compiled, an inline C function (_loop.pxd): a deque keeps its length in
+    its object header (CPython's deque_len returns Py_SIZE), so for the
+    loop's own deque this is one load, where `len()` or a truth test goes
+    through the type's slots (about 30 instructions each).  Interpreted,
+    ``len`` itself (bound below).
+    """
+    if type(ready) is _Deque:
+        return Py_SIZE(ready)
+    return len(ready)
+
+
+if not cython.compiled:
+    _ready_len = len  # type: ignore[assignment]  # noqa: F811  # (no Python frame per call)
 
 
 def _run_one(handle: Handle) -> None:
@@ -678,8 +699,9 @@ class _LoopCore:
         # asyncio's loop does: I/O that is ready when a turn begins is seen
         # by that turn.  A stopping loop polls too.
         event_list = None
+        nready = _ready_len(ready)
         if not (
-            ready
+            nready
             and len(self._readers) <= 1
             and not self._writers
             and not self._signal_handlers
@@ -692,7 +714,7 @@ class _LoopCore:
             # poll leaves the flag alone: a loop that does not wait needs no
             # byte to wake it.)
             self._wakeup_pending = False
-            if ready or self._stopping:
+            if _ready_len(ready) or self._stopping:
                 timeout: float | None = 0
             elif scheduled:
                 timer = scheduled[0]
@@ -757,10 +779,11 @@ class _LoopCore:
         timer = None  # (as event_list above)
 
         # Phase 3: run what is ready now.
+        nready = _ready_len(ready)
         if self._run_ready_is_ours:
-            _LoopCore._run_ready(self, len(ready))
+            _LoopCore._run_ready(self, nready)
         else:
-            self._run_ready(len(ready))
+            self._run_ready(nready)
 
     def _run_ready(self, ntodo: int) -> None:
         """Run the first `ntodo` ready handles: the one place that picks what runs next.
