@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 # A hard deadline per Python: a test that hangs past pytest-timeout (say, in a
 # teardown that joins a stuck thread) turns into a failed run with pytest's
 # summary (SIGINT), never a CI job that waits forever.
-PYTEST = timeout -s INT -k 30 570 $(1)/bin/python -m pytest $(PYTEST_ARGS)
+PYTEST = timeout -s INT -k 30 780 $(1)/bin/python -m pytest $(PYTEST_ARGS)
 
 .PHONY: run test test-default test-interpreted test-3.12 test-3.13 test-bench bench lint debug annotate clean
 
@@ -37,7 +37,9 @@ run: $(VENV)/.installed
 	$(VENV)/bin/python -m tidal
 
 # One venv per interpreter, with the test extras (a file target, so that two
-# parallel jobs using one venv install it once).  Each venv builds from its
+# parallel jobs using one venv install it once).  --no-compile: pip would
+# byte-compile every module of every dependency (dask, mypy, ...) up front;
+# Python compiles what the suite imports, when it imports it.  Each venv builds from its
 # own copy of the sources (pip builds in the tree it is given: build/ and the
 # egg-info), so builds can run side by side.  The default Python's comes
 # first, alone (three jobs wait for it: compiled, interpreted, bench), then
@@ -50,7 +52,7 @@ define testvenv
 	rm -rf $(1)/build-src && mkdir -p $(1)/build-src
 	tar -c --exclude=__pycache__ --exclude='*.so' --exclude='*.egg-info' $(BUILD_FILES) | tar -x -C $(1)/build-src
 	$(1)/bin/python -m pip install -q --upgrade pip
-	TIDAL_REQUIRE_EXT=1 $(1)/bin/python -m pip install -q '$(1)/build-src[test]'
+	TIDAL_REQUIRE_EXT=1 $(1)/bin/python -m pip install -q --no-compile '$(1)/build-src[test]'
 	rm -rf $(1)/build-src
 	@$(1)/bin/python -m tidal --version | grep -q compiled || { echo "!! $(1): tidal is not compiled"; exit 1; }
 	touch $(1)/.installed-test

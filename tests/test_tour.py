@@ -25,7 +25,8 @@ def test_tour_runs_clean():
     assert "replayed from its seed: AssertionError, the same run: True" in proc.stdout
     assert "partition" in proc.stdout
     # It traces its own echo service, prints the trace's summary and says where it is.
-    assert "Busiest tasks" in proc.stdout and "client-1" in proc.stdout, proc.stdout
+    # (Which tasks were busiest varies from run to run: some client is among them.)
+    assert "Busiest tasks" in proc.stdout and "client-" in proc.stdout, proc.stdout
     path = re.search(r"The whole timeline: (\S+)", proc.stdout).group(1)
     with open(path) as f:
         trace = json.load(f)
