@@ -1,8 +1,8 @@
 """call_soon_threadsafe never loses a wake-up, on asyncio's loop and on tidal's.
 
 tidal coalesces wake-ups: a thread writes a byte to the self-pipe only while
-no byte is pending (``_wakeup_pending``), and each turn clears that flag
-before it looks at the ready queue to choose the poll timeout.  Clear it at
+no byte is pending (``_wakeup_pending``), and a turn about to wait clears
+that flag before it looks at the ready queue a last time.  Clear it at
 the wrong place and a handle can sit in the ready queue while the loop
 sleeps in poll() with no timeout, and every later call skips the write too:
 the loop hangs for good.

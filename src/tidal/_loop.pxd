@@ -9,7 +9,7 @@ import cython
 from tidal._handle_layout cimport Handle as CHandle, TimerHandle as CTimerHandle
 from tidal._handle_layout cimport new_handle, new_timer, run_handle, use_freelist, use_timer_freelist
 from tidal._timerheap cimport TimerHeap
-from tidal._syscalls_c cimport monotonic
+from tidal._syscalls_c cimport monotonic, send as send_keeping_gil
 from tidal._handles cimport hook_subclass, set_cancel_hook
 from tidal._instrument cimport Instruments
 from tidal._clock cimport ManualClock
