@@ -81,7 +81,8 @@ COMPILED_MODULES = [
 #                          a class with __slots__ and no code; compiled code reads
 #                          its fields through _stream_layout.pxd
 #   tidal/sim/ (the rest)  the simulation's API, hosts and patches: per run,
-#                          per host and per fault, not per event
+#                          per host and per fault, not per event (_unix.py: Unix
+#                          sockets subclass the compiled SimSocket, rarely hot)
 #   tidal/_tour.py, tidal/bench/
 #                          programs that exercise the loop, not the loop
 

@@ -48,7 +48,7 @@ if TYPE_CHECKING:
 
 from . import _connect, _dns, _sock
 from .transports import _tls
-from .transports._base import set_reuseport
+from .transports._base import set_reuseport, unix_paths
 from .transports._stream import StreamTransport
 
 
@@ -96,7 +96,7 @@ class Server(events.AbstractServer):
         self._accept_retry: dict[socket.socket, Any] = {}
         # Unix socket -> inode of the file it created, removed on close
         # only if the file is still that one (3.13's cleanup_socket).
-        self._unix_cleanup: dict[socket.socket, int] = {}
+        self._unix_cleanup: dict[socket.socket, tuple[int, Any]] = {}  # sock -> (inode, unix_paths)
 
     def __repr__(self) -> str:
         return f"<{self.__class__.__name__} sockets={self.sockets!r}>"
@@ -229,10 +229,10 @@ class Server(events.AbstractServer):
             self._loop._remove_reader(sock.fileno())
         sock.close()
         if path is not None:
-            prev_ino = self._unix_cleanup.pop(sock)
+            prev_ino, paths = self._unix_cleanup.pop(sock)
             try:
-                if os.stat(path).st_ino == prev_ino:
-                    os.unlink(path)
+                if paths.stat(path).st_ino == prev_ino:
+                    paths.unlink(path)
             except FileNotFoundError:
                 pass
             except OSError as err:
@@ -487,6 +487,7 @@ async def create_unix_server(
     if ssl is not None:
         _tls.check_timeouts(ssl_handshake_timeout, ssl_shutdown_timeout)
 
+    paths = unix_paths(self)
     if path is not None:
         if sock is not None:
             raise ValueError("path and sock can not be specified at the same time")
@@ -495,8 +496,8 @@ async def create_unix_server(
         # An abstract socket (leading NUL, str or bytes) has no file.
         if path[0] not in (0, "\x00"):
             try:
-                if stat.S_ISSOCK(os.stat(path).st_mode):
-                    os.remove(path)  # a stale socket from an earlier run
+                if stat.S_ISSOCK(paths.stat(path).st_mode):
+                    paths.remove(path)  # a stale socket from an earlier run
             except FileNotFoundError:
                 pass
             except OSError as err:
@@ -523,7 +524,7 @@ async def create_unix_server(
         bound = sock.getsockname()
         if bound and bound[0] not in (0, "\x00"):
             try:
-                cleanup_ino = os.stat(bound).st_ino
+                cleanup_ino = paths.stat(bound).st_ino
             except FileNotFoundError:
                 pass
 
@@ -532,7 +533,7 @@ async def create_unix_server(
         self, [sock], protocol_factory, ssl, backlog, ssl_handshake_timeout, ssl_shutdown_timeout
     )
     if cleanup_ino is not None:
-        server._unix_cleanup[sock] = cleanup_ino
+        server._unix_cleanup[sock] = (cleanup_ino, paths)
     if start_serving:
         server._start_serving()
         # Skip one loop turn so the accept reader is in place.

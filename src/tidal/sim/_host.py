@@ -47,6 +47,10 @@ class Host:
         self.done = False
         self.random = random.Random()
         self.next_port = 49152
+        # Its Unix socket files (path -> sim._unix._Node), kept across a
+        # crash as a disk is, and the inode numbers they were given.
+        self.unix_paths: dict[Any, Any] = {}
+        self.unix_inodes = 0
         # The clock: local = anchor_local + (global - anchor_global) * rate,
         # in ns.  `identity` while that is the global clock itself.
         self.identity = True

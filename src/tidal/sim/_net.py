@@ -312,10 +312,14 @@ class Network:
                 "socket opened outside a simulated host: inside a Simulation, sockets "
                 "belong to hosts (open them from a host's tasks)"
             )
+        if family == socket.AF_UNIX:
+            from ._unix import socket_factory  # (it builds on this module)
+
+            return socket_factory(self, host, type, proto)
         if family not in (socket.AF_INET, socket.AF_INET6):
             raise RuntimeError(
-                f"the simulated network has TCP and UDP over IPv4 and IPv6 only "
-                f"(socket family {family!r})"
+                f"the simulated network has TCP and UDP over IPv4 and IPv6, and Unix "
+                f"stream sockets, only (socket family {family!r})"
             )
         if type not in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
             raise RuntimeError(f"the simulated network has TCP and UDP only (socket type {type!r})")

@@ -27,6 +27,7 @@ from ._faults import FaultPlan, Swarm
 from ._host import Host, HostCrashed, current_host
 from ._loop import SimEventLoop
 from ._net import LinkParams, Network, Trace
+from ._unix import UnixPaths
 
 
 class StillRunning(Exception):
@@ -91,6 +92,13 @@ class _SimulationLoop(SimEventLoop):
             if self._task_hosts is not None:
                 self._task_hosts[task] = host.name
         return task
+
+    @property
+    def unix_paths(self) -> UnixPaths:
+        """The calling host's Unix socket files, where the loop looks for
+        real ones (``transports._base.unix_paths``); none outside a host."""
+        host = current_host.get(None)
+        return UnixPaths({} if host is None else host.unix_paths)
 
     def use_host_clocks(self) -> None:
         """From now on, loop.time(), call_at and call_later read the calling

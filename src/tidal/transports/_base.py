@@ -18,6 +18,7 @@ flow-control ones also set ``_protocol_paused``.
 from __future__ import annotations
 
 import logging
+import os
 import socket
 from asyncio import trsock
 from typing import Any
@@ -56,6 +57,14 @@ def socket_extra(
                 peername = None
         info["peername"] = peername
     return info
+
+
+def unix_paths(loop: Any) -> Any:
+    """Where the loop's Unix socket files live: the file system (``os``), or,
+    in a simulation, the calling host's own (``tidal.sim._unix``).  The
+    stat/remove of a stale socket file and a server's cleanup of its own go
+    through it, so a simulated host never touches a real file."""
+    return getattr(loop, "unix_paths", os)
 
 
 def set_reuseport(sock: socket.socket) -> None:

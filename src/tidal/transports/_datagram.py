@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-import os
 import socket
 import stat
 import sys
@@ -52,6 +51,7 @@ from ._base import (
     set_reuseport,
     socket_extra,
     start_connection,
+    unix_paths,
     wait_connection_made,
 )
 
@@ -362,11 +362,12 @@ def _check_given_sock(sock: socket.socket) -> None:
         raise ValueError(f"A UDP Socket was expected, got {sock!r}")
 
 
-def _remove_stale_unix_socket(path: str) -> None:
+def _remove_stale_unix_socket(loop: Any, path: str) -> None:
     """A socket file left by a previous run would make bind() fail: remove it."""
+    paths = unix_paths(loop)
     try:
-        if stat.S_ISSOCK(os.stat(path).st_mode):
-            os.remove(path)
+        if stat.S_ISSOCK(paths.stat(path).st_mode):
+            paths.remove(path)
     except FileNotFoundError:
         pass
     except OSError as err:
@@ -453,7 +454,7 @@ async def create_datagram_endpoint(
                     raise TypeError("string is expected")
             # An abstract-namespace name (leading NUL) has no file to remove.
             if local_addr and local_addr[0] not in (0, "\x00"):
-                _remove_stale_unix_socket(local_addr)
+                _remove_stale_unix_socket(self, local_addr)
             pairs = [((family, proto), [local_addr, remote_addr])]
         else:
             pairs = await _address_pairs(self, local_addr, remote_addr, family, proto, flags)

@@ -1,0 +1,175 @@
+"""Unix stream sockets between the tasks of one simulated host.
+
+A Unix socket path belongs to a host: n0's ``/tmp/app.sock`` is not n1's,
+and no real file is made or looked at.  Each host has a table of the
+socket files its programs bound (``Host.unix_paths``, path -> ``_Node``);
+like a disk, it outlives a crash, so a restarted server finds its stale
+socket file, as on a real machine (``create_unix_server`` removes it).
+
+The byte stream is the simulated TCP's (``_net.SimSocket``: the same
+readiness, flow control, half-close and resets), carried by pipes that
+hand each segment to the peer at once: one kernel moves the bytes, so
+there is no latency, no link to cut and nothing in flight.  What a real
+Unix socket does differently from TCP, this does too: a connect completes
+(or fails) inside ``connect()``; a path nobody bound is FileNotFoundError
+(ENOENT), a bound path with no listener ConnectionRefusedError
+(ECONNREFUSED); a full backlog is BlockingIOError (EAGAIN), as Linux's
+non-blocking connect says; a send after the peer closed is
+BrokenPipeError (EPIPE); closing a listener resets the connections it had
+not accepted.  Unix datagram sockets are not simulated.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket
+import stat
+from typing import Any
+
+from ._host import Host
+from ._net import Network, SimSocket, _oserror, _Pipe
+
+
+class _Node:
+    """A socket file in a host's table: its inode number and the socket bound to it."""
+
+    __slots__ = ("ino", "sock")
+
+    def __init__(self, ino: int, sock: UnixSocket | None) -> None:
+        self.ino = ino
+        self.sock = sock
+
+
+class UnixPaths:
+    """A host's socket files, seen through the ``os`` functions that the
+    loop uses on real ones (stat, remove, unlink; ``transports._base.unix_paths``)."""
+
+    def __init__(self, table: dict[Any, _Node]) -> None:
+        self._table = table
+
+    def stat(self, path: Any) -> os.stat_result:
+        node = self._table.get(_key(path))
+        if node is None:
+            raise FileNotFoundError(errno.ENOENT, "[simulated] No such file or directory", path)
+        return os.stat_result((stat.S_IFSOCK | 0o755, node.ino, 0, 1, 0, 0, 0, 0, 0, 0))
+
+    def remove(self, path: Any) -> None:
+        if self._table.pop(_key(path), None) is None:
+            raise FileNotFoundError(errno.ENOENT, "[simulated] No such file or directory", path)
+
+    unlink = remove
+
+
+def _key(path: Any) -> Any:
+    """A path as the table keys it: str, or bytes for the abstract namespace."""
+    path = os.fspath(path)
+    if path[:1] in ("\0", b"\0"):
+        return os.fsencode(path)
+    return os.fsdecode(path)
+
+
+class _LocalPipe(_Pipe):
+    """One direction of a Unix stream connection: each segment reaches the
+    peer as it is sent (no latency, no link, nothing in flight)."""
+
+    def push(self, kind: int, payload: bytes = b"") -> None:
+        net = self.net
+        net.trace.add_event((net.clock.ns, "unix", kind, self.label, len(payload)))
+        self.dst._receive(kind, payload)
+
+
+class UnixSocket(SimSocket):
+    """An AF_UNIX SOCK_STREAM socket of a simulated host."""
+
+    def __init__(self, net: Network, host: Host, proto: int = 0) -> None:
+        super().__init__(net, host, socket.SOCK_STREAM, proto, socket.AF_UNIX)
+        self._node: _Node | None = None
+
+    def __repr__(self) -> str:
+        return f"<SimSocket unix fd={self.fileno()} host={self.host.name} laddr={self._local!r} {self._state}>"
+
+    def name(self) -> str:
+        return f"{self.host.name}:{self._local or '?'}"
+
+    def getsockname(self) -> Any:
+        self._check_open()
+        return "" if self._local is None else self._local
+
+    def bind(self, address: Any) -> None:
+        self._check_open()
+        if self._local is not None:
+            raise _oserror(errno.EINVAL)
+        key = _key(address)
+        table = self.host.unix_paths
+        if key in table:
+            raise _oserror(errno.EADDRINUSE)
+        self.host.unix_inodes += 1
+        self._node = table[key] = _Node(self.host.unix_inodes, self)
+        self._local = key  # (a path: see connect)
+
+    def listen(self, backlog: int = 128) -> None:
+        self._check_open()
+        if self._local is None:
+            raise _oserror(errno.EINVAL)  # (Linux would bind an abstract name)
+        self._state = "listening"
+        self._backlog_max = max(1, backlog)
+
+    def connect(self, address: Any) -> None:
+        self._check_open()
+        if self._state == "connected":
+            raise _oserror(errno.EISCONN)
+        if self._state != "new":
+            raise _oserror(errno.EINVAL)
+        key = _key(address)
+        node = self.host.unix_paths.get(key)
+        if node is None:
+            raise FileNotFoundError(errno.ENOENT, "[simulated] No such file or directory")
+        listener = node.sock
+        if listener is None or listener._state != "listening":
+            raise ConnectionRefusedError(errno.ECONNREFUSED, "[simulated] Connection refused")
+        if len(listener._backlog) >= listener._backlog_max:
+            raise BlockingIOError(errno.EAGAIN, "[simulated] the listener's backlog is full")
+        net = self.net
+        conn = UnixSocket(net, self.host, self.proto)
+        # (Addresses here are paths, not the (ip, port) of SimSocket's annotations.)
+        conn._local = listener._local
+        conn._peer = "" if self._local is None else self._local  # type: ignore[assignment]
+        conn._state = self._state = "connected"
+        self._peer = key
+        conn._peer_sock, self._peer_sock = self, conn
+        conn._out = _LocalPipe(net, conn, self)
+        self._out = _LocalPipe(net, self, conn)
+        listener._backlog.append(conn)
+        net.trace.add(net.clock.ns, f"unix connect {self.name()}>{listener.name()}")
+        listener._wake()
+
+    def send(self, data: Any, flags: int = 0) -> int:
+        peer = self._peer_sock
+        if peer is not None and peer._state == "closed" and not self._reset:
+            raise BrokenPipeError(errno.EPIPE, "[simulated] Broken pipe")
+        return SimSocket.send(self, data, flags)
+
+    def close(self) -> None:
+        if self._state == "listening":
+            # Connections never accepted are reset, not ended (Linux).
+            for conn in self._backlog:
+                conn._die()
+                conn.close()
+            self._backlog.clear()
+        SimSocket.close(self)
+
+    def _unbind(self) -> None:
+        # The socket file stays (a later connect is refused) until unlinked.
+        node = self._node
+        if node is not None and node.sock is self:
+            node.sock = None
+
+
+def socket_factory(net: Network, host: Host, type: int, proto: int) -> UnixSocket:
+    """A simulated Unix socket of `host` (stream only)."""
+    if type != socket.SOCK_STREAM:
+        raise RuntimeError(
+            f"the simulated network has Unix stream sockets only (socket type {type!r})"
+        )
+    return UnixSocket(net, host, proto)
