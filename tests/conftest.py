@@ -105,9 +105,11 @@ _LOOP_PARITY = {
     ],
     "os.unlink": [("tidal/_server.py", {"_stop_serving"})],
     "threading.Lock.acquire": [
-        # The simulation's loop joins the executor's idle threads itself (each
-        # job was waited for; a helper thread would wake it from outside).
-        ("tidal/sim/_loop.py", {"shutdown_default_executor"}),
+        # The simulation's loop waits for each executor job (its result comes
+        # at the virtual time of the call: docs/simulation.md), and joins the
+        # executor's idle threads itself (a helper thread would wake it from
+        # outside).
+        ("tidal/sim/_loop.py", {"submit", "shutdown_default_executor"}),
     ],
 }
 

@@ -18,6 +18,7 @@ import functools
 import random
 from typing import TYPE_CHECKING, Any, Callable, Coroutine, TypeVar
 
+from .._instrument import task_of
 from .._loop import EventLoop
 from ._clock import VirtualClock
 from ._entropy import Entropy
@@ -31,6 +32,10 @@ if TYPE_CHECKING:
     _Ts = TypeVarTuple("_Ts")
 
 _T = TypeVar("_T")
+
+# The event that task steps queued outside the loop's turns descend from
+# (schedule exploration: see SimEventLoop._explore_run_ready).
+_OUTSIDE = 0
 
 
 class _WaitedExecutor(concurrent.futures.Executor):
@@ -60,8 +65,9 @@ class SimEventLoop(EventLoop):
     """A tidal loop in virtual time, with time and randomness drawn from `seed`.
 
     ``explore=True`` also draws from the seed the order of timers due at
-    the same virtual time (see _explore_run_ready; a simulated network
-    orders its own simultaneous events by the seed too).
+    the same virtual time and of task steps that descend from different
+    events (see _explore_run_ready; a simulated network orders its own
+    simultaneous events by the seed too).
     """
 
     def __init__(self, *, seed: int = 0, explore: bool = False) -> None:
@@ -88,34 +94,133 @@ class SimEventLoop(EventLoop):
             # turn is untouched.
             self._schedule_random = random.Random(f"tidal.sim:{self.seed}:schedule")
             self._run_ready = self._explore_run_ready  # type: ignore[method-assign]
+            self.call_soon_threadsafe = self._explore_call_soon_threadsafe  # type: ignore[method-assign]
+            # The event each handle queued by the last run phase descends
+            # from (an int per handle, in queue order); the handles queued by
+            # a thread since (each the start of its own event); each event's
+            # rank among the others, drawn when first needed; the next event.
+            self._origins: list[int] = []
+            self._from_threads: set[Any] = set()
+            self._ranks: dict[int, float] = {}
+            self._next_event = _OUTSIDE + 1
         else:
-            del self._run_ready
+            del self._run_ready, self.call_soon_threadsafe
+
+    def _explore_call_soon_threadsafe(
+        self, callback: Callable[..., object], *args: Any, context: Any = None
+    ) -> Any:
+        """call_soon_threadsafe, noting the handle as an event of its own: a
+        thread's result (run_in_executor's, in a simulation) comes when the
+        thread is done, which no order of the loop's decides."""
+        handle = EventLoop.call_soon_threadsafe(self, callback, *args, context=context)
+        self._from_threads.add(handle)
+        return handle
 
     def _explore_run_ready(self, ntodo: int) -> None:
-        """The turn's run phase, after shuffling each run of timers due at
-        the same time.  What asyncio promises is kept: callbacks queued by
-        call_soon (a task's steps among them) keep their order, and timers
-        with different due times theirs; only the order among timers due at
-        the same instant, which asyncio leaves to its heap, is drawn from
-        the seed."""
+        """The turn's run phase, with the seed choosing among the orders a
+        real loop could have taken (docs/simulation.md, "Schedule
+        exploration").
+
+        Every handle descends from an event: an I/O callback or a timer
+        (each its own event), a handle a thread queued, or what code outside
+        the loop's turns queued (one event).  What a handle queues descends
+        from its event.  Two things are drawn from the seed, nothing else
+        moves: timers due at the same instant (asyncio leaves their order
+        to its heap) are shuffled among themselves; and the task steps of
+        the turn are put in the order of their events' ranks (one draw per
+        event, so the steps of the earlier-ranked event go first in later
+        turns too), each event's own steps in the order they were queued.
+        Plain callbacks (anything but a task's step) keep their places.
+        """
+        ready = self._ready
+        handles = [ready.popleft() for _ in range(ntodo)]
+        events = self._events_of(handles)
         if ntodo > 1:
-            ready = self._ready
-            handles = [ready.popleft() for _ in range(ntodo)]
-            shuffle = self._schedule_random.shuffle
-            start = 0
-            while start < ntodo:
-                when = getattr(handles[start], "_when", None)
-                end = start + 1
-                if when is not None:
-                    while end < ntodo and getattr(handles[end], "_when", None) == when:
-                        end += 1
-                    if end - start > 1:
-                        same_time = handles[start:end]
-                        shuffle(same_time)
-                        handles[start:end] = same_time
-                start = end
-            ready.extendleft(reversed(handles))
-        EventLoop._run_ready(self, ntodo)
+            self._shuffle_same_time_timers(handles, events)
+            self._order_task_steps(handles, events)
+        # Run them one at a time: what each queues (at the queue's end)
+        # descends from its event.
+        origins: list[int] = []
+        run_one = EventLoop._run_ready
+        done = 0
+        try:
+            for handle, event in zip(handles, events):
+                before = len(ready)
+                ready.appendleft(handle)
+                done += 1
+                run_one(self, 1)
+                added = len(ready) - before
+                if added:
+                    origins.extend([event] * added)
+        finally:
+            if done < ntodo:  # SystemExit or KeyboardInterrupt: the rest stays queued
+                ready.extendleft(reversed(handles[done:]))
+                origins = []
+            self._origins = origins
+            ranks = self._ranks
+            if len(ranks) > 4 * len(origins) + 64:
+                alive = set(origins)
+                self._ranks = {e: r for e, r in ranks.items() if e in alive}
+
+    def _events_of(self, handles: list[Any]) -> list[int]:
+        """The event each of the turn's handles descends from."""
+        origins = self._origins
+        known = len(origins)
+        from_threads = self._from_threads
+        events = []
+        for i, handle in enumerate(handles):
+            if from_threads and handle in from_threads:
+                from_threads.discard(handle)
+            elif i < known:
+                events.append(origins[i])
+                continue
+            elif task_of(handle) is not None:
+                # A task step queued outside the turns (create_task before
+                # the loop runs): all such are one event, in their order.
+                events.append(_OUTSIDE)
+                continue
+            events.append(self._next_event)  # an I/O callback, a timer, a thread's
+            self._next_event += 1
+        return events
+
+    def _shuffle_same_time_timers(self, handles: list[Any], events: list[int]) -> None:
+        """Shuffle each run of timers due at the same instant (the phase
+        appends due timers in time order)."""
+        shuffle = self._schedule_random.shuffle
+        ntodo = len(handles)
+        start = 0
+        while start < ntodo:
+            when = getattr(handles[start], "_when", None)
+            end = start + 1
+            if when is not None:
+                while end < ntodo and getattr(handles[end], "_when", None) == when:
+                    end += 1
+                if end - start > 1:
+                    order = list(range(start, end))
+                    shuffle(order)
+                    handles[start:end] = [handles[i] for i in order]
+                    events[start:end] = [events[i] for i in order]
+            start = end
+
+    def _order_task_steps(self, handles: list[Any], events: list[int]) -> None:
+        """Put the task steps, in the places task steps hold, in the order
+        of their events' ranks (their queue order within one event)."""
+        slots = [i for i, handle in enumerate(handles) if task_of(handle) is not None]
+        if len(slots) < 2:
+            return
+        first = events[slots[0]]
+        if all(events[i] == first for i in slots):
+            return
+        ranks = self._ranks
+        draw = self._schedule_random.random
+        for i in slots:
+            if events[i] not in ranks:
+                ranks[events[i]] = draw()
+        ordered = sorted(slots, key=lambda i: (ranks[events[i]], i))
+        moved = [(handles[i], events[i]) for i in ordered]
+        for slot, (handle, event) in zip(slots, moved):
+            handles[slot] = handle
+            events[slot] = event
 
     def _now_ns(self) -> int:
         """Virtual nanoseconds, as the code asking sees them (the time patches):

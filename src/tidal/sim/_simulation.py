@@ -155,7 +155,8 @@ class Simulation:
     unread by its peer; ``tcp_timeout`` how long a stalled connection waits
     before it fails.  ``keep_trace`` keeps the events' text for the result.
     ``explore=True`` draws from the seed the order of events due at the same
-    virtual time (schedule exploration; asyncio's ordering promises kept).
+    virtual time and of task steps that descend from different events
+    (schedule exploration; asyncio's ordering promises kept).
     ``faults``: a ``FaultPlan`` to run, or ``"swarm"`` (or a ``Swarm``) to
     draw the whole plan from the seed when ``run`` starts, for the hosts
     registered then.  ``timeline=True`` records what the loop runs, for

@@ -1,4 +1,4 @@
-"""Three small distributed programs, each with a planted bug and a correct version.
+"""Small distributed programs, each with a planted bug and a correct version.
 
 Scenarios for tidal.sim's seed search, used by its tests, the tour and
 docs/simulation.md: each takes a fresh Simulation, adds the hosts, runs
@@ -17,6 +17,10 @@ rewritten message would name objects by their ids.)
   that hears no one elects itself (split brain under a partition).
 - ``lease``: two clients take a lease in turns; without `margin` a client
   holds it for its full length on its own clock (two holders under drift).
+- ``wal``: a store makes each write visible when its fsync (on the
+  executor) ends; without `ordered` an older write whose fsync ends last
+  wins.  Only schedule exploration finds it (the order of two tasks woken
+  in one turn).
 """
 
 from __future__ import annotations
@@ -73,10 +77,10 @@ async def bank(disk: dict[str, Any], dedup: bool) -> None:
             ep.send({"id": msg["id"], "balance": disk["balance"]}, addr)
 
 
-async def call(ep: Endpoint, message: dict[str, Any]) -> dict[str, Any]:
+async def call(ep: Endpoint, message: dict[str, Any], to: str = "bank") -> dict[str, Any]:
     """Send until the reply with the same id comes (retrying: at least once)."""
     while True:
-        ep.send(message, ("bank", PORT))
+        ep.send(message, (to, PORT))
         try:
             async with asyncio.timeout(0.3):
                 while True:
@@ -299,3 +303,71 @@ def lease(s: sim.Simulation, margin: bool = True, wait_on_boot: bool = True) -> 
 
 # Clocks drift within MAX_DRIFT (the correct lease's assumption) and never step.
 LEASE_SWARM = sim.Swarm(kinds={"partition", "crash", "loss", "link", "drift"}, max_drift=MAX_DRIFT)
+
+
+# -- 4. a write-ahead log: writes made visible in the order their fsyncs end ------
+
+
+def _fsync(log: list[tuple[int, str, int]]) -> int:
+    """Make the log durable (a real store calls os.fsync on a thread)."""
+    return len(log)
+
+
+def recover(log: list[tuple[int, str, int]]) -> dict[str, int]:
+    """The state a restart rebuilds from the log: for each key, the value of
+    the write with the highest sequence number."""
+    state: dict[str, tuple[int, int]] = {}
+    for seq, key, value in log:
+        if seq > state.get(key, (-1, 0))[0]:
+            state[key] = (seq, value)
+    return {key: value for key, (_, value) in state.items()}
+
+
+async def store(log: list[tuple[int, str, int]], ordered: bool) -> None:
+    """A key-value store: each write of a batch is appended to the log in
+    order, made durable by an fsync on the executor, then made visible.  Two
+    fsyncs end in either order on a real thread pool (a later one can cover
+    both writes); without `ordered`, the write whose fsync ends last wins,
+    even when it is the older one."""
+    loop = asyncio.get_running_loop()
+    memory: dict[str, int] = {}
+    version: dict[str, int] = {}
+    ep = await endpoint(PORT)
+
+    async def write(seq: int, key: str, value: int) -> None:
+        log.append((seq, key, value))
+        await loop.run_in_executor(None, _fsync, log)
+        if not ordered or seq > version.get(key, -1):  # ordered: a newer write stays
+            memory[key], version[key] = value, seq
+
+    while True:
+        msg, addr = await ep.inbox.get()
+        if msg["op"] == "batch":
+            await asyncio.gather(*(write(*w) for w in msg["writes"]))
+            ep.send({"id": msg["id"], "ok": True}, addr)
+        else:
+            ep.send({"id": msg["id"], "value": memory.get(msg["key"])}, addr)
+
+
+async def writer() -> dict[str, int]:
+    ep = await endpoint()
+    writes = [[0, "x", 1], [1, "x", 2], [2, "y", 1], [3, "y", 2]]
+    await call(ep, {"op": "batch", "id": "b", "writes": writes}, "db")
+    return {
+        key: (await call(ep, {"op": "get", "id": f"get {key}", "key": key}, "db"))["value"]
+        for key in ("x", "y")
+    }
+
+
+def wal(s: sim.Simulation, ordered: bool = True) -> None:
+    """One batch of writes, then reads: a read must give what recovering
+    from the log gives.  The planted bug shows only when two tasks woken in
+    the same turn (their fsyncs done) run in the other order than they
+    started: found with schedule exploration (explore=True), never without."""
+    log: list[tuple[int, str, int]] = []
+    s.host("db", store, log, ordered)
+    s.host("client", writer)
+    res = s.run(until=5)
+    read, recovered = res.results["client"], recover(log)
+    if read != recovered:
+        raise AssertionError(f"read {read!r}, but the log recovers {recovered!r}")
