@@ -87,6 +87,10 @@ _STEP_FLAGS = inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR | inspect.CO_GEN
 # kernel reads the file into the socket), the stat/unlink of a stale Unix
 # socket path before bind, and (3.13) of the server's own path at close.  (Compiled modules have no frames to name here:
 # their calls are matched in the interpreted run.)
+# A simulated host's os.stat/unlink/remove go through tidal.sim's patch
+# (its own socket files are simulated): on any other path, the patch passes
+# the program's own call on.
+_HOST_OS_CALL = ("tidal/sim/_unix.py", {"host_os_call"})
 _LOOP_PARITY = {
     "os.sendfile": [("tidal/_sendfile.py", {"pump"})],
     "os.stat": [
@@ -96,14 +100,16 @@ _LOOP_PARITY = {
         ("asyncio/base_events.py", {"create_datagram_endpoint"}),
         # uvicorn's own, before it calls create_unix_server (tests/thirdparty)
         ("uvicorn/server.py", {"startup"}),
+        _HOST_OS_CALL,
     ],
     "os.remove": [
+        _HOST_OS_CALL,
         ("tidal/_server.py", {"create_unix_server"}),
         ("tidal/transports/_datagram.py", {"_remove_stale_unix_socket"}),
         ("asyncio/unix_events.py", {"create_unix_server"}),
         ("asyncio/base_events.py", {"create_datagram_endpoint"}),
     ],
-    "os.unlink": [("tidal/_server.py", {"_stop_serving"})],
+    "os.unlink": [("tidal/_server.py", {"_stop_serving"}), _HOST_OS_CALL],
     "threading.Lock.acquire": [
         # The simulation's loop waits for each executor job (its result comes
         # at the virtual time of the call: docs/simulation.md), and joins the

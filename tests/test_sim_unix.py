@@ -138,6 +138,43 @@ def test_same_answers_as_real_unix_sockets(loop: asyncio.AbstractEventLoop, sock
     assert real[6][1] is True and real[6][2] == [8 * 1024 * 1024]
 
 
+async def backlog_program(directory: str) -> list[Any]:
+    """Connections a listener never accepts: Linux queues backlog + 1, a
+    connect beyond that "succeeds" unconnected (EAGAIN, then writable), and
+    closing the listener resets the queued ones."""
+    path = os.path.join(directory, "queue.sock")
+    seen: list[Any] = []
+    for backlog in (0, 2):
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener.bind(path)
+        listener.listen(backlog)
+        listener.setblocking(False)
+        streams = [await asyncio.open_unix_connection(path) for _ in range(backlog + 2)]
+        listener.close()
+        for reader, writer in streams:
+            try:
+                seen.append((backlog, await reader.read()))
+            except OSError as exc:
+                seen.append((backlog, type(exc).__name__, exc.errno))
+            writer.close()
+        seen.append(os.path.exists(path))
+        os.unlink(path)  # a simulated host's own socket file: simulated too
+        seen.append(os.path.exists(path))
+    return seen
+
+
+def test_unaccepted_connections_as_on_linux(loop: asyncio.AbstractEventLoop, sockdir: str) -> None:
+    real = run(loop, backlog_program(sockdir))
+    s = sim.Simulation(seed=1)
+    s.host("h", backlog_program, SIM_DIR)
+    assert s.run().results["h"] == real
+    reset, unconnected = ("ConnectionResetError", 104), ("OSError", 22)
+    assert real == [
+        (0, *reset), (0, *unconnected), True, False,
+        (2, *reset), (2, *reset), (2, *reset), (2, *unconnected), True, False,
+    ]  # fmt: skip
+
+
 async def serve_and_call(name: str) -> list[Any]:
     """Serve on /run/s.sock, connect to it; try the other host's path too."""
     out: list[Any] = []

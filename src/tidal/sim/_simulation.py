@@ -27,6 +27,7 @@ from ._faults import FaultPlan, Swarm
 from ._host import Host, HostCrashed, current_host
 from ._loop import SimEventLoop
 from ._net import LinkParams, Network, Trace
+from . import _unix
 from ._unix import UnixPaths
 
 
@@ -199,6 +200,7 @@ class Simulation:
             tcp_timeout,
             self._trace,
         )
+        self._loop._entropy.patches += _unix.os_patches()
         self._loop._socket_factory = self._net.socket_factory
         self._loop._resolver = self._net
         self._loop.sim_poller.refuse_real = True

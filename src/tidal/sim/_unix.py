@@ -13,10 +13,14 @@ there is no latency, no link to cut and nothing in flight.  What a real
 Unix socket does differently from TCP, this does too: a connect completes
 (or fails) inside ``connect()``; a path nobody bound is FileNotFoundError
 (ENOENT), a bound path with no listener ConnectionRefusedError
-(ECONNREFUSED); a full backlog is BlockingIOError (EAGAIN), as Linux's
-non-blocking connect says; a send after the peer closed is
-BrokenPipeError (EPIPE); closing a listener resets the connections it had
-not accepted.  Unix datagram sockets are not simulated.
+(ECONNREFUSED); a listener queues backlog + 1 connections, and a
+connect beyond that is BlockingIOError (EAGAIN), leaving the socket
+unconnected (writable, and EINVAL to a read), as Linux's non-blocking
+connect does; a send after the peer closed is BrokenPipeError (EPIPE);
+closing a listener resets the connections it had not accepted.  While a
+simulation runs, os.stat/lstat/unlink/remove called by a host's code on
+one of its socket files act on the table (``os_patches``).  Unix datagram
+sockets are not simulated.
 """
 
 from __future__ import annotations
@@ -27,8 +31,11 @@ import socket
 import stat
 from typing import Any
 
-from ._host import Host
+from ._host import Host, current_host
 from ._net import Network, SimSocket, _oserror, _Pipe
+
+# /proc/sys/net/core/somaxconn's default: the longest listen queue.
+_SOMAXCONN = 4096
 
 
 class _Node:
@@ -113,7 +120,8 @@ class UnixSocket(SimSocket):
         if self._local is None:
             raise _oserror(errno.EINVAL)  # (Linux would bind an abstract name)
         self._state = "listening"
-        self._backlog_max = max(1, backlog)
+        # Linux queues one more than the backlog (and at most somaxconn).
+        self._backlog_max = min(max(backlog, 0), _SOMAXCONN) + 1
 
     def connect(self, address: Any) -> None:
         self._check_open()
@@ -144,6 +152,18 @@ class UnixSocket(SimSocket):
         net.trace.add(net.clock.ns, f"unix connect {self.name()}>{listener.name()}")
         listener._wake()
 
+    def _readiness(self) -> int:
+        if self._state == "new":
+            # Unconnected (as after a connect that found the backlog full):
+            # Linux reports it hung up, readable and writable.
+            return self.net.READ | self.net.WRITE
+        return SimSocket._readiness(self)
+
+    def recv(self, size: int, flags: int = 0) -> bytes:
+        if self._state == "new":
+            raise _oserror(errno.EINVAL)  # what Linux says to a read on it
+        return SimSocket.recv(self, size, flags)  # type: ignore[no-any-return]
+
     def send(self, data: Any, flags: int = 0) -> int:
         peer = self._peer_sock
         if peer is not None and peer._state == "closed" and not self._reset:
@@ -164,6 +184,39 @@ class UnixSocket(SimSocket):
         node = self._node
         if node is not None and node.sock is self:
             node.sock = None
+
+
+def os_patches() -> list[tuple[Any, str, Any]]:
+    """os.stat, lstat, unlink and remove while a simulation runs: called by
+    a host's code on a socket file of that host (a server that unlinks its
+    path at exit, os.path.exists on it), they act on the host's table;
+    on any other path, the real file system."""
+    patches: list[tuple[Any, str, Any]] = []
+    for name, op in (
+        ("stat", "stat"),
+        ("lstat", "stat"),
+        ("unlink", "remove"),
+        ("remove", "remove"),
+    ):
+        patches.append((os, name, _on_socket_files(getattr(os, name), op)))
+    return patches
+
+
+def _on_socket_files(real: Any, op: str) -> Any:
+    def host_os_call(path: Any, *args: Any, **kwargs: Any) -> Any:
+        host = current_host.get(None)
+        if host is not None and host.unix_paths and not args and not kwargs:
+            try:
+                key = _key(path)
+            except TypeError:  # an fd
+                key = None
+            if key is not None and key in host.unix_paths:
+                return getattr(UnixPaths(host.unix_paths), op)(path)
+        return real(path, *args, **kwargs)
+
+    host_os_call.__name__ = real.__name__
+    host_os_call.__doc__ = real.__doc__
+    return host_os_call
 
 
 def socket_factory(net: Network, host: Host, type: int, proto: int) -> UnixSocket:
