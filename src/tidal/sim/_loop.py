@@ -133,11 +133,19 @@ class SimEventLoop(EventLoop):
         Plain callbacks (anything but a task's step) keep their places.
         """
         ready = self._ready
+        if ntodo == 1:
+            # Nothing to order (the turn of most timers and wake-ups): run
+            # it in place; what it queues descends from its event.
+            [event] = self._events_of([ready[0]])
+            before = len(ready) - 1
+            EventLoop._run_ready(self, 1)
+            added = len(ready) - before
+            self._origins = [event] * added if added else []
+            return
         handles = [ready.popleft() for _ in range(ntodo)]
         events = self._events_of(handles)
-        if ntodo > 1:
-            self._shuffle_same_time_timers(handles, events)
-            self._order_task_steps(handles, events)
+        self._shuffle_same_time_timers(handles, events)
+        self._order_task_steps(handles, events)
         # Run them one at a time: what each queues (at the queue's end)
         # descends from its event.
         origins: list[int] = []
