@@ -175,6 +175,43 @@ def test_unaccepted_connections_as_on_linux(loop: asyncio.AbstractEventLoop, soc
     ]  # fmt: skip
 
 
+async def pair_program() -> list[Any]:
+    """A socketpair's two ends as asyncio streams."""
+    a, b = socket.socketpair()
+    seen: list[Any] = [a.family == socket.AF_UNIX, a.getsockname(), a.getpeername()]
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as unused:
+        seen.append(unused.fileno() >= 0)
+    seen.append(unused.fileno())
+    reader_a, writer_a = await asyncio.open_connection(sock=a)
+    reader_b, writer_b = await asyncio.open_connection(sock=b)
+    writer_a.write(b"ping\n")
+    writer_a.write_eof()
+    seen.append(await reader_b.readline())
+    writer_b.write(b"pong")
+    writer_b.close()
+    seen.append(await reader_a.read())
+    seen.append(await reader_b.read())
+    writer_a.close()
+    await writer_a.wait_closed()
+    await writer_b.wait_closed()
+    return seen
+
+
+def test_a_socketpair_made_by_a_host(loop: asyncio.AbstractEventLoop) -> None:
+    real = run(loop, pair_program())
+    s = sim.Simulation(seed=1)
+    s.host("h", pair_program)
+    res = s.run()
+    assert res.results["h"] == real == [True, "", "", True, -1, b"ping\n", b"pong", b""]
+    assert any("unix socketpair" in line for line in sim.check_determinism(_pair, 1).trace)
+
+
+def _pair(seed: int) -> sim.Simulation:
+    s = sim.Simulation(seed)
+    s.host("h", pair_program)
+    return s
+
+
 async def serve_and_call(name: str) -> list[Any]:
     """Serve on /run/s.sock, connect to it; try the other host's path too."""
     out: list[Any] = []

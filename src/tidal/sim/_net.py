@@ -643,6 +643,12 @@ class SimSocket:
     def fileno(self) -> int:
         return -1 if self._state == "closed" else self._fd
 
+    def __enter__(self) -> SimSocket:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
     def setblocking(self, flag: bool) -> None:
         if flag:
             raise RuntimeError(

@@ -200,7 +200,7 @@ class Simulation:
             tcp_timeout,
             self._trace,
         )
-        self._loop._entropy.patches += _unix.os_patches()
+        self._loop._entropy.patches += _unix.patches(self._net)
         self._loop._socket_factory = self._net.socket_factory
         self._loop._resolver = self._net
         self._loop.sim_poller.refuse_real = True

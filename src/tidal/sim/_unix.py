@@ -19,8 +19,8 @@ unconnected (writable, and EINVAL to a read), as Linux's non-blocking
 connect does; a send after the peer closed is BrokenPipeError (EPIPE);
 closing a listener resets the connections it had not accepted.  While a
 simulation runs, os.stat/lstat/unlink/remove called by a host's code on
-one of its socket files act on the table (``os_patches``).  Unix datagram
-sockets are not simulated.
+one of its socket files act on the table, and socket.socketpair() makes
+a simulated pair (``patches``).  Unix datagram sockets are not simulated.
 """
 
 from __future__ import annotations
@@ -143,11 +143,8 @@ class UnixSocket(SimSocket):
         # (Addresses here are paths, not the (ip, port) of SimSocket's annotations.)
         conn._local = listener._local
         conn._peer = "" if self._local is None else self._local  # type: ignore[assignment]
-        conn._state = self._state = "connected"
         self._peer = key
-        conn._peer_sock, self._peer_sock = self, conn
-        conn._out = _LocalPipe(net, conn, self)
-        self._out = _LocalPipe(net, self, conn)
+        _join(conn, self)
         listener._backlog.append(conn)
         net.trace.add(net.clock.ns, f"unix connect {self.name()}>{listener.name()}")
         listener._wake()
@@ -186,12 +183,21 @@ class UnixSocket(SimSocket):
             node.sock = None
 
 
-def os_patches() -> list[tuple[Any, str, Any]]:
-    """os.stat, lstat, unlink and remove while a simulation runs: called by
-    a host's code on a socket file of that host (a server that unlinks its
-    path at exit, os.path.exists on it), they act on the host's table;
-    on any other path, the real file system."""
-    patches: list[tuple[Any, str, Any]] = []
+def _join(a: UnixSocket, b: UnixSocket) -> None:
+    """Connect `a` and `b`: each hands what it sends to the other."""
+    a._state = b._state = "connected"
+    a._peer_sock, b._peer_sock = b, a
+    a._out = _LocalPipe(a.net, a, b)
+    b._out = _LocalPipe(a.net, b, a)
+
+
+def patches(net: Network) -> list[tuple[Any, str, Any]]:
+    """What a simulation patches while it runs, for a host's code:
+    socket.socketpair() makes a simulated pair of that host; os.stat,
+    lstat, unlink and remove on a socket file of that host (a server that
+    unlinks its path at exit, os.path.exists on it) act on the host's
+    table, and on any other path on the real file system."""
+    patches: list[tuple[Any, str, Any]] = [(socket, "socketpair", _socketpair(net))]
     for name, op in (
         ("stat", "stat"),
         ("lstat", "stat"),
@@ -217,6 +223,25 @@ def _on_socket_files(real: Any, op: str) -> Any:
     host_os_call.__name__ = real.__name__
     host_os_call.__doc__ = real.__doc__
     return host_os_call
+
+
+def _socketpair(net: Network) -> Any:
+    real = socket.socketpair
+
+    def socketpair(
+        family: Any = None, type: int = socket.SOCK_STREAM, proto: int = 0
+    ) -> tuple[Any, Any]:
+        host = current_host.get(None)
+        if host is None or family not in (None, socket.AF_UNIX):
+            return real(family, type, proto)  # (Linux has pairs of Unix sockets only)
+        a, b = socket_factory(net, host, type, proto), socket_factory(net, host, type, proto)
+        a._peer = b._peer = ""  # type: ignore[assignment]  # (unnamed, as a real pair's)
+        _join(a, b)
+        net.trace.add(net.clock.ns, f"unix socketpair {a.name()} {a.fileno()} {b.fileno()}")
+        return a, b
+
+    socketpair.__doc__ = real.__doc__
+    return socketpair
 
 
 def socket_factory(net: Network, host: Host, type: int, proto: int) -> UnixSocket:
