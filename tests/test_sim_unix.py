@@ -182,6 +182,8 @@ async def pair_program() -> list[Any]:
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as unused:
         seen.append(unused.fileno() >= 0)
     seen.append(unused.fileno())
+    # A thread's own event loop (here, of asyncio.to_thread) has a real self-pipe.
+    seen.append(await asyncio.to_thread(asyncio.run, asyncio.sleep(0, "own loop")))
     reader_a, writer_a = await asyncio.open_connection(sock=a)
     reader_b, writer_b = await asyncio.open_connection(sock=b)
     writer_a.write(b"ping\n")
@@ -202,7 +204,7 @@ def test_a_socketpair_made_by_a_host(loop: asyncio.AbstractEventLoop) -> None:
     s = sim.Simulation(seed=1)
     s.host("h", pair_program)
     res = s.run()
-    assert res.results["h"] == real == [True, "", "", True, -1, b"ping\n", b"pong", b""]
+    assert res.results["h"] == real == [True, "", "", True, -1, "own loop", b"ping\n", b"pong", b""]
     assert any("unix socketpair" in line for line in sim.check_determinism(_pair, 1).trace)
 
 

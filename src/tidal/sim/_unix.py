@@ -29,6 +29,7 @@ import errno
 import os
 import socket
 import stat
+import threading
 from typing import Any
 
 from ._host import Host, current_host
@@ -232,8 +233,14 @@ def _socketpair(net: Network) -> Any:
         family: Any = None, type: int = socket.SOCK_STREAM, proto: int = 0
     ) -> tuple[Any, Any]:
         host = current_host.get(None)
-        if host is None or family not in (None, socket.AF_UNIX):
-            return real(family, type, proto)  # (Linux has pairs of Unix sockets only)
+        if (
+            host is None
+            or family not in (None, socket.AF_UNIX)  # (Linux pairs Unix sockets only)
+            or threading.get_ident() != net.loop._thread_id
+        ):
+            # (A thread of a host, as asyncio.to_thread runs one, may make
+            # an event loop of its own: its self-pipe is a real pair.)
+            return real(family, type, proto)
         a, b = socket_factory(net, host, type, proto), socket_factory(net, host, type, proto)
         a._peer = b._peer = ""  # type: ignore[assignment]  # (unnamed, as a real pair's)
         _join(a, b)
