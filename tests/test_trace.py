@@ -9,16 +9,20 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
 
 import tidal
 from tidal import trace
+from tidal.trace._chrome import chrome_events
+from tidal.trace._recorder import CALL, STEP
 
 NOT_ON_ASYNCIO = "tidal.trace: asyncio's loop has no instruments"
 HERE = os.path.abspath(__file__)
@@ -182,6 +186,59 @@ def test_a_session_traces_the_running_loop_and_every_new_one(loop_name, tmp_path
             trace.start()
     finally:
         trace.stop()
+
+
+def _python_task_factory(loop, coro, **kwargs):
+    # asyncio's Python Task: its steps are bound Python methods, not the C
+    # Task's step wrapper (the dispatch tells them from other callbacks).
+    return asyncio.tasks._PyTask(coro, loop=loop, **kwargs)
+
+
+def test_python_tasks_steps_are_traced_as_steps(loop, loop_name):
+    loop.set_task_factory(_python_task_factory)
+    assert loop.run_until_complete(_program()) == sorted(list(range(10)) * 3)
+    if loop_name == "asyncio":
+        return  # (the program runs the same; tracing is tidal's)
+    loop.set_task_factory(None)
+    tracer = trace.Tracer(loop)
+    loop.add_instrument(tracer)
+    loop.set_task_factory(_python_task_factory)
+    loop.run_until_complete(_program())
+    loop.remove_instrument(tracer)
+    steps = [r for r in tracer.events if r[1] == STEP]
+    tasks = {r[2] for r in steps}
+    assert all(type(t) is asyncio.tasks._PyTask for t in tasks)
+    assert {t.get_name() for t in tasks} >= {"worker-0", "worker-1", "worker-2"}
+    # Each sleep's end wakes its worker: a step's flow comes from the timer.
+    assert sum(1 for r in steps if r[6]) >= 30
+    assert trace.check(chrome_events([tracer])) == []
+    callbacks = [r for r in tracer.events if r[1] == CALL]
+    assert not any(getattr(r[2], "__self__", None) in tasks for r in callbacks)
+
+
+def test_a_tracer_whose_clock_fails_is_removed_and_the_loop_goes_on(loop, loop_name, caplog):
+    assert loop.run_until_complete(_program()) == sorted(list(range(10)) * 3)
+    if loop_name == "asyncio":
+        return  # (the program runs the same; tracing is tidal's)
+    ticks = []
+
+    def clock():
+        ticks.append(None)
+        if len(ticks) == 50:
+            raise RuntimeError("clock bug")
+        return time.monotonic_ns()
+
+    tracer = trace.Tracer(loop, maxlen=1000, clock=clock)
+    loop.add_instrument(tracer)
+    with caplog.at_level(logging.ERROR, logger="asyncio"):
+        assert loop.run_until_complete(_program()) == sorted(list(range(10)) * 3)
+    assert loop._instruments is None  # removed after its first error...
+    records = [r for r in caplog.records if "clock bug" in str(r.exc_info)]
+    assert len(records) == 1 and "removed" in records[0].getMessage()  # ... logged once
+    assert len(ticks) == 50
+    # What it recorded before is whole, and still checks.
+    assert 0 < len(tracer.events) < 50
+    assert trace.check(chrome_events([tracer])) == []
 
 
 SCRIPT = textwrap.dedent(

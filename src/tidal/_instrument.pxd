@@ -15,13 +15,27 @@ cdef frozenset _STEP_NAMES
 cdef int _STEP, _MAYBE, _NEVER
 cdef dict _kind_of_type
 cdef dict _is_task_type
-cdef int _SPAWNED, _SCHEDULED, _BEFORE_STEP, _AFTER_STEP, _EXITED
-cdef int _BEFORE_CALLBACK, _AFTER_CALLBACK, _BEFORE_WAIT, _AFTER_WAIT
+cdef object _MethodType
+cdef object _py_task, _PY_STEP, _PY_WAKEUP
+
+cdef extern from *:
+    """
+    /* A bound method's function and self, as new references (no attribute lookup). */
+    static inline PyObject *tidal_method_function(PyObject *m) {
+        PyObject *f = PyMethod_GET_FUNCTION(m); Py_INCREF(f); return f;
+    }
+    static inline PyObject *tidal_method_self(PyObject *m) {
+        PyObject *s = PyMethod_GET_SELF(m); Py_INCREF(s); return s;
+    }
+    """
+    object method_function "tidal_method_function" (object method)
+    object method_self "tidal_method_self" (object method)
 
 cdef int _kind(object callback_type) except -1
 
-@cython.locals(h=CHandle)
-cpdef object task_of(object handle)
+# Typed CHandle: the loop's handle is one already (no type test per call).
+@cython.locals(callback_type=type)
+cpdef object task_of(CHandle handle)
 
 
 cdef class Instruments:
@@ -45,7 +59,10 @@ cdef class Instruments:
     cdef public Tracer _tracer    # the first tidal Tracer, told directly (None: none)
 
     cpdef fire(self, list methods, object arg=*)
-    cdef int _trace(self, int hook, object arg) except -1
-    cpdef object before(self, object handle)
+    cdef _tracer_failed(self, str hook)
+    cdef _scheduled(self, object task)
+    cdef _exited(self, object task)
+    cpdef object before(self, CHandle handle)
     cpdef after(self, object handle, object task)
+    @cython.locals(nevents=Py_ssize_t)
     cpdef object io_wait(self, object poll, object timeout)

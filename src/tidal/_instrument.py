@@ -42,8 +42,15 @@ from __future__ import annotations
 import logging
 from asyncio import tasks
 from threading import get_ident
-from types import BuiltinMethodType, MethodType
+from types import BuiltinMethodType, FunctionType, MethodType
 from typing import TYPE_CHECKING, Any, Callable
+
+try:
+    import cython
+except ImportError:  # interpreted, without Cython installed
+    from types import SimpleNamespace
+
+    cython = SimpleNamespace(compiled=False)
 
 from .abc import Instrument
 from .trace._recorder import Tracer
@@ -58,16 +65,6 @@ _NO_ARG: Any = object()  # fire()'s `arg` when the hook takes none
 # The hooks, in the order tidal.abc.Instrument lists them (the one list).
 HOOKS = tuple(name for name in vars(Instrument) if not name.startswith("_"))
 
-# The hooks a Tracer is told of directly (Instruments._trace), by number:
-# compiled, C calls to its cpdef methods instead of Python calls through
-# the per-hook lists (the tracer's cost per callback is mostly that call).
-(_SPAWNED, _SCHEDULED, _BEFORE_STEP, _AFTER_STEP, _EXITED,
- _BEFORE_CALLBACK, _AFTER_CALLBACK, _BEFORE_WAIT, _AFTER_WAIT) = range(9)
-HOOK_NAMES = (
-    "task_spawned", "task_scheduled", "before_task_step", "after_task_step", "task_exited",
-    "before_callback", "after_callback", "before_io_wait", "after_io_wait",
-)
-
 # Task classes whose steps the loop may run: C Task, and asyncio's Python one.
 _TASK_TYPES: tuple[type, ...] = tuple(
     {tasks.Task, getattr(tasks, "_PyTask", tasks.Task), getattr(tasks, "_CTask", tasks.Task)}
@@ -77,7 +74,9 @@ _STEP_NAMES = frozenset({"task_wakeup", "__wakeup", "__step", "_Task__wakeup", "
 
 # What a callback's type says (asked once per type): its __self__ is the task
 # whose step it is (asyncio's C TaskStepMethWrapper, whose module varies by
-# version); it may be (a bound method: a task's wake-up, or anything's); never.
+# version); it may be (a built-in bound method: the C Task's wake-up, or
+# anything's); never.  Python bound methods are told apart by their function
+# (task_of), before this is asked.
 _STEP, _MAYBE, _NEVER = 1, 2, 0
 _kind_of_type: dict[type, int] = {}
 
@@ -87,7 +86,7 @@ def _kind(callback_type: type) -> int:
     if kind is None:
         if callback_type.__name__ == "TaskStepMethWrapper":
             kind = _STEP
-        elif callback_type is MethodType or callback_type is BuiltinMethodType:
+        elif callback_type is BuiltinMethodType:
             kind = _MAYBE
         else:
             kind = _NEVER
@@ -95,17 +94,41 @@ def _kind(callback_type: type) -> int:
     return kind
 
 
-# Whether a bound method's __self__ type is a task type (asked once per
-# type: a transport's read callback, the commonest bound method, would
-# otherwise cost an isinstance() against three classes per callback).
+# Whether a built-in method's __self__ type is a task type (asked once per type).
 _is_task_type: dict[type, bool] = {}
+
+_MethodType: Any = MethodType
+# The Python Task's step and wake-up functions: a bound method (the commonest
+# callback: a transport's read, compiled or not) is a task's step if and only
+# if its function is one of these, which costs two pointer comparisons where
+# asking its __self__'s type and its name cost dict lookups.  (asyncio's
+# Python Task is the one task type whose steps are Python functions.)
+_py_task: Any = getattr(tasks, "_PyTask", tasks.Task)
+_PY_STEP: Any = vars(_py_task).get("_Task__step")
+_PY_WAKEUP: Any = vars(_py_task).get("_Task__wakeup")
+assert isinstance(_PY_STEP, FunctionType) and isinstance(_PY_WAKEUP, FunctionType)
+
+if not cython.compiled:
+
+    def method_function(method: Any) -> Any:
+        """Compiled, PyMethod_GET_FUNCTION (_instrument.pxd): no attribute lookup."""
+        return method.__func__
+
+    def method_self(method: Any) -> Any:
+        """Compiled, PyMethod_GET_SELF."""
+        return method.__self__
 
 
 def task_of(handle: Any) -> asyncio.Task[Any] | None:
     """The task whose step `handle` runs, or None for a plain callback."""
-    h = handle  # compiled: a C view of asyncio's Handle (_instrument.pxd)
-    callback = h._callback
-    kind = _kind(type(callback))
+    callback = handle._callback  # compiled: a C view of asyncio's Handle (_instrument.pxd)
+    callback_type = type(callback)
+    if callback_type is _MethodType:
+        function = method_function(callback)
+        if function is _PY_STEP or function is _PY_WAKEUP:
+            return method_self(callback)  # type: ignore[no-any-return]
+        return None
+    kind = _kind(callback_type)
     if kind == _NEVER:
         return None
     task = callback.__self__
@@ -153,7 +176,7 @@ class Instruments:
         # While create_task makes a task: the tasks whose steps were queued meanwhile.
         self._held: list[Any] | None = None
         self._append = loop._ready.append  # the real queue's append
-        # The first tidal Tracer among the instruments, told directly (see _trace).
+        # The first tidal Tracer among the instruments, told directly (see what the loop reports).
         self._tracer: Tracer | None = None
         self._rebuild()
 
@@ -214,42 +237,30 @@ class Instruments:
     def _failed(self, method: Callable[..., Any]) -> None:
         self._remove_failed(self._owner.get(id(method)), getattr(method, "__name__", method))
 
-    def _remove_failed(self, instrument: object, hook: object) -> None:
-        logger.exception("Instrument %r raised in %s: removed from the loop", instrument, hook)
+    def _remove_failed(self, instrument: object, hook: object, error: BaseException | None = None) -> None:
+        """Log `instrument`'s error in `hook` (the one being handled, unless
+        given) and take the instrument off the loop."""
+        logger.error(
+            "Instrument %r raised in %s: removed from the loop", instrument, hook,
+            exc_info=True if error is None else error,
+        )
         if instrument is not None and any(i is instrument for i in self.instruments):
             self._loop.remove_instrument(instrument)
 
-    def _trace(self, hook: int, arg: Any) -> int:
-        """Tell the tracer of `hook` (as fire() tells an instrument: one that raises is removed)."""
+    def _tracer_failed(self, hook: str) -> None:
+        """The tracer's `hook` returned -1: remove it and log what it caught
+        (SystemExit and KeyboardInterrupt propagate, as from fire())."""
         tracer = self._tracer
         if tracer is None:
-            return 0
-        try:
-            if hook == _BEFORE_CALLBACK:
-                tracer.before_callback(arg)
-            elif hook == _AFTER_CALLBACK:
-                tracer.after_callback(arg)
-            elif hook == _BEFORE_WAIT:
-                tracer.before_io_wait(arg)
-            elif hook == _AFTER_WAIT:
-                tracer.after_io_wait(arg)
-            elif hook == _SCHEDULED:
-                tracer.task_scheduled(arg)
-            elif hook == _BEFORE_STEP:
-                tracer.before_task_step(arg)
-            elif hook == _AFTER_STEP:
-                tracer.after_task_step(arg)
-            elif hook == _SPAWNED:
-                tracer.task_spawned(arg)
-            else:
-                tracer.task_exited(arg)
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException:
-            self._remove_failed(tracer, HOOK_NAMES[hook])
-        return 0
+            return
+        error, tracer._error = tracer._error, None
+        if isinstance(error, (SystemExit, KeyboardInterrupt)):
+            raise error
+        self._remove_failed(tracer, hook, error)
 
     # -- what the loop reports ---------------------------------------------
+    # The tracer (if any) is told first, by C calls that do not raise (a
+    # hook returns -1 when it failed: _tracer_failed); then the lists.
 
     def report_append(self, handle: Any) -> None:
         """The loop's _soon_append while task_scheduled is wanted: queue, then report."""
@@ -263,8 +274,21 @@ class Instruments:
         if self._held is not None:
             self._held.append(task)
         else:
-            self._trace(_SCHEDULED, task)
+            self._scheduled(task)
+
+    def _scheduled(self, task: Any) -> None:
+        tracer = self._tracer
+        if tracer is not None and tracer._scheduled(task):
+            self._tracer_failed("task_scheduled")
+        if self.task_scheduled:
             self.fire(self.task_scheduled, task)
+
+    def _exited(self, task: Any) -> None:
+        tracer = self._tracer
+        if tracer is not None and tracer._exited(task):
+            self._tracer_failed("task_exited")
+        if self.task_exited:
+            self.fire(self.task_exited, task)
 
     def spawn(self, make: Callable[..., Any], *args: Any) -> Any:
         """create_task's instrumented path: make the task, then report it spawned and queued."""
@@ -275,17 +299,17 @@ class Instruments:
             task = make(*args)
         finally:
             self._held = outer
-        self._trace(_SPAWNED, task)
+        tracer = self._tracer
+        if tracer is not None and tracer._spawned(task):
+            self._tracer_failed("task_spawned")
         self.fire(self.task_spawned, task)
         for queued in held:
             if outer is not None:
                 outer.append(queued)
             else:
-                self._trace(_SCHEDULED, queued)
-                self.fire(self.task_scheduled, queued)
+                self._scheduled(queued)
         if task.done():  # an eager task may finish inside create_task
-            self._trace(_EXITED, task)
-            self.fire(self.task_exited, task)
+            self._exited(task)
         return task
 
     def before(self, handle: Any) -> Any:
@@ -293,37 +317,47 @@ class Instruments:
         if not self._per_handle:
             return None
         task = task_of(handle)
+        tracer = self._tracer
         if task is None:
-            self._trace(_BEFORE_CALLBACK, handle)
+            if tracer is not None and tracer._callback_began(handle):
+                self._tracer_failed("before_callback")
             if self.before_callback:
                 self.fire(self.before_callback, handle)
         else:
-            self._trace(_BEFORE_STEP, task)
+            if tracer is not None and tracer._step_began(task):
+                self._tracer_failed("before_task_step")
             if self.before_task_step:
                 self.fire(self.before_task_step, task)
         return task
 
     def after(self, handle: Any, task: Any) -> None:
         """Report that what `before` reported has run (and the task's exit, if it ended)."""
+        tracer = self._tracer
         if task is None:
-            self._trace(_AFTER_CALLBACK, handle)
+            if tracer is not None and tracer._callback_ended():
+                self._tracer_failed("after_callback")
             if self.after_callback:
                 self.fire(self.after_callback, handle)
             return
-        self._trace(_AFTER_STEP, task)
+        if tracer is not None and tracer._step_ended(task):
+            self._tracer_failed("after_task_step")
         if self.after_task_step:
             self.fire(self.after_task_step, task)
         if (self.task_exited or self._tracer is not None) and task.done():
-            self._trace(_EXITED, task)
-            self.fire(self.task_exited, task)
+            self._exited(task)
 
     def io_wait(self, poll: Callable[[float | None], list[Any]], timeout: float | None) -> list[Any]:
         """The turn's wait for I/O, between before_io_wait and after_io_wait."""
-        self._trace(_BEFORE_WAIT, timeout)
+        tracer = self._tracer
+        if tracer is not None and tracer._wait_began(timeout):
+            self._tracer_failed("before_io_wait")
         if self.before_io_wait:
             self.fire(self.before_io_wait, timeout)
         events = poll(timeout)
-        self._trace(_AFTER_WAIT, len(events))
+        nevents = len(events)
+        tracer = self._tracer
+        if tracer is not None and tracer._wait_ended(nevents):
+            self._tracer_failed("after_io_wait")
         if self.after_io_wait:
-            self.fire(self.after_io_wait, len(events))
+            self.fire(self.after_io_wait, nevents)
         return events

@@ -100,7 +100,7 @@ cdef class _LoopCore:
     @cython.locals(_=Py_ssize_t, handle=CHandle)
     cpdef _run_ready(self, Py_ssize_t ntodo)
 
-    @cython.locals(_=Py_ssize_t, instruments=Instruments)
+    @cython.locals(_=Py_ssize_t, instruments=Instruments, handle=CHandle)
     cdef _run_ready_observed(self, Py_ssize_t ntodo)
 
 

@@ -1,11 +1,13 @@
 # C declarations for _recorder.py (Cython pure-Python mode).  Keep in step with the .py.
 #
 # The Tracer's state as a C struct and its columns as typed memoryviews:
-# writing a record (_put) is C stores, a clock_gettime and a few reference
-# counts.  The hooks stay Python methods: the loop's dispatch calls them as
-# it calls any instrument's.
+# writing a record is C stores, a clock_gettime and a few reference counts.
+# The loop's dispatch calls the underscored hooks below as C functions; the
+# public hook methods (task_spawned, ...) stay Python methods for anyone else.
 
 import cython
+
+from cpython.object cimport Py_SIZE
 
 from tidal._syscalls_c cimport monotonic_ns
 
@@ -13,6 +15,20 @@ from tidal._handle_layout cimport Handle as CHandle
 
 cdef extern from "Python.h":
     void PyObject_GC_UnTrack(object op)
+
+cdef extern from *:
+    """
+    /* column[i] = value, for a column (a list) with a slot i: no checks, no call. */
+    static inline void tidal_set_ref(PyObject *column, Py_ssize_t i, PyObject *value) {
+        PyObject *old = PyList_GET_ITEM(column, i);
+        Py_INCREF(value);
+        PyList_SET_ITEM(column, i, value);
+        Py_XDECREF(old);
+    }
+    """
+    void set_ref "tidal_set_ref" (list column, Py_ssize_t i, object value)
+
+cdef object _TimerHandle, _Deque
 
 # The record kinds as C ints (STEP ... EXIT stay Python ints: _chrome.py and
 # the simulation import them).
@@ -41,19 +57,30 @@ cdef class Tracer:
     cdef dict _queued_flow
     cdef bint _running
 
-    # The hooks: cpdef, so the loop's instrument dispatch calls them as C
-    # (_instrument.Instruments._trace); still methods any caller can call.
-    cpdef task_spawned(self, object task)
-    cpdef task_scheduled(self, object task)
-    cpdef before_task_step(self, object task)
-    cpdef after_task_step(self, object task)
-    cpdef task_exited(self, object task)
-    @cython.locals(h=CHandle)
-    cpdef before_callback(self, object handle)
-    cpdef after_callback(self, object handle)
-    cpdef before_io_wait(self, object timeout)
-    cpdef after_io_wait(self, object nevents)
+    cdef object _error
 
+    # What the loop's dispatch calls (_instrument.Instruments): C calls that
+    # never raise; -1 means the error is in _error (see _begin in the .py).
+    cdef int _spawned(self, object task) noexcept
+    @cython.locals(i=Py_ssize_t, now=cython.longlong)
+    cdef int _scheduled(self, object task) noexcept
     @cython.locals(i=Py_ssize_t)
-    cdef int _put(self, int kind, object a, object b, object c, long long x, long long y, long long z) except -1
-    cdef long long _now(self) except? -1
+    cdef int _step_began(self, object task) noexcept
+    cdef int _step_ended(self, object task) noexcept
+    cdef int _exited(self, object task) noexcept
+    @cython.locals(lag=cython.longlong, i=Py_ssize_t)
+    cdef int _callback_began(self, CHandle handle) noexcept
+    @cython.locals(i=Py_ssize_t)
+    cdef int _callback_ended(self) noexcept
+    cdef int _wait_began(self, object timeout) noexcept
+    @cython.locals(i=Py_ssize_t, ready=object)
+    cdef int _wait_ended(self, Py_ssize_t nevents) noexcept
+
+    @cython.locals(i=Py_ssize_t, now=cython.longlong)
+    cdef inline Py_ssize_t _begin(self, int kind) noexcept
+    @cython.locals(i=Py_ssize_t)
+    cdef inline int _record(self, int kind, object a) noexcept
+    cdef int _caught(self, object error) noexcept
+    cdef Py_ssize_t _turn_page(self) noexcept
+    cdef long long _clock_ns(self) noexcept
+    cdef long long _now(self) noexcept

@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections import deque
 from array import array
 from types import AsyncGeneratorType, CoroutineType, GeneratorType
 from typing import Any
@@ -67,7 +68,18 @@ if not cython.compiled:
     def PyObject_GC_UnTrack(op: Any) -> None:
         """Compiled, the C API's: see Tracer._new_columns.  Interpreted, a no-op."""
 
+    Py_SIZE = len  # compiled: the C macro (see _wait_ended)
+
+    def set_ref(column: list[Any], i: int, value: Any) -> None:
+        """``column[i] = value``; compiled, the C macros on a slot known to
+        exist (_recorder.pxd), where a subscript is a call of a general helper."""
+        column[i] = value
+
 from .._handles import TimerHandle
+
+# (Compiled, C globals: no lookup per record.)
+_TimerHandle: Any = TimerHandle
+_Deque: Any = deque
 
 STEP, STEP_END, CALL, CALL_END, WAIT, WAIT_END, WAKE, SPAWN, EXIT = range(9)
 # The same, as C ints where records are written (compiled, _recorder.pxd: a
@@ -152,11 +164,16 @@ class Tracer:
         self._queued_at: dict[Any, int] = {}
         self._queued_flow: dict[Any, int] = {}
         self._running = False  # inside a step or callback: a wake-up has a waker
+        self._error: BaseException | None = None  # what a hook caught (see _begin)
 
     def _new_columns(self) -> None:
         size = self._size
-        ts, kind = array("q", bytes(8 * size)), array("b", bytes(size))
-        x, y, z = array("q", bytes(8 * size)), array("q", bytes(8 * size)), array("q", bytes(8 * size))
+        # Made by repetition, not from a bytes of zeros: a freed temporary of
+        # this size would raise malloc's mmap threshold, after which the
+        # program's own ~1 KiB buffers come from a fuller heap (measured: 350
+        # instructions more per echo round trip).
+        ts, kind = array("q", [0]) * size, array("b", [0]) * size
+        x, y, z = array("q", [0]) * size, array("q", [0]) * size, array("q", [0]) * size
         a, b, c = [None] * size, [None] * size, [None] * size
         # Compiled, the object columns are hidden from the cyclic GC: a full
         # collection would otherwise walk every reference of every record
@@ -171,46 +188,87 @@ class Tracer:
         self._ts, self._kind, self._x, self._y, self._z = ts, kind, x, y, z
         self._a, self._b, self._c = a, b, c
 
+    # -- writing a record --------------------------------------------------
+    #
+    # A hook takes a slot and stamps it (_begin), fills the columns its kind
+    # uses (only those: _rows reads no other; in a ring another column may
+    # still refer to what an older record there did, until a record that
+    # uses it comes round), then counts the record in (_n, last: a record is
+    # in only once it is whole).  Hooks do not raise: what can fail (a
+    # clock given to the Tracer, the loop's time, memory for new columns) is
+    # caught where it is called, kept in ``_error``, and the hook returns -1;
+    # the loop's dispatch then removes the Tracer and logs the error
+    # (_instrument.py), with no try block per record.
+
     @cython.boundscheck(False)
     @cython.wraparound(False)
-    def _put(self, kind: int, a: Any, b: Any, c: Any, x: int, y: int, z: int) -> int:
-        """Write one record (see the module docstring for each kind's fields).
-
-        Only the object columns the kind uses are written (`_rows` reads no
-        other): in a ring, another column may still refer to what an older
-        record there did, until a record that uses it comes round.
-        """
+    def _begin(self, kind: int) -> int:
+        """The slot for a record of `kind`, stamped now; -1 if that failed (``_error``)."""
         i = self._n
         if i == self._size:
-            if self._ring:
-                # Round again: slot 0 is being written, so not yet a record.
-                self._wrapped = True
-                self._n = i = 0
-            else:
-                self._chunks.append(self._cols)
-                self._new_columns()
-                self._n = i = 0
+            i = self._turn_page()
+            if i < 0:
+                return -1
         if self._clock is None:
             self._ts[i] = monotonic_ns()
         else:
-            self._ts[i] = self._clock()
+            now = self._clock_ns()
+            if self._error is not None:
+                return -1
+            self._ts[i] = now
         self._kind[i] = kind
-        if kind != _CALL_END and kind != _WAIT_END:
-            self._a[i] = a
-            if kind == _STEP or kind == _CALL:
-                self._b[i] = b
-                if kind == _STEP:
-                    self._c[i] = c
-        self._x[i] = x
-        self._y[i] = y
-        self._z[i] = z
-        self._n = i + 1  # last: a record is in only once it is whole
+        return i
+
+    @cython.boundscheck(False)
+    @cython.wraparound(False)
+    def _record(self, kind: int, a: Any) -> int:
+        """A whole record of `kind` whose one field is `a` (SPAWN, STEP_END, EXIT, WAIT)."""
+        i = self._begin(kind)
+        if i < 0:
+            return -1
+        set_ref(self._a, i, a)
+        self._n = i + 1
         return 0
+
+    def _caught(self, error: BaseException) -> int:
+        """Keep `error` for the dispatch (see "writing a record"); -1, a hook's failure."""
+        self._error = error
+        return -1
+
+    def _turn_page(self) -> int:
+        """The columns are full: a ring goes round again, a full trace puts
+        them aside for new ones.  The next slot (0), or -1 (``_error``)."""
+        if self._ring:
+            # Round again: slot 0 is being written, so not yet a record.
+            self._wrapped = True
+        else:
+            full = self._cols
+            try:
+                self._new_columns()
+            except BaseException as exc:  # MemoryError: what is recorded stays
+                return self._caught(exc)
+            self._chunks.append(full)
+        self._n = 0
+        return 0
+
+    def _clock_ns(self) -> int:
+        """The time from the clock the Tracer was given (a failure: ``_error``)."""
+        try:
+            return self._clock()  # type: ignore[no-any-return]
+        except BaseException as exc:
+            self._error = exc
+            return 0
 
     def _now(self) -> int:
         if self._clock is None:
             return monotonic_ns()  # type: ignore[no-any-return]
-        return self._clock()  # type: ignore[no-any-return]
+        return self._clock_ns()
+
+    def _raise_error(self) -> None:
+        """A hook returned -1: raise what it caught (for callers of the public hooks)."""
+        error, self._error = self._error, None
+        if error is not None:
+            raise error
 
     @property
     def events(self) -> list[tuple[Any, ...]]:
@@ -226,58 +284,161 @@ class Tracer:
         _rows(cols, 0, n, out)
         return out
 
-    # Tasks
+    # -- the hooks the loop's dispatch calls (C calls, compiled) ------------
+    # Each returns 0, or -1 with the error in _error (see "writing a record").
+
+    @cython.boundscheck(False)
+    @cython.wraparound(False)
+    def _spawned(self, task: Any) -> int:
+        return self._record(_SPAWN, task)
+
+    @cython.boundscheck(False)
+    @cython.wraparound(False)
+    def _scheduled(self, task: Any) -> int:
+        try:  # (a task's hash is its own: asyncio's can be overridden)
+            if self._running:
+                i = self._begin(_WAKE)
+                if i < 0:
+                    return -1
+                self._flows += 1
+                set_ref(self._a, i, task)
+                self._y[i] = self._flows
+                self._n = i + 1
+                self._queued_flow[task] = self._flows
+                self._queued_at[task] = self._ts[i]
+            else:
+                now = self._now()
+                if self._error is not None:
+                    return -1
+                self._queued_at[task] = now
+        except BaseException as exc:
+            return self._caught(exc)
+        return 0
+
+    @cython.boundscheck(False)
+    @cython.wraparound(False)
+    def _step_began(self, task: Any) -> int:
+        try:
+            code, line, inner = resumes_at(task)
+            queued = self._queued_at.pop(task, None)
+            flow = self._queued_flow.pop(task, 0) if self._queued_flow else 0
+        except BaseException as exc:
+            return self._caught(exc)
+        i = self._begin(_STEP)
+        if i < 0:
+            return -1
+        set_ref(self._a, i, task)
+        set_ref(self._b, i, code)
+        set_ref(self._c, i, inner)
+        self._x[i] = line
+        self._y[i] = flow
+        self._z[i] = -1 if queued is None else self._ts[i] - queued
+        self._n = i + 1
+        self._running = True
+        return 0
+
+    @cython.boundscheck(False)
+    @cython.wraparound(False)
+    def _step_ended(self, task: Any) -> int:
+        self._running = False
+        return self._record(_STEP_END, task)
+
+    @cython.boundscheck(False)
+    @cython.wraparound(False)
+    def _exited(self, task: Any) -> int:
+        try:
+            self._queued_at.pop(task, None)
+            self._queued_flow.pop(task, None)
+        except BaseException as exc:
+            return self._caught(exc)
+        return self._record(_EXIT, task)
+
+    @cython.boundscheck(False)
+    @cython.wraparound(False)
+    def _callback_began(self, handle: Any) -> int:
+        # (Compiled, `handle` is a C view of asyncio's Handle: _recorder.pxd.)
+        lag = -1
+        if type(handle) is _TimerHandle and self.loop is not None:
+            timer: Any = handle  # (a TimerHandle: its _when is no field of the C view)
+            try:  # the loop's clock: a simulation's may be anything
+                lag = int((self.loop.time() - timer._when) * 1e9)
+            except BaseException as exc:
+                return self._caught(exc)
+        i = self._begin(_CALL)
+        if i < 0:
+            return -1
+        set_ref(self._a, i, handle._callback)
+        set_ref(self._b, i, handle._context)
+        self._z[i] = lag
+        self._n = i + 1
+        self._running = True
+        return 0
+
+    def _callback_ended(self) -> int:
+        self._running = False
+        i = self._begin(_CALL_END)
+        if i < 0:
+            return -1
+        self._n = i + 1
+        return 0
+
+    @cython.boundscheck(False)
+    @cython.wraparound(False)
+    def _wait_began(self, timeout: float | None) -> int:
+        return self._record(_WAIT, timeout)
+
+    @cython.boundscheck(False)
+    @cython.wraparound(False)
+    def _wait_ended(self, nevents: int) -> int:
+        i = self._begin(_WAIT_END)
+        if i < 0:
+            return -1
+        self._x[i] = nevents
+        ready = self._ready
+        # A deque's length is its Py_SIZE (as _loop._ready_len reads it).
+        self._y[i] = Py_SIZE(ready) if type(ready) is _Deque else len(ready)
+        self._n = i + 1
+        return 0
+
+    # -- the same hooks as any instrument has (tidal.abc.Instrument) --------
+    # The loop calls the ones above; these are for anyone else telling a
+    # Tracer what happened (a Tracer subclass is dispatched as any instrument).
 
     def task_spawned(self, task: Any) -> None:
-        self._put(_SPAWN, task, None, None, 0, 0, 0)
+        if self._spawned(task):
+            self._raise_error()
 
     def task_scheduled(self, task: Any) -> None:
-        if self._running:
-            self._flows += 1
-            self._put(_WAKE, task, None, None, 0, self._flows, 0)
-            self._queued_flow[task] = self._flows
-        self._queued_at[task] = self._now()
+        if self._scheduled(task):
+            self._raise_error()
 
     def before_task_step(self, task: Any) -> None:
-        code, line, inner = resumes_at(task)
-        queued = self._queued_at.pop(task, None)
-        flow = self._queued_flow.pop(task, 0) if self._queued_flow else 0
-        if queued is None:
-            self._put(_STEP, task, code, inner, line, flow, -1)
-        else:
-            self._put(_STEP, task, code, inner, line, flow, self._now() - queued)
-        self._running = True
+        if self._step_began(task):
+            self._raise_error()
 
     def after_task_step(self, task: Any) -> None:
-        self._running = False
-        self._put(_STEP_END, task, None, None, 0, 0, 0)
+        if self._step_ended(task):
+            self._raise_error()
 
     def task_exited(self, task: Any) -> None:
-        self._queued_at.pop(task, None)
-        self._queued_flow.pop(task, None)
-        self._put(_EXIT, task, None, None, 0, 0, 0)
-
-    # Plain callbacks
+        if self._exited(task):
+            self._raise_error()
 
     def before_callback(self, handle: Any) -> None:
-        h = handle  # compiled: a C view of asyncio's Handle (_recorder.pxd)
-        lag = -1
-        if type(handle) is TimerHandle and self.loop is not None:
-            lag = int((self.loop.time() - handle._when) * 1e9)
-        self._put(_CALL, h._callback, h._context, None, 0, 0, lag)
-        self._running = True
+        if self._callback_began(handle):
+            self._raise_error()
 
     def after_callback(self, handle: Any) -> None:
-        self._running = False
-        self._put(_CALL_END, None, None, None, 0, 0, 0)
-
-    # I/O waits
+        if self._callback_ended():
+            self._raise_error()
 
     def before_io_wait(self, timeout: float | None) -> None:
-        self._put(_WAIT, timeout, None, None, 0, 0, 0)
+        if self._wait_began(timeout):
+            self._raise_error()
 
     def after_io_wait(self, nevents: int) -> None:
-        self._put(_WAIT_END, None, None, None, nevents, len(self._ready), 0)
+        if self._wait_ended(nevents):
+            self._raise_error()
 
 
 def _rows(cols: tuple[Any, ...], start: int, stop: int, out: list[tuple[Any, ...]]) -> None:
