@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import runpy
 import sys
@@ -95,8 +94,11 @@ def _trace(argv: list[str]) -> int:
     from tidal import trace
 
     if args.summary or args.check:
-        with open(args.summary or args.check) as f:
-            data = json.load(f)
+        try:
+            data = trace.load(args.summary or args.check)
+        except (OSError, trace.TraceFormatError) as exc:
+            print(f"python -m tidal trace: {exc}", file=sys.stderr)
+            return 2
         if args.summary:
             print(trace.summary(data))
             return 0
@@ -134,8 +136,13 @@ def _draw(out: str, target: list[str], window: str | None, width: int) -> int:
         except ValueError:
             print(f"--window START:END, in ms (e.g. 120:135), not {window!r}", file=sys.stderr)
             return 2
-    with open(target[0]) as f:
-        data = json.load(f)
+    from tidal import trace
+
+    try:
+        data = trace.load(target[0])
+    except (OSError, trace.TraceFormatError) as exc:
+        print(f"python -m tidal trace: {exc}", file=sys.stderr)
+        return 2
     try:
         _png.render(data, out, width=width, start_ms=start, end_ms=end)
     except (_png.PillowMissing, ValueError) as exc:

@@ -39,11 +39,14 @@ from typing import Any
 from .. import _watchdog
 from ._check import check
 from ._chrome import chrome_events
-from ._perfetto import perfetto_trace
+from ._perfetto import TraceFormatError, perfetto_trace, read_perfetto
 from ._recorder import Tracer, now_ns
 from ._summary import summary
 
-__all__ = ["Session", "Tracer", "check", "current", "dump", "start", "stop", "summary", "write"]
+__all__ = [
+    "Session", "TraceFormatError", "Tracer", "check", "current", "dump", "load", "start", "stop", "summary",
+    "write",
+]
 
 logger = logging.getLogger("asyncio")
 
@@ -110,6 +113,31 @@ PERFETTO_SUFFIXES = (".pftrace", ".perfetto-trace")
 def is_perfetto_path(path: str) -> bool:
     """Whether `path` names a Perfetto protobuf trace (by its suffix)."""
     return path.endswith(PERFETTO_SUFFIXES)
+
+
+def load(path: str) -> dict[str, Any]:
+    """Read a trace tidal wrote, JSON or Perfetto protobuf, as trace-event JSON.
+
+    What ``summary``, ``check`` and the PNG drawing read: the same events
+    from either format (see ``_perfetto.read_perfetto`` for the little the
+    protobuf does not keep).  Raises TraceFormatError, with what is wrong
+    and where, for a file that is neither (corrupt, truncated).
+    """
+    with open(path, "rb") as f:
+        data = f.read()
+    # By content, not name: JSON opens with a brace or bracket, a protobuf
+    # Trace with its first packet's key (0x0a).
+    if data.lstrip()[:1] not in (b"{", b"["):
+        return {"traceEvents": read_perfetto(data, path)}
+    try:
+        loaded = json.loads(data)
+    except ValueError as exc:  # (JSONDecodeError, UnicodeDecodeError)
+        raise TraceFormatError(f"{path}: not a trace (bad JSON: {exc})") from None
+    if isinstance(loaded, list):
+        return {"traceEvents": loaded}
+    if not isinstance(loaded, dict) or not isinstance(loaded.get("traceEvents"), list):
+        raise TraceFormatError(f"{path}: not a trace (no traceEvents list)")
+    return loaded
 
 
 def start(

@@ -129,7 +129,7 @@ def _one_loop(
                 "args": {"at": _where(code, line), "awaiting": _qualname(inner)},
             }
             if flow in both:
-                out.append(_flow("f", flow + flow_base, ts, pid, open_slice["tid"]))
+                out.append(flow_event("f", flow + flow_base, ts, pid, open_slice["tid"]))
             if lag >= 0:
                 open_slice["args"]["lag_us"] = round(lag / 1000.0, 3)
                 turn_lag = max(turn_lag, lag)
@@ -155,7 +155,7 @@ def _one_loop(
         elif kind == WAKE:
             flow = record[3]
             if flow in both and open_slice is not None:
-                out.append(_flow("s", flow + flow_base, ts, pid, open_slice["tid"]))
+                out.append(flow_event("s", flow + flow_base, ts, pid, open_slice["tid"]))
         elif kind == WAIT:
             if turn_lag >= 0:
                 out.append(
@@ -191,7 +191,7 @@ def _one_loop(
     return out
 
 
-def _flow(ph: str, flow: int, ts: float, pid: int, tid: int) -> dict[str, Any]:
+def flow_event(ph: str, flow: int, ts: float, pid: int, tid: int) -> dict[str, Any]:
     event = {"ph": ph, "cat": "wakeup", "name": "wakes", "id": flow, "ts": ts, "pid": pid, "tid": tid}
     if ph == "f":
         event["bp"] = "e"  # bound to the step it lands in (which begins at ts)

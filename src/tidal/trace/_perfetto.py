@@ -26,6 +26,8 @@ from bisect import bisect_right
 from collections import defaultdict
 from typing import Any, Iterable
 
+from ._chrome import flow_event
+
 # Trace
 TRACE_PACKET = 1
 # TracePacket
@@ -265,3 +267,191 @@ def _enclosing(items: list[dict[str, Any]], begins: list[float], ts: float) -> d
         if s["ts"] - 1e-6 <= ts <= s["ts"] + s["dur"] + 1e-6:
             return s
     return None
+
+
+# -- packets -> trace events (the reader) ------------------------------------------
+
+
+class TraceFormatError(ValueError):
+    """A file that is not a trace this module can read (corrupt, truncated, or another format)."""
+
+
+def _fields(data: bytes | memoryview, where: str) -> Iterable[tuple[int, int, Any]]:
+    """The (field number, wire type, value) of a message: an int for varints
+    and fixed-width numbers, a memoryview for length-delimited fields."""
+    buf = memoryview(data)
+    n, i = len(buf), 0
+
+    def varint() -> int:
+        nonlocal i
+        value = shift = 0
+        while True:
+            if i >= n:
+                raise TraceFormatError(f"{where}: truncated (a number runs past the end)")
+            byte = buf[i]
+            i += 1
+            value |= (byte & 0x7F) << shift
+            if byte < 0x80:
+                return value
+            shift += 7
+            if shift > 63:
+                raise TraceFormatError(f"{where}: corrupt (a number longer than ten bytes)")
+
+    while i < n:
+        key = varint()
+        field, wire_type = key >> 3, key & 7
+        if wire_type == 0:
+            yield field, 0, varint()
+        elif wire_type in (1, 5):
+            size = 8 if wire_type == 1 else 4
+            if i + size > n:
+                raise TraceFormatError(f"{where}: truncated (a fixed-width field runs past the end)")
+            yield field, wire_type, int.from_bytes(buf[i : i + size], "little")
+            i += size
+        elif wire_type == 2:
+            size = varint()
+            if i + size > n:
+                raise TraceFormatError(f"{where}: truncated ({size}-byte field {field} runs past the end)")
+            yield field, 2, buf[i : i + size]
+            i += size
+        else:
+            raise TraceFormatError(f"{where}: corrupt (wire type {wire_type} of field {field})")
+
+
+def _text(value: Any) -> str:
+    return bytes(value).decode("utf-8", "surrogatepass")
+
+
+def _signed(value: int) -> int:
+    """An int32/int64 varint as the signed number it encodes."""
+    return value - (1 << 64) if value >= 1 << 63 else value
+
+
+class _Message:
+    """A decoded message: each field's last value of the wire type it should
+    have (protobuf: the last of a singular field wins), or all of them."""
+
+    def __init__(self, data: Any, where: str) -> None:
+        self.fields: dict[tuple[int, int], list[Any]] = defaultdict(list)
+        for field, wire_type, value in _fields(data, where):
+            self.fields[(field, wire_type)].append(value)
+
+    def get(self, field: int, wire_type: int, default: Any = None) -> Any:
+        values = self.fields.get((field, wire_type))
+        return values[-1] if values else default
+
+    def all(self, field: int, wire_type: int) -> list[Any]:
+        return self.fields.get((field, wire_type), [])
+
+
+_VARINT, _FIXED64, _BYTES = 0, 1, 2
+
+
+def _double_of(value: int) -> float:
+    return float(struct.unpack("<d", value.to_bytes(8, "little"))[0])
+
+
+def _annotation_of(data: memoryview, where: str) -> tuple[str, Any]:
+    m = _Message(data, where)
+    value: Any = None
+    if (ANNOTATION_BOOL, _VARINT) in m.fields:
+        value = bool(m.get(ANNOTATION_BOOL, _VARINT))
+    elif (ANNOTATION_INT, _VARINT) in m.fields:
+        value = _signed(m.get(ANNOTATION_INT, _VARINT))
+    elif (ANNOTATION_DOUBLE, _FIXED64) in m.fields:
+        value = _double_of(m.get(ANNOTATION_DOUBLE, _FIXED64))
+    elif (ANNOTATION_STRING, _BYTES) in m.fields:
+        value = _text(m.get(ANNOTATION_STRING, _BYTES))
+    return _text(m.get(ANNOTATION_NAME, _BYTES, b"")), value
+
+
+def _us(ns: int) -> float:
+    return round(ns / 1000.0, 3)
+
+
+def read_perfetto(data: bytes, where: str = "trace") -> list[dict[str, Any]]:
+    """The trace events (as chrome_events makes them) of a protobuf trace this module wrote.
+
+    Slices, tracks, counters and flows come back as they went in; what the
+    protobuf does not keep: a counter's argument name (its value comes back
+    as ``value``), a flow end's own time (each end is put at the start of the
+    slice that carries it), and track sort indices.  Anything else in the
+    file (other packets, fields this writer does not use) is skipped.
+    Raises TraceFormatError for a file that is not a readable protobuf trace.
+    """
+    processes: dict[int, tuple[int, str]] = {}  # uuid -> (pid, name)
+    threads: dict[int, tuple[int, int, str]] = {}  # uuid -> (pid, tid, name)
+    counter_tracks: dict[int, tuple[int, str]] = {}  # uuid -> (parent uuid, name)
+    timed: list[tuple[int, int, _Message]] = []  # (ts ns, order in the file, TrackEvent)
+    packets = 0
+    for field, wire_type, body in _fields(data, where):
+        if field != TRACE_PACKET or wire_type != _BYTES:
+            raise TraceFormatError(f"{where}: not a Perfetto trace (field {field} at the top level)")
+        packets += 1
+        packet = _Message(body, where)
+        descriptor = packet.get(PACKET_TRACK_DESCRIPTOR, _BYTES)
+        if descriptor is not None:
+            d = _Message(descriptor, where)
+            uuid = d.get(TRACK_UUID, _VARINT, 0)
+            process, thread = d.get(TRACK_PROCESS, _BYTES), d.get(TRACK_THREAD, _BYTES)
+            if (TRACK_COUNTER, _BYTES) in d.fields:
+                counter_tracks[uuid] = (d.get(TRACK_PARENT_UUID, _VARINT, 0), _text(d.get(TRACK_NAME, _BYTES, b"")))
+            elif process is not None:
+                p = _Message(process, where)
+                processes[uuid] = (_signed(p.get(PROCESS_PID, _VARINT, 0)), _text(p.get(PROCESS_NAME, _BYTES, b"")))
+            elif thread is not None:
+                t = _Message(thread, where)
+                threads[uuid] = (
+                    _signed(t.get(THREAD_PID, _VARINT, 0)),
+                    _signed(t.get(THREAD_TID, _VARINT, 0)),
+                    _text(t.get(THREAD_NAME, _BYTES, b"")),
+                )
+        event = packet.get(PACKET_TRACK_EVENT, _BYTES)
+        if event is not None:
+            ts = packet.get(PACKET_TIMESTAMP, _VARINT)
+            if ts is None:
+                raise TraceFormatError(f"{where}: corrupt (a track event without a timestamp)")
+            timed.append((ts, len(timed), _Message(event, where)))
+    if not packets:
+        raise TraceFormatError(f"{where}: not a Perfetto trace (no packets)")
+
+    out: list[dict[str, Any]] = []
+    for pid, name in processes.values():
+        out.append({"ph": "M", "name": "process_name", "pid": pid, "args": {"name": name}})
+    for pid, tid, name in threads.values():
+        out.append({"ph": "M", "name": "thread_name", "pid": pid, "tid": tid, "args": {"name": name}})
+    # Slices: each track's begins and ends pair up as a stack (they nest).
+    open_slices: dict[int, list[tuple[int, dict[str, Any]]]] = defaultdict(list)
+    slices: list[dict[str, Any]] = []
+    counters: list[dict[str, Any]] = []
+    for ts, _, e in sorted(timed, key=lambda item: item[:2]):
+        kind, track = e.get(EVENT_TYPE, _VARINT), e.get(EVENT_TRACK_UUID, _VARINT)
+        if kind == TYPE_SLICE_BEGIN and track in threads:
+            pid, tid, _ = threads[track]
+            args = dict(_annotation_of(a, where) for a in e.all(EVENT_DEBUG_ANNOTATIONS, _BYTES))
+            name = _text(e.get(EVENT_NAME, _BYTES, b""))
+            begin_us = _us(ts)
+            s: dict[str, Any] = {"ph": "X", "name": name, "ts": begin_us, "pid": pid, "tid": tid, "args": args}
+            categories = e.all(EVENT_CATEGORIES, _BYTES)
+            if categories:
+                s["cat"] = _text(categories[0])
+            for ph, field in (("s", EVENT_FLOW_IDS), ("f", EVENT_TERMINATING_FLOW_IDS)):
+                for flow in e.all(field, _FIXED64):
+                    out.append(flow_event(ph, flow, begin_us, pid, tid))
+            open_slices[track].append((ts, s))
+        elif kind == TYPE_SLICE_END and track in threads:
+            if not open_slices[track]:
+                raise TraceFormatError(f"{where}: corrupt (a slice ends on a track where none began)")
+            begin, s = open_slices[track].pop()
+            s["dur"] = round((ts - begin) / 1000.0, 3)
+            slices.append(s)
+        elif kind == TYPE_COUNTER and track in counter_tracks:
+            value = e.get(EVENT_DOUBLE_COUNTER_VALUE, _FIXED64)
+            if value is not None:
+                parent, name = counter_tracks[track]
+                pid = processes.get(parent, (0, ""))[0]
+                counters.append({"ph": "C", "name": name, "ts": _us(ts), "pid": pid, "args": {"value": _double_of(value)}})
+    if any(open_slices.values()):
+        raise TraceFormatError(f"{where}: truncated (a slice begins and never ends)")
+    slices.sort(key=lambda s: (s["pid"], s["tid"], s["ts"], -s["dur"]))
+    return out + slices + counters
