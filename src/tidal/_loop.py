@@ -238,10 +238,14 @@ def _run_one(handle: Handle) -> None:
 
     Compiled, an inline C function (_loop.pxd): the fields are C loads, the
     call is enter-context, call, exit-context, and a handle no one else
-    holds is kept for the next call_soon.
+    holds is kept for the next call_soon.  Interpreted, Handle._run's one
+    line, here: no second Python frame per callback.
     """
     try:
-        run_handle(handle)
+        if cython.compiled:
+            run_handle(handle)
+        else:
+            handle._context.run(handle._callback, *handle._args)
     except (SystemExit, KeyboardInterrupt):
         raise
     except BaseException as exc:
