@@ -99,6 +99,14 @@ if not cython.compiled:
     def PyObject_Call(callable: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:  # noqa: N802
         return callable(*args, **kwargs)
 
+    # Compiled, _bound_call.h's (used only where compiled: interpreted, the
+    # bound method is called as it is, with no frame of ours around it).
+    def call_one(f: Callable[[Any], Any], arg: Any) -> Any:
+        return f(arg)
+
+    def call_none(f: Callable[[], Any]) -> Any:
+        return f()
+
     Py_SIZE = len
 from ._poller import default_poller
 from ._timerheap import TimerHeap
@@ -355,7 +363,10 @@ class _LoopCore:
             handle = Handle(callback, args, self, context, True)
         else:
             handle = new_handle(Handle, callback, args, self, context)
-        self._soon_append(handle)
+        if cython.compiled:
+            call_one(self._soon_append, handle)
+        else:
+            self._soon_append(handle)
         return handle
 
     def call_soon_threadsafe(
@@ -783,7 +794,10 @@ class _LoopCore:
                     break
                 timers.pop()
                 timer._scheduled = False
-                self._ready_append(timer)
+                if cython.compiled:
+                    call_one(self._ready_append, timer)
+                else:
+                    self._ready_append(timer)
 
         timer = None  # (as event_list above)
 
@@ -805,7 +819,10 @@ class _LoopCore:
             return
         popleft = self._ready_popleft
         for _ in range(ntodo):
-            handle = popleft()
+            if cython.compiled:
+                handle = call_none(popleft)
+            else:
+                handle = popleft()
             if handle._cancelled:
                 continue
             _run_one(handle)
