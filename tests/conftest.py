@@ -175,7 +175,25 @@ def blocking_on_purpose(blockbuster: BlockBuster) -> None:
     blockbuster.deactivate()
 
 
-@pytest.fixture(params=list(LOOP_FACTORIES))
+def _loops_to_run() -> list[str]:
+    """The loops ``loop`` runs on: both, or those TIDAL_TEST_LOOPS names.
+
+    make test's interpreted run (TIDAL_NO_EXT=1) sets it to "tidal": on the
+    same Python, asyncio's half of every test is the one the compiled run
+    makes beside it (asyncio's loop runs no compiled tidal code), so running
+    it twice would only spend CPU.  A name it does not know is an error, never
+    a run with fewer tests."""
+    wanted = os.environ.get("TIDAL_TEST_LOOPS", "").strip()
+    if not wanted:
+        return list(LOOP_FACTORIES)
+    names = [name.strip() for name in wanted.split(",")]
+    unknown = sorted(set(names) - set(LOOP_FACTORIES))
+    if unknown or not names:
+        raise pytest.UsageError(f"TIDAL_TEST_LOOPS={wanted!r}: loops are {list(LOOP_FACTORIES)}")
+    return [name for name in LOOP_FACTORIES if name in names]
+
+
+@pytest.fixture(params=_loops_to_run())
 def loop_name(request: pytest.FixtureRequest) -> str:
     return request.param
 
