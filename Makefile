@@ -46,24 +46,35 @@ run: $(VENV)/.installed
 # 3.12's and 3.13's together while those run (they mostly wait on sockets
 # and timers); each Python's tests start as soon as its own build is done.
 BUILD_FILES := setup.py pyproject.toml README.md src
-# $(call testvenv,DIR,PYTHON)
+# Cython runs once, in the default Python's build: the C it generates is the
+# same for every Python (it tests PY_VERSION_HEX where versions differ), and
+# of a ~140 s (CPU) build it is ~10 s, the rest gcc.  That build's tree (the
+# sources, and build/cython/*.c generated from exactly those, later than
+# them) is kept as $(C_TREE); 3.12's and 3.13's build from copies of it,
+# where cythonize finds each .c newer than its sources and leaves it.  So a
+# .c only ever sits beside the sources it came from (an edit made meanwhile
+# waits for the next make, as it does for the default venv).  Without
+# $(C_TREE) (a .venv made before it existed) they copy the sources and run Cython.
+C_TREE := $(VENV)/build-tree
+# $(call testvenv,DIR,PYTHON,TREE TO BUILD FROM IF IT EXISTS,WHERE TO KEEP THE BUILD'S TREE)
 define testvenv
 	@test -x $(1)/bin/python || $(2) -m venv $(1)
-	rm -rf $(1)/build-src && mkdir -p $(1)/build-src
-	tar -c --exclude=__pycache__ --exclude='*.so' --exclude='*.egg-info' $(BUILD_FILES) | tar -x -C $(1)/build-src
+	rm -rf $(1)/build-src
+	if [ -n "$(3)" ] && [ -d "$(3)" ]; then cp -a $(3) $(1)/build-src; else mkdir -p $(1)/build-src && \
+	    tar -c --exclude=__pycache__ --exclude='*.so' --exclude='*.egg-info' $(BUILD_FILES) | tar -x -C $(1)/build-src; fi
 	$(1)/bin/python -m pip install -q --upgrade pip
 	TIDAL_REQUIRE_EXT=1 $(1)/bin/python -m pip install -q --no-compile '$(1)/build-src[test]'
-	rm -rf $(1)/build-src
+	$(if $(4),rm -rf $(4) && mv $(1)/build-src $(4) && cd $(4) && rm -rf build/lib.* build/temp.* build/bdist.* src/*.egg-info,rm -rf $(1)/build-src)
 	@$(1)/bin/python -m tidal --version | grep -q compiled || { echo "!! $(1): tidal is not compiled"; exit 1; }
 	touch $(1)/.installed-test
 endef
 
 $(VENV)/.installed-test: $(SOURCES)
-	$(call testvenv,$(VENV),$(PYTHON))
+	$(call testvenv,$(VENV),$(PYTHON),,$(C_TREE))
 .venv-3.12/.installed-test: $(SOURCES) | $(VENV)/.installed-test
-	$(call testvenv,.venv-3.12,$(PY312))
+	$(call testvenv,.venv-3.12,$(PY312),$(C_TREE))
 .venv-3.13/.installed-test: $(SOURCES) | $(VENV)/.installed-test
-	$(call testvenv,.venv-3.13,$(PY313))
+	$(call testvenv,.venv-3.13,$(PY313),$(C_TREE))
 
 # -k: a failure on one Python still lets the others run (and still fails).
 # -j5: the three Pythons (compiled build), the interpreted run (TIDAL_NO_EXT=1,
