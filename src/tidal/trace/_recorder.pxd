@@ -29,6 +29,14 @@ cdef extern from *:
     void set_ref "tidal_set_ref" (list column, Py_ssize_t i, object value)
 
 cdef object _TimerHandle, _Deque
+cdef str _ASYNCIO_DIR
+cdef dict _in_asyncio
+
+# The walk down a task's await chain, per task step: C calls.
+@cython.locals(kind=type)
+cdef tuple _suspended(object awaitable)
+@cython.locals(filename=str)
+cpdef tuple resumes_at(object task)
 
 # The record kinds as C ints (STEP ... EXIT stay Python ints: _chrome.py and
 # the simulation import them).

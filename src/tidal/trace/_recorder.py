@@ -96,9 +96,11 @@ def now_ns() -> int:
     return monotonic_ns()  # type: ignore[no-any-return]
 
 
-# Code objects -> whether they are asyncio's own (cached: one dict lookup per frame).
+# File names -> whether they are asyncio's own (cached: one dict lookup per
+# frame, by a string whose hash is kept; a code object's hash is computed
+# afresh each time, over its bytecode and constants).
 _ASYNCIO_DIR = os.path.dirname(asyncio.__file__) + os.sep
-_in_asyncio: dict[Any, bool] = {}
+_in_asyncio: dict[str, bool] = {}
 
 
 def _suspended(awaitable: Any) -> tuple[Any, Any]:
@@ -117,25 +119,55 @@ def _suspended(awaitable: Any) -> tuple[Any, Any]:
 
 
 def resumes_at(task: Any) -> tuple[Any, int, Any]:
-    """Where `task`'s next step resumes: (code, line) of the innermost coroutine
-    frame outside asyncio's package (the program's await), and the innermost
-    frame's code (asyncio.sleep's, a queue's get: what it awaits)."""
+    """Where `task`'s next step resumes: (code, offset) of the innermost
+    coroutine frame outside asyncio's package (the program's await: the
+    offset of its last instruction, ``f_lasti``; ``line_at`` gives the
+    line), and the innermost frame's code (asyncio.sleep's, a queue's get:
+    what it awaits).  The offset, not ``f_lineno``: that one searches the
+    code's line table from its start, thousands of instructions per step
+    in a long function, where the line is needed only when written out."""
     frame, inner = _suspended(task.get_coro())
     if frame is None:
-        return None, 0, None
-    code, line = frame.f_code, frame.f_lineno
+        return None, -1, None
+    code, offset = frame.f_code, frame.f_lasti
     while inner is not None:
         inner_frame, inner = _suspended(inner)
         if inner_frame is None:
             break
         frame = inner_frame
         inner_code = frame.f_code
-        library = _in_asyncio.get(inner_code)
+        filename = inner_code.co_filename
+        library = _in_asyncio.get(filename)
         if library is None:
-            library = _in_asyncio[inner_code] = inner_code.co_filename.startswith(_ASYNCIO_DIR)
+            library = _in_asyncio[filename] = filename.startswith(_ASYNCIO_DIR)
         if not library:
-            code, line = inner_code, frame.f_lineno
-    return code, line, frame.f_code
+            code, offset = inner_code, frame.f_lasti
+    return code, offset, frame.f_code
+
+
+# (code, offset) -> line, for the records read back (see line_at).
+_lines: dict[tuple[Any, int], Any] = {}
+
+
+def line_at(code: Any, offset: int) -> Any:
+    """The line of `code` at instruction `offset`, as a suspended frame's
+    ``f_lineno`` says it: the first line before the first instruction, None
+    where the compiler gave an instruction no line."""
+    if code is None:
+        return 0  # (no frame: a task whose coroutine is not one)
+    key = (code, offset)
+    line = _lines.get(key, _lines)
+    if line is _lines:
+        if len(_lines) > 100_000:
+            _lines.clear()  # (it keeps code objects alive: bounded)
+        line = code.co_firstlineno if offset < 0 else None
+        if offset >= 0:
+            for start, end, at in code.co_lines():
+                if start <= offset < end:
+                    line = at
+                    break
+        _lines[key] = line
+    return line
 
 
 class Tracer:
@@ -319,7 +351,7 @@ class Tracer:
     @cython.wraparound(False)
     def _step_began(self, task: Any) -> int:
         try:
-            code, line, inner = resumes_at(task)
+            code, offset, inner = resumes_at(task)
             queued = self._queued_at.pop(task, None)
             flow = self._queued_flow.pop(task, 0) if self._queued_flow else 0
         except BaseException as exc:
@@ -330,7 +362,7 @@ class Tracer:
         set_ref(self._a, i, task)
         set_ref(self._b, i, code)
         set_ref(self._c, i, inner)
-        self._x[i] = line
+        self._x[i] = offset
         self._y[i] = flow
         self._z[i] = -1 if queued is None else self._ts[i] - queued
         self._n = i + 1
@@ -446,8 +478,8 @@ def _rows(cols: tuple[Any, ...], start: int, stop: int, out: list[tuple[Any, ...
     ts, kinds, a, b, c, x, y, z = cols
     for i in range(start, stop):
         kind = kinds[i]
-        if kind == STEP:  # task, code, line, inner, flow, lag
-            out.append((ts[i], STEP, a[i], b[i], x[i], c[i], y[i], z[i]))
+        if kind == STEP:  # task, code, line, inner, flow, lag (x: the offset of the line)
+            out.append((ts[i], STEP, a[i], b[i], line_at(b[i], x[i]), c[i], y[i], z[i]))
         elif kind == CALL:  # callback, lag, context
             out.append((ts[i], CALL, a[i], z[i], b[i]))
         elif kind == CALL_END:
