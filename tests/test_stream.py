@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import array
 import asyncio
+import contextvars
 import gc
 import hashlib
 import random
 import re
+import select
 import socket
 import struct
 import sys
@@ -654,6 +656,139 @@ def test_pause_resume_reading(loop, arun, kind):
         assert not tr.is_reading()
         await proto.lost
         peer.close()
+
+    arun(main())
+
+
+def test_a_transports_fd_is_refused_to_others(loop, arun):
+    """add_reader/add_writer/remove_reader/remove_writer and sock_recv on the fd
+    of a stream transport raise before it starts reading, while it reads and
+    while it is paused, and not once it closes (asyncio's
+    _ensure_fd_no_transport).  tidal knows a reading transport by its reader
+    entry, with no weak reference of its own."""
+    ours, peer = make_pair("tcp")
+    fd = ours.fileno()
+
+    def refusals() -> list[str]:
+        calls = [
+            lambda: loop.add_reader(fd, print),
+            lambda: loop.add_writer(fd, print),
+            lambda: loop.remove_reader(fd),
+            lambda: loop.remove_writer(fd),
+        ]
+        found = []
+        for call in calls:
+            try:
+                call()
+            except RuntimeError as exc:
+                found.append(str(exc))
+        return found
+
+    class Early(Recorder):
+        def connection_made(self, transport: Any) -> None:
+            super().connection_made(transport)
+            self.early = refusals()  # before reading starts
+
+    async def main():
+        proto = Early(loop)
+        tr, _ = await loop.connect_accepted_socket(lambda: proto, ours)
+        # (Its repr then said it was not reading yet.)
+        assert len(proto.early) == 4
+        assert all(e.startswith(f"File descriptor {fd} is used by transport <") for e in proto.early)
+        assert refusals() == [f"File descriptor {fd} is used by transport {tr!r}"] * 4
+        with pytest.raises(RuntimeError, match="^File descriptor .* is used by transport"):
+            await loop.sock_recv(ours, 1)
+        tr.pause_reading()
+        assert refusals() == [f"File descriptor {fd} is used by transport {tr!r}"] * 4
+        tr.resume_reading()
+        await sendall(loop, peer, b"still read")
+        assert await proto.wait_data(10) == b"still read"
+        tr.close()
+        assert refusals() == []  # closing: allowed, and nothing is registered
+        assert not loop.remove_reader(fd)
+        await proto.lost
+        peer.close()
+
+    arun(main())
+
+
+def test_a_read_queued_before_reading_restarts_waits_for_the_next_poll(loop, arun, kind):
+    """Reading paused and resumed by a callback that runs first in the turn
+    where the transport's read was queued: that read is dropped, as asyncio
+    drops its cancelled reader Handle, and the data comes after the next poll."""
+
+    async def main():
+        tr, proto, peer = await open_pair(loop, kind)
+        await settle()
+        order: list[str] = []
+        data_received = proto.data_received
+
+        def record(data: bytes) -> None:
+            order.append("data")
+            data_received(data)
+
+        proto.data_received = record
+
+        def first() -> None:
+            tr.pause_reading()
+            tr.resume_reading()
+            order.append("first")
+            loop.call_soon(order.append, "next turn")
+
+        peer.send(b"x")
+        # The byte has arrived before the loop's next poll: that poll queues
+        # the read, after `first`.
+        assert select.select([tr.get_extra_info("socket").fileno()], [], [], 5)[0]
+        loop.call_soon(first)
+        await proto.wait_data(1)
+        assert order == ["first", "next turn", "data"]
+        tr.close()
+        peer.close()
+
+    arun(main())
+
+
+_read_var: contextvars.ContextVar[Any] = contextvars.ContextVar("_read_var", default="unset")
+
+
+def test_reads_run_in_a_context_of_their_own(loop, arun, kind):
+    """data_received runs in a copy of the context reading started (or was
+    resumed) in, one per transport, which keeps what a read sets for the next
+    (asyncio's reader Handle's context)."""
+
+    class Seeing(Recorder):
+        def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+            super().__init__(loop)
+            self.seen: list[Any] = []
+
+        def data_received(self, data: bytes) -> None:
+            self.seen.append(_read_var.get())
+            _read_var.set(data)
+            super().data_received(data)
+
+    async def main():
+        _read_var.set("outer")
+        one, two = Seeing(loop), Seeing(loop)
+        tr1, _, peer1 = await open_pair(loop, kind, one)
+        tr2, _, peer2 = await open_pair(loop, kind, two)
+        await sendall(loop, peer1, b"1")
+        await one.wait_data(1)
+        await sendall(loop, peer1, b"2")
+        await one.wait_data(2)
+        await sendall(loop, peer2, b"3")
+        await two.wait_data(1)
+        tr1.pause_reading()
+        _read_var.set("resumer")
+        tr1.resume_reading()
+        await sendall(loop, peer1, b"4")
+        await one.wait_data(3)
+        assert one.seen == ["outer", b"1", "resumer"]
+        assert two.seen == ["outer"]
+        assert _read_var.get() == "resumer"
+        for tr in (tr1, tr2):
+            tr.close()
+        peer1.close()
+        peer2.close()
 
     arun(main())
 

@@ -14,6 +14,11 @@ from tidal._handles cimport hook_subclass, set_cancel_hook
 from tidal._instrument cimport Instruments
 from tidal._clock cimport ManualClock
 from cpython.object cimport PyObject_Call, Py_SIZE
+from cpython.contextvars cimport PyContext_Enter, PyContext_Exit
+# A stream transport's fields as a C struct, and its read path as a C
+# function: the loop runs a readable transport directly (_run_transport).
+from tidal.transports._stream_layout cimport StreamSlots as CStream
+from tidal.transports._stream cimport read_event
 
 # The ready deque's bound methods called as C functions (_bound_call.h): a
 # call through Cython's generic path costs ~50 instructions of checks
@@ -29,6 +34,8 @@ cdef Py_ssize_t _MIN_SCHEDULED_TIMER_HANDLES
 cdef double _MIN_CANCELLED_TIMER_HANDLES_FRACTION
 
 cdef object _Deque                         # collections.deque (_ready_len)
+cdef object _StreamTransport               # compared with type(): a pointer test
+cdef object _copy_context
 
 
 # The hot state as a C struct: each field read below is a pointer load, not
@@ -51,6 +58,7 @@ cdef class _LoopCore:
     cdef readonly TimerHeap _timers        # the timer heap (_timerheap); set once (_init_timers)
     cdef readonly list _scheduled          # _timers.items: len() and [0] are C macros
     cdef public Py_ssize_t _timer_cancelled_count
+    cdef public Py_ssize_t _queued_reads   # stream transports in _ready (see _run_ready)
     cdef public bint _wakeup_pending       # a wake-up byte is on its way (call_soon_threadsafe)
     cdef bint _run_once_is_ours            # no override of _run_once / _run_ready: called as C
     cdef bint _run_ready_is_ours           # (_note_overrides)
@@ -108,7 +116,7 @@ cdef class _LoopCore:
     @cython.locals(_=Py_ssize_t, handle=CHandle)
     cpdef _run_ready(self, Py_ssize_t ntodo)
 
-    @cython.locals(_=Py_ssize_t, instruments=Instruments, handle=CHandle)
+    @cython.locals(_=Py_ssize_t, instruments=Instruments, handle=CHandle, tr=CStream)
     cdef _run_ready_observed(self, Py_ssize_t ntodo)
 
 
@@ -124,6 +132,17 @@ cdef inline Py_ssize_t _ready_len(object ready) except -1
 # One ready handle run (see _run_one in _loop.py): inline, as if written out
 # in each of the run phase's two loops.
 cdef inline object _run_one(CHandle handle)
+
+
+# Phase 1c's work for a readable fd (see _queue_reader in _loop.py).
+@cython.locals(tr=CStream, handle=CHandle)
+cdef object _queue_reader(_LoopCore core, dict readers, object fd)
+
+
+# A readable stream transport run (see _run_transport in _loop.py).
+@cython.locals(tr=CStream)
+cdef object _run_transport(_LoopCore core, object transport)
+cdef object _transport_handle(_LoopCore core, object transport)
 
 
 # create_task's work: a C call from create_task, and callable from Python

@@ -100,6 +100,11 @@ if not cython.compiled:
     from ._syscalls import monotonic
     from ._syscalls import send as send_keeping_gil
 
+    # Compiled, the C function _loop.pxd cimports, and the C struct view
+    # of a stream transport's fields (_stream_layout.pxd).
+    from .transports._stream import read_event
+    from .transports._stream_slots import StreamSlots as CStream
+
     # Compiled, the C API functions of these names (used only where compiled).
     def PyObject_Call(callable: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:  # noqa: N802
         return callable(*args, **kwargs)
@@ -113,10 +118,16 @@ if not cython.compiled:
         return f()
 
     Py_SIZE = len
+
+    def PyContext_Enter(ctx: contextvars.Context) -> None:  # noqa: N802
+        raise AssertionError("compiled only")  # (Python can only ctx.run())
+
+    PyContext_Exit = PyContext_Enter
 from ._poller import default_poller
 from ._timerheap import TimerHeap
 from .transports import _datagram, _pipe, _subprocess, _tls
 from .transports._base import set_result_unless_cancelled
+from .transports._stream import StreamTransport
 
 logger = logging.getLogger("asyncio")  # asyncio's logger: users filter on it
 
@@ -129,6 +140,10 @@ use_timer_freelist(TimerHandle)
 _Future = futures.Future  # asyncio's C Future; bound once (create_future is per await)
 _Task = tasks.Task  # asyncio's C Task; bound once (create_task is per task)
 _Deque = collections.deque  # the ready queue's type (_ready_len)
+# A reader entry or a ready item of exactly this class is a stream transport
+# (see _add_transport_reader), anything else a Handle.
+_StreamTransport = StreamTransport
+_copy_context = contextvars.copy_context
 
 # Compiled, the loop's methods push no Python frame: a stack captured inside
 # them (debug-mode source tracebacks) already starts at the caller, and there
@@ -265,6 +280,65 @@ def _run_one(handle: Handle) -> None:
         _report_callback_error(handle, exc)
 
 
+def _run_transport(core: _LoopCore, transport: Any) -> None:
+    """Run a readable stream transport's read_event, as _run_one runs a Handle.
+
+    Compiled, an inline C function (_loop.pxd): two field tests, then
+    enter the transport's reader context, a C call, exit.  The transport is
+    its fd's reader entry (_add_transport_reader): no Handle, no bound
+    method, no Python call per event.
+    """
+    tr = transport  # compiled: its fields are C struct members
+    ctx = tr._read_ctx
+    if ctx is None or tr._read_queued is not ctx:
+        # Reading stopped, or stopped and started again, since this read was
+        # queued: skipped, as a cancelled reader Handle is.
+        return
+    try:
+        if cython.compiled:
+            PyContext_Enter(ctx)
+            try:
+                read_event(transport)
+            finally:
+                PyContext_Exit(ctx)
+        else:
+            ctx.run(read_event, transport)
+    except (SystemExit, KeyboardInterrupt):
+        raise
+    except BaseException as exc:
+        # (read_event reports its own errors: only a failure to report one
+        # gets here, told as asyncio tells a reader callback's.)
+        _report_callback_error(_transport_handle(core, transport), exc)
+
+
+def _queue_reader(core: _LoopCore, readers: dict[int, Any], fd: int) -> None:
+    """Phase 1c for a readable fd: queue its reader entry.
+
+    Compiled, a C function of its own (_loop.pxd), so that its locals do not
+    weigh on every turn of _run_once (42 instructions a turn, inline).
+    """
+    entry = readers.get(fd)
+    if type(entry) is _StreamTransport:
+        # The transport itself is queued, marked with the registration it
+        # was queued under (_run_transport).
+        tr = entry
+        tr._read_queued = tr._read_ctx
+        core._ready_append(entry)
+        core._queued_reads += 1
+    elif entry is not None:
+        handle = entry
+        if handle._cancelled:
+            core._remove_reader(fd)
+        else:
+            core._ready_append(handle)
+
+
+def _transport_handle(core: _LoopCore, transport: Any) -> Handle:
+    """The reader Handle asyncio's loop would hold for `transport`, made
+    when one is asked for (debug mode, instruments, an error report)."""
+    return Handle(transport._read_ready, (), core, transport._read_ctx)
+
+
 class _LoopCore:
     """The loop's hot state and its per-callback methods.
 
@@ -302,8 +376,14 @@ class _LoopCore:
     _timers: TimerHeap  # the timer heap (_timerheap.py)
     _scheduled: list[TimerHandle]  # _timers.items: the heap's list, as asyncio's loop has it
     _timer_cancelled_count: int
+    # Stream transports in the ready queue (queued for a read by the turn's
+    # phase 1c, which alone queues them): while there are none, the run
+    # phase takes every item for a Handle.
+    _queued_reads: int
     _wakeup_pending: bool
-    _readers: dict[int, Handle]
+    # fd -> its reader: a Handle, or a stream transport that reads it (see
+    # _add_transport_reader).
+    _readers: dict[int, Handle | StreamTransport]
     _writers: dict[int, Handle]
     # fd -> the object (not an int) a registration was made with, so that a
     # socket closed or detached since is still found by the object.
@@ -533,10 +613,67 @@ class _LoopCore:
         """The poller refused a change to fd's interest: forget fd entirely, as
         asyncio's selector does when epoll_ctl fails (its handles are left
         uncancelled there too)."""
-        self._readers.pop(fd, None)
+        entry = self._readers.pop(fd, None)
+        if type(entry) is _StreamTransport:
+            self._transports[fd] = entry  # (see _reader_removed)
         self._writers.pop(fd, None)
         self._fileobjs.pop(fd, None)
         self._poller.set_interest(fd, False, False)
+
+    @cython.locals(tr=CStream)
+    def _add_transport_reader(self, transport: Any) -> None:
+        """Make a stream transport its fd's reader, with no Handle.
+
+        The reader entry (``_readers[fd]``) is the transport itself: when the
+        fd is readable, the turn queues the transport, and the run phase
+        calls its read_event (_run_transport), a C call when compiled, in a
+        context copied here, as a Handle's is.  So an idle connection costs
+        no reader Handle (96 bytes), bound method (64) or weak reference in
+        ``_transports`` (88, and its dict entry): while the transport reads,
+        this entry is what says that the fd is a transport's
+        (_ensure_fd_no_transport); while it does not, ``_transports`` does.
+        """
+        self._check_closed()
+        fd = transport._sock_fd
+        if type(transport) is not _StreamTransport:
+            # (A subclass: the run phase recognises only the class itself.)
+            self._add_reader(fd, transport._read_ready)
+            return
+        tr = transport
+        old = self._readers.get(fd)
+        # A new context for a new registration: a read queued under the
+        # last one is skipped (_run_transport), as a cancelled Handle is.
+        tr._read_ctx = _copy_context()
+        self._readers[fd] = transport
+        if old is None:
+            writing = fd in self._writers
+            try:
+                self._poller.set_interest(fd, True, writing)
+            except BaseException:
+                del self._readers[fd]
+                tr._read_ctx = None
+                if writing:
+                    self._drop_registration(fd)
+                raise
+        elif old is not transport:
+            self._reader_removed(fd, old)
+        owner = self._transports.pop(fd, None)
+        if owner is not None and owner is not transport:
+            self._transports[fd] = owner  # (not this fd's entry to drop)
+
+    @cython.locals(tr=CStream)
+    def _reader_removed(self, fd: int, entry: Any) -> None:
+        """`entry` is no longer fd's reader: cancel it, or, for a stream
+        transport, void any read queued for it (its context goes: the read
+        is skipped) and note it in ``_transports`` again, weakly, where
+        asyncio's loop keeps every transport."""
+        if type(entry) is _StreamTransport:
+            tr = entry
+            tr._read_ctx = None
+            tr._read_queued = None
+            self._transports[fd] = entry
+        else:
+            entry.cancel()
 
     # _add_reader/_add_writer and _remove_reader/_remove_writer are mirror
     # images written out: one shared body cost 1-10% more instructions per
@@ -551,7 +688,7 @@ class _LoopCore:
         old = self._readers.get(fd)
         self._readers[fd] = handle
         if old is not None:
-            old.cancel()
+            self._reader_removed(fd, old)
         else:
             writing = fd in self._writers
             try:
@@ -569,22 +706,25 @@ class _LoopCore:
         if self._closed:
             return False
         fd = fileobj if type(fileobj) is int and fileobj >= 0 else self._registered_fd(fileobj)
-        handle = self._readers.pop(fd, None)
-        if handle is None:
+        entry = self._readers.pop(fd, None)
+        if entry is None:
             return False
         writing = fd in self._writers
         if writing:
             try:
                 self._poller.set_interest(fd, False, True)
             except BaseException:
+                if type(entry) is _StreamTransport:
+                    self._transports[fd] = entry  # (as in _drop_registration)
                 self._drop_registration(fd)
                 raise
         else:
             self._poller.set_interest(fd, False, False)
             if self._fileobjs:
                 self._fileobjs.pop(fd, None)
-        # Cancel: the handle may already sit in this turn's ready queue.
-        handle.cancel()
+        # Cancel: the handle (or transport) may already sit in this turn's
+        # ready queue.
+        self._reader_removed(fd, entry)
         return True
 
     def _add_writer(self, fileobj: Any, callback: Callable[..., object], *args: Any) -> Handle:
@@ -634,7 +774,7 @@ class _LoopCore:
         the same socket usually comes a moment later, so the fd stays known
         to the poller, only silenced (poller.park), if no writer is on it."""
         handle = self._readers.pop(fd)
-        handle.cancel()
+        handle.cancel()  # type: ignore[union-attr]  # (a sock_* read's: a Handle)
         writing = fd in self._writers
         if writing or self._park is None:
             self._poller.set_interest(fd, False, writing)
@@ -770,12 +910,7 @@ class _LoopCore:
             writers = self._writers
             for fd, mask in event_list:
                 if mask & readable:
-                    handle = readers.get(fd)
-                    if handle is not None:
-                        if handle._cancelled:
-                            self._remove_reader(fd)
-                        else:
-                            self._ready_append(handle)
+                    _queue_reader(self, readers, fd)
                 if mask & writable:
                     handle = writers.get(fd)
                     if handle is not None:
@@ -823,14 +958,34 @@ class _LoopCore:
             self._run_ready_observed(ntodo)
             return
         popleft = self._ready_popleft
-        for _ in range(ntodo):
-            if cython.compiled:
-                handle = call_none(popleft)
-            else:
-                handle = popleft()
-            if handle._cancelled:
-                continue
-            _run_one(handle)
+        if not self._queued_reads:
+            # Handles only (the turns of a call_soon chain, of task steps):
+            # no test per handle.
+            for _ in range(ntodo):
+                if cython.compiled:
+                    handle = call_none(popleft)
+                else:
+                    handle = popleft()
+                if handle._cancelled:
+                    continue
+                _run_one(handle)
+        else:
+            for _ in range(ntodo):
+                if cython.compiled:
+                    item = call_none(popleft)
+                else:
+                    item = popleft()
+                if type(item) is _StreamTransport:
+                    self._queued_reads -= 1
+                    _run_transport(self, item)
+                    continue
+                handle = item
+                # One reference while it runs, not two: a handle that only
+                # this frame holds is kept for reuse once it has run.
+                item = None
+                if handle._cancelled:
+                    continue
+                _run_one(handle)
         # A callback's traceback may keep this frame: not the last handle
         # (asyncio's _run_once does the same).
         handle = None
@@ -842,7 +997,16 @@ class _LoopCore:
         debug = self._debug
         task = None
         for _ in range(ntodo):
-            handle = popleft()
+            item = popleft()
+            if type(item) is _StreamTransport:
+                self._queued_reads -= 1
+                tr = item
+                if tr._read_ctx is None or tr._read_queued is not tr._read_ctx:
+                    continue  # (as in _run_transport)
+                # What is observed is a Handle, as on asyncio's loop.
+                item = _transport_handle(self, item)
+            handle = item
+            item = None  # (as in _run_ready)
             if handle._cancelled:
                 continue
             # (The hooks report and never raise: an instrument that does is
@@ -863,7 +1027,7 @@ class _LoopCore:
                 _run_one(handle)
             if instruments is not None:
                 instruments.after(handle, task)
-        handle = task = None  # (as in _run_ready)
+        handle = task = tr = None  # type: ignore[assignment]  # (as in _run_ready)
 
 
 class EventLoop(_LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
@@ -928,6 +1092,7 @@ class EventLoop(_LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
         self._init_timers()
         self._note_overrides()
         self._timer_cancelled_count = 0
+        self._queued_reads = 0
         self._wakeup_pending = False
         # fd -> reader/writer Handle, made once at registration.
         self._readers = {}
@@ -1105,6 +1270,7 @@ class EventLoop(_LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
             logger.debug("Close %r", self)
         self._closed = True
         self._ready.clear()
+        self._queued_reads = 0
         self._timers.replace([])
         self._executor_shutdown_called = True
         executor = self._default_executor
@@ -1118,8 +1284,8 @@ class EventLoop(_LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
             self._ssock = None  # type: ignore[assignment]
             self._csock.close()
             self._csock = None  # type: ignore[assignment]
-        for handle in self._readers.values():
-            handle.cancel()
+        for fd, entry in list(self._readers.items()):
+            self._reader_removed(fd, entry)
         for handle in self._writers.values():
             handle.cancel()
         self._readers.clear()
@@ -1390,9 +1556,25 @@ class EventLoop(_LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
 
     def _ensure_fd_no_transport(self, fd: Any) -> None:
         # fileno() -1 (closed, detached) passes: the registration decides.
-        transport = self._transports.get(_fileobj_fileno(fd))
+        fileno = _fileobj_fileno(fd)
+        # A reading stream transport is its fd's reader entry; any other
+        # transport is in _transports (_add_transport_reader).
+        transport = self._readers.get(fileno)
+        if type(transport) is not _StreamTransport:
+            transport = self._transports.get(fileno)
         if transport is not None and not transport.is_closing():
             raise RuntimeError(f"File descriptor {fd!r} is used by transport {transport!r}")
+
+    def _open_transports(self) -> list[Any]:
+        """The loop's transports whose socket may still be open (as asyncio's
+        ``_transports`` holds them): those in ``_transports`` and the stream
+        transports that are their fd's reader entry.  Callable from another
+        thread: it may then raise RuntimeError (a dict changed meanwhile)."""
+        found = {id(t): t for t in list(self._transports.values())}
+        for entry in list(self._readers.values()):
+            if type(entry) is _StreamTransport:
+                found[id(entry)] = entry
+        return list(found.values())
 
     def add_reader(
         self, fd: FileDescriptorLike, callback: Callable[[Unpack[_Ts]], Any], *args: Unpack[_Ts]

@@ -18,8 +18,11 @@ cdef class EpollPoller:
     cdef public int READABLE
     cdef public int WRITABLE
 
+    # fd stays the caller's int object: it is the key of _masks, which then
+    # shares it with the loop's _readers (an fd above 256 is an int object
+    # of its own: 32 bytes per connection if boxed again here).
     @cython.locals(mask=int, old=int)
-    cpdef set_interest(self, int fd, bint read, bint write)
+    cpdef set_interest(self, object fd, bint read, bint write)
 
     @cython.locals(old=int)
     cpdef park(self, int fd)

@@ -19,9 +19,10 @@ below as methods).  Accepting works like this:
 The Server counts its connections, which is what ``wait_closed`` (3.12.1+:
 waits for every connection to end) uses; it holds no reference to them, so an
 abandoned transport can still be collected and warn.  ``close_clients`` and
-``abort_clients`` (3.13) find them in the loop's ``_transports`` (every
-StreamTransport is there, weakly, under its fd, while its socket is open),
-so a connection costs the server one count, not a WeakSet entry (~145 bytes).
+``abort_clients`` (3.13) find them among the loop's transports
+(``loop._open_transports()``: every StreamTransport is found there while its
+socket is open), so a connection costs the server one count, not a WeakSet
+entry (~145 bytes).
 """
 
 from __future__ import annotations
@@ -121,8 +122,8 @@ class Server(events.AbstractServer):
         return self._active_count > 0
 
     def _live_clients(self) -> list[Any]:
-        """The open transports attached to this server, found in the loop's fd table."""
-        return [t for t in list(self._loop._transports.values()) if getattr(t, "_server", None) is self]
+        """The open transports attached to this server, found among the loop's."""
+        return [t for t in self._loop._open_transports() if getattr(t, "_server", None) is self]
 
     def _wakeup(self) -> None:
         waiters = self._waiters

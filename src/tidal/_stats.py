@@ -174,7 +174,7 @@ def transports_open(loop: Any) -> dict[str, int]:
     counts: dict[str, int] = {}
     for _ in range(100):
         try:
-            found = list(loop._transports.values())
+            found = loop._open_transports()
             break
         except RuntimeError:  # changed by the loop thread meanwhile
             continue

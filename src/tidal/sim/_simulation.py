@@ -580,7 +580,7 @@ class Simulation:
             if tasks:
                 loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
             # Connections the hosts left open end with the world they lived in.
-            transports = [t for t in loop._transports.values() if not t.is_closing()]
+            transports = [t for t in loop._open_transports() if not t.is_closing()]
             for transport in transports:
                 transport.abort()
             if transports:

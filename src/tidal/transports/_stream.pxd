@@ -1,6 +1,6 @@
 # C declarations for this module (Cython pure-Python mode).  Keep in step with the .py.
 #
-# Deliberately (almost) empty.  The transport class derives from asyncio's
+# Almost nothing of the class.  The transport class derives from asyncio's
 # Transport, whose BaseTransport has __slots__ = ('_extra',): a cdef base class
 # would conflict with that instance layout, and libraries check
 # isinstance(transport, asyncio.Transport).  So the class stays a Python class
@@ -9,6 +9,8 @@
 # class.  Module constants are left as Python objects on purpose: they are
 # compared with Python ints (len(), send() results), and a C-typed constant
 # would be boxed into a new int object at every such comparison.
+
+import cython
 
 # The read and write paths' syscalls (_syscalls.py says why): C functions.
 from tidal._syscalls_c cimport recv_bytes, recv_into, send
@@ -30,3 +32,12 @@ cdef int _READS_PER_EVENT
 cdef Py_ssize_t STREAM_READ
 # Whether the read loop of one event goes on (compiled: a C function).
 cdef bint _reads_on(CStream tr, object protocol, int reads) except -1
+
+# The read path (see _stream.py): C functions.  read_event is the loop's:
+# its run phase cimports it and calls it for a readable transport.
+@cython.locals(tr=CStream)
+cdef object read_event(object transport)
+@cython.locals(tr=CStream, n=Py_ssize_t, reads=int)
+cdef object _read_data(object self)
+@cython.locals(tr=CStream, nbytes=Py_ssize_t, size=Py_ssize_t, reads=int)
+cdef object _read_buffered(object self)

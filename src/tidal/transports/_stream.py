@@ -4,8 +4,9 @@ It behaves as asyncio's selector socket transport (same callbacks in the
 same order, same errors and messages); what differs is how it spends time
 and memory:
 
-* **Read path.**  The reader handle is made once, when reading starts; each
-  readiness event runs ``_read_ready``, which reads at most just under
+* **Read path.**  No reader Handle: while reading, the transport itself is
+  the loop's reader entry for its fd, and each readiness event runs
+  ``read_event`` (a C call, compiled), which reads at most just under
   128 KiB at a time (a fresh 256 KiB ``recv()``, as asyncio's, costs an mmap
   and page faults per call), again at once while a read fills the buffer,
   up to _READS_PER_EVENT reads.  Compiled, a small read goes into one buffer
@@ -290,6 +291,8 @@ class StreamTransport(StreamSlots):
         self._low_water = 16 * 1024
         self._recv_view = _shared_recv_view(loop, _read_size(protocol))
         self._big_reads = False  # the last read brought _DIRECT_READ or more
+        self._read_ctx = None  # (set while reading: see _stream_slots.py)
+        self._read_queued = None
         # The loop's byte counts (_iocount.py).  Compiled, the read and write
         # paths add to it as a C struct, unchecked: it must be an IOCounts.
         counts = loop._io_counts
@@ -306,8 +309,8 @@ class StreamTransport(StreamSlots):
         info = repr_info(self, self._sock is None, self._sock_fd)
         loop = self._loop
         if loop is not None and not loop.is_closed():
-            handle = loop._readers.get(self._sock_fd)
-            polling = handle is not None and not handle._cancelled
+            entry = loop._readers.get(self._sock_fd)
+            polling = entry is self or (entry is not None and not entry._cancelled)
             info.append("read=polling" if polling else "read=idle")
             handle = loop._writers.get(self._sock_fd)
             polling = handle is not None and not handle._cancelled
@@ -349,18 +352,12 @@ class StreamTransport(StreamSlots):
     # ------------------------------------------------------------------
 
     def set_protocol(self, protocol: protocols.BaseProtocol) -> None:
-        buffered = isinstance(protocol, protocols.BufferedProtocol)
         self._protocol = protocol
         self._protocol_connected = True
         if self._loop is not None:
             self._recv_view = _shared_recv_view(self._loop, _read_size(protocol))
-        if buffered != self._buffered:
-            self._buffered = buffered
-            # The reader handle is bound to one read method (no per-event
-            # dispatch): re-register it if it is live.
-            loop = self._loop
-            if loop is not None and self._sock_fd in loop._readers and self.is_reading():
-                self._start_reading()
+        # (read_event asks, per readiness event, which read to make.)
+        self._buffered = isinstance(protocol, protocols.BufferedProtocol)
 
     def get_protocol(self) -> protocols.BaseProtocol:
         return self._protocol
@@ -394,113 +391,15 @@ class StreamTransport(StreamSlots):
             logger.debug("%r resumes reading", self)
 
     def _start_reading(self) -> None:
-        """Register the reader: one Handle for as long as reading goes on."""
+        """Become the fd's reader: the loop's entry for it is this transport
+        itself, no Handle (the loop's _add_transport_reader)."""
         if self._closing or self._paused:
             return
-        if self._buffered:
-            self._loop._add_reader(self._sock_fd, self._read_ready_buffered)
-        else:
-            self._loop._add_reader(self._sock_fd, self._read_ready)
+        self._loop._add_transport_reader(self)
 
-    @cython.locals(tr=CStream, n=cython.Py_ssize_t, reads=cython.int)
     def _read_ready(self) -> None:
-        """The fd is readable: recv into the shared buffer, hand over a bytes copy.
-
-        Again at once while a read fills the buffer (_READS_PER_EVENT).
-        """
-        tr = self  # compiled: tr's fields are C struct members
-        protocol = tr._protocol
-        reads = 1
-        while True:
-            if tr._conn_lost:
-                return
-            try:
-                # A copy of just the bytes received (the buffer is reused at
-                # once), or after a large read a bytes object received into.
-                data = recv_bytes(tr._sock, tr._io_fd, tr._recv_view, tr._big_reads)  # type: ignore[arg-type]
-            except (BlockingIOError, InterruptedError):
-                return
-            except (SystemExit, KeyboardInterrupt):
-                raise
-            except BaseException as exc:
-                self._fatal_error(exc, "Fatal read error on socket transport")
-                return
-            if not data:
-                self._read_eof()
-                return
-            # (A socket subclass's recv() may return any object: only a bytes
-            # object's length is asked for.)
-            n = len(data) if type(data) is bytes else 0
-            cython.cast(IOCounts, tr._io_counts).read += n
-            tr._big_reads = n >= _DIRECT_READ
-            try:
-                protocol.data_received(data)
-            except (SystemExit, KeyboardInterrupt):
-                raise
-            except BaseException as exc:
-                self._fatal_error(exc, "Fatal error: protocol.data_received() call failed.")
-                return
-            # Again only if the read filled the buffer (the first test is
-            # all a small read costs) and the protocol still wants more.
-            if (
-                n < STREAM_READ  # (the smaller of the two read sizes)
-                or n < len(tr._recv_view)
-                or not _reads_on(tr, protocol, reads)
-            ):
-                return
-            reads += 1
-
-    @cython.locals(tr=CStream, nbytes=cython.Py_ssize_t, size=cython.Py_ssize_t, reads=cython.int)
-    def _read_ready_buffered(self) -> None:
-        """The fd is readable: recv straight into the BufferedProtocol's buffer.
-
-        Again at once while a read fills the buffer (_READS_PER_EVENT).
-        """
-        tr = self  # compiled: tr's fields are C struct members
-        protocol = tr._protocol
-        reads = 1
-        while True:
-            if tr._conn_lost:
-                return
-            try:
-                buf = protocol.get_buffer(-1)
-                size = len(buf)
-                if not size:
-                    raise RuntimeError("get_buffer() returned an empty buffer")
-            except (SystemExit, KeyboardInterrupt):
-                raise
-            except BaseException as exc:
-                self._fatal_error(exc, "Fatal error: protocol.get_buffer() call failed.")
-                return
-            try:
-                nbytes = recv_into(tr._sock, tr._io_fd, buf)  # type: ignore[arg-type]
-            except (BlockingIOError, InterruptedError):
-                return
-            except (SystemExit, KeyboardInterrupt):
-                raise
-            except BaseException as exc:
-                self._fatal_error(exc, "Fatal read error on socket transport")
-                return
-            if not nbytes:
-                self._read_eof()
-                return
-            cython.cast(IOCounts, tr._io_counts).read += nbytes
-            try:
-                protocol.buffer_updated(nbytes)
-            except (SystemExit, KeyboardInterrupt):
-                raise
-            except BaseException as exc:
-                self._fatal_error(exc, "Fatal error: protocol.buffer_updated() call failed.")
-                return
-            if (
-                nbytes < size
-                # (len() counts items: a buffer of wider items is full only
-                # when its bytes are, asked of the rare read that may be.)
-                or nbytes < memoryview(buf).nbytes
-                or not _reads_on(tr, protocol, reads)
-            ):
-                return
-            reads += 1
+        """The fd is readable: asyncio's name for it (the loop calls read_event)."""
+        read_event(self)
 
     def _read_eof(self) -> None:
         if self._loop.get_debug():
@@ -797,6 +696,127 @@ class StreamTransport(StreamSlots):
 
     def _reset_empty_waiter(self) -> None:
         self._empty_waiter = None
+
+
+# The read path.  Module functions rather than methods: compiled, the loop's
+# run phase calls read_event as a C function (no attribute lookup, no bound
+# method, no Python call per event), and read_event calls these two the same
+# way.
+
+
+def read_event(transport: StreamTransport) -> None:
+    """A readable transport's turn: what the loop runs when its fd is readable.
+
+    The loop runs it in the context copied when reading started (as it
+    would run a reader Handle), once per readiness event.  Which read
+    happens is decided here, per event, as asyncio's transport decides it:
+    straight into a BufferedProtocol's buffer, or data_received.
+    """
+    tr = transport  # compiled: tr's fields are C struct members
+    if tr._buffered:
+        _read_buffered(transport)
+    else:
+        _read_data(transport)
+
+
+def _read_data(self: StreamTransport) -> None:
+    """The fd is readable: recv into the shared buffer, hand over a bytes copy.
+
+    Again at once while a read fills the buffer (_READS_PER_EVENT).
+    """
+    tr = self  # compiled: tr's fields are C struct members
+    protocol = tr._protocol
+    reads = 1
+    while True:
+        if tr._conn_lost:
+            return
+        try:
+            # A copy of just the bytes received (the buffer is reused at
+            # once), or after a large read a bytes object received into.
+            data = recv_bytes(tr._sock, tr._io_fd, tr._recv_view, tr._big_reads)  # type: ignore[arg-type]
+        except (BlockingIOError, InterruptedError):
+            return
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(exc, "Fatal read error on socket transport")
+            return
+        if not data:
+            self._read_eof()
+            return
+        # (A socket subclass's recv() may return any object: only a bytes
+        # object's length is asked for.)
+        n = len(data) if type(data) is bytes else 0
+        cython.cast(IOCounts, tr._io_counts).read += n
+        tr._big_reads = n >= _DIRECT_READ
+        try:
+            protocol.data_received(data)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(exc, "Fatal error: protocol.data_received() call failed.")
+            return
+        # Again only if the read filled the buffer (the first test is
+        # all a small read costs) and the protocol still wants more.
+        if (
+            n < STREAM_READ  # (the smaller of the two read sizes)
+            or n < len(tr._recv_view)
+            or not _reads_on(tr, protocol, reads)
+        ):
+            return
+        reads += 1
+
+
+def _read_buffered(self: StreamTransport) -> None:
+    """The fd is readable: recv straight into the BufferedProtocol's buffer.
+
+    Again at once while a read fills the buffer (_READS_PER_EVENT).
+    """
+    tr = self  # compiled: tr's fields are C struct members
+    protocol = tr._protocol
+    reads = 1
+    while True:
+        if tr._conn_lost:
+            return
+        try:
+            buf = protocol.get_buffer(-1)
+            size = len(buf)
+            if not size:
+                raise RuntimeError("get_buffer() returned an empty buffer")
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(exc, "Fatal error: protocol.get_buffer() call failed.")
+            return
+        try:
+            nbytes = recv_into(tr._sock, tr._io_fd, buf)  # type: ignore[arg-type]
+        except (BlockingIOError, InterruptedError):
+            return
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(exc, "Fatal read error on socket transport")
+            return
+        if not nbytes:
+            self._read_eof()
+            return
+        cython.cast(IOCounts, tr._io_counts).read += nbytes
+        try:
+            protocol.buffer_updated(nbytes)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(exc, "Fatal error: protocol.buffer_updated() call failed.")
+            return
+        if (
+            nbytes < size
+            # (len() counts items: a buffer of wider items is full only
+            # when its bytes are, asked of the rare read that may be.)
+            or nbytes < memoryview(buf).nbytes
+            or not _reads_on(tr, protocol, reads)
+        ):
+            return
+        reads += 1
 
 
 __all__ = ["StreamTransport"]

@@ -17,7 +17,8 @@
     X(_extra) \
     X(_big_reads) X(_buffer) X(_buffer_size) X(_buffered) X(_closing) X(_conn_lost) \
     X(_empty_waiter) X(_eof) X(_high_water) X(_io_counts) X(_io_fd) X(_loop) X(_low_water) X(_paused) \
-    X(_peername) X(_protocol) X(_protocol_connected) X(_protocol_paused) X(_recv_view) \
+    X(_peername) X(_protocol) X(_protocol_connected) X(_protocol_paused) X(_read_ctx) \
+    X(_read_queued) X(_recv_view) \
     X(_server) X(_sock) X(_sock_fd)
 
 typedef struct {

@@ -30,6 +30,8 @@ cdef extern from "tidal/transports/_stream_layout.h":
         cdef object _protocol
         cdef object _protocol_connected
         cdef object _protocol_paused
+        cdef object _read_ctx
+        cdef object _read_queued
         cdef object _recv_view
         cdef object _server
         cdef object _sock

@@ -51,8 +51,16 @@ class StreamSlots(transports.Transport):
     _big_reads: bool
     _io_counts: Any  # the loop's _iocount.IOCounts: each read and write adds its bytes
     _peername: Any  # the peer's address until _extra is filled in (see _stream.py)
+    # The transport is the loop's reader entry for its fd (no Handle): the
+    # context its reads run in, copied when reading started (None while not
+    # reading), and that same context once more when the loop queued a read,
+    # so a read queued before reading stopped or restarted is skipped, as a
+    # cancelled Handle is (the loop's _add_transport_reader).
+    _read_ctx: Any
+    _read_queued: Any
 
     # The storage: one slot per annotated field (CPython lays them out sorted
     # by name, whatever the order here), and weak references (the loop's
-    # _transports map is a WeakValueDictionary).
+    # _transports map is a WeakValueDictionary; asyncio's transports take
+    # them too).
     __slots__ = (*__annotations__, "__weakref__")
