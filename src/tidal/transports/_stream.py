@@ -224,6 +224,28 @@ _DEFER_SOCKET_EXTRA = sys.platform.startswith("linux")
 _EXTRA_FILLED: Any = object()
 
 
+def _compact_address(addr: Any) -> Any:
+    """accept()'s address as _peername keeps it: an IPv4 (host, port) as one
+    int, (address << 16) | port, 32 bytes where the tuple, its str and its port
+    take ~150 per idle connection; any other address as it is."""
+    if type(addr) is tuple and len(addr) == 2:
+        host, port = addr
+        if type(host) is str and type(port) is int:
+            try:
+                return int.from_bytes(socket.inet_aton(host), "big") << 16 | port
+            except OSError:
+                pass
+    return addr
+
+
+def _full_address(kept: Any) -> Any:
+    """The address _compact_address was given (inet_ntoa writes the dotted
+    quad accept()'s inet_ntop wrote)."""
+    if type(kept) is int:
+        return (socket.inet_ntoa((kept >> 16).to_bytes(4, "big")), kept & 0xFFFF)
+    return kept
+
+
 # Compiled, the read and write paths read StreamSlots' fields at the offsets
 # _stream_layout.pxd's C struct gives: check once, at import, that this
 # Python put them there.
@@ -265,7 +287,7 @@ class StreamTransport(StreamSlots):
             self._peername = _EXTRA_FILLED
         else:
             self._extra = extra  # type: ignore[assignment]
-            self._peername = peername
+            self._peername = _compact_address(peername)
         self._sock = None  # set near the end: __del__ tests it
         self._loop = loop
         self._sock_fd = sock.fileno()
@@ -344,7 +366,7 @@ class StreamTransport(StreamSlots):
 
     def _fill_extra(self) -> None:
         """Fill in _extra's socket entries, as asyncio does when it makes the transport."""
-        self._extra = socket_extra(self._sock, self._extra, self._peername)  # type: ignore[arg-type]
+        self._extra = socket_extra(self._sock, self._extra, _full_address(self._peername))  # type: ignore[arg-type]
         self._peername = _EXTRA_FILLED
 
     # ------------------------------------------------------------------

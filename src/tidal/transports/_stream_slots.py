@@ -50,7 +50,7 @@ class StreamSlots(transports.Transport):
     _recv_view: memoryview
     _big_reads: bool
     _io_counts: Any  # the loop's _iocount.IOCounts: each read and write adds its bytes
-    _peername: Any  # the peer's address until _extra is filled in (see _stream.py)
+    _peername: Any  # the peer's address until _extra is filled in (_stream.py's _compact_address)
     # The transport is the loop's reader entry for its fd (no Handle): the
     # context its reads run in, copied when reading started (None while not
     # reading), and that same context once more when the loop queued a read,
