@@ -18,7 +18,9 @@ A loop holds three kinds of pending work:
    but the loop's own wake-up pipe is watched, the poll is skipped: it could
    find nothing that is not already queued).  Each ready fd's reader/writer
    handle is appended to the ready queue.  These handles are made once, when
-   the reader/writer is registered, so an I/O event allocates nothing.
+   the reader/writer is registered, so an I/O event allocates nothing; a
+   stream transport that reads is its own reader entry, and is queued
+   itself (``_add_transport_reader``).
 2. **Handle time.**  Timers whose time has come move to the ready queue.
 3. **Run ready.**  Exactly the handles that were ready when this phase began
    run, in FIFO order.  Whatever they schedule runs next turn, so a callback
