@@ -623,29 +623,39 @@ class _LoopCore:
         self._poller.set_interest(fd, False, False)
 
     @cython.locals(tr=CStream)
-    def _add_transport_reader(self, transport: Any) -> None:
+    def _add_transport_reader(self, transport: Any, start: bool) -> None:
         """Make a stream transport its fd's reader, with no Handle.
 
         The reader entry (``_readers[fd]``) is the transport itself: when the
         fd is readable, the turn queues the transport, and the run phase
         calls its read_event (_run_transport), a C call when compiled, in a
-        context copied here, as a Handle's is.  So an idle connection costs
-        no reader Handle (96 bytes), bound method (64) or weak reference in
-        ``_transports`` (88, and its dict entry): while the transport reads,
-        this entry is what says that the fd is a transport's
-        (_ensure_fd_no_transport); while it does not, ``_transports`` does.
+        context copied here when reading starts, as a Handle's is.  So an
+        idle connection costs no reader Handle (96 bytes), bound method (64)
+        or weak reference in ``_transports`` (88, and its dict entry).
+
+        The entry is made with the transport (`start` False: its fd is
+        polled, but with no context a read is skipped) and reading starts a
+        turn later, when its _start_reading runs (`start` True), as asyncio's
+        transport starts then.  From the transport's making until reading
+        stops, this entry is what says that the fd is a transport's
+        (_ensure_fd_no_transport); from then on, ``_transports`` does.
         """
         self._check_closed()
         fd = transport._sock_fd
         if type(transport) is not _StreamTransport:
             # (A subclass: the run phase recognises only the class itself.)
-            self._add_reader(fd, transport._read_ready)
+            if start:
+                self._add_reader(fd, transport._read_ready)
+            else:
+                self._transports[fd] = transport
             return
         tr = transport
         old = self._readers.get(fd)
-        # A new context for a new registration: a read queued under the
-        # last one is skipped (_run_transport), as a cancelled Handle is.
-        tr._read_ctx = _copy_context()
+        # A new context for each start: a read queued before it (none
+        # then) is skipped (_run_transport), as a cancelled Handle is.
+        tr._read_ctx = _copy_context() if start else None
+        if old is transport:
+            return
         self._readers[fd] = transport
         if old is None:
             writing = fd in self._writers
@@ -657,11 +667,14 @@ class _LoopCore:
                 if writing:
                     self._drop_registration(fd)
                 raise
-        elif old is not transport:
+        else:
             self._reader_removed(fd, old)
-        owner = self._transports.pop(fd, None)
-        if owner is not None and owner is not transport:
-            self._transports[fd] = owner  # (not this fd's entry to drop)
+        if start:
+            # Reading again (after pause_reading or a kept-open EOF): the
+            # entry says whose fd it is, not _transports any more.
+            owner = self._transports.pop(fd, None)
+            if owner is not None and owner is not transport:
+                self._transports[fd] = owner  # (not this fd's entry to drop)
 
     @cython.locals(tr=CStream)
     def _reader_removed(self, fd: int, entry: Any) -> None:

@@ -180,11 +180,17 @@ def force_close(transport: Any, fd: int, exc: BaseException | None) -> None:
 # copies read C struct fields instead of making an interpreted call.)
 
 
-def start_connection(transport: Any, fd: int, protocol: Any, start: Any, waiter: Any) -> None:
+def start_connection(
+    transport: Any, fd: int, protocol: Any, start: Any, waiter: Any, track: bool = True
+) -> None:
     """The end of a transport's __init__: connection_made, then `start` (reading or
-    watching), then the waiter, each on the next turn, in that order (asyncio's)."""
+    watching), then the waiter, each on the next turn, in that order (asyncio's).
+
+    `track`: note the transport in the loop's _transports under `fd` (a
+    stream transport is its fd's reader entry instead)."""
     loop = transport._loop
-    loop._transports[fd] = transport
+    if track:
+        loop._transports[fd] = transport
     loop.call_soon(protocol.connection_made, transport)
     if start is not None:
         loop.call_soon(start)

@@ -321,18 +321,24 @@ class StreamTransport(StreamSlots):
         if type(counts) is not IOCounts:
             raise TypeError(f"loop._io_counts must be an IOCounts, not {type(counts).__name__}")
         self._io_counts = counts
+        # The fd's reader entry from now on (reading starts next turn, when
+        # _start_reading runs): what tells the loop the fd is ours.
+        loop._add_transport_reader(self, False)
         self._sock = sock
         if server is not None:
             server._attach(self)
         _set_nodelay(sock)
-        start_connection(self, self._sock_fd, protocol, self._start_reading, waiter)
+        start_connection(self, self._sock_fd, protocol, self._start_reading, waiter, False)
 
     def __repr__(self) -> str:
         info = repr_info(self, self._sock is None, self._sock_fd)
         loop = self._loop
         if loop is not None and not loop.is_closed():
             entry = loop._readers.get(self._sock_fd)
-            polling = entry is self or (entry is not None and not entry._cancelled)
+            if entry is self:
+                polling = self._read_ctx is not None  # (not before reading starts)
+            else:
+                polling = entry is not None and not entry._cancelled
             info.append("read=polling" if polling else "read=idle")
             handle = loop._writers.get(self._sock_fd)
             polling = handle is not None and not handle._cancelled
@@ -417,7 +423,7 @@ class StreamTransport(StreamSlots):
         itself, no Handle (the loop's _add_transport_reader)."""
         if self._closing or self._paused:
             return
-        self._loop._add_transport_reader(self)
+        self._loop._add_transport_reader(self, True)
 
     def _read_ready(self) -> None:
         """The fd is readable: asyncio's name for it (the loop calls read_event)."""
