@@ -145,3 +145,40 @@ def test_an_explored_run_is_the_same_in_another_process() -> None:
     unexplored.host("db", examples.store, [], False)
     unexplored.host("client", examples.writer)
     assert unexplored.run(until=5).trace_hash != here.trace_hash
+
+
+def test_exploring_tcp_streams() -> None:
+    """Streams over the simulated network, explored: a stream transport
+    queued for its read (it is its fd's reader entry, no Handle) is an I/O
+    event of its own, and every client gets its answers."""
+
+    async def server() -> str:
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            while line := await reader.readline():
+                writer.write(line.upper())
+                await writer.drain()
+            writer.close()
+
+        async with await asyncio.start_server(handle, None, 7000):
+            await asyncio.sleep(5)
+        return "served"
+
+    async def client() -> list[bytes]:
+        await asyncio.sleep(0.01)  # the server listens first
+        reader, writer = await asyncio.open_connection("server", 7000)
+        got = []
+        for i in range(5):
+            writer.write(b"line %d\n" % i)
+            got.append(await reader.readline())
+        writer.close()
+        await writer.wait_closed()
+        return got
+
+    for seed in range(3):
+        s = sim.Simulation(seed, explore=True)
+        s.host("server", server)
+        for i in range(3):
+            s.host(f"c{i}", client)
+        res = s.run(until=60)
+        for i in range(3):
+            assert res.results[f"c{i}"] == [b"LINE %d\n" % n for n in range(5)]

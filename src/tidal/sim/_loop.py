@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Callable, Coroutine, TypeVar
 
 from .._instrument import task_of
 from .._loop import EventLoop
+from ..transports._stream import StreamTransport
 from ._clock import VirtualClock
 from ._entropy import Entropy
 from ._host import current_host
@@ -59,6 +60,12 @@ class _WaitedExecutor(concurrent.futures.Executor):
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         self._executor.shutdown(wait, cancel_futures=cancel_futures)
+
+
+def _step_of(item: Any) -> asyncio.Task[Any] | None:
+    """task_of for an item of the ready queue: a stream transport queued for
+    its read (it is its fd's reader entry: no Handle) is an I/O event."""
+    return None if type(item) is StreamTransport else task_of(item)
 
 
 class SimEventLoop(EventLoop):
@@ -182,7 +189,7 @@ class SimEventLoop(EventLoop):
             elif i < known:
                 events.append(origins[i])
                 continue
-            elif task_of(handle) is not None:
+            elif _step_of(handle) is not None:
                 # A task step queued outside the turns (create_task before
                 # the loop runs): all such are one event, in their order.
                 events.append(_OUTSIDE)
@@ -213,7 +220,7 @@ class SimEventLoop(EventLoop):
     def _order_task_steps(self, handles: list[Any], events: list[int]) -> None:
         """Put the task steps, in the places task steps hold, in the order
         of their events' ranks (their queue order within one event)."""
-        slots = [i for i, handle in enumerate(handles) if task_of(handle) is not None]
+        slots = [i for i, handle in enumerate(handles) if _step_of(handle) is not None]
         if len(slots) < 2:
             return
         first = events[slots[0]]
