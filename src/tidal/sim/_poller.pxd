@@ -2,6 +2,9 @@
 
 from tidal.sim._clock cimport VirtualClock
 
+cdef Py_ssize_t _DRAIN_EVERY
+cdef list _NOTHING
+
 # A cdef class: poll() runs once per turn of a simulated loop (and per jump
 # of its clock), so its fields are C struct members.  What the network and
 # the loop read stays public.

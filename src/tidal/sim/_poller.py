@@ -19,6 +19,13 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from .._poller import default_poller
+
+try:
+    import cython
+except ImportError:  # interpreted, without Cython installed
+    from types import SimpleNamespace
+
+    cython = SimpleNamespace(locals=lambda **types: lambda func: func, double=float)
 from ._clock import NS_PER_S, VirtualClock
 
 # Simulated sockets' fds start here: far above any real fd (the kernel hands
@@ -133,11 +140,15 @@ class SimPoller:
             return ready
         return ready + self._real.poll(0)  # type: ignore[no-any-return]
 
+    # (Compiled, the wait is a C double: a turn's tests are C comparisons.)
+    @cython.locals(wait=cython.double)
     def poll(self, timeout: float | None) -> list[tuple[int, int]]:
         if self._vcandidates:
             ready = self._virtual_events()
             if ready:
                 return self._with_real(ready)
+        # The wait as a number (compiled, a C double): -1.0 for "no limit".
+        wait = -1.0 if timeout is None else timeout
         network = self.network
         if network is not None and network.events:
             # The network's next event, if it comes before the loop's next
@@ -145,33 +156,31 @@ class SimPoller:
             # ready are reported in this same poll.
             clock = self._clock
             due = network.events[0][0]
-            if timeout is None or due <= clock.ns + (
-                (round(timeout * NS_PER_S) or 1) if timeout > 0 else 0
-            ):
+            if wait < 0 or due <= clock.ns + ((round(wait * NS_PER_S) or 1) if wait > 0 else 0):
                 if due > clock.ns:
                     clock.advance_to(due)
                 network.run_due()
-                timeout = 0
+                wait = 0.0
                 if self._vcandidates:
                     ready = self._virtual_events()
                     if ready:
                         return self._with_real(ready)
-        if self._only_wakeup and timeout is not None:
+        if self._only_wakeup and wait >= 0:
             # Only the self-pipe is real: no syscall for it per turn or per
             # jump (call_soon_threadsafe queues its handle itself; the bytes
             # only end a real wait).  It is drained every _DRAIN_EVERY jumps,
             # and when the loop would wait for ever.
-            if timeout == 0:
+            if wait == 0:
                 return _NOTHING
             self._jumps += 1
             if self._jumps % _DRAIN_EVERY:
-                self._clock.advance(timeout)
+                self._clock.advance(wait)
                 return _NOTHING
         events: list[tuple[int, int]] = self._real.poll(0)
-        if events or timeout == 0:
+        if events or wait == 0:
             return events
-        if timeout is not None:
-            self._clock.advance(timeout)
+        if wait > 0:
+            self._clock.advance(wait)
             return events
         if self._real_fds - self._wakeup_fds:
             # A real fd the program watches: only the outside world can help.
