@@ -36,6 +36,14 @@ cdef double _MIN_CANCELLED_TIMER_HANDLES_FRACTION
 cdef object _Deque                         # collections.deque (_ready_len)
 cdef object _StreamTransport               # compared with type(): a pointer test
 cdef object _copy_context
+cdef object _MAXIMUM_SELECT_TIMEOUT
+
+# Module globals read per callback, future or timer (call_soon, create_future,
+# call_later): C globals, not a lookup in the module's dict per use.
+cdef object Handle
+cdef object TimerHandle
+cdef object _Future
+cdef object _Task
 
 
 # The hot state as a C struct: each field read below is a pointer load, not
