@@ -691,3 +691,73 @@ def test_a_thousand_timers_dropped_together_are_reused_whole():
         if was_enabled:
             gc.enable()
         loop.close()
+
+
+# asyncio.sleep's timer calls asyncio.futures._set_result_unless_cancelled;
+# tidal's compiled loop does that function's two calls itself for asyncio's
+# own pending Future.  Everything else must still go through the function.
+
+
+def _sleep_callback():
+    from asyncio import futures
+
+    return futures._set_result_unless_cancelled
+
+
+def test_a_sleeps_timer_sets_the_result_in_every_case(loop, loop_errors):
+    set_unless_cancelled = _sleep_callback()
+    pending, cancelled, finished = (loop.create_future() for _ in range(3))
+    cancelled.cancel()
+    finished.set_result("first")
+    for fut in (pending, cancelled, finished):
+        loop.call_later(0, set_unless_cancelled, fut, "late")
+    loop.run_until_complete(asyncio.sleep(0.01))
+    assert pending.result() == "late"
+    assert cancelled.cancelled()
+    assert finished.result() == "first"
+    # The finished one: the function's own InvalidStateError, reported with
+    # the function named as the callback.
+    [ctx] = loop_errors
+    loop_errors.clear()
+    assert isinstance(ctx["exception"], asyncio.InvalidStateError)
+    assert "_set_result_unless_cancelled" in ctx["message"]
+    assert ctx["handle"]._callback is set_unless_cancelled
+
+
+def test_a_future_subclass_is_set_through_its_own_methods(loop):
+    calls = []
+
+    class Recording(asyncio.Future):
+        def done(self):
+            calls.append("done")
+            return super().done()
+
+        def cancelled(self):
+            calls.append("cancelled")
+            return super().cancelled()
+
+        def set_result(self, result):
+            calls.append(("set_result", result))
+            super().set_result(result)
+
+    fut = Recording(loop=loop)
+    loop.call_later(0, _sleep_callback(), fut, 7)
+    loop.run_until_complete(asyncio.sleep(0.01))
+    assert fut.result() == 7
+    assert calls == ["cancelled", ("set_result", 7)]
+
+
+def test_a_sleep_wakes_its_task_in_the_tasks_context(loop):
+    var = contextvars.ContextVar("var", default="unset")
+    seen = []
+
+    async def sleeper(value):
+        var.set(value)
+        result = await asyncio.sleep(0.001, result=value)
+        seen.append((result, var.get()))
+
+    async def main():
+        await asyncio.gather(sleeper("a"), sleeper("b"))
+
+    loop.run_until_complete(main())
+    assert sorted(seen) == [("a", "a"), ("b", "b")]

@@ -184,6 +184,55 @@ static inline PyObject *tidal_new_timer(PyObject *cls, PyObject *when, PyObject 
     return (PyObject *)tidal_fill_handle(&h->__pyx_base, callback, args, loop, context);
 }
 
+/* asyncio.sleep's wake-up without a Python frame.  Each sleep schedules
+   asyncio.futures._set_result_unless_cancelled(future, result) with
+   call_later; that function is `if fut.cancelled(): return` then
+   `fut.set_result(result)`, and it is a Python function, so each sleep's
+   timer would push a frame to make two C calls.  For asyncio's own C
+   Future (exactly: a subclass may override either method) that is still
+   pending, those two calls are made here instead, in the handle's
+   context as before.  A future already done (cancelled, or finished: an
+   InvalidStateError to report) runs the function itself, so what it
+   does and raises is the function's own.  Set once by
+   tidal_use_fast_sleep; interpreted, the function always runs. */
+static PyObject *tidal_sleep_callback = NULL;
+static PyTypeObject *tidal_sleep_future_type = NULL;
+static PyObject *tidal_str_done = NULL, *tidal_str_set_result = NULL;
+
+static inline PyObject *tidal_use_fast_sleep(PyObject *callback, PyObject *future_cls) {
+    if (!PyType_Check(future_cls)) {
+        PyErr_SetString(PyExc_TypeError, "tidal_use_fast_sleep: a Future class is needed");
+        return NULL;
+    }
+    if (tidal_sleep_callback == NULL) {
+        tidal_str_done = PyUnicode_InternFromString("done");
+        tidal_str_set_result = PyUnicode_InternFromString("set_result");
+        if (tidal_str_done == NULL || tidal_str_set_result == NULL) return NULL;
+        Py_INCREF(future_cls);
+        tidal_sleep_future_type = (PyTypeObject *)future_cls;
+        Py_INCREF(callback);
+        tidal_sleep_callback = callback;
+    }
+    Py_RETURN_NONE;
+}
+
+/* 1: the wake-up was done here; 0: not a sleep's pending future (call the
+   callback); -1: an error is set. */
+static inline int tidal_fast_sleep(PyObject *callback, PyObject *args) {
+    if (callback != tidal_sleep_callback || PyTuple_GET_SIZE(args) != 2) return 0;
+    PyObject *fut = PyTuple_GET_ITEM(args, 0);
+    if (!Py_IS_TYPE(fut, tidal_sleep_future_type)) return 0;
+    PyObject *done = PyObject_CallMethodNoArgs(fut, tidal_str_done);
+    if (done == NULL) return -1;
+    int pending = done == Py_False;
+    Py_DECREF(done);
+    if (!pending) return 0;
+    PyObject *r = PyObject_CallMethodOneArg(fut, tidal_str_set_result, PyTuple_GET_ITEM(args, 1));
+    if (r == NULL) return -1;
+    Py_DECREF(r);
+    return 1;
+}
+
 /* asyncio's Handle._run without its Python frame: context.run(callback,
    *args), which is exactly enter, call, exit; then the handle may be
    kept for reuse.  -1 with the exception set if the callback raised
@@ -202,7 +251,13 @@ static inline int tidal_run_handle(PyObject *op) {
         if (args == NULL) goto done;
     }
     if (PyContext_Enter(context) == 0) {
-        result = PyObject_Call(callback, args, NULL);
+        int fast = tidal_fast_sleep(callback, args);
+        if (fast == 0) {
+            result = PyObject_Call(callback, args, NULL);
+        } else if (fast > 0) {
+            result = Py_None;
+            Py_INCREF(result);
+        }
         if (PyContext_Exit(context) < 0) Py_CLEAR(result);
     }
     Py_DECREF(args);

@@ -41,4 +41,5 @@ cdef extern from "tidal/_handle_layout.h":
     object use_freelist "tidal_use_freelist" (object handle_cls)
     object use_timer_freelist "tidal_use_timer_freelist" (object timer_cls)
     object use_direct_traverse "tidal_use_direct_traverse" (object handle_cls, object timer_cls)
+    object use_fast_sleep "tidal_use_fast_sleep" (object callback, object future_cls)
     bint layout_matches "tidal_layout_matches" (object handle_cls, object timer_cls)

@@ -205,6 +205,9 @@ if not cython.compiled:
     def use_timer_freelist(timer_cls: type) -> None:
         pass
 
+    def use_fast_sleep(callback: Any, future_cls: type) -> None:
+        pass
+
     def layout_matches(handle_cls: type, timer_cls: type) -> bool:
         return True
 

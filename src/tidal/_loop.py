@@ -97,7 +97,8 @@ except ImportError:  # interpreted, without Cython installed
     cython = ModuleType("cython")
     vars(cython).update(compiled=False, locals=lambda **types: lambda func: func, double=float)
 if not cython.compiled:
-    from ._handles import new_handle, new_timer, run_handle, use_freelist, use_timer_freelist
+    from ._handles import new_handle, new_timer, run_handle, use_fast_sleep, use_freelist
+    from ._handles import use_timer_freelist
     from ._handles import hook_subclass, set_cancel_hook
     from ._syscalls import monotonic
     from ._syscalls import send as send_keeping_gil
@@ -141,6 +142,10 @@ use_timer_freelist(TimerHandle)
 
 _Future = futures.Future  # asyncio's C Future; bound once (create_future is per await)
 _Task = tasks.Task  # asyncio's C Task; bound once (create_task is per task)
+# Compiled, the timer of an asyncio.sleep sets its future's result without
+# the Python frame of futures._set_result_unless_cancelled (_handle_layout.h
+# says when); interpreted, this does nothing.
+use_fast_sleep(futures._set_result_unless_cancelled, _Future)  # type: ignore[attr-defined]
 _Deque = collections.deque  # the ready queue's type (_ready_len)
 # A reader entry or a ready item of exactly this class is a stream transport
 # (see _add_transport_reader), anything else a Handle.
