@@ -75,6 +75,9 @@ class _SimulationLoop(SimEventLoop):
     """The simulated loop, knowing which host each task belongs to, and
     each host's clock once any host has one of its own."""
 
+    # (No __dict__ unless host clocks put methods on the instance: see SimEventLoop.)
+    __slots__ = ("_host_clocks", "_task_hosts")
+
     def __init__(self, *, seed: int, explore: bool) -> None:
         super().__init__(seed=seed, explore=explore)
         self._host_clocks = False
