@@ -350,3 +350,74 @@ def test_slow_task_step_warning_names_the_innermost_coroutine(loop, loop_name, c
     if loop_name == "tidal":
         line = here() - 11
         assert f" in <{innermost.__qualname__}() at {HERE}:{line}> took " in msgs[0], msgs[0]
+
+
+class _HandleSeer(asyncio.Protocol):
+    """Echoes, and notes the Handle debug mode says is running at each read."""
+
+    def __init__(self, loop):
+        self.loop = loop
+        self.handles = []
+        self.transport = None
+
+    def connection_made(self, transport):
+        self.transport = transport
+
+    def data_received(self, data):
+        self.handles.append(self.loop._current_handle)
+        self.transport.write(data)
+
+
+def test_a_transport_reads_under_one_handle_per_registration(loop):
+    """As asyncio's loop holds one reader Handle per add_reader, a stream
+    transport's reads are observed as one Handle until reading stops (a new
+    one after resume_reading), and a closed transport is not kept."""
+    import gc
+    import weakref
+
+    loop.set_debug(True)
+    loop.slow_callback_duration = 60.0
+    servers = []
+
+    def factory():
+        servers.append(_HandleSeer(loop))
+        return servers[-1]
+
+    async def main():
+        server = await loop.create_server(factory, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        seer = servers[0]
+
+        async def round_trips(n):
+            for i in range(n):
+                writer.write(b"x%d" % i)
+                await reader.readexactly(len(b"x%d" % i))
+
+        await round_trips(3)
+        first = list(seer.handles)
+        seer.transport.pause_reading()
+        seer.transport.resume_reading()
+        await round_trips(2)
+        second = seer.handles[len(first):]
+        assert second[0]._callback.__func__.__name__ == "_read_ready"
+        assert second[0]._callback.__self__ is seer.transport
+        ref = weakref.ref(seer.transport)
+        seer.transport = None
+        writer.close()
+        await writer.wait_closed()
+        server.close()
+        await server.wait_closed()
+        for _ in range(3):
+            await asyncio.sleep(0)
+        return first, second, ref
+
+    first, second, ref = loop.run_until_complete(main())
+    assert len(first) == 3 and len(second) == 2
+    assert all(h is first[0] for h in first)
+    assert all(h is second[0] for h in second)
+    assert second[0] is not first[0]
+    servers.clear()
+    del first, second
+    gc.collect()
+    assert ref() is None

@@ -72,6 +72,7 @@ cdef class _LoopCore:
     cdef bint _run_once_is_ours            # no override of _run_once / _run_ready: called as C
     cdef bint _run_ready_is_ours           # (_note_overrides)
     cdef public dict _readers
+    cdef public dict _read_handles         # transport -> its observed reads' Handle (_transport_handle)
     cdef public dict _writers
     cdef public dict _fileobjs             # fd -> the object it was registered by (not ints)
     cdef public bint _closed
@@ -151,6 +152,7 @@ cdef object _queue_reader(_LoopCore core, dict readers, object fd)
 # A readable stream transport run (see _run_transport in _loop.py).
 @cython.locals(tr=CStream)
 cdef object _run_transport(_LoopCore core, object transport)
+@cython.locals(tr=CStream, handle=CHandle)
 cdef object _transport_handle(_LoopCore core, object transport)
 
 
