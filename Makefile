@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 # A hard deadline per Python: a test that hangs past pytest-timeout (say, in a
 # teardown that joins a stuck thread) turns into a failed run with pytest's
 # summary (SIGINT), never a CI job that waits forever.
-PYTEST = timeout -s INT -k 30 780 $(1)/bin/python -m pytest $(PYTEST_ARGS)
+PYTEST = timeout -s INT -k 30 1200 $(1)/bin/python -m pytest $(PYTEST_ARGS)
 
 .PHONY: run test test-default test-interpreted test-3.12 test-3.13 test-bench bench lint debug annotate clean
 
