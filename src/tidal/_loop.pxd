@@ -38,6 +38,7 @@ cdef object _Deque                         # collections.deque (_ready_len)
 cdef object _StreamTransport               # compared with type(): a pointer test
 cdef object _copy_context
 cdef object _MAXIMUM_SELECT_TIMEOUT
+cdef double _MAXIMUM_WAIT_S
 
 # Module globals read per callback, future or timer (call_soon, create_future,
 # call_later): C globals, not a lookup in the module's dict per use.
@@ -120,7 +121,7 @@ cdef class _LoopCore:
     # mask/readable/writable: the poller's event bits as C ints (one C `&`
     # per event, not a Python int operation).
     @cython.locals(timers=TimerHeap, sched_count=Py_ssize_t, nready=Py_ssize_t, live=list, timer=CTimerHandle, handle=CHandle,
-                   when=double, end_time=double, mask=int, instruments=Instruments, readable=int, writable=int)
+                   when=double, wait=double, end_time=double, mask=int, instruments=Instruments, readable=int, writable=int)
     cpdef _run_once(self)
 
     @cython.locals(_=Py_ssize_t, handle=CHandle)

@@ -173,6 +173,7 @@ _MIN_CANCELLED_TIMER_HANDLES_FRACTION = 0.5
 # Poll at least this often, whatever the timers say: guards against clock
 # oddities and keeps signal handling responsive.
 _MAXIMUM_SELECT_TIMEOUT = 24 * 3600
+_MAXIMUM_WAIT_S = float(_MAXIMUM_SELECT_TIMEOUT)  # (compiled, a C double: the turn compares with it)
 # How deep coroutine origins are tracked in debug mode.
 _DEBUG_STACK_DEPTH = 10
 # shutdown_default_executor joins its helper thread even when cancelled
@@ -922,12 +923,18 @@ class _LoopCore:
             if nready or self._stopping:
                 timeout: float | None = 0
             elif scheduled:
+                # Compiled, the arithmetic is C doubles (the heap already
+                # holds due times as floats); the poller gets one float, or
+                # asyncio's ints at the bounds.
                 timer = scheduled[0]
-                timeout = timer._when - _now(self)
-                if timeout > _MAXIMUM_SELECT_TIMEOUT:
+                when = timer._when
+                wait = when - _now(self)
+                if wait > _MAXIMUM_WAIT_S:
                     timeout = _MAXIMUM_SELECT_TIMEOUT
-                elif timeout < 0:
+                elif wait < 0:
                     timeout = 0
+                else:
+                    timeout = wait
             else:
                 timeout = None
 
