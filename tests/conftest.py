@@ -74,6 +74,19 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     gc.freeze()
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_logfinish(nodeid: str, location: tuple[str, int | None, str]) -> None:
+    # And again after every test: what outlives a test (pytest's reports, a
+    # session fixture, CPython's test classes) would otherwise be walked by
+    # every later collection, the run's thousands of gc.collect() calls
+    # growing with it (measured: 222 s of CPU for the compiled run, 144 s with
+    # this; CPython's test_task_del_collect took 2-3 s instead of 0.02).  The
+    # test's own garbage is collected first, so none of it is frozen: a
+    # leaked transport still warns here, and pytest reports it.
+    gc.collect()
+    gc.freeze()
+
+
 _TESTS_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 # Code that runs on the loop's behalf: a blocking call made from here is the
 # loop's, whoever's coroutine asked for it.
