@@ -13,7 +13,8 @@ PYTEST_ARGS ?=
 # summary (SIGINT), never a CI job that waits forever.
 PYTEST = timeout -s INT -k 30 1200 $(1)/bin/python -m pytest $(PYTEST_ARGS)
 
-.PHONY: run test test-default test-interpreted test-3.12 test-3.13 test-bench bench lint debug annotate clean
+.PHONY: run test test-default test-interpreted test-3.12 test-3.13 test-bench bench lint debug annotate clean \
+	suite-default suite-3.12 suite-3.13 conformance-default conformance-3.12 conformance-3.13
 
 # The compiled build.  pip compiles the hot modules (setup.py's list) with
 # Cython into each venv, so every venv here gets a regular install, redone
@@ -80,16 +81,30 @@ $(VENV)/.installed-test: $(SOURCES)
 	$(call testvenv,.venv-3.13,$(PY313),$(C_TREE),,-O1)
 
 # -k: a failure on one Python still lets the others run (and still fails).
-# -j5: the three Pythons (compiled build), the interpreted run (TIDAL_NO_EXT=1,
-# default Python) and the bench's end-to-end runs side by side; the suite
-# mostly waits (timers, child processes, sockets), so this fits 2 cores
-# within the 10-minute budget. --output-sync keeps each run's report in one piece.
+# -j8: every job below side by side.  Each compiled Python's run is two
+# jobs: CPython's own test_asyncio (tests/conformance: ~45 s of CPU, but
+# minutes of real time, its tests wait on real timers) and the rest of the
+# suite; then the interpreted run (TIDAL_NO_EXT=1, default Python) and the
+# bench's end-to-end runs.  The suite mostly waits (timers, child processes,
+# sockets), so jobs side by side keep 2 cores busy within the 10-minute
+# budget.  --output-sync keeps each job's report in one piece.
 test:
-	$(MAKE) --no-print-directory -k -j5 --output-sync=target test-default test-interpreted test-3.12 test-3.13 test-bench
+	$(MAKE) --no-print-directory -k -j8 --output-sync=target test-default test-interpreted test-3.12 test-3.13 test-bench
 
-test-default: $(VENV)/.installed-test
-	@echo "== tests on $$($(VENV)/bin/python -m tidal --version)"
-	$(call PYTEST,$(VENV))
+# $(call pythonjobs,NAME,VENV,PYTHON): test-NAME = suite-NAME + conformance-NAME.
+# Without that Python (PYTHON empty), each job says so instead of running.
+define pythonjobs
+test-$(1): suite-$(1) conformance-$(1)
+suite-$(1): $(if $(3),$(2)/.installed-test)
+	$(if $(3),@echo "== tests on $$$$($(2)/bin/python -m tidal --version)",@echo "!! Python $(1) NOT FOUND under $(PYENV_ROOT)/versions: its run did not happen")
+	$(if $(3),$(call PYTEST,$(2)) --ignore=tests/conformance)
+conformance-$(1): $(if $(3),$(2)/.installed-test)
+	$(if $(3),@echo "== CPython's test_asyncio on $$$$($(2)/bin/python -m tidal --version)",@echo "!! Python $(1) NOT FOUND: its conformance run did not happen")
+	$(if $(3),$(call PYTEST,$(2)) tests/conformance)
+endef
+$(eval $(call pythonjobs,default,$(VENV),$(PYTHON)))
+$(eval $(call pythonjobs,3.12,.venv-3.12,$(PY312)))
+$(eval $(call pythonjobs,3.13,.venv-3.13,$(PY313)))
 
 # `make bench` run end to end (quick, and its callgrind section): minutes of
 # CPU that do not depend on the Python version, so once, on the default
@@ -109,22 +124,6 @@ test-bench: $(VENV)/.installed-test
 test-interpreted: $(VENV)/.installed-test
 	@echo "== tests INTERPRETED (TIDAL_NO_EXT=1) on $$(TIDAL_NO_EXT=1 $(VENV)/bin/python -m tidal --version)"
 	TIDAL_NO_EXT=1 TIDAL_TEST_LOOPS=tidal $(call PYTEST,$(VENV)) --ignore=tests/conformance
-
-test-3.12: $(if $(PY312),.venv-3.12/.installed-test)
-ifeq ($(PY312),)
-	@echo "!! Python 3.12 NOT FOUND under $(PYENV_ROOT)/versions: the 3.12 run did not happen"
-else
-	@echo "== tests on $$(.venv-3.12/bin/python -m tidal --version)"
-	$(call PYTEST,.venv-3.12)
-endif
-
-test-3.13: $(if $(PY313),.venv-3.13/.installed-test)
-ifeq ($(PY313),)
-	@echo "!! Python 3.13 NOT FOUND under $(PYENV_ROOT)/versions: the 3.13 run did not happen"
-else
-	@echo "== tests on $$(.venv-3.13/bin/python -m tidal --version)"
-	$(call PYTEST,.venv-3.13)
-endif
 
 # The benchmark: asyncio, uvloop, rloop and tidal side by side, ~25 minutes; results in bench-results/.
 # BENCH_ARGS=--quick for a one-minute smoke run (python -m tidal.bench --help for the rest).
