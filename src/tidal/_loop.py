@@ -493,7 +493,10 @@ class _LoopCore:
         else:
             handle = new_handle(Handle, callback, args, self, context)
         # deque.append is atomic under the GIL: no lock needed to enqueue.
-        self._soon_append(handle)
+        if cython.compiled:
+            call_one(self._soon_append, handle)
+        else:
+            self._soon_append(handle)
         # One wake-up byte per wait of the loop, not per call: a thread
         # scheduling a burst of callbacks writes once, and the loop clears
         # the flag only when it is about to wait, before it looks at the
