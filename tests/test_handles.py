@@ -13,6 +13,8 @@ import weakref
 
 import pytest
 
+import tidal
+
 
 def noop(*args):
     pass
@@ -761,3 +763,29 @@ def test_a_sleep_wakes_its_task_in_the_tasks_context(loop):
 
     loop.run_until_complete(main())
     assert sorted(seen) == [("a", "a"), ("b", "b")]
+
+
+def test_a_cycle_through_a_handle_a_subclass_ran_itself_is_collected(loop_name):
+    # The schedule seam: a _run_ready of a subclass's that runs the handles
+    # itself (asyncio's Handle._run) instead of handing them to tidal's.
+    if loop_name == "asyncio":
+        pytest.skip("tidal's schedule seam: asyncio's loop has no _run_ready")
+
+    class RunsItsOwn(tidal.EventLoop):
+        def _run_ready(self, ntodo: int) -> None:
+            for _ in range(ntodo):
+                handle = self._ready.popleft()
+                if not handle.cancelled():
+                    handle._run()
+
+    lp = RunsItsOwn()
+    try:
+        holder = _Holder()
+        holder.handle = lp.call_soon(holder.method)
+        probe = weakref.ref(holder)
+        lp.call_soon(lp.stop)
+        lp.run_forever()
+        del holder
+        assert _collected(probe)
+    finally:
+        lp.close()
