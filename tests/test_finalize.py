@@ -163,9 +163,17 @@ def test_leaked_writers_in_cycles_after_loop_close(
             lp.run_until_complete(asyncio.wait_for(main(), 30))
         finally:
             lp.close()
+            # The closed loop, and the warnings' sources (each warning holds
+            # the object it is about), are let go of while warnings are
+            # recorded: what they kept alive (3.13's asyncio: the server's
+            # socket) is collected here, where its warning is expected too.
+            del lp
+        gc.collect()
+        messages = recorded(record)
+        record.clear()
         gc.collect()
     recorded(record)
-    assert loop_errors == []
+    assert messages and loop_errors == []
 
 
 @pytest.mark.parametrize("kind", ["tcp", "unix"])
