@@ -31,16 +31,17 @@ typedef struct {
    future's done callbacks) are dropped the moment they have run, and a
    heap-type object costs its allocation, GC linking and subtype_dealloc
    each time: a handle nobody else holds goes here instead, emptied and
-   untracked, and tidal_new_queued_handle takes it back.  Only tidal's own Handle
+   untracked, and tidal_new_handle takes it back.  Only tidal's own Handle
    class (set once by tidal_use_freelist), never a subclass; never one a
    weak reference points to (that reference must see it die).
-   Room for 4,096 (at most 448 KiB held, as 112-byte blocks that pymalloc
-   would mostly keep anyway): handles come in bursts (a thread's
-   call_soon_threadsafe in a loop queues thousands before the loop runs
-   one; a gather's tasks their steps), and a handle made past the list is
-   an allocation the cyclic GC counts (a young collection every 700) and,
-   once run, a subtype_dealloc.  With 256, the threadsafe micro's 5,000-
-   callback bursts freed and remade ~95% of their handles. */
+   Room for 4,096 (at most ~450 KiB held, blocks pymalloc would mostly keep
+   anyway): handles come in bursts (a thread's call_soon_threadsafe in a
+   loop queues thousands before the loop runs one), and each handle made
+   past the list is an allocation the cyclic GC counts and, once run, a
+   subtype_dealloc.  (A queued handle stays tracked by the GC: untracked,
+   it would make what it holds, its loop included, look referenced from
+   outside, and a dropped loop with callbacks queued would never be
+   collected.) */
 #define TIDAL_FREELIST_SIZE 4096
 static PyTypeObject *tidal_free_type = NULL;
 static Py_ssize_t tidal_free_count = 0;
@@ -54,53 +55,33 @@ static inline PyObject *tidal_use_freelist(PyObject *handle_cls) {
     Py_RETURN_NONE;
 }
 
-/* A handle for the ready queue is made untracked by the cyclic GC
-   (tidal_new_queued_handle), and tracked again as it leaves the queue
-   (tidal_handle_left_queue; tidal_run_handle when it is not kept for
-   reuse).  While it is queued, the queue holds it: it cannot be garbage,
-   and an untracked object only makes what it refers to look referenced
-   from outside (kept, never freed early), so skipping it changes no
-   collection's outcome.  What it saves: a burst of queued handles is no
-   longer walked by every young collection it lives through (the
-   threadsafe micro: ~380 instructions per callback), and a handle taken
-   from and returned to the spares is never linked into and out of the
-   GC's list.  Only handles of tidal_free_type are made so. */
 static inline tidal_HandleObject *tidal_alloc_handle(PyTypeObject *t) {
     if (t == tidal_free_type && tidal_free_count > 0) {
-        /* (The list's reference becomes the caller's; already untracked.) */
-        return (tidal_HandleObject *)tidal_free_items[--tidal_free_count];
+        PyObject *h = tidal_free_items[--tidal_free_count];
+        PyObject_GC_Track(h);
+        return (tidal_HandleObject *)h;  /* the list's reference becomes the caller's */
     }
-    PyObject *h = t->tp_alloc(t, 0);
-    if (h != NULL && t == tidal_free_type) PyObject_GC_UnTrack(h);
-    return (tidal_HandleObject *)h;
+    return (tidal_HandleObject *)t->tp_alloc(t, 0);
 }
 
-/* A handle leaves the ready queue (run, skipped as cancelled, dropped by
-   close): tracked again if it was made untracked. */
-static inline void tidal_handle_left_queue(PyObject *op) {
-    if (Py_TYPE(op) == tidal_free_type && !PyObject_GC_IsTracked(op)) PyObject_GC_Track(op);
-}
-
-/* `op` has run; if the caller's reference is the only one, keep it
-   (1); else it goes on as a tracked object (0). */
-static inline int tidal_recycle_handle(PyObject *op) {
+/* `op` has run; if the caller's reference is the only one, keep it. */
+static inline void tidal_recycle_handle(PyObject *op) {
     PyTypeObject *t = Py_TYPE(op);
     if (t != tidal_free_type || Py_REFCNT(op) != 1 || tidal_free_count >= TIDAL_FREELIST_SIZE
-        || *(PyObject **)((char *)op + t->tp_weaklistoffset) != NULL) return 0;
+        || *(PyObject **)((char *)op + t->tp_weaklistoffset) != NULL) return;
     /* Untracked first, so that nothing (gc.get_objects, a finalizer run
        by the clears below) can reach it while it is emptied. */
-    if (PyObject_GC_IsTracked(op)) PyObject_GC_UnTrack(op);
+    PyObject_GC_UnTrack(op);
     tidal_HandleObject *h = (tidal_HandleObject *)op;
     #define TIDAL_CLEAR_SLOT(f) Py_CLEAR(h->f);
     TIDAL_HANDLE_SLOTS(TIDAL_CLEAR_SLOT)
     #undef TIDAL_CLEAR_SLOT
     if (tidal_free_count >= TIDAL_FREELIST_SIZE) {  /* a finalizer above filled it */
         PyObject_GC_Track(op);  /* (the caller's reference frees it as usual) */
-        return 1;
+        return;
     }
     Py_INCREF(op);
     tidal_free_items[tidal_free_count++] = op;
-    return 1;
 }
 
 /* Spare TimerHandles.  A timer is usually held by whoever made it (a
@@ -195,9 +176,8 @@ static inline tidal_HandleObject *tidal_fill_handle(tidal_HandleObject *h, PyObj
     return h;
 }
 
-/* A handle for the ready queue: untracked (see tidal_alloc_handle). */
-static inline PyObject *tidal_new_queued_handle(PyObject *cls, PyObject *callback, PyObject *args,
-                                         PyObject *loop, PyObject *context) {
+static inline PyObject *tidal_new_handle(PyObject *cls, PyObject *callback, PyObject *args,
+                                  PyObject *loop, PyObject *context) {
     tidal_HandleObject *h = tidal_alloc_handle((PyTypeObject *)cls);
     if (h == NULL) return NULL;
     return (PyObject *)tidal_fill_handle(h, callback, args, loop, context);
@@ -292,12 +272,9 @@ static inline int tidal_run_handle(PyObject *op) {
 done:
     Py_DECREF(callback);
     Py_DECREF(context);
-    if (result == NULL) {
-        tidal_handle_left_queue(op);  /* (the loop reports it: it may be kept) */
-        return -1;
-    }
+    if (result == NULL) return -1;
     Py_DECREF(result);
-    if (!tidal_recycle_handle(op)) tidal_handle_left_queue(op);
+    tidal_recycle_handle(op);
     return 0;
 }
 

@@ -33,11 +33,10 @@ cdef extern from "tidal/_handle_layout.h":
         cdef object _scheduled
         cdef object _when
 
-    object new_queued_handle "tidal_new_queued_handle" (object cls, object callback, object args,
-                                                        object loop, object context)
+    object new_handle "tidal_new_handle" (object cls, object callback, object args, object loop,
+                                          object context)
     object new_timer "tidal_new_timer" (object cls, object when, object callback, object args,
                                         object loop, object context)
-    void handle_left_queue "tidal_handle_left_queue" (object handle)
     int run_handle "tidal_run_handle" (object handle) except -1
     object use_freelist "tidal_use_freelist" (object handle_cls)
     object use_timer_freelist "tidal_use_timer_freelist" (object timer_cls)

@@ -2,7 +2,7 @@
 
 They subclass asyncio's public Handle/TimerHandle so that code doing
 ``isinstance(h, asyncio.TimerHandle)`` keeps working.  Their fields are
-asyncio's ``__slots__``, and the loop makes them through ``new_queued_handle`` /
+asyncio's ``__slots__``, and the loop makes them through ``new_handle`` /
 ``new_timer``: interpreted, those call the class, whose ``__init__`` skips
 the per-call debug checks asyncio's makes (the loop passes its debug flag
 in); compiled, they are C functions (``_handles.pxd``) that allocate the
@@ -181,18 +181,12 @@ if not cython.compiled:
     # The loop's constructors and runner.  Compiled, these are the C
     # functions of the same names in _handles.pxd, which do the same thing
     # without a Python call: allocate, fill the slots, run in the context.
-    # Here new_queued_handle(cls, ...) and new_timer(cls, ...) are cls(...), called
+    # Here new_handle(cls, ...) and new_timer(cls, ...) are cls(...), called
     # through operator.call so that no Python frame of ours is pushed (and
     # the arguments are passed on as they are: type.__call__, a slot
     # wrapper, copied them into a new tuple, 20% of a handle's making).
-    # (Compiled, a handle for the ready queue is made untracked by the
-    # cyclic GC and tracked again as it leaves the queue: _handle_layout.h
-    # says why.  Interpreted, handles are ordinary objects.)
-    new_queued_handle: Callable[..., Any] = operator.call
+    new_handle: Callable[..., Any] = operator.call
     new_timer: Callable[..., Any] = operator.call
-
-    def handle_left_queue(handle: Any) -> None:
-        pass
 
     def run_handle(handle: Any) -> int:
         # (The loop's _run_one runs handles itself when interpreted, without

@@ -7,8 +7,8 @@ import cython
 # runner (see _handle_layout.pxd); _loop.py imports the same names from
 # _handles when interpreted.
 from tidal._handle_layout cimport Handle as CHandle, TimerHandle as CTimerHandle
-from tidal._handle_layout cimport new_queued_handle, new_timer, run_handle, use_freelist, use_timer_freelist
-from tidal._handle_layout cimport use_fast_sleep, handle_left_queue
+from tidal._handle_layout cimport new_handle, new_timer, run_handle, use_freelist, use_timer_freelist
+from tidal._handle_layout cimport use_fast_sleep
 from tidal._timerheap cimport TimerHeap
 from tidal._syscalls_c cimport monotonic, send as send_keeping_gil
 from tidal._handles cimport hook_subclass, set_cancel_hook
@@ -143,10 +143,6 @@ cdef inline Py_ssize_t _ready_len(object ready) except -1
 # One ready handle run (see _run_one in _loop.py): inline, as if written out
 # in each of the run phase's two loops.
 cdef inline object _run_one(CHandle handle)
-
-
-# Queued handles tracked again by the cyclic GC (see _track_queued in _loop.py).
-cdef object _track_queued(object ready)
 
 
 # Phase 1c's work for a readable fd (see _queue_reader in _loop.py).

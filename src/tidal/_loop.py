@@ -97,8 +97,7 @@ except ImportError:  # interpreted, without Cython installed
     cython = ModuleType("cython")
     vars(cython).update(compiled=False, locals=lambda **types: lambda func: func, double=float)
 if not cython.compiled:
-    from ._handles import handle_left_queue, new_queued_handle, new_timer, run_handle
-    from ._handles import use_fast_sleep, use_freelist
+    from ._handles import new_handle, new_timer, run_handle, use_fast_sleep, use_freelist
     from ._handles import use_timer_freelist
     from ._handles import hook_subclass, set_cancel_hook
     from ._syscalls import monotonic
@@ -320,14 +319,6 @@ def _run_transport(core: _LoopCore, transport: Any) -> None:
         _report_callback_error(_transport_handle(core, transport), exc)
 
 
-def _track_queued(ready: collections.deque[Any]) -> None:
-    """Compiled: the queued handles call_soon made untracked by the cyclic GC
-    are tracked again, before code other than tidal's run phase takes them
-    off the queue (close, a _run_ready or _run_once of a subclass's)."""
-    for item in ready:
-        handle_left_queue(item)
-
-
 def _queue_reader(core: _LoopCore, readers: dict[int, Any], fd: int) -> None:
     """Phase 1c for a readable fd: queue its reader entry.
 
@@ -481,10 +472,7 @@ class _LoopCore:
             # The handle records its creator's caller: the user's frame.
             handle = Handle(callback, args, self, context, True)
         else:
-            # Compiled, untracked by the cyclic GC until it leaves the ready
-            # queue (_handle_layout.h; _run_once says how a _run_ready that
-            # is not ours gets it tracked again).
-            handle = new_queued_handle(Handle, callback, args, self, context)
+            handle = new_handle(Handle, callback, args, self, context)
         if cython.compiled:
             call_one(self._soon_append, handle)
         else:
@@ -503,7 +491,7 @@ class _LoopCore:
             self._check_callback(callback, "call_soon_threadsafe")
             handle = Handle(callback, args, self, context, True)
         else:
-            handle = new_queued_handle(Handle, callback, args, self, context)  # (as in call_soon)
+            handle = new_handle(Handle, callback, args, self, context)
         # deque.append is atomic under the GIL: no lock needed to enqueue.
         if cython.compiled:
             call_one(self._soon_append, handle)
@@ -872,8 +860,6 @@ class _LoopCore:
                     break
         else:
             while True:
-                if cython.compiled:
-                    _track_queued(self._ready)  # (a _run_once of its own may run them itself)
                 self._run_once()
                 if self._stopping:
                     break
@@ -1010,8 +996,6 @@ class _LoopCore:
         if self._run_ready_is_ours:
             _LoopCore._run_ready(self, nready)
         else:
-            if cython.compiled:
-                _track_queued(ready)
             self._run_ready(nready)
 
     def _run_ready(self, ntodo: int) -> None:
@@ -1033,8 +1017,6 @@ class _LoopCore:
                 else:
                     handle = popleft()
                 if handle._cancelled:
-                    if cython.compiled:
-                        handle_left_queue(handle)  # (_run_one's run_handle does it otherwise)
                     continue
                 _run_one(handle)
         else:
@@ -1052,8 +1034,6 @@ class _LoopCore:
                 # this frame holds is kept for reuse once it has run.
                 item = None
                 if handle._cancelled:
-                    if cython.compiled:
-                        handle_left_queue(handle)  # (as above)
                     continue
                 _run_one(handle)
         # A callback's traceback may keep this frame: not the last handle
@@ -1077,9 +1057,6 @@ class _LoopCore:
                 item = _transport_handle(self, item)
             handle = item
             item = None  # (as in _run_ready)
-            if cython.compiled:
-                # Tracked again here (see call_soon): handle._run() below is asyncio's.
-                handle_left_queue(handle)
             if handle._cancelled:
                 continue
             # (The hooks report and never raise: an instrument that does is
@@ -1345,8 +1322,6 @@ class EventLoop(_LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
         if self._debug:
             logger.debug("Close %r", self)
         self._closed = True
-        if cython.compiled:
-            _track_queued(self._ready)
         self._ready.clear()
         self._queued_reads = 0
         self._timers.replace([])
