@@ -15,6 +15,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import types
 from pathlib import Path
 
 import pytest
@@ -214,6 +215,89 @@ def test_python_tasks_steps_are_traced_as_steps(loop, loop_name):
     assert trace.check(chrome_events([tracer])) == []
     callbacks = [r for r in tracer.events if r[1] == CALL]
     assert not any(getattr(r[2], "__self__", None) in tasks for r in callbacks)
+
+
+@types.coroutine
+def _yield_once():
+    yield  # a generator-based awaitable (a bare yield: the task steps again at once)
+
+
+async def _read_four(reader):
+    data = await reader.readexactly(4)  # asyncio's coroutines below this frame
+    await _yield_once()
+    return data
+
+
+async def _four_back(reader, writer):
+    for _ in range(3):
+        writer.write(await _read_four(reader))
+    writer.close()
+
+
+async def _stream_program():
+    server = await asyncio.start_server(_four_back, "127.0.0.1", 0)
+    reader, writer = await asyncio.open_connection(*server.sockets[0].getsockname()[:2])
+    got = []
+    for i in range(3):
+        writer.write(b"%04d" % i)
+        got.append(await _read_four(reader))
+        await asyncio.sleep(0.001)
+    writer.close()
+    await writer.wait_closed()
+    server.close()
+    await server.wait_closed()
+    return got
+
+
+class _WhereFromFrames:
+    """An instrument that reads, as each step begins, where it resumes from
+    the frames themselves (f_lineno): what the trace must say."""
+
+    ASYNCIO_DIR = os.path.dirname(asyncio.__file__) + os.sep
+
+    def __init__(self):
+        self.steps = {}
+
+    def before_task_step(self, task):
+        awaitable, at, inner = task.get_coro(), None, None
+        while True:
+            if isinstance(awaitable, types.CoroutineType):
+                frame, awaited = awaitable.cr_frame, awaitable.cr_await
+            elif isinstance(awaitable, types.GeneratorType):
+                frame, awaited = awaitable.gi_frame, awaitable.gi_yieldfrom
+            else:
+                break
+            if frame is None:
+                break
+            if at is None or not frame.f_code.co_filename.startswith(self.ASYNCIO_DIR):
+                at = frame
+            inner, awaitable = frame, awaited
+        self.steps.setdefault(task.get_name(), []).append(
+            (task.get_coro().__qualname__, f"{at.f_code.co_filename}:{at.f_lineno}", inner.f_code.co_qualname)
+        )
+
+
+def test_each_step_says_where_it_resumed_as_its_frames_do(loop, loop_name):
+    assert loop.run_until_complete(_stream_program()) == [b"0000", b"0001", b"0002"]
+    if loop_name == "asyncio":
+        return  # (the program runs the same; tracing is tidal's)
+    tracer, frames = trace.Tracer(loop), _WhereFromFrames()
+    loop.add_instrument(tracer)
+    loop.add_instrument(frames)
+    loop.run_until_complete(_stream_program())
+    loop.remove_instrument(frames)
+    loop.remove_instrument(tracer)
+    events = chrome_events([tracer])
+    assert trace.check(events) == []
+    tracks = {(e["pid"], e["tid"]): e["args"]["name"] for e in events if e.get("name") == "thread_name"}
+    steps = {}
+    for e in sorted((e for e in events if e.get("cat") == "step"), key=lambda e: e["ts"]):
+        steps.setdefault(tracks[(e["pid"], e["tid"])], []).append((e["name"], e["args"]["at"], e["args"]["awaiting"]))
+    assert steps == frames.steps
+    # Unstarted coroutines, user frames above asyncio's, a generator's: all seen.
+    said = [step for task_steps in steps.values() for step in task_steps]
+    assert {"sleep", "StreamReader._wait_for_data", "_yield_once"} <= {awaiting for _, _, awaiting in said}
+    assert sum(1 for _, at, _ in said if at.startswith(HERE + ":")) >= 12
 
 
 def test_a_tracer_whose_clock_fails_is_removed_and_the_loop_goes_on(loop, loop_name, caplog):

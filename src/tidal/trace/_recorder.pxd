@@ -32,11 +32,62 @@ cdef object _TimerHandle, _Deque
 cdef str _ASYNCIO_DIR
 cdef dict _in_asyncio
 
-# The walk down a task's await chain, per task step: C calls.
-@cython.locals(kind=type)
-cdef tuple _suspended(object awaitable)
+# The walk down a task's await chain, per task step (Tracer._where): the
+# descriptors it reads through, and their getters as C calls.
+cdef tuple _CORO_WALK, _GEN_WALK, _AGEN_WALK
+cdef object _CTask, _TASK_CORO
+
+cdef extern from *:
+    """
+    /* descr.__get__(obj): the attribute a descriptor of obj's type gives,
+       by the descriptor's getter (no lookup of the name along the MRO). */
+    static inline PyObject *tidal_descr_get(PyObject *descr, PyObject *obj) {
+        return Py_TYPE(descr)->tp_descr_get(descr, obj, (PyObject *)Py_TYPE(obj));
+    }
+    /* The code of a coroutine, generator or async generator (which share
+       the generator's head), as a new reference. */
+    static inline PyObject *tidal_gen_code(PyObject *gen) {
+    #if PY_VERSION_HEX >= 0x030C0000
+        return (PyObject *)PyGen_GetCode((PyGenObject *)gen);
+    #else
+        PyObject *code = (PyObject *)((PyGenObject *)gen)->gi_code;
+        Py_INCREF(code);
+        return code;
+    #endif
+    }
+    /* frame.f_lasti, as a C int (no int object). */
+    static inline int tidal_frame_lasti(PyObject *frame) {
+        return PyFrame_GetLasti((PyFrameObject *)frame);
+    }
+    /* Whether a code object is asyncio's, remembered by its address in a
+       table of 64 slots (one per process: under the GIL).  A slot holds a
+       reference to its code, so the address is not reused while there. */
+    typedef struct { PyObject *code; int library; } tidal_library_slot;
+    static inline tidal_library_slot *tidal_library_slot_of(PyObject *code) {
+        static tidal_library_slot table[64];
+        return &table[((uintptr_t)code >> 4) & 63];
+    }
+    static inline int tidal_library_memo(PyObject *code) {
+        tidal_library_slot *slot = tidal_library_slot_of(code);
+        return slot->code == code ? slot->library : -1;
+    }
+    static inline void tidal_remember_library(PyObject *code, int library) {
+        tidal_library_slot *slot = tidal_library_slot_of(code);
+        PyObject *old = slot->code;
+        Py_INCREF(code);
+        slot->code = code;
+        slot->library = library;
+        Py_XDECREF(old);
+    }
+    """
+    object descr_get "tidal_descr_get" (object descr, object obj)
+    object gen_code "tidal_gen_code" (object gen)
+    int frame_lasti "tidal_frame_lasti" (object frame)
+    int library_memo "tidal_library_memo" (object code)
+    void remember_library "tidal_remember_library" (object code, bint library)
+
 @cython.locals(filename=str)
-cpdef tuple resumes_at(object task)
+cdef bint _is_library(object code) except -1
 
 # The record kinds as C ints (STEP ... EXIT stay Python ints: _chrome.py and
 # the simulation import them).
@@ -74,6 +125,8 @@ cdef class Tracer:
     cdef int _scheduled(self, object task) noexcept
     @cython.locals(i=Py_ssize_t)
     cdef int _step_began(self, object task) noexcept
+    @cython.locals(kind=type, walk=tuple, at_walk=tuple, library=int, offset=Py_ssize_t)
+    cdef int _where(self, Py_ssize_t i, object task) except -1
     cdef int _step_ended(self, object task) noexcept
     cdef int _exited(self, object task) noexcept
     @cython.locals(lag=cython.longlong, i=Py_ssize_t)

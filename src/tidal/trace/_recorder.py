@@ -103,46 +103,62 @@ _ASYNCIO_DIR = os.path.dirname(asyncio.__file__) + os.sep
 _in_asyncio: dict[str, bool] = {}
 
 
-def _suspended(awaitable: Any) -> tuple[Any, Any]:
-    """(frame, what it awaits) of a coroutine, generator or async generator;
-    (None, None) for anything else (a future's iterator: the bottom of the
-    await chain).  By type, not getattr with a default: a failed getattr
-    makes an AttributeError."""
-    kind = type(awaitable)
-    if kind is CoroutineType:
-        return awaitable.cr_frame, awaitable.cr_await
-    if kind is GeneratorType:
-        return awaitable.gi_frame, awaitable.gi_yieldfrom
-    if kind is AsyncGeneratorType:
-        return awaitable.ag_frame, awaitable.ag_await
-    return None, None
+# The walk down a task's await chain (Tracer._where) reads what awaitables
+# hold through their types' descriptors, found once here: compiled,
+# ``descr_get`` calls a descriptor's getter as a C call (_recorder.pxd),
+# where reading an attribute by name looks the name up along the type's MRO
+# first.  Per type it can walk: the descriptors of its code (interpreted
+# only: compiled, ``gen_code`` reads it from the object), its frame and what
+# it awaits.
+_WALKS: dict[type, tuple[Any, ...]] = {
+    kind: tuple(vars(kind)[name] for name in names)
+    for kind, names in (
+        (CoroutineType, ("cr_code", "cr_frame", "cr_await")),
+        (GeneratorType, ("gi_code", "gi_frame", "gi_yieldfrom")),
+        (AsyncGeneratorType, ("ag_code", "ag_frame", "ag_await")),
+    )
+}
+_CORO_WALK, _GEN_WALK, _AGEN_WALK = _WALKS[CoroutineType], _WALKS[GeneratorType], _WALKS[AsyncGeneratorType]
+# asyncio's C Task's coroutine (what get_coro() returns, without a method call).
+_CTask: Any = getattr(asyncio.tasks, "_CTask", None)
+_TASK_CORO: Any = vars(_CTask).get("_coro") if _CTask is not None else None
+if _TASK_CORO is None:
+    _CTask = None  # (get_coro() for every task)
+
+if not cython.compiled:
+
+    def descr_get(descr: Any, obj: Any) -> Any:
+        """``descr.__get__(obj)``: the attribute `descr` gives `obj`."""
+        return descr.__get__(obj)
+
+    def gen_code(awaitable: Any) -> Any:
+        """The code of a coroutine, generator or async generator.  Compiled,
+        read from the object (PyGen_GetCode; 3.11: its gi_code field): no
+        lookup, and no audit event (``cr_code`` raises one per read)."""
+        return _WALKS[type(awaitable)][0].__get__(awaitable)
+
+    def frame_lasti(frame: Any) -> int:
+        """``frame.f_lasti``; compiled, PyFrame_GetLasti (no int object)."""
+        return frame.f_lasti  # type: ignore[no-any-return]
+
+    def library_memo(code: Any) -> int:
+        """Compiled, whether `code` is asyncio's, if a small table keyed by
+        its address remembers (else -1; _recorder.pxd).  Interpreted, -1."""
+        return -1
+
+    def remember_library(code: Any, library: bool) -> None:
+        """Compiled, put `code` in that table (holding a reference to it, so
+        that its address is not reused while there).  Interpreted, nothing."""
 
 
-def resumes_at(task: Any) -> tuple[Any, int, Any]:
-    """Where `task`'s next step resumes: (code, offset) of the innermost
-    coroutine frame outside asyncio's package (the program's await: the
-    offset of its last instruction, ``f_lasti``; ``line_at`` gives the
-    line), and the innermost frame's code (asyncio.sleep's, a queue's get:
-    what it awaits).  The offset, not ``f_lineno``: that one searches the
-    code's line table from its start, thousands of instructions per step
-    in a long function, where the line is needed only when written out."""
-    frame, inner = _suspended(task.get_coro())
-    if frame is None:
-        return None, -1, None
-    code, offset = frame.f_code, frame.f_lasti
-    while inner is not None:
-        inner_frame, inner = _suspended(inner)
-        if inner_frame is None:
-            break
-        frame = inner_frame
-        inner_code = frame.f_code
-        filename = inner_code.co_filename
-        library = _in_asyncio.get(filename)
-        if library is None:
-            library = _in_asyncio[filename] = filename.startswith(_ASYNCIO_DIR)
-        if not library:
-            code, offset = inner_code, frame.f_lasti
-    return code, offset, frame.f_code
+def _is_library(code: Any) -> bool:
+    """Whether `code` is asyncio's own (by its file, cached per file name)."""
+    filename = code.co_filename
+    library = _in_asyncio.get(filename)
+    if library is None:
+        library = _in_asyncio[filename] = filename.startswith(_ASYNCIO_DIR)
+    remember_library(code, library)
+    return library  # type: ignore[no-any-return]
 
 
 # (code, offset) -> line, for the records read back (see line_at).
@@ -350,23 +366,75 @@ class Tracer:
     @cython.boundscheck(False)
     @cython.wraparound(False)
     def _step_began(self, task: Any) -> int:
+        i = self._begin(_STEP)
+        if i < 0:
+            return -1
         try:
-            code, offset, inner = resumes_at(task)
+            self._where(i, task)
             queued = self._queued_at.pop(task, None)
             flow = self._queued_flow.pop(task, 0) if self._queued_flow else 0
         except BaseException as exc:
             return self._caught(exc)
-        i = self._begin(_STEP)
-        if i < 0:
-            return -1
         set_ref(self._a, i, task)
-        set_ref(self._b, i, code)
-        set_ref(self._c, i, inner)
-        self._x[i] = offset
         self._y[i] = flow
         self._z[i] = -1 if queued is None else self._ts[i] - queued
         self._n = i + 1
         self._running = True
+        return 0
+
+    @cython.boundscheck(False)
+    @cython.wraparound(False)
+    def _where(self, i: int, task: Any) -> int:
+        """Where `task`'s next step resumes, into slot `i`: the code (_b) and
+        offset (_x) of the innermost coroutine frame outside asyncio's
+        package (the program's await: the offset of its last instruction,
+        ``f_lasti``; ``line_at`` gives the line), and the innermost
+        awaitable's code (_c: asyncio.sleep's, a queue's get: what it awaits).
+
+        The offset, not ``f_lineno``: that one searches the code's line table
+        from its start, thousands of instructions per step in a long
+        function, where the line is needed only when written out.  Each
+        level's code is the awaitable's (``gen_code``), not its frame's: a
+        frame object is made the first time it is asked for, and a coroutine
+        made per await (each ``readexactly()``) would make one per step; the
+        one frame read is that of the level chosen, for its offset.  (A
+        closed coroutine has no frame: then nothing is said.)
+        """
+        if _CTask is not None and type(task) is _CTask:
+            awaitable = descr_get(_TASK_CORO, task)
+        else:
+            awaitable = task.get_coro()
+        at = at_walk = code = inner = None
+        while True:
+            kind = type(awaitable)
+            if kind is CoroutineType:
+                walk = _CORO_WALK
+            elif kind is GeneratorType:
+                walk = _GEN_WALK
+            elif kind is AsyncGeneratorType:
+                walk = _AGEN_WALK
+            else:
+                break  # (a future's iterator: the bottom of the chain)
+            inner = gen_code(awaitable)
+            if at is None:  # the task's own coroutine, asyncio's or not
+                at, at_walk, code = awaitable, walk, inner
+            else:
+                library = library_memo(inner)
+                if library < 0:
+                    library = _is_library(inner)
+                if not library:
+                    at, at_walk, code = awaitable, walk, inner
+            awaitable = descr_get(walk[2], awaitable)
+        offset = -1
+        if at is not None:
+            frame = descr_get(at_walk[1], at)
+            if frame is None:
+                code = inner = None
+            else:
+                offset = frame_lasti(frame)
+        set_ref(self._b, i, code)
+        set_ref(self._c, i, inner)
+        self._x[i] = offset
         return 0
 
     @cython.boundscheck(False)
