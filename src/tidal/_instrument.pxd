@@ -15,7 +15,7 @@ cdef frozenset _STEP_NAMES
 cdef int _STEP, _MAYBE, _NEVER
 cdef dict _kind_of_type
 cdef dict _is_task_type
-cdef object _MethodType
+cdef object _MethodType, _BuiltinMethodType
 cdef object _py_task, _PY_STEP, _PY_WAKEUP
 
 cdef extern from *:
@@ -27,14 +27,21 @@ cdef extern from *:
     static inline PyObject *tidal_method_self(PyObject *m) {
         PyObject *s = PyMethod_GET_SELF(m); Py_INCREF(s); return s;
     }
+    /* A built-in method's definition (its PyMethodDef), as an address. */
+    static inline Py_ssize_t tidal_method_def(PyObject *m) {
+        return (Py_ssize_t)((PyCFunctionObject *)m)->m_ml;
+    }
     """
     object method_function "tidal_method_function" (object method)
     object method_self "tidal_method_self" (object method)
+    Py_ssize_t method_def "tidal_method_def" (object method)
+
+cdef Py_ssize_t _wakeup_def
 
 cdef int _kind(object callback_type) except -1
 
 # Typed CHandle: the loop's handle is one already (no type test per call).
-@cython.locals(callback_type=type)
+@cython.locals(callback_type=type, definition=Py_ssize_t, kind=int)
 cpdef object task_of(CHandle handle)
 
 

@@ -98,6 +98,7 @@ def _kind(callback_type: type) -> int:
 _is_task_type: dict[type, bool] = {}
 
 _MethodType: Any = MethodType
+_BuiltinMethodType: Any = BuiltinMethodType
 # The Python Task's step and wake-up functions: a bound method (the commonest
 # callback: a transport's read, compiled or not) is a task's step if and only
 # if its function is one of these, which costs two pointer comparisons where
@@ -118,9 +119,20 @@ if not cython.compiled:
         """Compiled, PyMethod_GET_SELF."""
         return method.__self__
 
+    def method_def(method: Any) -> int:
+        """Compiled, the address of a built-in method's definition (its C
+        function and name): what tells a C Task's wake-up from other built-in
+        methods in one comparison (see task_of).  Interpreted, 0: unknown."""
+        return 0
+
+
+# The definition of the C Task's wake-up (method_def), once one was seen.
+_wakeup_def = -1
+
 
 def task_of(handle: Any) -> asyncio.Task[Any] | None:
     """The task whose step `handle` runs, or None for a plain callback."""
+    global _wakeup_def
     callback = handle._callback  # compiled: a C view of asyncio's Handle (_instrument.pxd)
     callback_type = type(callback)
     if callback_type is _MethodType:
@@ -128,9 +140,19 @@ def task_of(handle: Any) -> asyncio.Task[Any] | None:
         if function is _PY_STEP or function is _PY_WAKEUP:
             return method_self(callback)  # type: ignore[no-any-return]
         return None
-    kind = _kind(callback_type)
-    if kind == _NEVER:
-        return None
+    definition = 0
+    if callback_type is _BuiltinMethodType:
+        # A C Task's wake-up (what a future's completion queues): known by
+        # its definition once one was seen, where the test below makes a
+        # string of the method's name each time.
+        definition = method_def(callback)
+        if definition == _wakeup_def:
+            return callback.__self__  # type: ignore[no-any-return]
+        kind = _MAYBE
+    else:
+        kind = _kind(callback_type)
+        if kind == _NEVER:
+            return None
     task = callback.__self__
     if kind == _STEP:
         return task  # type: ignore[no-any-return]
@@ -139,6 +161,8 @@ def task_of(handle: Any) -> asyncio.Task[Any] | None:
     if is_task is None:
         is_task = _is_task_type[owner] = issubclass(owner, _TASK_TYPES)
     if is_task and callback.__name__ in _STEP_NAMES:
+        if definition:
+            _wakeup_def = definition  # (there is one: the C Task's)
         return task  # type: ignore[no-any-return]  # one of _TASK_TYPES
     return None
 
