@@ -93,6 +93,11 @@ cdef bint _is_library(object code) except -1
 # the simulation import them).
 cdef int _STEP, _STEP_END, _CALL, _CALL_END, _WAIT, _WAIT_END, _WAKE, _SPAWN, _EXIT
 
+cdef class _Queued:
+    cdef long long at
+    cdef long long flow
+    cdef _Queued next
+
 cdef class Tracer:
     cdef public object loop
     cdef object _ready
@@ -112,8 +117,9 @@ cdef class Tracer:
     cdef list _b
     cdef list _c
     cdef Py_ssize_t _flows
-    cdef dict _queued_at
-    cdef dict _queued_flow
+    cdef dict _queued
+    cdef _Queued _spare
+    cdef Py_ssize_t _nspare
     cdef bint _running
 
     cdef object _error
@@ -121,13 +127,15 @@ cdef class Tracer:
     # What the loop's dispatch calls (_instrument.Instruments): C calls that
     # never raise; -1 means the error is in _error (see _begin in the .py).
     cdef int _spawned(self, object task) noexcept
-    @cython.locals(i=Py_ssize_t, now=cython.longlong)
+    @cython.locals(i=Py_ssize_t, now=cython.longlong, queued=_Queued, spare=_Queued)
     cdef int _scheduled(self, object task) noexcept
-    @cython.locals(i=Py_ssize_t)
+    @cython.locals(i=Py_ssize_t, queued=_Queued)
     cdef int _step_began(self, object task) noexcept
+    cdef void _release(self, _Queued queued) noexcept
     @cython.locals(kind=type, walk=tuple, at_walk=tuple, library=int, offset=Py_ssize_t)
     cdef int _where(self, Py_ssize_t i, object task) except -1
     cdef int _step_ended(self, object task) noexcept
+    @cython.locals(queued=_Queued)
     cdef int _exited(self, object task) noexcept
     @cython.locals(lag=cython.longlong, i=Py_ssize_t)
     cdef int _callback_began(self, CHandle handle) noexcept

@@ -47,7 +47,7 @@ import asyncio
 import os
 from collections import deque
 from array import array
-from types import AsyncGeneratorType, CoroutineType, GeneratorType
+from types import AsyncGeneratorType, CoroutineType, GeneratorType, GetSetDescriptorType
 from typing import Any
 
 try:
@@ -121,8 +121,8 @@ _WALKS: dict[type, tuple[Any, ...]] = {
 _CORO_WALK, _GEN_WALK, _AGEN_WALK = _WALKS[CoroutineType], _WALKS[GeneratorType], _WALKS[AsyncGeneratorType]
 # asyncio's C Task's coroutine (what get_coro() returns, without a method call).
 _CTask: Any = getattr(asyncio.tasks, "_CTask", None)
-_TASK_CORO: Any = vars(_CTask).get("_coro") if _CTask is not None else None
-if _TASK_CORO is None:
+_TASK_CORO: Any = getattr(_CTask, "_coro", None)  # (on the class: the descriptor)
+if not isinstance(_TASK_CORO, GetSetDescriptorType):
     _CTask = None  # (get_coro() for every task)
 
 if not cython.compiled:
@@ -186,6 +186,16 @@ def line_at(code: Any, offset: int) -> Any:
     return line
 
 
+class _Queued:
+    """When a task's next step was queued (ns) and the flow that queued it
+    (0: none seen).  Compiled, two C integers (_recorder.pxd)."""
+
+    def __init__(self) -> None:
+        self.at = 0
+        self.flow = 0
+        self.next: _Queued | None = None  # (the Tracer's chain of spares)
+
+
 class Tracer:
     """Records one loop's task steps, callbacks and I/O waits (``loop.add_instrument``).
 
@@ -208,9 +218,11 @@ class Tracer:
         self._n = 0  # records written in the current columns (the next slot)
         self._new_columns()
         self._flows = 0  # flow ids, per tracer (the writer makes them unique)
-        # task -> when its step was queued, and the flow that queued it (if any).
-        self._queued_at: dict[Any, int] = {}
-        self._queued_flow: dict[Any, int] = {}
+        # task -> when its next step was queued, and by which flow (_Queued;
+        # spares kept for reuse: no object is made per wake-up).
+        self._queued: dict[Any, _Queued] = {}
+        self._spare: _Queued | None = None  # a chain of them, through .next
+        self._nspare = 0
         self._running = False  # inside a step or callback: a wake-up has a waker
         self._error: BaseException | None = None  # what a hook caught (see _begin)
 
@@ -344,23 +356,31 @@ class Tracer:
     @cython.wraparound(False)
     def _scheduled(self, task: Any) -> int:
         try:  # (a task's hash is its own: asyncio's can be overridden)
-            if self._running:
-                i = self._begin(_WAKE)
-                if i < 0:
-                    return -1
-                self._flows += 1
-                set_ref(self._a, i, task)
-                self._y[i] = self._flows
-                self._n = i + 1
-                self._queued_flow[task] = self._flows
-                self._queued_at[task] = self._ts[i]
-            else:
-                now = self._now()
-                if self._error is not None:
-                    return -1
-                self._queued_at[task] = now
+            if self._spare is None:
+                self._release(_Queued())
+            spare = self._spare
+            queued = self._queued.setdefault(task, spare)  # (one lookup)
         except BaseException as exc:
             return self._caught(exc)
+        if queued is spare:
+            self._spare = spare.next
+            spare.next = None
+            self._nspare -= 1
+        if self._running:
+            i = self._begin(_WAKE)
+            if i < 0:
+                return -1
+            self._flows += 1
+            set_ref(self._a, i, task)
+            self._y[i] = self._flows
+            self._n = i + 1
+            queued.flow = self._flows
+            queued.at = self._ts[i]
+        else:
+            now = self._now()
+            if self._error is not None:
+                return -1
+            queued.at = now
         return 0
 
     @cython.boundscheck(False)
@@ -371,16 +391,28 @@ class Tracer:
             return -1
         try:
             self._where(i, task)
-            queued = self._queued_at.pop(task, None)
-            flow = self._queued_flow.pop(task, 0) if self._queued_flow else 0
+            queued = self._queued.pop(task, None)
         except BaseException as exc:
             return self._caught(exc)
+        if queued is None:
+            self._y[i] = 0
+            self._z[i] = -1
+        else:
+            self._y[i] = queued.flow
+            self._z[i] = self._ts[i] - queued.at
+            self._release(queued)
         set_ref(self._a, i, task)
-        self._y[i] = flow
-        self._z[i] = -1 if queued is None else self._ts[i] - queued
         self._n = i + 1
         self._running = True
         return 0
+
+    def _release(self, queued: _Queued) -> None:
+        """`queued` is done with: kept for a next wake-up (up to 1,024)."""
+        if self._nspare < 1024:
+            queued.flow = 0
+            queued.next = self._spare
+            self._spare = queued
+            self._nspare += 1
 
     @cython.boundscheck(False)
     @cython.wraparound(False)
@@ -447,10 +479,11 @@ class Tracer:
     @cython.wraparound(False)
     def _exited(self, task: Any) -> int:
         try:
-            self._queued_at.pop(task, None)
-            self._queued_flow.pop(task, None)
+            queued = self._queued.pop(task, None)
         except BaseException as exc:
             return self._caught(exc)
+        if queued is not None:
+            self._release(queued)
         return self._record(_EXIT, task)
 
     @cython.boundscheck(False)
