@@ -364,3 +364,39 @@ def test_debug_slow_callback_warning_stays_with_an_instrument(loop_name, loop_fa
         assert not loop._observed
     finally:
         loop.close()
+
+
+class _SchedulingThreads:
+    """Notes the thread each task_scheduled is reported in."""
+
+    def __init__(self):
+        self.threads = []
+
+    def task_scheduled(self, task):
+        self.threads.append(threading.get_ident())
+
+
+def test_steps_are_reported_on_the_thread_the_loop_runs_in_each_time(loop, loop_name):
+    # One loop run from this thread, then from another, then a task queued
+    # while it does not run: each time, the steps queued are reported there.
+    assert loop.run_until_complete(_program()) == 7
+    if loop_name == "asyncio":
+        return  # (the program runs the same; instruments are tidal's)
+    seen = _SchedulingThreads()
+    loop.add_instrument(seen)
+    assert loop.run_until_complete(_program()) == 7
+    here = threading.get_ident()
+    assert seen.threads and set(seen.threads) == {here}
+    del seen.threads[:]
+    results, other = [], threading.Thread(target=lambda: results.append(loop.run_until_complete(_program())))
+    other.start()
+    other.join()
+    assert results == [7]
+    assert seen.threads and set(seen.threads) == {other.ident}
+    del seen.threads[:]
+    task = loop.create_task(_child(loop.create_future()))
+    assert seen.threads == [here]
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        loop.run_until_complete(task)
+    loop.remove_instrument(seen)

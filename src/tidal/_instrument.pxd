@@ -6,7 +6,7 @@
 
 import cython
 
-from tidal.trace._recorder cimport Tracer
+from tidal.trace._recorder cimport Tracer, descr_get
 from tidal._handle_layout cimport Handle as CHandle
 
 cdef object _NO_ARG
@@ -27,6 +27,13 @@ cdef extern from *:
     static inline PyObject *tidal_method_self(PyObject *m) {
         PyObject *s = PyMethod_GET_SELF(m); Py_INCREF(s); return s;
     }
+    /* A built-in method's __self__ (None for a static one). */
+    static inline PyObject *tidal_cfunction_self(PyObject *m) {
+        PyObject *s = PyCFunction_GET_SELF(m);
+        if (s == NULL) s = Py_None;
+        Py_INCREF(s);
+        return s;
+    }
     /* A built-in method's definition (its PyMethodDef), as an address. */
     static inline Py_ssize_t tidal_method_def(PyObject *m) {
         return (Py_ssize_t)((PyCFunctionObject *)m)->m_ml;
@@ -35,8 +42,14 @@ cdef extern from *:
     object method_function "tidal_method_function" (object method)
     object method_self "tidal_method_self" (object method)
     Py_ssize_t method_def "tidal_method_def" (object method)
+    object cfunction_self "tidal_cfunction_self" (object method)
 
 cdef Py_ssize_t _wakeup_def
+cdef object _CTask, _TASK_STATE
+cdef bint _done(object task) except -1
+
+cdef extern from "pythread.h":
+    unsigned long thread_ident "PyThread_get_thread_ident" ()
 
 cdef int _kind(object callback_type) except -1
 
@@ -64,6 +77,10 @@ cdef class Instruments:
     cdef public object _append    # the ready deque's append
     cdef bint _per_handle
     cdef public Tracer _tracer    # the first tidal Tracer, told directly (None: none)
+    cdef unsigned long _loop_thread  # the loop's thread while it runs, else 0
+
+    cpdef run_began(self)
+    cpdef run_ended(self)
 
     cpdef fire(self, list methods, object arg=*)
     cdef _tracer_failed(self, str hook)

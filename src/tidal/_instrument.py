@@ -42,7 +42,7 @@ from __future__ import annotations
 import logging
 from asyncio import tasks
 from threading import get_ident
-from types import BuiltinMethodType, FunctionType, MethodType
+from types import BuiltinMethodType, FunctionType, GetSetDescriptorType, MethodType
 from typing import TYPE_CHECKING, Any, Callable
 
 try:
@@ -119,6 +119,14 @@ if not cython.compiled:
         """Compiled, PyMethod_GET_SELF."""
         return method.__self__
 
+    thread_ident = get_ident  # compiled: PyThread_get_thread_ident, a C call
+
+    def cfunction_self(method: Any) -> Any:
+        """A built-in method's __self__; compiled, PyCFunction_GET_SELF."""
+        return method.__self__
+
+    from .trace._recorder import descr_get  # compiled: a C function (_recorder.pxd)
+
     def method_def(method: Any) -> int:
         """Compiled, the address of a built-in method's definition (its C
         function and name): what tells a C Task's wake-up from other built-in
@@ -146,14 +154,15 @@ def task_of(handle: Any) -> asyncio.Task[Any] | None:
         # its definition once one was seen, where the test below makes a
         # string of the method's name each time.
         definition = method_def(callback)
+        task = cfunction_self(callback)
         if definition == _wakeup_def:
-            return callback.__self__  # type: ignore[no-any-return]
+            return task  # type: ignore[no-any-return]
         kind = _MAYBE
     else:
         kind = _kind(callback_type)
         if kind == _NEVER:
             return None
-    task = callback.__self__
+        task = callback.__self__
     if kind == _STEP:
         return task  # type: ignore[no-any-return]
     owner = type(task)
@@ -165,6 +174,21 @@ def task_of(handle: Any) -> asyncio.Task[Any] | None:
             _wakeup_def = definition  # (there is one: the C Task's)
         return task  # type: ignore[no-any-return]  # one of _TASK_TYPES
     return None
+
+
+# asyncio's C Task, and its state's descriptor: see _done.
+_CTask: Any = getattr(tasks, "_CTask", None)
+_TASK_STATE: Any = getattr(_CTask, "_state", None)  # (on the class: the descriptor)
+if not isinstance(_TASK_STATE, GetSetDescriptorType):
+    _CTask = None
+
+
+def _done(task: Any) -> bool:
+    """``task.done()``: for asyncio's C Task, its state read by the
+    descriptor's getter (a C call, compiled) rather than a method call."""
+    if _CTask is not None and type(task) is _CTask:
+        return descr_get(_TASK_STATE, task) != "PENDING"  # type: ignore[no-any-return]
+    return task.done()  # type: ignore[no-any-return]
 
 
 def _hooks_of(instrument: object, name: str) -> Callable[..., Any] | None:
@@ -202,6 +226,10 @@ class Instruments:
         self._append = loop._ready.append  # the real queue's append
         # The first tidal Tracer among the instruments, told directly (see what the loop reports).
         self._tracer: Tracer | None = None
+        # The thread the loop runs in (0: not running): a mirror of its
+        # _thread_id, kept by run_began/run_ended, compared per call_soon.
+        running_in = loop._thread_id
+        self._loop_thread = 0 if running_in is None else running_in
         self._rebuild()
 
     # -- the list ----------------------------------------------------------
@@ -283,6 +311,16 @@ class Instruments:
         self._remove_failed(tracer, hook, error)
 
     # -- what the loop reports ---------------------------------------------
+
+    def run_began(self) -> None:
+        """The loop starts running (in this thread)."""
+        self._loop_thread = thread_ident()
+        self.fire(self.before_run)
+
+    def run_ended(self) -> None:
+        self._loop_thread = 0
+        self.fire(self.after_run)
+
     # The tracer (if any) is told first, by C calls that do not raise (a
     # hook returns -1 when it failed: _tracer_failed); then the lists.
 
@@ -292,8 +330,7 @@ class Instruments:
         task = task_of(handle)
         if task is None:
             return
-        running_in = self._loop._thread_id
-        if running_in is not None and get_ident() != running_in:
+        if self._loop_thread != 0 and self._loop_thread != thread_ident():
             return  # another thread's call_soon_threadsafe: hooks run on the loop's
         if self._held is not None:
             self._held.append(task)
@@ -367,7 +404,7 @@ class Instruments:
             self._tracer_failed("after_task_step")
         if self.after_task_step:
             self.fire(self.after_task_step, task)
-        if (self.task_exited or self._tracer is not None) and task.done():
+        if (self.task_exited or self._tracer is not None) and _done(task):
             self._exited(task)
 
     def io_wait(self, poll: Callable[[float | None], list[Any]], timeout: float | None) -> list[Any]:

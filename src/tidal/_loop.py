@@ -1047,7 +1047,10 @@ class _LoopCore:
         debug = self._debug
         task = None
         for _ in range(ntodo):
-            item = popleft()
+            if cython.compiled:
+                item = call_none(popleft)  # (as in _run_ready)
+            else:
+                item = popleft()
             transport = None
             if type(item) is _StreamTransport:
                 self._queued_reads -= 1
@@ -1284,12 +1287,12 @@ class EventLoop(_LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
             self._note_overrides()
             _observe.loop_running(self)
             if self._instruments is not None:
-                self._instruments.fire(self._instruments.before_run)
+                self._instruments.run_began()
             try:
                 self._run_turns()
             finally:
                 if self._instruments is not None:
-                    self._instruments.fire(self._instruments.after_run)
+                    self._instruments.run_ended()
         finally:
             self._run_forever_cleanup()
 
