@@ -22,7 +22,7 @@ import pytest
 
 import tidal
 from tidal import trace
-from tidal.trace._chrome import chrome_events
+from tidal.trace._chrome import callback_name, chrome_events
 from tidal.trace._recorder import CALL, STEP
 
 NOT_ON_ASYNCIO = "tidal.trace: asyncio's loop has no instruments"
@@ -298,6 +298,27 @@ def test_each_step_says_where_it_resumed_as_its_frames_do(loop, loop_name):
     said = [step for task_steps in steps.values() for step in task_steps]
     assert {"sleep", "StreamReader._wait_for_data", "_yield_once"} <= {awaiting for _, _, awaiting in said}
     assert sum(1 for _, at, _ in said if at.startswith(HERE + ":")) >= 12
+    # The transports' reads: told to a lone tracer without a Handle, named
+    # as the Handle's callback is when another instrument wants callbacks.
+    callbacks = {e["name"] for e in events if e.get("cat") == "callback"}
+    assert "StreamTransport._read_ready" in callbacks
+    tracer, seen = trace.Tracer(loop), _CallbackNames()
+    loop.add_instrument(tracer)
+    loop.add_instrument(seen)
+    loop.run_until_complete(_stream_program())
+    loop.remove_instrument(seen)
+    loop.remove_instrument(tracer)
+    events = chrome_events([tracer])
+    assert trace.check(events) == []
+    assert {e["name"] for e in events if e.get("cat") == "callback"} == seen.names == callbacks
+
+
+class _CallbackNames:
+    def __init__(self):
+        self.names = set()
+
+    def before_callback(self, handle):
+        self.names.add(callback_name(handle._callback))
 
 
 def test_a_tracer_whose_clock_fails_is_removed_and_the_loop_goes_on(loop, loop_name, caplog):

@@ -76,6 +76,7 @@ cdef class Instruments:
     cdef public object _held      # list, or None
     cdef public object _append    # the ready deque's append
     cdef bint _per_handle
+    cdef public bint bare_reads   # reads told as transports (read_began): a tracer only
     cdef public Tracer _tracer    # the first tidal Tracer, told directly (None: none)
     cdef unsigned long _loop_thread  # the loop's thread while it runs, else 0
 
@@ -88,5 +89,7 @@ cdef class Instruments:
     cdef _exited(self, object task)
     cpdef object before(self, CHandle handle)
     cpdef after(self, object handle, object task)
+    cpdef read_began(self, object transport, object context)
+    cpdef read_ended(self)
     @cython.locals(nevents=Py_ssize_t)
     cpdef object io_wait(self, object poll, object timeout)

@@ -266,6 +266,9 @@ class Instruments:
             self.before_callback or self.after_callback or self.before_task_step
             or self.after_task_step or self.task_exited
         )
+        # Only a tracer listens to callbacks: a stream transport's read is
+        # told to it as the transport (read_began), with no Handle made.
+        self.bare_reads = tracer is not None and not (self.before_callback or self.after_callback)
         # Queue through report_append only while someone listens for it.
         loop = self._loop
         loop._soon_append = (
@@ -390,6 +393,17 @@ class Instruments:
             if self.before_task_step:
                 self.fire(self.before_task_step, task)
         return task
+
+    def read_began(self, transport: Any, context: Any) -> None:
+        """A stream transport's read is about to run (while ``bare_reads``)."""
+        tracer = self._tracer
+        if tracer is not None and tracer._read_began(transport, context):
+            self._tracer_failed("before_callback")
+
+    def read_ended(self) -> None:
+        tracer = self._tracer
+        if tracer is not None and tracer._callback_ended():
+            self._tracer_failed("after_callback")
 
     def after(self, handle: Any, task: Any) -> None:
         """Report that what `before` reported has run (and the task's exit, if it ended)."""

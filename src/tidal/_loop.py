@@ -1057,6 +1057,12 @@ class _LoopCore:
                 tr = item
                 if tr._read_ctx is None or tr._read_queued is not tr._read_ctx:
                     continue  # (as in _run_transport)
+                if instruments is not None and instruments.bare_reads and not debug:
+                    # Only a tracer listens: told the transport, no Handle.
+                    instruments.read_began(item, tr._read_ctx)
+                    _run_transport(self, item)
+                    instruments.read_ended()
+                    continue
                 # What is observed is a Handle, as on asyncio's loop; what
                 # runs is the read itself, as unobserved (below).
                 transport = item

@@ -35,6 +35,7 @@ cdef dict _in_asyncio
 # The walk down a task's await chain, per task step (Tracer._where): the
 # descriptors it reads through, and their getters as C calls.
 cdef tuple _CORO_WALK, _GEN_WALK, _AGEN_WALK
+cdef type _Coro, _Gen, _AGen
 cdef object _CTask, _TASK_CORO
 
 cdef extern from *:
@@ -139,6 +140,9 @@ cdef class Tracer:
     cdef int _exited(self, object task) noexcept
     @cython.locals(lag=cython.longlong, i=Py_ssize_t)
     cdef int _callback_began(self, CHandle handle) noexcept
+    cdef int _read_began(self, object transport, object context) noexcept
+    @cython.locals(i=Py_ssize_t)
+    cdef inline int _call(self, object callback, object context, long long lag, int read) noexcept
     @cython.locals(i=Py_ssize_t)
     cdef int _callback_ended(self) noexcept
     cdef int _wait_began(self, object timeout) noexcept

@@ -119,6 +119,7 @@ _WALKS: dict[type, tuple[Any, ...]] = {
     )
 }
 _CORO_WALK, _GEN_WALK, _AGEN_WALK = _WALKS[CoroutineType], _WALKS[GeneratorType], _WALKS[AsyncGeneratorType]
+_Coro, _Gen, _AGen = CoroutineType, GeneratorType, AsyncGeneratorType  # (compiled: C globals)
 # asyncio's C Task's coroutine (what get_coro() returns, without a method call).
 _CTask: Any = getattr(asyncio.tasks, "_CTask", None)
 _TASK_CORO: Any = getattr(_CTask, "_coro", None)  # (on the class: the descriptor)
@@ -439,11 +440,11 @@ class Tracer:
         at = at_walk = code = inner = None
         while True:
             kind = type(awaitable)
-            if kind is CoroutineType:
+            if kind is _Coro:
                 walk = _CORO_WALK
-            elif kind is GeneratorType:
+            elif kind is _Gen:
                 walk = _GEN_WALK
-            elif kind is AsyncGeneratorType:
+            elif kind is _AGen:
                 walk = _AGEN_WALK
             else:
                 break  # (a future's iterator: the bottom of the chain)
@@ -497,11 +498,24 @@ class Tracer:
                 lag = int((self.loop.time() - timer._when) * 1e9)
             except BaseException as exc:
                 return self._caught(exc)
+        return self._call(handle._callback, handle._context, lag, 0)
+
+    def _read_began(self, transport: Any, context: Any) -> int:
+        """A stream transport's read is about to run (what asyncio's loop
+        runs as a Handle of its ``_read_ready``, made only when read back)."""
+        return self._call(transport, context, -1, 1)
+
+    @cython.boundscheck(False)
+    @cython.wraparound(False)
+    def _call(self, callback: Any, context: Any, lag: int, read: int) -> int:
+        """A CALL record: `callback` runs in `context`; `read`: 1 if
+        `callback` is a stream transport, whose ``_read_ready`` runs."""
         i = self._begin(_CALL)
         if i < 0:
             return -1
-        set_ref(self._a, i, handle._callback)
-        set_ref(self._b, i, handle._context)
+        set_ref(self._a, i, callback)
+        set_ref(self._b, i, context)
+        self._x[i] = read
         self._z[i] = lag
         self._n = i + 1
         self._running = True
@@ -581,8 +595,8 @@ def _rows(cols: tuple[Any, ...], start: int, stop: int, out: list[tuple[Any, ...
         kind = kinds[i]
         if kind == STEP:  # task, code, line, inner, flow, lag (x: the offset of the line)
             out.append((ts[i], STEP, a[i], b[i], line_at(b[i], x[i]), c[i], y[i], z[i]))
-        elif kind == CALL:  # callback, lag, context
-            out.append((ts[i], CALL, a[i], z[i], b[i]))
+        elif kind == CALL:  # callback, lag, context (x: a transport's read)
+            out.append((ts[i], CALL, a[i]._read_ready if x[i] else a[i], z[i], b[i]))
         elif kind == CALL_END:
             out.append((ts[i], CALL_END))
         elif kind == WAIT_END:  # nevents, ready
