@@ -277,18 +277,25 @@ class _WhereFromFrames:
         )
 
 
+def _trace_stream_program(loop, other):
+    """_stream_program's trace events (checked), with `other` on the loop too."""
+    tracer = trace.Tracer(loop)
+    loop.add_instrument(tracer)
+    loop.add_instrument(other)
+    loop.run_until_complete(_stream_program())
+    loop.remove_instrument(other)
+    loop.remove_instrument(tracer)
+    events = chrome_events([tracer])
+    assert trace.check(events) == []
+    return events
+
+
 def test_each_step_says_where_it_resumed_as_its_frames_do(loop, loop_name):
     assert loop.run_until_complete(_stream_program()) == [b"0000", b"0001", b"0002"]
     if loop_name == "asyncio":
         return  # (the program runs the same; tracing is tidal's)
-    tracer, frames = trace.Tracer(loop), _WhereFromFrames()
-    loop.add_instrument(tracer)
-    loop.add_instrument(frames)
-    loop.run_until_complete(_stream_program())
-    loop.remove_instrument(frames)
-    loop.remove_instrument(tracer)
-    events = chrome_events([tracer])
-    assert trace.check(events) == []
+    frames = _WhereFromFrames()
+    events = _trace_stream_program(loop, frames)
     tracks = {(e["pid"], e["tid"]): e["args"]["name"] for e in events if e.get("name") == "thread_name"}
     steps = {}
     for e in sorted((e for e in events if e.get("cat") == "step"), key=lambda e: e["ts"]):
@@ -302,14 +309,8 @@ def test_each_step_says_where_it_resumed_as_its_frames_do(loop, loop_name):
     # as the Handle's callback is when another instrument wants callbacks.
     callbacks = {e["name"] for e in events if e.get("cat") == "callback"}
     assert "StreamTransport._read_ready" in callbacks
-    tracer, seen = trace.Tracer(loop), _CallbackNames()
-    loop.add_instrument(tracer)
-    loop.add_instrument(seen)
-    loop.run_until_complete(_stream_program())
-    loop.remove_instrument(seen)
-    loop.remove_instrument(tracer)
-    events = chrome_events([tracer])
-    assert trace.check(events) == []
+    seen = _CallbackNames()
+    events = _trace_stream_program(loop, seen)
     assert {e["name"] for e in events if e.get("cat") == "callback"} == seen.names == callbacks
 
 

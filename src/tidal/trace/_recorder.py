@@ -357,9 +357,10 @@ class Tracer:
     @cython.wraparound(False)
     def _scheduled(self, task: Any) -> int:
         try:  # (a task's hash is its own: asyncio's can be overridden)
-            if self._spare is None:
-                self._release(_Queued())
             spare = self._spare
+            if spare is None:
+                spare = _Queued()
+                self._release(spare)  # (the chain was empty: now its head)
             queued = self._queued.setdefault(task, spare)  # (one lookup)
         except BaseException as exc:
             return self._caught(exc)
@@ -437,7 +438,8 @@ class Tracer:
             awaitable = descr_get(_TASK_CORO, task)
         else:
             awaitable = task.get_coro()
-        at = at_walk = code = inner = None
+        at = code = inner = None
+        at_walk = _CORO_WALK  # (read only once `at` is set)
         while True:
             kind = type(awaitable)
             if kind is _Coro:
