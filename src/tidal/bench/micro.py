@@ -192,6 +192,31 @@ async def stream_echo(n: int) -> int:
     return n
 
 
+async def _echo_lines(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    try:
+        while True:
+            writer.write(await reader.readexactly(len(_PingClient.MESSAGE)))
+    except asyncio.IncompleteReadError:
+        writer.close()
+
+
+async def streams_echo(n: int) -> int:
+    """The same round trip with asyncio streams on both ends (a Task per
+    connection, readexactly): each message costs two task steps, resuming
+    three coroutines deep, as the echo section's streams server does."""
+    server = await asyncio.start_server(_echo_lines, "127.0.0.1", 0)
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.sockets[0].getsockname()[1])
+    message = _PingClient.MESSAGE
+    for _ in range(n):
+        writer.write(message)
+        await reader.readexactly(len(message))
+    writer.close()
+    await writer.wait_closed()
+    server.close()
+    await server.wait_closed()
+    return n
+
+
 # id -> (label, benchmark, batch size); a batch takes milliseconds on any loop.
 BENCHMARKS: dict[str, tuple[str, Callable[[int], Awaitable[int]], int]] = {
     "call_soon": ("call_soon chain", call_soon_chain, 10_000),
@@ -201,6 +226,10 @@ BENCHMARKS: dict[str, tuple[str, Callable[[int], Awaitable[int]], int]] = {
     "queue": ("Queue ping-pong", queue_ping_pong, 1_000),
     "threadsafe": ("call_soon_threadsafe", call_soon_threadsafe, 5_000),
     "echo": ("stream echo, 1 KiB round trip", stream_echo, 2_000),
+}
+# Run only when named (--only): not part of the bench's sections.
+ON_REQUEST: dict[str, tuple[str, Callable[[int], Awaitable[int]], int]] = {
+    "streams": ("asyncio streams echo, 1 KiB round trip", streams_echo, 1_000),
 }
 
 
@@ -221,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--loop", required=True, choices=LOOP_NAMES)
     p.add_argument("--seconds", type=float, default=0.5, help="measured time per benchmark")
-    p.add_argument("--only", default="", help="comma-separated ids: " + ",".join(BENCHMARKS))
+    p.add_argument("--only", default="", help="comma-separated ids: " + ",".join([*BENCHMARKS, *ON_REQUEST]))
     p.add_argument("--batches", type=int, default=0, help="run N batches untimed (see above)")
     _worker.add_trace_option(p)
     args = p.parse_args(argv)
@@ -230,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     errors = _worker.ErrorCounter()
     results: dict[str, float] = {}
     for name in names:
-        _label, bench, batch = BENCHMARKS[name]
+        _label, bench, batch = BENCHMARKS[name] if name in BENCHMARKS else ON_REQUEST[name]
 
         async def run(bench: Callable[[int], Awaitable[int]] = bench, batch: int = batch) -> float:
             asyncio.get_running_loop().set_exception_handler(errors)
