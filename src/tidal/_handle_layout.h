@@ -55,13 +55,26 @@ static inline PyObject *tidal_use_freelist(PyObject *handle_cls) {
     Py_RETURN_NONE;
 }
 
+/* The fields a handle is made with and keeps while it is not cancelled
+   in debug mode: _cancelled False, _repr and _source_traceback None. */
+static inline void tidal_set_handle_defaults(tidal_HandleObject *h) {
+    Py_INCREF(Py_False); h->_cancelled = Py_False;
+    Py_INCREF(Py_None); h->_repr = Py_None;
+    Py_INCREF(Py_None); h->_source_traceback = Py_None;
+}
+
+/* A handle whose defaults are set (a spare keeps them: see
+   tidal_recycle_handle) and whose other fields are empty. */
 static inline tidal_HandleObject *tidal_alloc_handle(PyTypeObject *t) {
     if (t == tidal_free_type && tidal_free_count > 0) {
         PyObject *h = tidal_free_items[--tidal_free_count];
         PyObject_GC_Track(h);
         return (tidal_HandleObject *)h;  /* the list's reference becomes the caller's */
     }
-    return (tidal_HandleObject *)t->tp_alloc(t, 0);
+    PyObject *h = t->tp_alloc(t, 0);
+    if (h == NULL) return NULL;
+    tidal_set_handle_defaults((tidal_HandleObject *)h);
+    return (tidal_HandleObject *)h;
 }
 
 /* `op` has run; if the caller's reference is the only one, keep it. */
@@ -73,9 +86,16 @@ static inline void tidal_recycle_handle(PyObject *op) {
        by the clears below) can reach it while it is emptied. */
     PyObject_GC_UnTrack(op);
     tidal_HandleObject *h = (tidal_HandleObject *)op;
-    #define TIDAL_CLEAR_SLOT(f) Py_CLEAR(h->f);
-    TIDAL_HANDLE_SLOTS(TIDAL_CLEAR_SLOT)
-    #undef TIDAL_CLEAR_SLOT
+    Py_CLEAR(h->_args);
+    Py_CLEAR(h->_callback);
+    Py_CLEAR(h->_context);
+    Py_CLEAR(h->_loop);
+    /* The defaults are kept for the next use (six reference counts a
+       handle fewer); reset if they changed (a callback that cancelled
+       its own handle; its repr kept in debug mode). */
+    if (h->_cancelled != Py_False) { Py_INCREF(Py_False); Py_XSETREF(h->_cancelled, Py_False); }
+    if (h->_repr != Py_None) { Py_INCREF(Py_None); Py_XSETREF(h->_repr, Py_None); }
+    if (h->_source_traceback != Py_None) { Py_INCREF(Py_None); Py_XSETREF(h->_source_traceback, Py_None); }
     if (tidal_free_count >= TIDAL_FREELIST_SIZE) {  /* a finalizer above filled it */
         PyObject_GC_Track(op);  /* (the caller's reference frees it as usual) */
         return;
@@ -155,9 +175,9 @@ static inline tidal_TimerHandleObject *tidal_alloc_timer(PyTypeObject *t) {
     return (tidal_TimerHandleObject *)t->tp_alloc(t, 0);
 }
 
-/* Allocate `cls` (a Handle subclass) and fill the slots asyncio's
-   Handle.__init__ fills, as the non-debug loop wants them: no source
-   traceback, no repr, the current context copied unless one is given. */
+/* Fill the slots asyncio's Handle.__init__ fills, as the non-debug loop
+   wants them (the defaults, no source traceback and no repr, are set at
+   allocation): the current context copied unless one is given. */
 static inline tidal_HandleObject *tidal_fill_handle(tidal_HandleObject *h, PyObject *callback,
                                              PyObject *args, PyObject *loop, PyObject *context) {
     if (context == Py_None) {
@@ -170,9 +190,6 @@ static inline tidal_HandleObject *tidal_fill_handle(tidal_HandleObject *h, PyObj
     Py_INCREF(callback); h->_callback = callback;
     Py_INCREF(args); h->_args = args;
     Py_INCREF(loop); h->_loop = loop;
-    Py_INCREF(Py_False); h->_cancelled = Py_False;
-    Py_INCREF(Py_None); h->_repr = Py_None;
-    Py_INCREF(Py_None); h->_source_traceback = Py_None;
     return h;
 }
 
@@ -189,6 +206,7 @@ static inline PyObject *tidal_new_timer(PyObject *cls, PyObject *when, PyObject 
     if (h == NULL) return NULL;
     Py_INCREF(when); h->_when = when;
     Py_INCREF(Py_False); h->_scheduled = Py_False;
+    tidal_set_handle_defaults(&h->__pyx_base);
     return (PyObject *)tidal_fill_handle(&h->__pyx_base, callback, args, loop, context);
 }
 
@@ -276,6 +294,11 @@ done:
     Py_DECREF(result);
     tidal_recycle_handle(op);
     return 0;
+}
+
+/* The error set (by a callback tidal_run_handle ran) goes on, as a raise. */
+static inline int tidal_reraise(void) {
+    return -1;
 }
 
 /* The cyclic GC's walk of a handle's references.  CPython gives a

@@ -37,7 +37,13 @@ cdef extern from "tidal/_handle_layout.h":
                                           object context)
     object new_timer "tidal_new_timer" (object cls, object when, object callback, object args,
                                         object loop, object context)
-    int run_handle "tidal_run_handle" (object handle) except -1
+    # -1: the callback raised, its exception is set (no `except` clause:
+    # the caller tests for it, so that its own try/except, which costs a
+    # save and restore of the handled-exception state per handle, is only
+    # entered when there is an error: _loop._callback_raised).
+    int run_handle "tidal_run_handle" (object handle) noexcept
+    # Returns -1: raises the exception that is set, into a try statement.
+    int reraise "tidal_reraise" () except -1
     object use_freelist "tidal_use_freelist" (object handle_cls)
     object use_timer_freelist "tidal_use_timer_freelist" (object timer_cls)
     object use_direct_traverse "tidal_use_direct_traverse" (object handle_cls, object timer_cls)

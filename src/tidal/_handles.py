@@ -188,6 +188,9 @@ if not cython.compiled:
     new_handle: Callable[..., Any] = operator.call
     new_timer: Callable[..., Any] = operator.call
 
+    def reraise() -> None:
+        raise  # noqa: PLE0704  # (compiled only: see _handle_layout.pxd)
+
     def run_handle(handle: Any) -> int:
         # (The loop's _run_one runs handles itself when interpreted, without
         # this second frame; this is the C function's meaning, in Python.)

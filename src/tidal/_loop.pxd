@@ -8,7 +8,7 @@ import cython
 # _handles when interpreted.
 from tidal._handle_layout cimport Handle as CHandle, TimerHandle as CTimerHandle
 from tidal._handle_layout cimport new_handle, new_timer, run_handle, use_freelist, use_timer_freelist
-from tidal._handle_layout cimport use_fast_sleep
+from tidal._handle_layout cimport use_fast_sleep, reraise
 from tidal._timerheap cimport TimerHeap
 from tidal._syscalls_c cimport monotonic, send as send_keeping_gil
 from tidal._handles cimport hook_subclass, set_cancel_hook
@@ -143,6 +143,7 @@ cdef inline Py_ssize_t _ready_len(object ready) except -1
 # One ready handle run (see _run_one in _loop.py): inline, as if written out
 # in each of the run phase's two loops.
 cdef inline object _run_one(CHandle handle)
+cdef object _callback_raised(CHandle handle)
 
 
 # Phase 1c's work for a readable fd (see _queue_reader in _loop.py).
