@@ -983,9 +983,10 @@ class _LoopCore:
                             self._remove_writer(fd)
                         else:
                             self._ready_append(handle)
-        # The callbacks run below this frame: their tracebacks keep it, and
-        # so its locals.
-        event_list = handle = None
+            # The callbacks run below this frame: their tracebacks keep it,
+            # and so its locals.  (Only set here: a turn that polled nothing
+            # or skipped the poll has nothing to drop.)
+            event_list = handle = None
 
         # Phase 2: due timers join the ready queue.  Timers within one clock
         # tick of now count as due, or a timer could be polled for 0 s forever.
