@@ -35,8 +35,10 @@ cdef extern from "tidal/_handle_layout.h":
 
     object new_handle "tidal_new_handle" (object cls, object callback, object args, object loop,
                                           object context)
-    object new_timer "tidal_new_timer" (object cls, object when, object callback, object args,
-                                        object loop, object context)
+    # (Typed: it returns an instance of `cls`, always tidal's TimerHandle, so
+    # the loop's typed local takes it without a subclass test per timer.)
+    TimerHandle new_timer "tidal_new_timer" (object cls, object when, object callback, object args,
+                                             object loop, object context)
     # -1: the callback raised, its exception is set (no `except` clause:
     # the caller tests for it, so that its own try/except, which costs a
     # save and restore of the handled-exception state per handle, is only
