@@ -3,7 +3,7 @@
 import cython
 
 from tidal.sim._clock cimport VirtualClock
-from tidal.sim._poller cimport SimPoller
+from tidal.sim._poller cimport SimFile, SimPoller
 
 # cdef classes: a simulated segment or datagram goes through send(),
 # push(), the network's event heap, _receive() and the poller's readiness
@@ -12,7 +12,7 @@ from tidal.sim._poller cimport SimPoller
 # plans and tests read them; untyped locals in this module reach them as
 # attributes too).  A new field needs a line here.
 
-cdef class SimSocket
+cdef class SimSocket(SimFile)
 cdef class _Pipe
 
 
@@ -32,6 +32,8 @@ cdef class LinkParams:
     cdef public double drop
     cdef public double duplicate
     cdef public double reorder
+    cdef public long long low_ns
+    cdef public long long span_ns
 
 
 cdef class Network:
@@ -60,13 +62,17 @@ cdef class Network:
     cdef public object _context
     cdef public object _call_at
     cdef public list events
-    cdef public object _seq
+    cdef public long long _seq
     cdef public object _tie
 
     cpdef list _push_event(self, object when_ns, object callback, tuple args)
 
-    @cython.locals(lo=object, hi=object)
-    cpdef object latency(self, LinkParams params)
+    @cython.locals(events=list, entry=list, pipe=_Pipe)
+    cpdef run_due(self)
+    cpdef object in_order(self, object src, object dst, object arrival)
+
+    @cython.locals(span=cython.longlong, draw=cython.double)
+    cpdef long long latency(self, LinkParams params) except? -1
 
 
 cdef class _Pipe:
@@ -83,7 +89,7 @@ cdef class _Pipe:
     cdef public object stalled_since
     cdef public object give_up
 
-    @cython.locals(net=Network)
+    @cython.locals(net=Network, params=LinkParams)
     cpdef object _arrival(self)
 
     cpdef push(self, int kind, object payload=*)
@@ -92,10 +98,11 @@ cdef class _Pipe:
     cpdef _arrive(self)
 
 
-cdef class SimSocket:
+cdef class SimSocket(SimFile):
     cdef public Network net
     cdef public object host
     cdef public object family
+    cdef public bint _v6
     cdef public object type
     cdef public object proto
     cdef public bint _tcp
@@ -122,7 +129,7 @@ cdef class SimSocket:
     cpdef _wake(self)
 
     @cython.locals(net=Network)
-    cpdef int _readiness(self)
+    cpdef int _readiness(self) except? -1
 
     @cython.locals(out=_Pipe, peer=SimSocket)
     cpdef Py_ssize_t _window(self)
@@ -134,6 +141,11 @@ cdef class SimSocket:
 
     @cython.locals(buffered=bytearray, peer=SimSocket)
     cpdef recv(self, object size, int flags=*)
+
+    @cython.locals(net=Network, params=LinkParams, size=Py_ssize_t, copies=int)
+    cpdef _sendto(self, object data, object address)
+
+    cpdef recvfrom(self, object size, int flags=*)
 
 
 @cython.locals(sock=SimSocket)

@@ -31,17 +31,17 @@ import collections
 import contextvars
 import errno
 import hashlib
-import heapq
 import marshal
 import os
 import random
 import socket
-from typing import TYPE_CHECKING, Any, Callable
+from heapq import heappop, heappush
+from typing import TYPE_CHECKING, Any, Callable, TypeAlias
 
 from .._loop import EventLoop
 from ._clock import NS_PER_S, to_ns
 from ._host import Host, current_host
-from ._poller import VIRTUAL_FD_BASE
+from ._poller import VIRTUAL_FD_BASE, SimFile
 
 if TYPE_CHECKING:
     from ._poller import SimPoller
@@ -138,7 +138,7 @@ class Trace:
 class LinkParams:
     """One direction's faults (the network's defaults unless set per link)."""
 
-    __slots__ = ("latency", "drop", "duplicate", "reorder")
+    __slots__ = ("latency", "drop", "duplicate", "reorder", "low_ns", "span_ns")
 
     def __init__(
         self, latency: tuple[float, float], drop: float, duplicate: float, reorder: float
@@ -150,9 +150,17 @@ class LinkParams:
             if not 0 <= p <= 1:
                 raise ValueError(f"{name} must be a probability in [0, 1], got {p!r}")
         self.latency = (to_ns(lo), to_ns(hi))
+        # The same, as Network.latency() draws from (compiled: C integers).
+        self.low_ns, high_ns = self.latency
+        self.span_ns = high_ns - self.low_ns
         self.drop = drop
         self.duplicate = duplicate
         self.reorder = reorder
+
+
+# What the network's event heap runs: a callable, or a pipe whose next
+# segment is due (see Network.run_due).
+_Callback: TypeAlias = "Callable[..., object] | _Pipe"
 
 
 class Network:
@@ -172,7 +180,7 @@ class Network:
         self.clock = loop.virtual_clock
         self.poller = poller
         self.READ, self.WRITE = poller.READ_ONLY, poller.WRITE_ONLY
-        # fd -> the socket's readiness test, which the poller calls.
+        # fd -> the socket, whose readiness the poller asks.
         self._readiness_of = poller.readiness_of
         self.rng = random.Random(f"tidal.sim:{seed}:network")
         self._random = self.rng.random
@@ -189,14 +197,15 @@ class Network:
         self.tcp_ports: dict[tuple[str, int], SimSocket] = {}
         self.udp_ports: dict[tuple[str, int], SimSocket] = {}
         self.stalled: dict[_Pipe, None] = {}
-        self.last_arrival: dict[tuple[str, str], int] = {}
+        self.last_arrival: dict[tuple[Host, Host], int] = {}
         # Actions scheduled on the loop (Simulation.at) run outside every
         # host (an empty context).
         self._context = contextvars.Context()
         # The loop's own call_at: the simulation's time, whatever the hosts' clocks.
         self._call_at = EventLoop.call_at
         # The network's own events (segments, datagrams, SYNs, timeouts):
-        # a heap of [when_ns, tie, seq, callback, args] that the simulated
+        # a heap of [when_ns, tie, seq, callback, args] (a pipe's next
+        # segment: the _Pipe itself as the callback) that the simulated
         # poller runs when virtual time reaches them (see
         # SimPoller.poll), not loop timers.  They run no program code, so
         # they need no Handle, context or turn of their own: a delivery and
@@ -204,7 +213,7 @@ class Network:
         # at the same ns: 0 (the order they were scheduled in), or with
         # schedule exploration a draw from the seed.
         self.events: list[list[Any]] = []
-        self._seq = 0
+        self._seq = 0  # (compiled: a C integer)
         explore = getattr(loop, "_schedule_random", None)
         self._tie = (
             random.Random(f"tidal.sim:{seed}:network-order").random if explore is not None else None
@@ -224,19 +233,17 @@ class Network:
             return None
         return self._call_at(self.loop, when_ns / NS_PER_S, callback, *args, context=self._context)
 
-    def schedule(self, when_ns: int, callback: Callable[..., object], *args: Any) -> list[Any]:
+    def schedule(self, when_ns: int, callback: _Callback, *args: Any) -> list[Any]:
         """The network's event `callback(*args)` at the simulation's time
         `when_ns`; the entry returned is what _cancel() takes."""
         return self._push_event(when_ns, callback, args)
 
-    def _push_event(
-        self, when_ns: int, callback: Callable[..., object], args: tuple[Any, ...]
-    ) -> list[Any]:
+    def _push_event(self, when_ns: int, callback: _Callback, args: tuple[Any, ...]) -> list[Any]:
         """schedule(), with the arguments as a tuple (compiled: a C call)."""
         self._seq += 1
         tie = self._tie
         entry = [when_ns, 0.0 if tie is None else tie(), self._seq, callback, args]
-        heapq.heappush(self.events, entry)
+        heappush(self.events, entry)
         return entry
 
     def run_due(self) -> None:
@@ -245,13 +252,16 @@ class Network:
         events = self.events
         now = self.clock.ns
         while events and events[0][0] <= now:
-            entry = heapq.heappop(events)
+            entry = heappop(events)
             callback = entry[3]
             if callback is None:
                 continue  # cancelled
             args = entry[4]
             try:
-                if args:
+                if isinstance(callback, _Pipe):
+                    pipe = callback  # (compiled: a C call)
+                    pipe._arrive()
+                elif args:
                     callback(*args)
                 else:
                     callback()
@@ -266,14 +276,20 @@ class Network:
         return self.links.get((src, dst), self.defaults)
 
     def latency(self, params: LinkParams) -> int:
-        lo, hi = params.latency
-        return lo if lo == hi else lo + int(self._random() * (hi - lo + 1))
+        span = params.span_ns
+        if span == 0:
+            return params.low_ns
+        # (compiled: C arithmetic; the product is below span + 1, < 2**53)
+        draw = self._random()
+        return params.low_ns + int(draw * (span + 1))
 
     def in_order(self, src: Host, dst: Host, arrival: int) -> int:
         """`arrival`, or just after the link's previous datagram: a link
         keeps its order unless a reorder fault (or jitter) says otherwise."""
-        key = (src.name, dst.name)
-        arrival = max(arrival, self.last_arrival.get(key, 0) + 1)
+        key = (src, dst)
+        last = self.last_arrival.get(key, 0)
+        if arrival <= last:
+            arrival = last + 1
         self.last_arrival[key] = arrival
         return arrival
 
@@ -284,7 +300,7 @@ class Network:
         fd = self.next_fd
         self.next_fd += 1
         self.sockets[fd] = sock
-        self._readiness_of[fd] = sock._readiness
+        self._readiness_of[fd] = sock
         return fd
 
     def host_of(self, ip: str, asking: Host) -> Host | None:
@@ -500,7 +516,10 @@ class _Pipe:
         """When a segment sent now arrives: after the link's latency, and
         not before the one sent before it."""
         net = self.net
-        arrival = net.clock.ns + net.latency(net.links.get(self.key, net.defaults))
+        params = net.defaults
+        if net.links:
+            params = net.links.get(self.key, params)
+        arrival = net.clock.ns + net.latency(params)
         if arrival < self.last_arrival:
             arrival = self.last_arrival
         self.last_arrival = arrival
@@ -511,13 +530,13 @@ class _Pipe:
         self.queue.append([arrival, kind, payload])
         self.queued_bytes += len(payload)
         if self.timer is None and self.stalled_since < 0:
-            self.timer = self.net._push_event(arrival, self._arrive, ())
+            self.timer = self.net._push_event(arrival, self, ())
 
     def _arrive(self) -> None:
         self.timer = None
         net = self.net
         now = net.clock.ns
-        if self.key in net.cut:
+        if net.cut and self.key in net.cut:
             self.stalled_since = now
             net.stalled[self] = None
             net.trace.add(now, "tcp stall", self.label)
@@ -530,7 +549,7 @@ class _Pipe:
         net.trace.add_event((now, "tcp", kind, self.label, len(payload)))
         self.dst._receive(kind, payload)
         if queue:
-            self.timer = net._push_event(queue[0][0], self._arrive, ())
+            self.timer = net._push_event(queue[0][0], self, ())
 
     def resume(self) -> None:
         """The link healed: what waited goes now, after the latency, in order."""
@@ -542,7 +561,7 @@ class _Pipe:
         for segment in self.queue:
             segment[0] = self._arrival()
         if self.queue:
-            self.timer = self.net.schedule(self.queue[0][0], self._arrive)
+            self.timer = self.net.schedule(self.queue[0][0], self)
 
     def _timed_out(self) -> None:
         """Retransmissions gave up: the sender fails; the receiver is reset when the link heals."""
@@ -569,7 +588,7 @@ class _Pipe:
             self.queue.append([self.net.clock.ns, _RST, b""])
 
 
-class SimSocket:
+class SimSocket(SimFile):
     """A socket of a simulated host, with the socket module's interface."""
 
     def __init__(
@@ -578,6 +597,7 @@ class SimSocket:
         self.net = net
         self.host = host
         self.family = family
+        self._v6 = family == socket.AF_INET6  # (addresses reported in IPv6 form)
         self.type = type
         self.proto = proto
         self._tcp = type == socket.SOCK_STREAM
@@ -615,22 +635,26 @@ class SimSocket:
 
     def _readiness(self) -> int:
         net = self.net
-        if self._state == "closed" or self._state == "dead":
-            return 0
+        state = self._state
+        # (The common states first: each test of the state is a string compare.)
         if not self._tcp:
+            if state == "closed" or state == "dead":
+                return 0
             return (net.READ if self._datagrams else 0) | net.WRITE
-        if self._state == "listening":
-            return net.READ if self._backlog else 0
         if self._reset or self._error:
+            if state == "closed" or state == "dead":
+                return 0
+            if state == "listening":
+                return net.READ if self._backlog else 0
             return net.READ | net.WRITE
-        if self._state == "connecting":
-            return 0
-        if self._state != "connected":
-            return net.WRITE if self._state == "new" else 0
-        ready = net.READ if (self._recv or self._eof) else 0
-        if self._wr_shut or self._window() > 0:
-            ready |= net.WRITE
-        return ready
+        if state == "connected":
+            ready = net.READ if (self._recv or self._eof) else 0
+            if self._wr_shut or self._window() > 0:
+                ready |= net.WRITE
+            return ready
+        if state == "listening":
+            return net.READ if self._backlog else 0
+        return net.WRITE if state == "new" else 0
 
     def _window(self) -> int:
         out, peer = self._out, self._peer_sock
@@ -679,7 +703,7 @@ class SimSocket:
 
     def _address(self, address: tuple[str, int]) -> Any:
         """An address as this socket's family reports it."""
-        return _v6_address(*address) if self.family == socket.AF_INET6 else address
+        return _v6_address(*address) if self._v6 else address
 
     def getsockname(self) -> Any:
         self._check_open()
@@ -888,7 +912,7 @@ class SimSocket:
         if not self._tcp:
             if self._peer is None:
                 raise _oserror(errno.EDESTADDRREQ)
-            return self.sendto(data, self._peer)
+            return self._sendto(data, self._peer)
         if self._reset:
             self._raise_reset()
         if self._wr_shut:
@@ -986,43 +1010,64 @@ class SimSocket:
     # -- UDP ---------------------------------------------------------------
 
     def sendto(self, data: Any, *args: Any) -> int:
-        self._check_open()
-        address = args[-1]
-        view = memoryview(data).cast("B")
-        if len(view) > _MAX_DATAGRAM:
+        return self._sendto(data, args[-1])
+
+    def _sendto(self, data: Any, address: Any) -> int:
+        """sendto(data, address) (compiled: a C call from send())."""
+        if self._state == "closed":
+            raise _oserror(errno.EBADF)
+        if type(data) is bytes:
+            payload = data  # (immutable: no copy)
+        else:
+            payload = bytes(memoryview(data).cast("B"))
+        if len(payload) > _MAX_DATAGRAM:
             raise _oserror(errno.EMSGSIZE)
-        self._autobind()
+        if self._local is None:
+            self._autobind()
         net = self.net
-        ip, port = net.address_of(str(address[0]), self.host), int(address[1])
-        dst = net.by_address.get(ip)
-        payload = bytes(view)
-        params = net.link(self.host.name, dst.name) if dst is not None else net.defaults
+        host = self.host
+        ip, port = address[0], address[1]
+        # A host's own address (what a reply, or a connected socket, sends
+        # to) needs no resolving; a name, a wildcard or an IPv6 form does.
+        dst = net.by_address.get(ip) if type(ip) is str and ip not in net.hosts else None
+        if dst is None:
+            ip = net.address_of(str(ip), host)
+            dst = net.by_address.get(ip)
+        if type(port) is not int:
+            port = int(port)
+        params = net.defaults
+        if dst is not None and net.links:
+            params = net.link(host.name, dst.name)
         local = self._local
         assert local is not None
-        if not self.host.up or dst is None or (params.drop and net.rng.random() < params.drop):
-            net.trace.add(net.clock.ns, "udp dropped", local[0], local[1], ip, port, len(payload))
-            return len(payload)
-        copies = 2 if params.duplicate and net.rng.random() < params.duplicate else 1
+        size = len(payload)
+        if not host.up or dst is None or (params.drop and net._random() < params.drop):
+            net.trace.add(net.clock.ns, "udp dropped", local[0], local[1], ip, port, size)
+            return size
+        copies = 2 if params.duplicate and net._random() < params.duplicate else 1
         for _ in range(copies):
             arrival = net.clock.ns + net.latency(params)
-            if params.reorder and net.rng.random() < params.reorder:
+            if params.reorder and net._random() < params.reorder:
                 # Held back by up to twice the link's latency: overtaken.
                 arrival += net.rng.randint(0, max(params.latency[1], 1) * 2)
             else:
-                arrival = net.in_order(self.host, dst, arrival)
-            net.schedule(arrival, _deliver_datagram, net, self.host, local, dst, port, payload)
-        net.trace.add_event(
-            (net.clock.ns, "udp sent", local[0], local[1], ip, port, len(payload), copies)
-        )
-        return len(payload)
+                arrival = net.in_order(host, dst, arrival)
+            net._push_event(arrival, _deliver_datagram, (net, host, local, dst, port, payload))
+        net.trace.add_event((net.clock.ns, "udp sent", local[0], local[1], ip, port, size, copies))
+        return size
 
-    def recvfrom(self, size: int, flags: int = 0) -> tuple[bytes, tuple[str, int]]:
-        self._check_open()
+    def recvfrom(self, size: int, flags: int = 0) -> tuple[bytes, Any]:
+        if self._state == "closed":
+            raise _oserror(errno.EBADF)
         if not self._datagrams:
             raise BlockingIOError(errno.EAGAIN, "[simulated] no datagram")
         data, source = self._datagrams.popleft()
         self._datagram_bytes -= len(data)
-        return data[:size], self._address(source)
+        if self._v6:
+            return data[:size], _v6_address(*source)
+        if len(data) > size:
+            data = data[:size]
+        return data, source
 
     def recvfrom_into(
         self, buffer: Any, nbytes: int = 0, flags: int = 0
@@ -1038,7 +1083,7 @@ def _deliver_datagram(
 ) -> None:
     now = net.clock.ns
     sock = net.udp_ports.get((dst.address, port))
-    if not dst.up or net.is_cut(src, dst) or sock is None or sock._state == "closed":
+    if sock is None or sock._state == "closed" or not dst.up or net.cut and net.is_cut(src, dst):
         outcome = "udp lost"
     elif sock._datagram_bytes + len(payload) > _UDP_RCVBUF:
         outcome = "udp overflow"

@@ -1,9 +1,16 @@
 # C declarations for _poller.py (Cython pure-Python mode).  Keep in step with the .py.
 
+import cython
+
 from tidal.sim._clock cimport VirtualClock
 
 cdef Py_ssize_t _DRAIN_EVERY
 cdef list _NOTHING
+
+# What the poller asks each simulated fd, as a C call (SimSocket derives).
+cdef class SimFile:
+    cpdef int _readiness(self) except? -1
+
 
 # A cdef class: poll() runs once per turn of a simulated loop (and per jump
 # of its clock), so its fields are C struct members.  What the network and
@@ -26,5 +33,6 @@ cdef class SimPoller:
     cdef public object network
 
     cpdef notify(self, object fd)
+    @cython.locals(file=SimFile, mask=int, settled=list)
     cpdef list _virtual_events(self)
     cpdef list _with_real(self, list ready)

@@ -16,7 +16,7 @@ for each one when it is submitted, see ``_loop``.)
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
 from .._poller import default_poller
 
@@ -40,6 +40,18 @@ _DRAIN_EVERY = 1024
 # What poll returns when nothing is ready: one list, never changed (the loop
 # only tests and iterates what poll returns).
 _NOTHING: list[tuple[int, int]] = []
+
+
+class SimFile:
+    """What a simulated fd is to the poller: something that says what it is
+    ready for now (the network's sockets derive from it; compiled, the
+    poller asks as a C call)."""
+
+    __slots__ = ()
+
+    def _readiness(self) -> int:
+        """A mask of the poller's READ_ONLY and WRITE_ONLY bits."""
+        return 0
 
 
 class DeadlockError(RuntimeError):
@@ -73,9 +85,9 @@ class SimPoller:
         # every poll while ready and wanted), in the order they became so.
         self._vinterest: dict[int, int] = {}
         self._vcandidates: dict[int, None] = {}
-        # fd -> a test of what it is ready for now (a mask of the two bits
-        # below), filled in by the simulated network.
-        self.readiness_of: dict[int, Callable[[], int]] = {}
+        # fd -> its SimFile, whose _readiness() says what it is ready for
+        # now (a mask of the two bits below), filled in by the simulated network.
+        self.readiness_of: dict[int, SimFile] = {}
         # The bits that mean "only read" / "only write" (READABLE and
         # WRITABLE share the error bits).
         self.READ_ONLY = self.READABLE & ~self.WRITABLE
@@ -123,14 +135,24 @@ class SimPoller:
 
     def _virtual_events(self) -> list[tuple[int, int]]:
         events = []
+        settled = None  # the candidates found not ready (dropped after the walk)
         interest = self._vinterest
         readiness_of = self.readiness_of
-        for fd in list(self._vcandidates):
-            readiness = readiness_of.get(fd)
-            mask = 0 if readiness is None else interest.get(fd, 0) & readiness()
+        # (_readiness() only reads its socket: the dict does not change meanwhile.)
+        for fd in self._vcandidates:
+            file = readiness_of.get(fd)
+            mask = 0
+            if file is not None:
+                mask = interest.get(fd, 0)
+                mask &= file._readiness()
             if mask:
                 events.append((fd, mask))
+            elif settled is None:
+                settled = [fd]
             else:
+                settled.append(fd)
+        if settled is not None:
+            for fd in settled:
                 del self._vcandidates[fd]
         return events
 
