@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import gc
 import json
 import random
@@ -161,7 +162,112 @@ def streams_simloom(seed: int) -> Any:
     return simloom.run(main, seed=seed).value
 
 
-def streams_seedloop(seed: int) -> Any:
+# -- messages ------------------------------------------------------------------
+#
+# The streams exchange as datagrams: each client sends a message and awaits
+# its echo, 250 times.  On the asyncio simulators it is UDP
+# (create_datagram_endpoint, no drops or duplicates) with a small protocol
+# that hands each datagram to the task awaiting it, shaped as seedloop's
+# endpoints are (a deque and a future), so every simulator's tasks take the
+# same steps: the server is a task that receives and sends back, as
+# seedloop's is.  The latency range is seedloop's (1-20 ms, fixed there).
+
+MESSAGE_LATENCY = (0.001, 0.02)
+
+
+class _Inbox(asyncio.DatagramProtocol):
+    """A datagram endpoint's arrivals, for a task to await one by one."""
+
+    def __init__(self) -> None:
+        self.arrived: collections.deque[tuple[bytes, Any]] = collections.deque()
+        self.waiter: asyncio.Future[None] | None = None
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        self.arrived.append((data, addr))
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(None)
+
+    async def recv(self) -> tuple[bytes, Any]:
+        while not self.arrived:
+            self.waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self.waiter
+            finally:
+                self.waiter = None
+        return self.arrived.popleft()
+
+
+async def _message_server(port: int, listen_host: str = "0.0.0.0") -> None:
+    loop = asyncio.get_running_loop()
+    transport, inbox = await loop.create_datagram_endpoint(_Inbox, local_addr=(listen_host, port))
+    try:
+        while True:
+            message, sender = await inbox.recv()
+            transport.sendto(message, sender)
+    finally:
+        transport.close()
+
+
+async def _message_client(host: str, port: int, messages: int) -> int:
+    await asyncio.sleep(0.01)
+    loop = asyncio.get_running_loop()
+    transport, inbox = await loop.create_datagram_endpoint(_Inbox, remote_addr=(host, port))
+    total = 0
+    for i in range(messages):
+        transport.sendto(b"line %d of the exchange\n" % i)
+        total += len((await inbox.recv())[0])
+    transport.close()
+    return total
+
+
+def messages_tidal(seed: int) -> Any:
+    from tidal import sim
+
+    s = sim.Simulation(seed=seed, latency=MESSAGE_LATENCY)
+    s.host("server", _message_server, 7000)
+    for i in range(CLIENTS):
+        s.host(f"c{i}", _message_client, "server", 7000, LINES)
+    return s.run(until=3000).results
+
+
+async def _drive_messages(spawn: Callable[[str, Any], Any]) -> list[int]:
+    server = spawn("server", lambda: _message_server(7000, "server"))
+    await asyncio.sleep(0)
+    tasks = [spawn(f"c{i}", lambda: _message_client("server", 7000, LINES)) for i in range(CLIENTS)]
+    results = await asyncio.gather(*tasks)
+    server.cancel()
+    await asyncio.wait([server])  # (it closes its endpoint)
+    return list(results)
+
+
+def messages_simloop(seed: int) -> Any:
+    import simloop
+
+    loop = simloop.SimLoop(seed)
+    loop.net.set_defaults(latency=MESSAGE_LATENCY)
+
+    async def main() -> list[int]:
+        return await _drive_messages(lambda name, make: loop.net.host(name).create_task(make()))
+
+    try:
+        return loop.run_until_complete(main())
+    finally:
+        loop.close()
+
+
+def messages_simloom(seed: int) -> Any:
+    import simloom
+
+    async def main(world: Any) -> list[int]:
+        world.net.set_latency(*MESSAGE_LATENCY)
+        return await _drive_messages(lambda name, make: world.host(name).spawn(make))
+
+    return simloom.run(main, seed=seed).value
+
+
+def messages_seedloop(seed: int) -> Any:
+    """seedloop has no asyncio sockets: its own message endpoints (datagrams
+    with its fixed 1-20 ms latency, delivered into a deque and a future)."""
     import seedloop
 
     async def scenario(world: Any) -> None:
@@ -172,11 +278,14 @@ def streams_seedloop(seed: int) -> Any:
                 sender, message = await server.recv()
                 await server.send(sender, message)
 
-        async def client(address: int) -> None:
+        async def client(address: int) -> int:
+            await asyncio.sleep(0.01)
             endpoint = world.net.bind(address)
+            total = 0
             for i in range(LINES):
                 await endpoint.send(0, b"line %d of the exchange\n" % i)
-                await endpoint.recv()
+                total += len((await endpoint.recv())[1])
+            return total
 
         serving = asyncio.ensure_future(serve())
         await asyncio.gather(*(client(i + 1) for i in range(CLIENTS)))
@@ -256,7 +365,12 @@ WORKLOADS: dict[str, dict[str, Callable[[int], Any]]] = {
         "tidal": streams_tidal,
         "simloop": streams_simloop,
         "simloom": streams_simloom,
-        "seedloop": streams_seedloop,
+    },
+    "messages": {
+        "tidal": messages_tidal,
+        "simloop": messages_simloop,
+        "simloom": messages_simloom,
+        "seedloop": messages_seedloop,
     },
     "dht": {"tidal": dht_tidal, "simloop": dht_simloop},
 }
