@@ -642,10 +642,12 @@ class Sim(Section):
     unit = "s"
     higher_is_better = False
     references = ("tidal.sim",)
-    # Which simulators run a workload, and why not the others.
+    # The workloads (tidal.bench.simulation says which simulators run each:
+    # seedloop has no asyncio streams or sockets, so not streams or dht).
     WORKLOADS = {
         "timers": "10,000 tasks x 10 random sleeps",
-        "streams": "4 clients x 250 lines echoed over simulated TCP",
+        "streams": "4 clients x 250 lines echoed over simulated TCP, asyncio streams",
+        "messages": "4 clients x 250 messages echoed over simulated datagrams",
         "dht": "20 hosts of the kademlia DHT (PyPI) over simulated UDP",
     }
     # simloom takes ~50 s per seed of timers (51x tidal.sim): left out of the
@@ -705,12 +707,14 @@ class Sim(Section):
     def plan(self, cfg: Config, tools: Tools) -> str:
         return (
             f"{', '.join(self.WORKLOADS)} on tidal.sim, {', '.join(self.SIMULATORS)} "
-            f"(those installed; not simloom on timers), {cfg.sim_seeds} seeds each per round, "
+            f"(those installed; not simloom on timers, seedloop on messages and timers only), "
+            f"{cfg.sim_seeds} seeds each per round, "
             f"under {self.python(cfg)}"
         )
 
     def cell_seconds(self, cfg: Config, tools: Tools, cell: Any) -> float:
-        per_seed = {"timers": 9.0, "streams": 0.6, "dht": 0.5}[cell]  # all simulators, one seed
+        # All simulators, one seed.
+        per_seed = {"timers": 9.0, "streams": 0.6, "messages": 0.6, "dht": 0.5}[cell]
         return PROCESS_START_S + per_seed * (cfg.sim_seeds + 1)
 
     def run(self, ctx: Context, group: str, contestant: Contestant) -> list[Measurement]:

@@ -9,11 +9,14 @@ and prints the median seconds per seed and each one's ratio to tidal's:
   endpoints): they join, one stores a value, all look it up (tidal and
   simloop only: seedloop has no datagram endpoints; simloom not tried);
 * **streams**: a server and four clients on five hosts, each client sending
-  250 lines over TCP and reading each one back (1,000 round trips); seedloop
-  has no asyncio streams, so there the same exchange goes through its own
-  message endpoints.
+  250 lines over TCP and reading each one back (1,000 round trips) with
+  asyncio streams (tidal, simloop and simloom: seedloop has no asyncio
+  streams or sockets);
+* **messages**: the same exchange as datagrams, 250 messages per client each
+  awaiting its echo: over UDP (create_datagram_endpoint) on tidal, simloop
+  and simloom, through seedloop's own message endpoints there.
 
-The delays and line counts are the same for every simulator (drawn from a
+The delays and message counts are the same for every simulator (drawn from a
 ``random.Random`` of the seed, not the simulators' own generators), so each
 does the same work.  Each simulator runs one seed first, unmeasured
 (imports); then the medians of CPU time (process time: other processes on a
