@@ -748,6 +748,50 @@ def test_create_future(loop):
     fut.cancel()
 
 
+_FUTURE_STATE = (
+    "_state", "_result", "_exception", "_loop", "_source_traceback", "_callbacks",
+    "_log_traceback", "_cancel_message", "_asyncio_future_blocking",
+)  # fmt: skip
+
+
+def _future_state(fut):
+    return [getattr(fut, name) for name in _FUTURE_STATE] + [fut.done(), fut.cancelled(), repr(fut)]
+
+
+def test_create_future_is_what_future_loop_makes(loop, arun):
+    # Compiled, tidal allocates the Future rather than calling its
+    # __init__ (_new_future.h): what it makes is the same, and it works.
+    made, called = loop.create_future(), asyncio.Future(loop=loop)
+    assert type(made) is asyncio.Future
+    assert _future_state(made) == _future_state(called)
+
+    async def main():
+        fut = loop.create_future()
+        loop.call_soon(fut.set_result, 42)
+        return await fut, _future_state(fut)
+
+    value, state = arun(main())
+    assert value == 42 and state[0] == "FINISHED" and state[1] == 42
+
+
+def test_create_future_asks_get_debug(loop):
+    # A subclass's get_debug is asked, as asyncio's Future.__init__ asks it;
+    # and debug mode records where the future was made.
+    class Debugging(type(loop)):  # type: ignore[misc]
+        def get_debug(self):
+            return True
+
+    sub = Debugging()
+    try:
+        assert sub.create_future()._source_traceback
+    finally:
+        sub.close()
+    loop.set_debug(True)
+    assert loop.create_future()._source_traceback
+    loop.set_debug(False)
+    assert loop.create_future()._source_traceback is None
+
+
 def test_create_task_name_and_context(loop, arun):
     ctx = contextvars.Context()
     ctx.run(VAR.set, "task ctx")

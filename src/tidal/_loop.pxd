@@ -29,6 +29,13 @@ cdef extern from "tidal/_bound_call.h":
     object call_one "tidal_call_one" (object f, object arg)
     object call_none "tidal_call_none" (object f)
 
+# create_future's Future, allocated with its loop set (_new_future.h says
+# why and when): use_fast_future checks once that asyncio's Future can be
+# made so, and says whether it can.
+cdef extern from "tidal/_new_future.h":
+    object new_future "tidal_new_future" (object loop)
+    bint use_fast_future "tidal_use_fast_future" (object future_cls) except -1
+
 
 # Tuning constants as C numbers: the pruning test in _run_once is C arithmetic.
 cdef Py_ssize_t _MIN_SCHEDULED_TIMER_HANDLES
@@ -46,6 +53,7 @@ cdef object Handle
 cdef object TimerHandle
 cdef object _Future
 cdef object _Task
+cdef bint _FAST_FUTURE
 
 
 # The hot state as a C struct: each field read below is a pointer load, not
@@ -72,6 +80,7 @@ cdef class _LoopCore:
     cdef public bint _wakeup_pending       # a wake-up byte is on its way (call_soon_threadsafe)
     cdef bint _run_once_is_ours            # no override of _run_once / _run_ready: called as C
     cdef bint _run_ready_is_ours           # (_note_overrides)
+    cdef bint _get_debug_is_ours           # (_note_overrides; create_future)
     cdef public dict _readers
     cdef public dict _read_handles         # transport -> its observed reads' Handle (_transport_handle)
     cdef public dict _writers

@@ -126,6 +126,14 @@ if not cython.compiled:
         raise AssertionError("compiled only")  # (Python can only ctx.run())
 
     PyContext_Exit = PyContext_Enter
+
+    # Compiled, _new_future.h's (create_future): interpreted, every Future
+    # is made by calling the class.
+    def use_fast_future(future_cls: type) -> bool:
+        return False
+
+    def new_future(loop: Any) -> Any:
+        raise AssertionError("compiled only")
 from ._poller import default_poller
 from ._timerheap import TimerHeap
 from .transports import _datagram, _pipe, _subprocess, _tls
@@ -142,6 +150,9 @@ use_timer_freelist(TimerHandle)
 
 _Future = futures.Future  # asyncio's C Future; bound once (create_future is per await)
 _Task = tasks.Task  # asyncio's C Task; bound once (create_task is per task)
+# Compiled: whether create_future may allocate asyncio's Future with its
+# loop set instead of calling the class (_new_future.h checks it can).
+_FAST_FUTURE = use_fast_future(_Future)
 # Compiled, the timer of an asyncio.sleep sets its future's result without
 # the Python frame of futures._set_result_unless_cancelled (_handle_layout.h
 # says when); interpreted, this does nothing.
@@ -464,6 +475,7 @@ class _LoopCore:
     _socket_factory: Any
     _resolver: Any
     _loop_kwargs: dict[str, Any]  # {"loop": self}, for asyncio's Future and Task (create_future)
+    _get_debug_is_ours: bool  # no override of get_debug (_note_overrides; create_future)
 
     def time(self) -> float:
         """The loop's notion of now, from its clock (monotonic by default)."""
@@ -598,10 +610,14 @@ class _LoopCore:
 
     def create_future(self) -> asyncio.Future[Any]:
         if cython.compiled:
-            # Compiled, `_Future(loop=self)` builds a dict for its keyword per
-            # call (a third of the loop's own cost of a future set + await);
-            # this one is made once, in __init__.  Future's C __init__ only
-            # reads it.
+            if _FAST_FUTURE and self._get_debug_is_ours and not self._debug:
+                # What Future(loop=self) makes, without its __init__: that
+                # parses its keyword and asks get_debug() by a method call,
+                # whose answer (False) is known here (_new_future.h).
+                return new_future(self)  # type: ignore[no-any-return]
+            # `_Future(loop=self)` would build a dict for its keyword per
+            # call; this one is made once, in __init__.  Future's C __init__
+            # only reads it.
             return PyObject_Call(_Future, (), self._loop_kwargs)  # type: ignore[no-any-return]
         return _Future(loop=self)  # type: ignore[arg-type]  # self is always an EventLoop
 
@@ -865,6 +881,8 @@ class _LoopCore:
         core = vars(_LoopCore)
         self._run_once_is_ours = getattr(self._run_once, "__func__", None) is core["_run_once"]
         self._run_ready_is_ours = getattr(self._run_ready, "__func__", None) is core["_run_ready"]
+        # What asyncio's Future asks the loop (create_future).
+        self._get_debug_is_ours = getattr(self.get_debug, "__func__", None) is core["get_debug"]
 
     def _run_turns(self) -> None:
         """run_forever's loop, here so that each turn is a C call and the stop test a field read."""
