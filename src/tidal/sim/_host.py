@@ -20,6 +20,13 @@ from ._clock import to_ns
 current_host: contextvars.ContextVar[Host] = contextvars.ContextVar("tidal.sim.host")
 
 
+def host_address(number: int) -> str:
+    """Host `number`'s address (the first host is 1): 127.1.0.1, 127.1.0.2,
+    ...: loopback addresses, never routable, so code that bypasses the loop
+    and opens a real socket reaches nothing beyond this machine."""
+    return f"127.{1 + number // 65536}.{number // 256 % 256}.{number % 256}"
+
+
 class HostCrashed(Exception):
     """A host's result while it is crashed (and not restarted)."""
 
@@ -31,11 +38,9 @@ class Host:
         self, name: str, index: int, main: Callable[..., Any], args: tuple[Any, ...], seed: int
     ) -> None:
         self.name = name
-        # 127.1.0.1, 127.1.0.2, ...: loopback addresses, never routable, so
-        # code that bypasses the loop and opens a real socket reaches
-        # nothing beyond this machine.
-        n = index + 1
-        self.address = f"127.{1 + n // 65536}.{n // 256 % 256}.{n % 256}"
+        # Its number stands for its address in the network's trace events.
+        self.number = index + 1
+        self.address = host_address(self.number)
         self.main = main
         self.args = args
         self.seed = seed

@@ -22,6 +22,7 @@ cdef class Trace:
     cdef public list _pending
     cdef public bint keep
     cdef public list _kept
+    cdef public list _names
 
     cpdef _flush(self)
     cpdef add_event(self, tuple event)
@@ -78,6 +79,7 @@ cdef class Network:
 cdef class _Pipe:
     cdef public Network net
     cdef public str label
+    cdef public Py_ssize_t label_id
     cdef public tuple key
     cdef public SimSocket src
     cdef public SimSocket dst
@@ -101,6 +103,7 @@ cdef class _Pipe:
 cdef class SimSocket(SimFile):
     cdef public Network net
     cdef public object host
+    cdef public Py_ssize_t _host_number
     cdef public object family
     cdef public bint _v6
     cdef public object type

@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any, Callable, TypeAlias
 
 from .._loop import EventLoop
 from ._clock import NS_PER_S, to_ns
-from ._host import Host, current_host
+from ._host import Host, current_host, host_address
 from ._poller import VIRTUAL_FD_BASE, SimFile
 
 if TYPE_CHECKING:
@@ -80,6 +80,21 @@ def _oserror(code: int) -> OSError:
 _TRACE_BATCH = 4096
 _MARSHAL_VERSION = 2
 
+# The kinds of the events made per datagram and per segment, as ints: with
+# only ints in them (a host as its number, a pipe's label as its number
+# from Trace.name_id), marshal writes an event at a fraction of a str's
+# cost.  Trace.events writes them as text again: code -> (kind, the fields
+# that are hosts' numbers, the fields that are names' numbers).
+_UDP_SENT, _UDP_DELIVERED, _UDP_LOST, _UDP_OVERFLOW, _TCP_SEGMENT, _UNIX_SEGMENT, _NAME = range(7)
+_EVENT_TEXT: dict[int, tuple[str, tuple[int, ...], tuple[int, ...]]] = {
+    _UDP_SENT: ("udp sent", (2, 4), ()),
+    _UDP_DELIVERED: ("udp delivered", (2, 4), ()),
+    _UDP_LOST: ("udp lost", (2, 4), ()),
+    _UDP_OVERFLOW: ("udp overflow", (2, 4), ()),
+    _TCP_SEGMENT: ("tcp", (), (3,)),
+    _UNIX_SEGMENT: ("unix", (), (3,)),
+}
+
 
 class Trace:
     """The run's events, folded into a hash (and counted, and kept if asked).
@@ -90,9 +105,11 @@ class Trace:
     same bytes in every process and mode (versions 3 and up mark objects
     that happen to have several references, which differs between the
     interpreted and compiled code), at a fifth of the cost of its repr.
+    The events made per datagram and segment hold ints only (see
+    _EVENT_TEXT): marshal writes a str through an encoder, each time.
     """
 
-    __slots__ = ("_hash", "_hashed", "_pending", "keep", "_kept")
+    __slots__ = ("_hash", "_hashed", "_pending", "keep", "_kept", "_names")
 
     def __init__(self, keep: bool = False) -> None:
         self._hash = hashlib.blake2b(digest_size=16)
@@ -100,6 +117,15 @@ class Trace:
         self._pending: list[tuple[Any, ...]] = []
         self.keep = keep
         self._kept: list[tuple[Any, ...]] = []
+        self._names: list[str] = []
+
+    def name_id(self, now_ns: int, name: str) -> int:
+        """A number that stands for `name` (a pipe's label) in later events;
+        the pairing is an event itself, so the hash still covers the name."""
+        number = len(self._names)
+        self._names.append(name)
+        self.add_event((now_ns, _NAME, number, name))
+        return number
 
     def add(self, now_ns: int, *fields: Any) -> None:
         self.add_event((now_ns, *fields))
@@ -128,7 +154,22 @@ class Trace:
     def events(self) -> list[str]:
         """The kept events as lines (keep=True)."""
         self._flush()
-        return [" ".join(map(str, event)) + "\n" for event in self._kept]
+        lines = []
+        for event in self._kept:
+            code = event[1]
+            if type(code) is int:
+                if code == _NAME:
+                    continue  # (its name shows where the number is used)
+                kind, hosts, names = _EVENT_TEXT[code]
+                fields = list(event)
+                fields[1] = kind
+                for i in hosts:
+                    fields[i] = host_address(fields[i])
+                for i in names:
+                    fields[i] = self._names[fields[i]]
+                event = tuple(fields)
+            lines.append(" ".join(map(str, event)) + "\n")
+        return lines
 
     def hexdigest(self) -> str:
         self._flush()
@@ -484,6 +525,7 @@ class _Pipe:
     __slots__ = (
         "net",
         "label",
+        "label_id",
         "key",
         "src",
         "dst",
@@ -500,6 +542,7 @@ class _Pipe:
         self.net = net
         # What the trace calls it, and the link it runs over.
         self.label = f"{src.name()}>{dst.name()}"
+        self.label_id = net.trace.name_id(net.clock.ns, self.label)
         self.key = (src.host.name, dst.host.name)
         self.src = src
         self.dst = dst
@@ -546,7 +589,7 @@ class _Pipe:
         queue = self.queue
         _, kind, payload = queue.popleft()
         self.queued_bytes -= len(payload)
-        net.trace.add_event((now, "tcp", kind, self.label, len(payload)))
+        net.trace.add_event((now, _TCP_SEGMENT, kind, self.label_id, len(payload)))
         self.dst._receive(kind, payload)
         if queue:
             self.timer = net._push_event(queue[0][0], self, ())
@@ -596,6 +639,7 @@ class SimSocket(SimFile):
     ) -> None:
         self.net = net
         self.host = host
+        self._host_number = host.number  # (its trace events carry it)
         self.family = family
         self._v6 = family == socket.AF_INET6  # (addresses reported in IPv6 form)
         self.type = type
@@ -1053,7 +1097,9 @@ class SimSocket(SimFile):
             else:
                 arrival = net.in_order(host, dst, arrival)
             net._push_event(arrival, _deliver_datagram, (net, host, local, dst, port, payload))
-        net.trace.add_event((net.clock.ns, "udp sent", local[0], local[1], ip, port, size, copies))
+        net.trace.add_event(
+            (net.clock.ns, _UDP_SENT, self._host_number, local[1], dst.number, port, size, copies)
+        )
         return size
 
     def recvfrom(self, size: int, flags: int = 0) -> tuple[bytes, Any]:
@@ -1084,12 +1130,12 @@ def _deliver_datagram(
     now = net.clock.ns
     sock = net.udp_ports.get((dst.address, port))
     if sock is None or sock._state == "closed" or not dst.up or net.cut and net.is_cut(src, dst):
-        outcome = "udp lost"
+        outcome = _UDP_LOST
     elif sock._datagram_bytes + len(payload) > _UDP_RCVBUF:
-        outcome = "udp overflow"
+        outcome = _UDP_OVERFLOW
     else:
         sock._datagrams.append((payload, source))
         sock._datagram_bytes += len(payload)
         sock._wake()
-        outcome = "udp delivered"
-    net.trace.add_event((now, outcome, source[0], source[1], dst.address, port))
+        outcome = _UDP_DELIVERED
+    net.trace.add_event((now, outcome, src.number, source[1], dst.number, port))

@@ -33,7 +33,7 @@ import threading
 from typing import Any
 
 from ._host import Host, current_host
-from ._net import Network, SimSocket, _oserror, _Pipe
+from ._net import _UNIX_SEGMENT, Network, SimSocket, _oserror, _Pipe
 
 # /proc/sys/net/core/somaxconn's default: the longest listen queue.
 _SOMAXCONN = 4096
@@ -83,7 +83,7 @@ class _LocalPipe(_Pipe):
 
     def push(self, kind: int, payload: bytes = b"") -> None:
         net = self.net
-        net.trace.add_event((net.clock.ns, "unix", kind, self.label, len(payload)))
+        net.trace.add_event((net.clock.ns, _UNIX_SEGMENT, kind, self.label_id, len(payload)))
         self.dst._receive(kind, payload)
 
 
