@@ -3,7 +3,7 @@
 import cython
 
 from tidal.sim._clock cimport VirtualClock
-from tidal.sim._poller cimport SimFile, SimPoller
+from tidal.sim._poller cimport SimFile, SimPoller, TimedEvents
 
 # cdef classes: a simulated segment or datagram goes through send(),
 # push(), the network's event heap, _receive() and the poller's readiness
@@ -37,7 +37,7 @@ cdef class LinkParams:
     cdef public long long span_ns
 
 
-cdef class Network:
+cdef class Network(TimedEvents):
     cdef public object loop
     cdef public VirtualClock clock
     cdef public SimPoller poller
@@ -62,7 +62,6 @@ cdef class Network:
     cdef public dict last_arrival
     cdef public object _context
     cdef public object _call_at
-    cdef public list events
     cdef public long long _seq
     cdef public object _tie
 

@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any, Callable, TypeAlias
 from .._loop import EventLoop
 from ._clock import NS_PER_S, to_ns
 from ._host import Host, current_host, host_address
-from ._poller import VIRTUAL_FD_BASE, SimFile
+from ._poller import VIRTUAL_FD_BASE, SimFile, TimedEvents
 
 if TYPE_CHECKING:
     from ._poller import SimPoller
@@ -204,7 +204,7 @@ class LinkParams:
 _Callback: TypeAlias = "Callable[..., object] | _Pipe"
 
 
-class Network:
+class Network(TimedEvents):
     """Hosts' sockets, links and faults, driven by the loop's timers."""
 
     def __init__(

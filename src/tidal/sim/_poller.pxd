@@ -12,6 +12,14 @@ cdef class SimFile:
     cpdef int _readiness(self) except? -1
 
 
+# What the poller runs besides the loop (the network derives): its heap
+# and run_due() as C.
+cdef class TimedEvents:
+    cdef public list events
+
+    cpdef run_due(self)
+
+
 # A cdef class: poll() runs once per turn of a simulated loop (and per jump
 # of its clock), so its fields are C struct members.  What the network and
 # the loop read stays public.
@@ -30,7 +38,7 @@ cdef class SimPoller:
     cdef public bint refuse_real
     cdef bint _only_wakeup
     cdef Py_ssize_t _jumps
-    cdef public object network
+    cdef public TimedEvents network
 
     cpdef notify(self, object fd)
     @cython.locals(file=SimFile, mask=int, settled=list)

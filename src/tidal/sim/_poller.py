@@ -54,6 +54,19 @@ class SimFile:
         return 0
 
 
+class TimedEvents:
+    """What the poller runs besides the loop's own work: a simulated
+    network's events, a heap of lists whose first item is the virtual ns
+    each is due at (the network derives from it; compiled, the poller
+    reads the heap and runs what is due as C)."""
+
+    __slots__ = ()
+    events: list[list[Any]]
+
+    def run_due(self) -> None:
+        """Run the events due by the clock's time."""
+
+
 class DeadlockError(RuntimeError):
     """Nothing in the simulation can ever run again, yet the program is not done."""
 
@@ -97,7 +110,7 @@ class SimPoller:
         self.refuse_real = False
         # A simulated network (_net.Network) whose events this poller runs
         # when virtual time reaches them; None for a loop alone.
-        self.network: Any = None
+        self.network: TimedEvents | None = None
 
     def notify(self, fd: int) -> None:
         """fd's state changed: look at it in the next poll, if it is wanted."""
@@ -163,7 +176,7 @@ class SimPoller:
         return ready + self._real.poll(0)  # type: ignore[no-any-return]
 
     # (Compiled, the wait is a C double: a turn's tests are C comparisons.)
-    @cython.locals(wait=cython.double)
+    @cython.locals(wait=cython.double, network=TimedEvents)
     def poll(self, timeout: float | None) -> list[tuple[int, int]]:
         if self._vcandidates:
             ready = self._virtual_events()
