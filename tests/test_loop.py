@@ -1090,6 +1090,25 @@ def test_explicit_context_is_shared_and_mutated(loop):
     assert VAR.get() == "default"
 
 
+def test_call_soon_context_keyword_by_any_string(loop):
+    # asyncio's C Task names the keyword with a string of its own, not the
+    # interned one Python code passes: any equal string is the keyword
+    # (compiled, call_soon's C entry swaps it: _call_soon_entry.h).  And a
+    # name that is not `context`, however alike, is refused.
+    ctx = contextvars.Context()
+    ctx.run(VAR.set, "given")
+    seen = []
+    for name in ("".join(["con", "text"]), "context"):
+        loop.call_soon(lambda: seen.append(VAR.get()), **{name: ctx})
+    for name in ("contexx", "".join(["contex", "x"]), "ctx"):
+        with pytest.raises(TypeError, match=name):
+            loop.call_soon(noop, **{name: ctx})
+    with pytest.raises(TypeError):
+        loop.call_soon(noop, context=ctx, contexx=ctx)
+    run_one_turn(loop)
+    assert seen == ["given", "given"]
+
+
 # ----------------------------------------------------------------------
 # Async generators
 # ----------------------------------------------------------------------

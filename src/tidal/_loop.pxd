@@ -36,6 +36,10 @@ cdef extern from "tidal/_new_future.h":
     object new_future "tidal_new_future" (object loop)
     bint use_fast_future "tidal_use_fast_future" (object future_cls) except -1
 
+# call_soon's C entry (_call_soon_entry.h says why): installed once.
+cdef extern from "tidal/_call_soon_entry.h":
+    bint install_call_soon "tidal_install_call_soon" (object function) except -1
+
 
 # Tuning constants as C numbers: the pruning test in _run_once is C arithmetic.
 cdef Py_ssize_t _MIN_SCHEDULED_TIMER_HANDLES

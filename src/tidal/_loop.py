@@ -134,6 +134,10 @@ if not cython.compiled:
 
     def new_future(loop: Any) -> Any:
         raise AssertionError("compiled only")
+
+    # Compiled, _call_soon_entry.h's: interpreted, call_soon is the method.
+    def install_call_soon(function: Any) -> bool:
+        return False
 from ._poller import default_poller
 from ._timerheap import TimerHeap
 from .transports import _datagram, _pipe, _subprocess, _tls
@@ -1128,6 +1132,12 @@ class _LoopCore:
             if instruments is not None:
                 instruments.after(handle, task)
         handle = task = tr = transport = None  # type: ignore[assignment]  # (as in _run_ready)
+
+
+# Compiled: call_soon is entered through a C function that swaps the C
+# Task's keyword name for the interned one Cython's parsing matches first
+# (_call_soon_entry.h).
+install_call_soon(vars(_LoopCore)["call_soon"])
 
 
 class EventLoop(_LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
