@@ -774,9 +774,10 @@ def test_create_future_is_what_future_loop_makes(loop, arun):
     assert value == 42 and state[0] == "FINISHED" and state[1] == 42
 
 
-def test_create_future_asks_get_debug(loop):
+def test_create_future_and_task_ask_get_debug(loop):
     # A subclass's get_debug is asked, as asyncio's Future.__init__ asks it;
-    # and debug mode records where the future was made.
+    # and debug mode records where the future was made.  A task's record
+    # ends at the caller's line, on both loops.
     class Debugging(type(loop)):  # type: ignore[misc]
         def get_debug(self):
             return True
@@ -784,6 +785,10 @@ def test_create_future_asks_get_debug(loop):
     sub = Debugging()
     try:
         assert sub.create_future()._source_traceback
+        coro = asyncio.sleep(0)
+        line, task = sys._getframe().f_lineno, sub.create_task(coro)
+        assert task._source_traceback[-1].lineno == line
+        sub.run_until_complete(task)
     finally:
         sub.close()
     loop.set_debug(True)

@@ -217,12 +217,15 @@ def _make_task(
             task = PyObject_Call(_Task, (coro,), loop._loop_kwargs)
         else:
             task = _Task(coro, loop=loop, name=name, context=context)  # type: ignore[arg-type]
-        source = task._source_traceback  # type: ignore[attr-defined]
         # Debug mode: where the task was made is the user's call, not the
         # frames of tidal's own under it (compiled, _loop has none; the
-        # instruments' dispatch is Python either way).
-        while source and source[-1].filename in _OWN_FILES:
-            del source[-1]
+        # instruments' dispatch is Python either way).  The Task recorded
+        # it if get_debug() said so: ours says _debug (no attribute read
+        # per task otherwise).
+        if loop._debug or not loop._get_debug_is_ours:
+            source = task._source_traceback  # type: ignore[attr-defined]
+            while source and source[-1].filename in _OWN_FILES:
+                del source[-1]
     else:
         if context is None:
             task = loop._task_factory(loop, coro)
