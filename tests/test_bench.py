@@ -303,3 +303,24 @@ def test_simulation_bench_json_for_the_sim_section() -> None:
     assert "seedloop" not in data["times"]["streams"]
     if "seedloop" not in data["missing"]:
         assert "seedloop" in data["times"]["messages"]
+
+
+@pytest.mark.timeout(120)
+def test_simulation_bench_measures_in_fresh_processes() -> None:
+    """Each simulator's seeds are measured in processes of their own (one run
+    slows down the next in the same process), --per-process seeds each."""
+    cmd = [sys.executable, "-m", "tidal.bench.simulation", "--json", "--only", "streams"]
+    cmd += ["--without", "simloom", "--without", "seedloop"]
+    for per_process, processes in ((1, 3), (2, 2)):
+        proc = subprocess.run(
+            [*cmd, "--seeds", "3", "--per-process", str(per_process)],
+            capture_output=True, text=True, check=False, timeout=110,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        data = json.loads(proc.stdout.strip().splitlines()[-1])
+        pids = data["pids"]["streams"]
+        assert set(pids) == set(data["times"]["streams"])
+        assert len(data["times"]["streams"]["tidal"]) == len(pids["tidal"]) == 3
+        assert len(set(pids["tidal"])) == processes
+        everyone = [pid for where in pids.values() for pid in where]
+        assert len(set(everyone)) == processes * len(pids)  # no process shared by two simulators

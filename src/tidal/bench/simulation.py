@@ -18,10 +18,14 @@ and prints the median seconds per seed and each one's ratio to tidal's:
 
 The delays and message counts are the same for every simulator (drawn from a
 ``random.Random`` of the seed, not the simulators' own generators), so each
-does the same work.  Each simulator runs one seed first, unmeasured
-(imports); then the medians of CPU time (process time: other processes on a
-shared machine do not count) are measured in one process, one seed at a
-time, the simulators taking turns.
+does the same work.  Each measurement is made in a fresh process, which runs
+one seed first, unmeasured (imports, first calls), then the seed it measures
+(``--per-process N``: the next N seeds); the simulators take turns, process
+by process.  The median CPU time (process time: other processes on a shared
+machine do not count) per seed is reported.  Why not one process for all:
+a simulator measured after another in the same process runs slower than
+alone (see docs/simulation.md, "Measuring"), and not every simulator by as
+much, so the ratios would depend on who ran before whom.
 """
 
 from __future__ import annotations
@@ -31,8 +35,11 @@ import asyncio
 import collections
 import gc
 import json
+import os
 import random
 import statistics
+import subprocess
+import sys
 import time
 from typing import Any, Callable
 
@@ -389,33 +396,67 @@ def _available(name: str) -> bool:
     return True
 
 
+def measure_here(workload: str, name: str, seeds: list[int], warmup: int) -> list[float]:
+    """CPU seconds of each of `seeds` on one simulator, in this process, after
+    one unmeasured run of seed `warmup` (imports, first calls)."""
+    _quiet_dht_logs()
+    run = WORKLOADS[workload][name]
+    run(warmup)
+    out = []
+    for seed in seeds:
+        gc.collect()
+        t0 = time.process_time()
+        run(seed)
+        out.append(time.process_time() - t0)
+    return out
+
+
+def _measure_in_child(
+    workload: str, name: str, seeds: list[int], warmup: int
+) -> tuple[list[float], int]:
+    """measure_here in a fresh process (this Python, this environment): its
+    times, and the process's id."""
+    cmd = [sys.executable, "-m", "tidal.bench.simulation", "--worker", workload, name]
+    cmd += ["--worker-seeds", ",".join(map(str, seeds)), "--worker-warmup", str(warmup)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{workload} on {name}, seeds {seeds}: {proc.stderr.strip()[-2000:]}")
+    data = json.loads(proc.stdout.strip().splitlines()[-1])
+    return data["times"], data["pid"]
+
+
 def measure(
-    seeds: int, only: list[str] | None = None, without: list[str] | None = None
+    seeds: int,
+    only: list[str] | None = None,
+    without: list[str] | None = None,
+    per_process: int = 1,
+    pids: dict[str, dict[str, list[int]]] | None = None,
 ) -> dict[str, dict[str, list[float]]]:
     """CPU seconds per seed: {workload: {simulator: [one per seed]}}, for the
-    simulators installed here (tidal always), taking turns seed by seed."""
-    _quiet_dht_logs()
+    simulators installed here (tidal always).  Each fresh process measures
+    `per_process` seeds of one simulator (after a warm-up seed); the
+    simulators take turns process by process, which one goes first rotating.
+    `pids`, if given, gets the id of the process of each sample."""
     out: dict[str, dict[str, list[float]]] = {}
     for workload, runners in WORKLOADS.items():
         if only and workload not in only:
             continue
         if workload == "dht" and not _available("kademlia"):
             continue
-        present = {
-            name: run
-            for name, run in runners.items()
-            if name not in (without or ()) and _available(name)
-        }
-        for run in present.values():
-            run(seeds)  # warm up: imports, first-call costs (a seed not measured)
+        present = [name for name in runners if name not in (without or ()) and _available(name)]
         times: dict[str, list[float]] = {name: [] for name in present}
-        for seed in range(seeds):
-            for name, run in present.items():  # taking turns, seed by seed
-                gc.collect()
-                t0 = time.process_time()
-                run(seed)
-                times[name].append(time.process_time() - t0)
+        where: dict[str, list[int]] = {name: [] for name in present}
+        step = max(1, per_process)
+        for turn, first in enumerate(range(0, seeds, step)):
+            batch = list(range(first, min(first + step, seeds)))
+            k = turn % len(present)
+            for name in present[k:] + present[:k]:
+                samples, pid = _measure_in_child(workload, name, batch, warmup=seeds)
+                times[name] += samples
+                where[name] += [pid] * len(samples)
         out[workload] = times
+        if pids is not None:
+            pids[workload] = where
     return out
 
 
@@ -427,21 +468,38 @@ def main(argv: list[str] | None = None) -> None:
         "--without", action="append", default=[], help="leave a contestant out (repeatable)"
     )
     parser.add_argument(
+        "--per-process", type=int, default=1, metavar="N",
+        help="seeds one fresh process measures, after its warm-up seed (default 1)",
+    )  # fmt: skip
+    parser.add_argument(
         "--json", action="store_true", help="print one JSON line (the bench's sim section reads it)"
     )
+    # A measuring process (measure's child): one simulator, these seeds.
+    parser.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
+    parser.add_argument("--worker-seeds", default="0", help=argparse.SUPPRESS)
+    parser.add_argument("--worker-warmup", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.worker:
+        seeds = [int(seed) for seed in args.worker_seeds.split(",")]
+        samples = measure_here(args.worker[0], args.worker[1], seeds, args.worker_warmup)
+        print(json.dumps({"times": samples, "pid": os.getpid()}))
+        return
     import platform
 
     import tidal
 
     build = "compiled" if tidal.COMPILED else "interpreted"
     if not args.json:
-        print(f"tidal {build}, Python {platform.python_version()}; {args.seeds} seeds each")
-    results = measure(args.seeds, args.only, args.without)
+        print(
+            f"tidal {build}, Python {platform.python_version()}; {args.seeds} seeds each, "
+            f"{args.per_process} per process"
+        )
+    pids: dict[str, dict[str, list[int]]] = {}
+    results = measure(args.seeds, args.only, args.without, args.per_process, pids)
     if args.json:
         missing = [name for name in ("simloop", "simloom", "seedloop") if not _available(name)]
         info = {"python": platform.python_version(), "tidal": build, "missing": missing}
-        print(json.dumps({**info, "times": results}))
+        print(json.dumps({**info, "times": results, "pids": pids}))
         return
     for workload, times in results.items():
         base = statistics.median(times["tidal"])
