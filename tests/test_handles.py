@@ -244,6 +244,93 @@ def test_handle_context(loop):
         x.cancel()
 
 
+# Compiled, a context a handle or timer copied and then dropped is kept for
+# the next copy (_handle_layout.h).  A copy must still be a copy: the
+# caller's variables at the call, nothing a callback set in an earlier one,
+# no value kept alive once dropped, and a weak reference to it sees it die.
+
+COPY_VAR: contextvars.ContextVar[object] = contextvars.ContextVar("copy_var", default="unset")
+
+
+def test_each_copied_context_has_the_callers_variables_and_no_others(loop):
+    seen = []
+
+    def set_and_record(tag):
+        seen.append((tag, COPY_VAR.get()))
+        COPY_VAR.set(f"set by {tag}")  # in the handle's copy only
+
+    def schedule(tag, value, later):
+        if value is not None:
+            COPY_VAR.set(value)
+        if later:
+            loop.call_later(0, set_and_record, tag)
+        else:
+            loop.call_soon(set_and_record, tag)
+
+    # Round after round, so that later handles and timers get copies their
+    # predecessors dropped: each sees what its caller had, never what a
+    # callback set.
+    for rnd in range(3):
+        for i, later in enumerate((False, True) * 20):
+            value = None if i % 3 == 0 else f"r{rnd}.{i}"
+            contextvars.Context().run(schedule, (rnd, i), value, later)
+        loop.call_later(0.001, loop.stop)
+        loop.run_forever()
+    # (Sorted: a round's timers run after its handles.)
+    assert sorted(seen) == [
+        ((rnd, i), "unset" if i % 3 == 0 else f"r{rnd}.{i}") for rnd in range(3) for i in range(40)
+    ]
+    assert COPY_VAR.get() == "unset"
+
+
+def test_a_dropped_context_copy_keeps_no_value_alive(loop):
+    import threading
+
+    class Value:
+        pass
+
+    probes = []
+
+    def schedule():
+        value = Value()
+        probes.append(weakref.ref(value))
+        COPY_VAR.set(value)
+        loop.call_soon_threadsafe(noop)
+        loop.call_soon_threadsafe(noop)
+        loop.call_later(0, noop)  # (not threadsafe: the loop is not running)
+
+    for _ in range(3):
+        t = threading.Thread(target=schedule)
+        t.start()
+        t.join()
+        loop.call_later(0.001, loop.stop)
+        loop.run_forever()
+    # The threads are gone, their handles ran: nothing holds the values.
+    assert all(_collected(p) for p in probes)
+
+
+def test_a_weakly_referenced_context_copy_dies_when_dropped(loop):
+    h = loop.call_soon(noop)
+    t = loop.call_later(0, noop)
+    refs = [weakref.ref(_context_of(h)), weakref.ref(_context_of(t))]
+    del h, t
+    loop.call_later(0.001, loop.stop)
+    loop.run_forever()
+    assert [r() for r in refs] == [None, None]
+
+
+def test_a_context_copy_held_after_its_handle_ran_is_kept_as_left(loop):
+    h = loop.call_soon(COPY_VAR.set, "set in the handle")
+    ctx = _context_of(h)
+    del h
+    run_one_turn(loop)
+    for _ in range(5):  # later copies do not reuse it
+        loop.call_soon(COPY_VAR.set, "set later")
+    run_one_turn(loop)
+    assert ctx[COPY_VAR] == "set in the handle"
+    assert COPY_VAR.get() == "unset"
+
+
 def test_handle_args_are_passed_unchanged(loop):
     got = []
     marker = object()

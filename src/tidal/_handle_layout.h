@@ -34,21 +34,120 @@ typedef struct {
    untracked, and tidal_new_handle takes it back.  Only tidal's own Handle
    class (set once by tidal_use_freelist), never a subclass; never one a
    weak reference points to (that reference must see it die).
-   Room for 4,096 (at most ~450 KiB held, blocks pymalloc would mostly keep
+   Room for 8,192 (at most ~900 KiB held, blocks pymalloc would mostly keep
    anyway): handles come in bursts (a thread's call_soon_threadsafe in a
-   loop queues thousands before the loop runs one), and each handle made
-   past the list is an allocation the cyclic GC counts and, once run, a
-   subtype_dealloc.  (A queued handle stays tracked by the GC: untracked,
+   loop queues thousands before the loop runs one: ~5,000 a millisecond,
+   and the GIL is handed over every 5 ms), and each handle made past the
+   list is an allocation the cyclic GC counts and, once run, a
+   subtype_dealloc.  Counted allocations are what start the GC's young
+   collections (one every 700), and a collection in the middle of a
+   burst walks every queued handle and context, and moves them towards
+   the old generations, whose full collections then follow: with 4,096,
+   a burst of 5,000 still spent a quarter of its time in the GC (with
+   the contexts below).  (A queued handle stays tracked by the GC: untracked,
    it would make what it holds, its loop included, look referenced from
    outside, and a dropped loop with callbacks queued would never be
    collected.) */
-#define TIDAL_FREELIST_SIZE 4096
+#define TIDAL_FREELIST_SIZE 8192
 static PyTypeObject *tidal_free_type = NULL;
 static Py_ssize_t tidal_free_count = 0;
 static PyObject *tidal_free_items[TIDAL_FREELIST_SIZE];
 
+/* Spare contexts.  A handle or timer made without a context gets a copy
+   of the caller's (asyncio's rule), and a copy is a new object that the
+   cyclic GC counts, as the spare handles above say: CPython keeps only 255
+   spare contexts of its own, so a burst of call_soon_threadsafe made and
+   counted one per handle (the threadsafe micro spent ~40% of its CPU time
+   in the GC, rloop none: its handles are not GC objects, and its
+   call_soon_threadsafe gives every handle one shared context instead of
+   a copy).  A context that a handle or timer dropped, and that nothing
+   else holds or weakly refers to, comes here instead: emptied (no
+   variable's value is kept) and untracked; a copy then takes one back
+   and points it at the current context's variables, which is all a copy
+   is (PyContext_CopyCurrent: a new context on the same immutable mapping,
+   entered nowhere).  CPython's Context struct is private, but the same
+   on 3.11 to 3.13; it is checked once (tidal_use_freelist), and on a
+   Python where it differs every copy is PyContext_CopyCurrent's.  Room for
+   as many as there are spare handles (at most 512 KiB held). */
+typedef struct {
+    PyObject_HEAD
+    PyObject *ctx_prev;
+    PyObject *ctx_vars;
+    PyObject *ctx_weakreflist;
+    int ctx_entered;
+} tidal_ContextObject;
+
+static int tidal_context_spares_on = 0;
+static Py_ssize_t tidal_free_context_count = 0;
+static PyObject *tidal_free_contexts[TIDAL_FREELIST_SIZE];
+
+/* Whether contexts are laid out as tidal_ContextObject says: the sizes,
+   and a copy made by CPython shares its source's mapping, entered nowhere. */
+static inline int tidal_context_layout_matches(void) {
+    if (PyContext_Type.tp_basicsize != (Py_ssize_t)sizeof(tidal_ContextObject)
+            || PyContext_Type.tp_weaklistoffset != (Py_ssize_t)offsetof(tidal_ContextObject, ctx_weakreflist))
+        return 0;
+    PyObject *ctx = PyContext_New();
+    if (ctx == NULL) return -1;
+    PyObject *copy = PyContext_Copy(ctx);
+    if (copy == NULL) { Py_DECREF(ctx); return -1; }
+    tidal_ContextObject *a = (tidal_ContextObject *)ctx, *b = (tidal_ContextObject *)copy;
+    int ok = a->ctx_vars != NULL && a->ctx_vars == b->ctx_vars && b->ctx_prev == NULL
+             && b->ctx_weakreflist == NULL && b->ctx_entered == 0;
+    Py_DECREF(copy);
+    Py_DECREF(ctx);
+    return ok;
+}
+
+/* A copy of the calling thread's current context (PyContext_CopyCurrent). */
+static inline PyObject *tidal_copy_context(void) {
+    if (tidal_free_context_count > 0) {
+        tidal_ContextObject *current = (tidal_ContextObject *)PyThreadState_Get()->context;
+        if (current != NULL) {  /* (NULL: the thread has none yet; CPython makes it) */
+            tidal_ContextObject *ctx = (tidal_ContextObject *)tidal_free_contexts[--tidal_free_context_count];
+            Py_INCREF(current->ctx_vars);
+            ctx->ctx_vars = current->ctx_vars;
+            PyObject_GC_Track((PyObject *)ctx);
+            return (PyObject *)ctx;  /* the list's reference becomes the caller's */
+        }
+    }
+    return PyContext_CopyCurrent();
+}
+
+/* Let go of a handle's context (the reference the handle held). */
+static inline void tidal_drop_context(PyObject *op) {
+    tidal_ContextObject *ctx = (tidal_ContextObject *)op;
+    if (Py_REFCNT(op) != 1 || !Py_IS_TYPE(op, &PyContext_Type) || !tidal_context_spares_on
+            || tidal_free_context_count >= TIDAL_FREELIST_SIZE || ctx->ctx_weakreflist != NULL
+            || ctx->ctx_entered || ctx->ctx_prev != NULL) {
+        Py_DECREF(op);
+        return;
+    }
+    /* Untracked first (see tidal_recycle_handle). */
+    PyObject_GC_UnTrack(op);
+    Py_CLEAR(ctx->ctx_vars);
+    if (tidal_free_context_count >= TIDAL_FREELIST_SIZE) {  /* a finalizer above filled it */
+        PyObject_GC_Track(op);  /* (its deallocator untracks it) */
+        Py_DECREF(op);
+        return;
+    }
+    tidal_free_contexts[tidal_free_context_count++] = op;  /* the handle's reference, now the list's */
+}
+
+/* Empty a handle's context slot, the context going to the spares if it can. */
+static inline void tidal_take_context(tidal_HandleObject *h) {
+    PyObject *context = h->_context;
+    if (context != NULL) {
+        h->_context = NULL;
+        tidal_drop_context(context);
+    }
+}
+
 static inline PyObject *tidal_use_freelist(PyObject *handle_cls) {
     if (tidal_free_type == NULL) {
+        int ok = tidal_context_layout_matches();
+        if (ok < 0) return NULL;
+        tidal_context_spares_on = ok;
         Py_INCREF(handle_cls);
         tidal_free_type = (PyTypeObject *)handle_cls;
     }
@@ -88,7 +187,7 @@ static inline void tidal_recycle_handle(PyObject *op) {
     tidal_HandleObject *h = (tidal_HandleObject *)op;
     Py_CLEAR(h->_args);
     Py_CLEAR(h->_callback);
-    Py_CLEAR(h->_context);
+    tidal_take_context(h);
     Py_CLEAR(h->_loop);
     /* The defaults are kept for the next use (six reference counts a
        handle fewer); reset if they changed (a callback that cancelled
@@ -140,6 +239,7 @@ static void tidal_timer_dealloc(PyObject *op) {
         PyObject_ClearWeakRefs(op);
     Py_CLEAR(h->_scheduled);
     Py_CLEAR(h->_when);
+    tidal_take_context(&h->__pyx_base);
     #define TIDAL_CLEAR_SLOT(f) Py_CLEAR(h->__pyx_base.f);
     TIDAL_HANDLE_SLOTS(TIDAL_CLEAR_SLOT)
     #undef TIDAL_CLEAR_SLOT
@@ -181,7 +281,7 @@ static inline tidal_TimerHandleObject *tidal_alloc_timer(PyTypeObject *t) {
 static inline tidal_HandleObject *tidal_fill_handle(tidal_HandleObject *h, PyObject *callback,
                                              PyObject *args, PyObject *loop, PyObject *context) {
     if (context == Py_None) {
-        context = PyContext_CopyCurrent();
+        context = tidal_copy_context();
         if (context == NULL) { Py_DECREF(h); return NULL; }
     } else {
         Py_INCREF(context);
