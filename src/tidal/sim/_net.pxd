@@ -151,4 +151,4 @@ cdef class SimSocket(SimFile):
 
 
 @cython.locals(sock=SimSocket)
-cpdef _deliver_datagram(Network net, object src, object source, object dst, object port, object payload)
+cpdef _deliver_datagram(Network net, object src, object source, object dst, tuple key, object payload, object src_number, object dst_number)

@@ -1089,6 +1089,10 @@ class SimSocket(SimFile):
             net.trace.add(net.clock.ns, "udp dropped", local[0], local[1], ip, port, size)
             return size
         copies = 2 if params.duplicate and net._random() < params.duplicate else 1
+        dst_number = dst.number
+        # What the delivery needs, computed once: the receiving port's key
+        # and both hosts' numbers for its trace event.
+        delivery = (net, host, local, dst, (ip, port), payload, self._host_number, dst_number)
         for _ in range(copies):
             arrival = net.clock.ns + net.latency(params)
             if params.reorder and net._random() < params.reorder:
@@ -1096,9 +1100,9 @@ class SimSocket(SimFile):
                 arrival += net.rng.randint(0, max(params.latency[1], 1) * 2)
             else:
                 arrival = net.in_order(host, dst, arrival)
-            net._push_event(arrival, _deliver_datagram, (net, host, local, dst, port, payload))
+            net._push_event(arrival, _deliver_datagram, delivery)
         net.trace.add_event(
-            (net.clock.ns, _UDP_SENT, self._host_number, local[1], dst.number, port, size, copies)
+            (net.clock.ns, _UDP_SENT, self._host_number, local[1], dst_number, port, size, copies)
         )
         return size
 
@@ -1125,10 +1129,18 @@ class SimSocket(SimFile):
 
 
 def _deliver_datagram(
-    net: Network, src: Host, source: Any, dst: Host, port: int, payload: bytes
+    net: Network,
+    src: Host,
+    source: Any,
+    dst: Host,
+    key: tuple[str, int],
+    payload: bytes,
+    src_number: int,
+    dst_number: int,
 ) -> None:
+    """A datagram reaches `dst`'s port `key` (address, port) from `source`."""
     now = net.clock.ns
-    sock = net.udp_ports.get((dst.address, port))
+    sock = net.udp_ports.get(key)
     if sock is None or sock._state == "closed" or not dst.up or net.cut and net.is_cut(src, dst):
         outcome = _UDP_LOST
     elif sock._datagram_bytes + len(payload) > _UDP_RCVBUF:
@@ -1138,4 +1150,4 @@ def _deliver_datagram(
         sock._datagram_bytes += len(payload)
         sock._wake()
         outcome = _UDP_DELIVERED
-    net.trace.add_event((now, outcome, src.number, source[1], dst.number, port))
+    net.trace.add_event((now, outcome, src_number, source[1], dst_number, key[1]))
