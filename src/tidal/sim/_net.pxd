@@ -15,6 +15,9 @@ from tidal.sim._poller cimport SimFile, SimPoller, TimedEvents
 cdef class SimSocket(SimFile)
 cdef class _Pipe
 
+# (C globals: Trace.add_event tests the batch size per event.)
+cdef Py_ssize_t _TRACE_BATCH
+
 
 cdef class Trace:
     cdef public object _hash
