@@ -148,19 +148,24 @@ async def _drive_clients(spawn: Callable[[str, Any], Any]) -> list[int]:
     return list(results)
 
 
-def streams_simloop(seed: int) -> Any:
+def _on_simloop(seed: int, latency: tuple[float, float], drive: Callable[..., Any]) -> Any:
+    """drive(spawn) on a simloop loop: spawn(host name, coroutine function)."""
     import simloop
 
     loop = simloop.SimLoop(seed)
-    loop.net.set_defaults(latency=(0.001, 0.01))
+    loop.net.set_defaults(latency=latency)
 
     async def main() -> list[int]:
-        return await _drive_clients(lambda name, make: loop.net.host(name).create_task(make()))
+        return await drive(lambda name, make: loop.net.host(name).create_task(make()))  # type: ignore[no-any-return]
 
     try:
         return loop.run_until_complete(main())
     finally:
         loop.close()
+
+
+def streams_simloop(seed: int) -> Any:
+    return _on_simloop(seed, (0.001, 0.01), _drive_clients)
 
 
 def streams_simloom(seed: int) -> Any:
@@ -251,18 +256,7 @@ async def _drive_messages(spawn: Callable[[str, Any], Any]) -> list[int]:
 
 
 def messages_simloop(seed: int) -> Any:
-    import simloop
-
-    loop = simloop.SimLoop(seed)
-    loop.net.set_defaults(latency=MESSAGE_LATENCY)
-
-    async def main() -> list[int]:
-        return await _drive_messages(lambda name, make: loop.net.host(name).create_task(make()))
-
-    try:
-        return loop.run_until_complete(main())
-    finally:
-        loop.close()
+    return _on_simloop(seed, MESSAGE_LATENCY, _drive_messages)
 
 
 def messages_simloom(seed: int) -> Any:
