@@ -149,6 +149,15 @@ def test_a_flight_recorder_keeps_the_last_records_and_still_checks(loop_name, tm
     assert 0 < sum(e["ph"] == "X" for e in data["traceEvents"]) <= 40
 
 
+def test_a_flight_recorder_of_any_size_dumps_a_trace_that_checks(loop_name):
+    """Wherever the ring begins (inside a step whose beginning it lost,
+    with a wake-up made there still in it), every flow has both ends."""
+    tidal_only(loop_name)
+    for size in range(8, 64):
+        _, data = _traced(_program, flight_recorder=size)
+        assert trace.check(data) == [], size
+
+
 def test_a_flight_recorder_dumped_mid_step_closes_the_open_slice(loop_name, tmp_path):
     tidal_only(loop_name)
     session = trace.start(flight_recorder=1000)

@@ -74,15 +74,32 @@ def process_events(
     flow_base = 0
     pid = 0
     for processes in tracers:
-        # Flows: the ends that exist (a flight recorder may have lost either).
-        outs = {r[3] for _, records in processes for r in records if r[1] == WAKE}
+        # Flows: the ends that exist (a flight recorder may have lost either,
+        # or the beginning of the step or callback a wake-up was made in).
+        outs = {flow for _, records in processes for flow in _flow_starts(records)}
         ins = {r[6] for _, records in processes for r in records if r[1] == STEP and r[6]}
         both = outs & ins
         for name, records in processes:
             pid += 1
             out.extend(_one_loop(records, pid, name, t0, flow_base, both))
-        flow_base += max(outs, default=0)
+        flow_base += max((r[3] for _, records in processes for r in records if r[1] == WAKE), default=0)
     return out
+
+
+def _flow_starts(records: list[tuple[Any, ...]]) -> list[int]:
+    """The flows whose start _one_loop draws: a wake-up made inside a step
+    or callback whose beginning is among `records`."""
+    starts = []
+    running = False
+    for record in records:
+        kind = record[1]
+        if kind == STEP or kind == CALL:
+            running = True
+        elif kind == STEP_END or kind == CALL_END:
+            running = False
+        elif kind == WAKE and running:
+            starts.append(record[3])
+    return starts
 
 
 def _one_loop(
