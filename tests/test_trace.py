@@ -23,7 +23,7 @@ import pytest
 import tidal
 from tidal import trace
 from tidal.trace._chrome import callback_name, chrome_events
-from tidal.trace._recorder import CALL, STEP
+from tidal.trace._recorder import CALL, STEP, WAKE
 
 NOT_ON_ASYNCIO = "tidal.trace: asyncio's loop has no instruments"
 HERE = os.path.abspath(__file__)
@@ -196,6 +196,37 @@ def test_a_session_traces_the_running_loop_and_every_new_one(loop_name, tmp_path
             trace.start()
     finally:
         trace.stop()
+
+
+def test_each_step_says_which_wake_up_queued_it_and_how_long_it_waited(loop_name):
+    """A step's flow is its wake-up's, its lag the time from that wake-up;
+    a step queued outside any step or callback has a lag and no flow."""
+    tidal_only(loop_name)
+
+    async def child():
+        await asyncio.sleep(0)
+
+    async def main():
+        await asyncio.create_task(child(), name="child")
+
+    loop = tidal.new_event_loop()
+    try:
+        tracer = trace.Tracer(loop)
+        loop.add_instrument(tracer)
+        task = loop.create_task(main(), name="main")  # (the loop is not running)
+        loop.run_until_complete(task)
+    finally:
+        loop.close()
+    events = tracer.events
+    steps = [r for r in events if r[1] == STEP]
+    wakes = {r[3]: r for r in events if r[1] == WAKE}
+    assert all(wakes)  # (flow 0 is no wake-up given out)
+    first, *woken = steps
+    assert first[2] is task and first[6] == 0 and first[7] >= 0
+    assert len(woken) == 3  # child twice, then main again
+    for ts, _, stepped, _, _, _, flow, lag in woken:
+        wake = wakes[flow]
+        assert wake[2] is stepped and lag == ts - wake[0]
 
 
 def _python_task_factory(loop, coro, **kwargs):

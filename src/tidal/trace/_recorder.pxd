@@ -94,11 +94,6 @@ cdef bint _is_library(object code) except -1
 # the simulation import them).
 cdef int _STEP, _STEP_END, _CALL, _CALL_END, _WAIT, _WAIT_END, _WAKE, _SPAWN, _EXIT
 
-cdef class _Queued:
-    cdef long long at
-    cdef long long flow
-    cdef _Queued next
-
 cdef class Tracer:
     cdef public object loop
     cdef object _ready
@@ -117,10 +112,7 @@ cdef class Tracer:
     cdef list _a
     cdef list _b
     cdef list _c
-    cdef Py_ssize_t _flows
-    cdef dict _queued
-    cdef _Queued _spare
-    cdef Py_ssize_t _nspare
+    cdef long long _flows
     cdef bint _running
 
     cdef object _error
@@ -128,15 +120,13 @@ cdef class Tracer:
     # What the loop's dispatch calls (_instrument.Instruments): C calls that
     # never raise; -1 means the error is in _error (see _begin in the .py).
     cdef int _spawned(self, object task) noexcept
-    @cython.locals(i=Py_ssize_t, now=cython.longlong, queued=_Queued, spare=_Queued)
+    @cython.locals(i=Py_ssize_t)
     cdef int _scheduled(self, object task) noexcept
-    @cython.locals(i=Py_ssize_t, queued=_Queued)
+    @cython.locals(i=Py_ssize_t)
     cdef int _step_began(self, object task) noexcept
-    cdef void _release(self, _Queued queued) noexcept
     @cython.locals(kind=type, walk=tuple, at_walk=tuple, library=int, offset=Py_ssize_t)
     cdef int _where(self, Py_ssize_t i, object task) except -1
     cdef int _step_ended(self, object task) noexcept
-    @cython.locals(queued=_Queued)
     cdef int _exited(self, object task) noexcept
     @cython.locals(lag=cython.longlong, i=Py_ssize_t)
     cdef int _callback_began(self, CHandle handle) noexcept
@@ -156,4 +146,3 @@ cdef class Tracer:
     cdef int _caught(self, object error) noexcept
     cdef Py_ssize_t _turn_page(self) noexcept
     cdef long long _clock_ns(self) noexcept
-    cdef long long _now(self) noexcept

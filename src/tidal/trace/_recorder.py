@@ -39,6 +39,15 @@ Tracer is given: a simulation's virtual ns) and a kind:
                                           or callback ran: a flow starts there
   SPAWN     task                          create_task made `task`
   EXIT      task
+
+A step's flow and lag are not written with it: they are found when the
+records are read back, from the task's last wake-up since its previous
+step (a WAKE record; one queued outside any step or callback is kept as a
+WAKE of flow 0, read back for its time only and never given out).  That
+is one record per wake-up, where a table of the queued tasks cost a dict
+insertion and removal per step (~400 instructions, the dict churning
+through its deleted slots).  What a flight recorder has overwritten is
+not known: the oldest steps in a ring may say flow 0 and lag -1.
 """
 
 from __future__ import annotations
@@ -187,16 +196,6 @@ def line_at(code: Any, offset: int) -> Any:
     return line
 
 
-class _Queued:
-    """When a task's next step was queued (ns) and the flow that queued it
-    (0: none seen).  Compiled, two C integers (_recorder.pxd)."""
-
-    def __init__(self) -> None:
-        self.at = 0
-        self.flow = 0
-        self.next: _Queued | None = None  # (the Tracer's chain of spares)
-
-
 class Tracer:
     """Records one loop's task steps, callbacks and I/O waits (``loop.add_instrument``).
 
@@ -219,11 +218,6 @@ class Tracer:
         self._n = 0  # records written in the current columns (the next slot)
         self._new_columns()
         self._flows = 0  # flow ids, per tracer (the writer makes them unique)
-        # task -> when its next step was queued, and by which flow (_Queued;
-        # spares kept for reuse: no object is made per wake-up).
-        self._queued: dict[Any, _Queued] = {}
-        self._spare: _Queued | None = None  # a chain of them, through .next
-        self._nspare = 0
         self._running = False  # inside a step or callback: a wake-up has a waker
         self._error: BaseException | None = None  # what a hook caught (see _begin)
 
@@ -320,11 +314,6 @@ class Tracer:
             self._error = exc
             return 0
 
-    def _now(self) -> int:
-        if self._clock is None:
-            return monotonic_ns()  # type: ignore[no-any-return]
-        return self._clock_ns()
-
     def _raise_error(self) -> None:
         """A hook returned -1: raise what it caught (for callers of the public hooks)."""
         error, self._error = self._error, None
@@ -337,12 +326,13 @@ class Tracer:
         handler or another thread while the loop records)."""
         n, cols, wrapped = self._n, self._cols, self._wrapped
         out: list[tuple[Any, ...]] = []
+        queued: dict[Any, tuple[int, int]] = {}  # task -> (when, flow) of its next step
         for chunk in self._chunks:
-            _rows(chunk, 0, len(chunk[1]), out)
+            _rows(chunk, 0, len(chunk[1]), out, queued)
         if wrapped:
             # The slot at n is the next to be written, maybe half written now.
-            _rows(cols, n + 1, len(cols[1]), out)
-        _rows(cols, 0, n, out)
+            _rows(cols, n + 1, len(cols[1]), out, queued)
+        _rows(cols, 0, n, out, queued)
         return out
 
     # -- the hooks the loop's dispatch calls (C calls, compiled) ------------
@@ -356,33 +346,18 @@ class Tracer:
     @cython.boundscheck(False)
     @cython.wraparound(False)
     def _scheduled(self, task: Any) -> int:
-        try:  # (a task's hash is its own: asyncio's can be overridden)
-            spare = self._spare
-            if spare is None:
-                spare = _Queued()
-                self._release(spare)  # (the chain was empty: now its head)
-            queued = self._queued.setdefault(task, spare)  # (one lookup)
-        except BaseException as exc:
-            return self._caught(exc)
-        if queued is spare:
-            self._spare = spare.next
-            spare.next = None
-            self._nspare -= 1
+        """A WAKE record: a flow starts here if a step or callback runs
+        (else flow 0: only the time is kept, for the step's lag)."""
+        i = self._begin(_WAKE)
+        if i < 0:
+            return -1
+        set_ref(self._a, i, task)
         if self._running:
-            i = self._begin(_WAKE)
-            if i < 0:
-                return -1
             self._flows += 1
-            set_ref(self._a, i, task)
             self._y[i] = self._flows
-            self._n = i + 1
-            queued.flow = self._flows
-            queued.at = self._ts[i]
         else:
-            now = self._now()
-            if self._error is not None:
-                return -1
-            queued.at = now
+            self._y[i] = 0
+        self._n = i + 1
         return 0
 
     @cython.boundscheck(False)
@@ -393,28 +368,12 @@ class Tracer:
             return -1
         try:
             self._where(i, task)
-            queued = self._queued.pop(task, None)
         except BaseException as exc:
             return self._caught(exc)
-        if queued is None:
-            self._y[i] = 0
-            self._z[i] = -1
-        else:
-            self._y[i] = queued.flow
-            self._z[i] = self._ts[i] - queued.at
-            self._release(queued)
         set_ref(self._a, i, task)
         self._n = i + 1
         self._running = True
         return 0
-
-    def _release(self, queued: _Queued) -> None:
-        """`queued` is done with: kept for a next wake-up (up to 1,024)."""
-        if self._nspare < 1024:
-            queued.flow = 0
-            queued.next = self._spare
-            self._spare = queued
-            self._nspare += 1
 
     @cython.boundscheck(False)
     @cython.wraparound(False)
@@ -481,12 +440,6 @@ class Tracer:
     @cython.boundscheck(False)
     @cython.wraparound(False)
     def _exited(self, task: Any) -> int:
-        try:
-            queued = self._queued.pop(task, None)
-        except BaseException as exc:
-            return self._caught(exc)
-        if queued is not None:
-            self._release(queued)
         return self._record(_EXIT, task)
 
     @cython.boundscheck(False)
@@ -590,20 +543,34 @@ class Tracer:
             self._raise_error()
 
 
-def _rows(cols: tuple[Any, ...], start: int, stop: int, out: list[tuple[Any, ...]]) -> None:
-    """Records start..stop of a set of columns, as the tuples the module docstring lists."""
+def _rows(
+    cols: tuple[Any, ...], start: int, stop: int, out: list[tuple[Any, ...]], queued: dict[Any, tuple[int, int]]
+) -> None:
+    """Records start..stop of a set of columns, as the tuples the module
+    docstring lists; `queued`: what was read before, task -> (when, flow)
+    of its last wake-up since its last step (a step's lag and flow)."""
     ts, kinds, a, b, c, x, y, z = cols
     for i in range(start, stop):
         kind = kinds[i]
         if kind == STEP:  # task, code, line, inner, flow, lag (x: the offset of the line)
-            out.append((ts[i], STEP, a[i], b[i], line_at(b[i], x[i]), c[i], y[i], z[i]))
+            task = a[i]
+            when, flow = queued.pop(task, (-1, 0))
+            lag = -1 if when < 0 else ts[i] - when
+            out.append((ts[i], STEP, task, b[i], line_at(b[i], x[i]), c[i], flow, lag))
         elif kind == CALL:  # callback, lag, context (x: a transport's read)
             out.append((ts[i], CALL, a[i]._read_ready if x[i] else a[i], z[i], b[i]))
         elif kind == CALL_END:
             out.append((ts[i], CALL_END))
         elif kind == WAIT_END:  # nevents, ready
             out.append((ts[i], WAIT_END, x[i], y[i]))
-        elif kind == WAKE:  # task, flow
-            out.append((ts[i], WAKE, a[i], y[i]))
+        elif kind == WAKE:  # task, flow (0: queued outside any step: not given out)
+            task, flow = a[i], y[i]
+            if flow:
+                queued[task] = (ts[i], flow)
+                out.append((ts[i], WAKE, task, flow))
+            else:  # (the time of the last queueing, the flow of the last seen)
+                queued[task] = (ts[i], queued.get(task, (0, 0))[1])
         else:  # STEP_END, SPAWN, EXIT: the task; WAIT: the timeout
+            if kind == EXIT:
+                queued.pop(a[i], None)
             out.append((ts[i], kind, a[i]))
