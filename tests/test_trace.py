@@ -387,6 +387,53 @@ def test_a_tracer_whose_clock_fails_is_removed_and_the_loop_goes_on(loop, loop_n
     assert trace.check(chrome_events([tracer])) == []
 
 
+async def _echo_streams(rounds):
+    async def echo(reader, writer):
+        while data := await reader.read(100):
+            writer.write(data)
+        writer.close()
+
+    server = await asyncio.start_server(echo, "127.0.0.1", 0)
+    reader, writer = await asyncio.open_connection(*server.sockets[0].getsockname()[:2])
+    got = []
+    for i in range(rounds):
+        writer.write(b"%d;" % i)
+        got.append(await reader.readuntil(b";"))
+    writer.close()
+    await writer.wait_closed()
+    server.close()
+    await server.wait_closed()
+    return got
+
+
+def test_a_tracer_failing_in_any_hook_is_removed_and_the_streams_go_on(loop, loop_name, caplog):
+    """Whichever record fails (an I/O wait's, a read's, a step's...), the
+    tracer is removed, its error logged once, and nothing else changes."""
+    expected = [b"%d;" % i for i in range(5)]
+    assert loop.run_until_complete(_echo_streams(5)) == expected
+    if loop_name == "asyncio":
+        return  # (the program runs the same; tracing is tidal's)
+    for fail_at in range(1, 60, 3):
+        ticks = []
+
+        def clock():
+            ticks.append(None)
+            if len(ticks) == fail_at:
+                raise RuntimeError("clock bug")
+            return time.monotonic_ns()
+
+        tracer = trace.Tracer(loop, maxlen=1000, clock=clock)
+        loop.add_instrument(tracer)
+        caplog.clear()
+        with caplog.at_level(logging.ERROR, logger="asyncio"):
+            assert loop.run_until_complete(_echo_streams(5)) == expected
+        assert loop._instruments is None, fail_at
+        records = [r for r in caplog.records if "clock bug" in str(r.exc_info)]
+        assert len(records) == 1 and "removed" in records[0].getMessage()
+        assert len(ticks) == fail_at
+        assert trace.check(chrome_events([tracer])) == []
+
+
 SCRIPT = textwrap.dedent(
     """
     import asyncio, sys

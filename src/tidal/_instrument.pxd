@@ -45,8 +45,12 @@ cdef extern from *:
     object cfunction_self "tidal_cfunction_self" (object method)
 
 cdef Py_ssize_t _wakeup_def
-cdef object _CTask, _TASK_STATE
+cdef object _CTask, _TASK_STATE, _PENDING
 cdef bint _done(object task) except -1
+
+# deque.append called as a C function (report_append: see _loop.pxd).
+cdef extern from "tidal/_bound_call.h":
+    object call_one "tidal_call_one" (object f, object arg)
 
 cdef extern from "pythread.h":
     unsigned long thread_ident "PyThread_get_thread_ident" ()
@@ -76,8 +80,9 @@ cdef class Instruments:
     cdef public object _held      # list, or None
     cdef public object _append    # the ready deque's append
     cdef bint _per_handle
-    cdef public bint bare_reads   # reads told as transports (read_began): a tracer only
+    cdef public bint bare_reads   # reads told as transports (the tracer's _read_began): a tracer only
     cdef public Tracer _tracer    # the first tidal Tracer, told directly (None: none)
+    cdef public Tracer wait_tracer  # _tracer, if no other instrument hooks I/O waits (the loop tells it)
     cdef unsigned long _loop_thread  # the loop's thread while it runs, else 0
 
     cpdef run_began(self)
@@ -89,7 +94,5 @@ cdef class Instruments:
     cdef _exited(self, object task)
     cpdef object before(self, CHandle handle)
     cpdef after(self, object handle, object task)
-    cpdef read_began(self, object transport, object context)
-    cpdef read_ended(self)
     @cython.locals(nevents=Py_ssize_t)
     cpdef object io_wait(self, object poll, object timeout)

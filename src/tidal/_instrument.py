@@ -50,7 +50,9 @@ try:
 except ImportError:  # interpreted, without Cython installed
     from types import SimpleNamespace
 
-    cython = SimpleNamespace(compiled=False)
+    cython = SimpleNamespace(
+        compiled=False, binding=lambda on: lambda func: func, always_allow_keywords=lambda on: lambda func: func
+    )
 
 from .abc import Instrument
 from .trace._recorder import Tracer
@@ -121,6 +123,10 @@ if not cython.compiled:
 
     thread_ident = get_ident  # compiled: PyThread_get_thread_ident, a C call
 
+    def call_one(f: Callable[[Any], Any], arg: Any) -> Any:
+        """Compiled, _bound_call.h's (used only where compiled)."""
+        return f(arg)
+
     def cfunction_self(method: Any) -> Any:
         """A built-in method's __self__; compiled, PyCFunction_GET_SELF."""
         return method.__self__
@@ -183,11 +189,17 @@ if not isinstance(_TASK_STATE, GetSetDescriptorType):
     _CTask = None
 
 
+# The state a pending task says: asyncio's C Future gives the interned
+# string (3.11+: its static _Py_ID), which a comparison of addresses finds.
+_PENDING: Any = "PENDING"
+
+
 def _done(task: Any) -> bool:
     """``task.done()``: for asyncio's C Task, its state read by the
     descriptor's getter (a C call, compiled) rather than a method call."""
     if _CTask is not None and type(task) is _CTask:
-        return descr_get(_TASK_STATE, task) != "PENDING"  # type: ignore[no-any-return]
+        state = descr_get(_TASK_STATE, task)
+        return state is not _PENDING and state != "PENDING"
     return task.done()  # type: ignore[no-any-return]
 
 
@@ -226,6 +238,7 @@ class Instruments:
         self._append = loop._ready.append  # the real queue's append
         # The first tidal Tracer among the instruments, told directly (see what the loop reports).
         self._tracer: Tracer | None = None
+        self.wait_tracer: Tracer | None = None  # (see _rebuild)
         # The thread the loop runs in (0: not running): a mirror of its
         # _thread_id, kept by run_began/run_ended, compared per call_soon.
         running_in = loop._thread_id
@@ -267,8 +280,11 @@ class Instruments:
             or self.after_task_step or self.task_exited
         )
         # Only a tracer listens to callbacks: a stream transport's read is
-        # told to it as the transport (read_began), with no Handle made.
+        # told to it as the transport (the loop calls its _read_began), with
+        # no Handle made.
         self.bare_reads = tracer is not None and not (self.before_callback or self.after_callback)
+        # Only a tracer listens to I/O waits: the loop tells it directly.
+        self.wait_tracer = tracer if not (self.before_io_wait or self.after_io_wait) else None
         # Queue through report_append only while someone listens for it.
         loop = self._loop
         loop._soon_append = (
@@ -327,9 +343,18 @@ class Instruments:
     # The tracer (if any) is told first, by C calls that do not raise (a
     # hook returns -1 when it failed: _tracer_failed); then the lists.
 
+    # Compiled, a built-in method taking one argument (METH_O), as the deque's
+    # append it stands in for: the loop's call_soon calls its C function
+    # directly (_bound_call.h), where a bound cyfunction is a vectorcall and
+    # an argument parse per call_soon.
+    @cython.binding(False)
+    @cython.always_allow_keywords(False)
     def report_append(self, handle: Any) -> None:
         """The loop's _soon_append while task_scheduled is wanted: queue, then report."""
-        self._append(handle)
+        if cython.compiled:
+            call_one(self._append, handle)  # (deque.append as a C call, as the loop's)
+        else:
+            self._append(handle)
         task = task_of(handle)
         if task is None:
             return
@@ -393,17 +418,6 @@ class Instruments:
             if self.before_task_step:
                 self.fire(self.before_task_step, task)
         return task
-
-    def read_began(self, transport: Any, context: Any) -> None:
-        """A stream transport's read is about to run (while ``bare_reads``)."""
-        tracer = self._tracer
-        if tracer is not None and tracer._read_began(transport, context):
-            self._tracer_failed("before_callback")
-
-    def read_ended(self) -> None:
-        tracer = self._tracer
-        if tracer is not None and tracer._callback_ended():
-            self._tracer_failed("after_callback")
 
     def after(self, handle: Any, task: Any) -> None:
         """Report that what `before` reported has run (and the task's exit, if it ended)."""

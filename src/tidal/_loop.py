@@ -985,6 +985,15 @@ class _LoopCore:
             self._turn += 1  # odd: waiting (the watchdog's counter, a C increment)
             if instruments is None:
                 event_list = self._poll(timeout)
+            elif instruments.wait_tracer is not None:
+                # Only a tracer listens: its two records as C calls from here
+                # (nonzero: it failed, see Instruments; read again after the
+                # poll, as a signal handler may have removed it meanwhile).
+                if instruments.wait_tracer._wait_began(timeout):
+                    instruments._tracer_failed("before_io_wait")
+                event_list = self._poll(timeout)
+                if instruments.wait_tracer is not None and instruments.wait_tracer._wait_ended(len(event_list)):
+                    instruments._tracer_failed("after_io_wait")
             else:
                 event_list = instruments.io_wait(self._poll, timeout)
             self._turn += 1
@@ -1099,10 +1108,13 @@ class _LoopCore:
                 if tr._read_ctx is None or tr._read_queued is not tr._read_ctx:
                     continue  # (as in _run_transport)
                 if instruments is not None and instruments.bare_reads and not debug:
-                    # Only a tracer listens: told the transport, no Handle.
-                    instruments.read_began(item, tr._read_ctx)
+                    # Only a tracer listens: told the transport, no Handle
+                    # (its records as C calls, as for the I/O wait).
+                    if instruments._tracer._read_began(item, tr._read_ctx):  # type: ignore[union-attr]  # (bare_reads: a tracer)
+                        instruments._tracer_failed("before_callback")
                     _run_transport(self, item)
-                    instruments.read_ended()
+                    if instruments._tracer is not None and instruments._tracer._callback_ended():
+                        instruments._tracer_failed("after_callback")
                     continue
                 # What is observed is a Handle, as on asyncio's loop; what
                 # runs is the read itself, as unobserved (below).
