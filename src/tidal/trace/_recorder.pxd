@@ -37,6 +37,7 @@ cdef dict _in_asyncio
 cdef tuple _CORO_WALK, _GEN_WALK, _AGEN_WALK
 cdef type _Coro, _Gen, _AGen
 cdef object _CTask, _TASK_CORO
+cdef bint _lasti_known
 
 cdef extern from *:
     """
@@ -60,6 +61,31 @@ cdef extern from *:
     static inline int tidal_frame_lasti(PyObject *frame) {
         return PyFrame_GetLasti((PyFrameObject *)frame);
     }
+    /* A suspended coroutine's (or generator's) f_lasti read from the
+       coroutine itself: on 3.11, cr_frame raises an audit event and makes
+       a frame object, ~150 instructions a step.  -2: finished (cr_frame is
+       None); -3: not known here (another Python: read the frame).  The
+       3.11 interpreter frame's head (Include/internal/pycore_frame.h) up
+       to prev_instr; _recorder.py checks the answer against the frame's
+       at import, and reads the frame if they differ. */
+    #if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030C0000
+    typedef struct {
+        PyObject *f_func, *f_globals, *f_builtins, *f_locals;
+        PyCodeObject *f_code;
+        PyObject *frame_obj;
+        void *previous;
+        _Py_CODEUNIT *prev_instr;
+    } tidal_iframe_head;
+    static inline int tidal_gen_lasti(PyObject *gen) {
+        PyGenObject *g = (PyGenObject *)gen;
+        if (g->gi_frame_state >= 1) return -2;  /* FRAME_COMPLETED, FRAME_CLEARED */
+        tidal_iframe_head *f = (tidal_iframe_head *)g->gi_iframe;
+        Py_ssize_t units = f->prev_instr - _PyCode_CODE(f->f_code);
+        return units < 0 ? -1 : (int)(units * (Py_ssize_t)sizeof(_Py_CODEUNIT));
+    }
+    #else
+    static inline int tidal_gen_lasti(PyObject *gen) { (void)gen; return -3; }
+    #endif
     /* Whether a code object is asyncio's, remembered by its address in a
        table of 64 slots (one per process: under the GIL).  A slot holds a
        reference to its code, so the address is not reused while there. */
@@ -84,6 +110,7 @@ cdef extern from *:
     object descr_get "tidal_descr_get" (object descr, object obj)
     object gen_code "tidal_gen_code" (object gen)
     int frame_lasti "tidal_frame_lasti" (object frame)
+    int gen_lasti "tidal_gen_lasti" (object gen)
     int library_memo "tidal_library_memo" (object code)
     void remember_library "tidal_remember_library" (object code, bint library)
 
@@ -124,7 +151,7 @@ cdef class Tracer:
     cdef int _scheduled(self, object task) noexcept
     @cython.locals(i=Py_ssize_t)
     cdef int _step_began(self, object task) noexcept
-    @cython.locals(kind=type, walk=tuple, at_walk=tuple, library=int, offset=Py_ssize_t)
+    @cython.locals(kind=type, walk=tuple, at_walk=tuple, library=int, offset=Py_ssize_t, lasti=int)
     cdef int _where(self, Py_ssize_t i, object task) except -1
     cdef int _step_ended(self, object task) noexcept
     cdef int _exited(self, object task) noexcept

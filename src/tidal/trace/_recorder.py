@@ -151,6 +151,11 @@ if not cython.compiled:
         """``frame.f_lasti``; compiled, PyFrame_GetLasti (no int object)."""
         return frame.f_lasti  # type: ignore[no-any-return]
 
+    def gen_lasti(awaitable: Any) -> int:
+        """Compiled on 3.11, `awaitable`'s frame's f_lasti read from the
+        coroutine itself (-2: it has finished); else -3: read its frame."""
+        return -3
+
     def library_memo(code: Any) -> int:
         """Compiled, whether `code` is asyncio's, if a small table keyed by
         its address remembers (else -1; _recorder.pxd).  Interpreted, -1."""
@@ -159,6 +164,29 @@ if not cython.compiled:
     def remember_library(code: Any, library: bool) -> None:
         """Compiled, put `code` in that table (holding a reference to it, so
         that its address is not reused while there).  Interpreted, nothing."""
+
+
+def _lasti_agrees() -> bool:
+    """Whether gen_lasti says what the frame says, for a coroutine not
+    started, one suspended, and one finished (else the frame is read).
+    (asyncio.sleep's: a coroutine of this module's, compiled, is Cython's.)"""
+    coro: Any = asyncio.sleep(0)
+    try:
+        if gen_lasti(coro) not in (-3, coro.cr_frame.f_lasti):
+            return False
+        coro.send(None)
+        if gen_lasti(coro) not in (-3, coro.cr_frame.f_lasti):
+            return False
+        try:
+            coro.send(None)
+        except StopIteration:
+            pass
+        return gen_lasti(coro) in (-3, -2) and coro.cr_frame is None
+    finally:
+        coro.close()
+
+
+_lasti_known = _lasti_agrees()
 
 
 def _is_library(code: Any) -> bool:
@@ -421,11 +449,14 @@ class Tracer:
             awaitable = descr_get(walk[2], awaitable)
         offset = -1
         if at is not None:
-            frame = descr_get(at_walk[1], at)
-            if frame is None:
+            lasti = gen_lasti(at) if _lasti_known else -3
+            if lasti == -3:
+                frame = descr_get(at_walk[1], at)
+                lasti = -2 if frame is None else frame_lasti(frame)
+            if lasti == -2:  # (finished: no frame)
                 code = inner = None
             else:
-                offset = frame_lasti(frame)
+                offset = lasti
         set_ref(self._b, i, code)
         set_ref(self._c, i, inner)
         self._x[i] = offset
