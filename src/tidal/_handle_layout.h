@@ -143,6 +143,9 @@ static inline void tidal_take_context(tidal_HandleObject *h) {
     }
 }
 
+/* asyncio's Handle and TimerHandle, the bases of tidal's (tidal_as_handle). */
+static PyTypeObject *tidal_handle_base = NULL, *tidal_timer_base = NULL;
+
 static inline PyObject *tidal_use_freelist(PyObject *handle_cls) {
     if (tidal_free_type == NULL) {
         int ok = tidal_context_layout_matches();
@@ -150,6 +153,7 @@ static inline PyObject *tidal_use_freelist(PyObject *handle_cls) {
         tidal_context_spares_on = ok;
         Py_INCREF(handle_cls);
         tidal_free_type = (PyTypeObject *)handle_cls;
+        tidal_handle_base = tidal_free_type->tp_base;
     }
     Py_RETURN_NONE;
 }
@@ -221,6 +225,7 @@ static inline void tidal_recycle_handle(PyObject *op) {
    every 700 counted), so fewer collections run; at most 112 KiB held. */
 #define TIDAL_TIMER_FREELIST_SIZE 1024
 static PyTypeObject *tidal_free_timer_type = NULL;
+static PyTypeObject *tidal_timer_type = NULL;  /* tidal's TimerHandle, whether or not it has spares */
 static Py_ssize_t tidal_free_timer_count = 0;
 static PyObject *tidal_free_timers[TIDAL_TIMER_FREELIST_SIZE];
 
@@ -254,6 +259,11 @@ static void tidal_timer_dealloc(PyObject *op) {
 
 static inline PyObject *tidal_use_timer_freelist(PyObject *timer_cls) {
     PyTypeObject *t = (PyTypeObject *)timer_cls;
+    if (tidal_timer_type == NULL) {
+        Py_INCREF(timer_cls);
+        tidal_timer_type = t;
+        tidal_timer_base = t->tp_base;
+    }
     if (tidal_free_timer_type == NULL && t->tp_basicsize == (Py_ssize_t)sizeof(tidal_TimerHandleObject)
             && Py_SIZE(t) == 0 && t->tp_dictoffset == 0 && t->tp_weaklistoffset != 0
             && t->tp_dealloc == t->tp_base->tp_dealloc  /* subtype_dealloc */
@@ -263,6 +273,40 @@ static inline PyObject *tidal_use_timer_freelist(PyObject *timer_cls) {
         t->tp_dealloc = tidal_timer_dealloc;
     }
     Py_RETURN_NONE;
+}
+
+/* `op` as a Handle (a TimerHandle, for tidal_as_timer) whose fields the
+   loop loads from its struct: anything else is refused first.  Cython's
+   test for a typed assignment walks the class's MRO (tidal's classes are
+   subclasses of asyncio's: ~30 instructions, per handle run and per
+   timer due); tidal's own classes are known here by a comparison, any
+   other goes through the subclass test (a TypeError if it fails).  A new
+   reference. */
+static PyObject *tidal_as_subclass(PyObject *op, PyTypeObject *base) {
+    if (base == NULL || !PyObject_TypeCheck(op, base)) {
+        PyErr_Format(PyExc_TypeError, "Cannot convert %.200s to %.200s", Py_TYPE(op)->tp_name,
+                     base == NULL ? "a handle" : base->tp_name);
+        return NULL;
+    }
+    Py_INCREF(op);
+    return op;
+}
+
+static inline PyObject *tidal_as_handle(PyObject *op) {
+    PyTypeObject *t = Py_TYPE(op);
+    if (t == tidal_free_type || t == tidal_timer_type) {
+        Py_INCREF(op);
+        return op;
+    }
+    return tidal_as_subclass(op, tidal_handle_base);
+}
+
+static inline PyObject *tidal_as_timer(PyObject *op) {
+    if (Py_TYPE(op) == tidal_timer_type) {
+        Py_INCREF(op);
+        return op;
+    }
+    return tidal_as_subclass(op, tidal_timer_base);
 }
 
 static inline tidal_TimerHandleObject *tidal_alloc_timer(PyTypeObject *t) {

@@ -39,6 +39,10 @@ cdef extern from "tidal/_handle_layout.h":
     # the loop's typed local takes it without a subclass test per timer.)
     TimerHandle new_timer "tidal_new_timer" (object cls, object when, object callback, object args,
                                              object loop, object context)
+    # `op` as a Handle/TimerHandle the loop reads as a struct (tidal's own
+    # classes by a comparison, no MRO walk): a TypeError if it is not one.
+    Handle as_handle "tidal_as_handle" (object op)
+    TimerHandle as_timer "tidal_as_timer" (object op)
     # -1: the callback raised, its exception is set (no `except` clause:
     # the caller tests for it, so that its own try/except, which costs a
     # save and restore of the handled-exception state per handle, is only

@@ -8,7 +8,7 @@ import cython
 # _handles when interpreted.
 from tidal._handle_layout cimport Handle as CHandle, TimerHandle as CTimerHandle
 from tidal._handle_layout cimport new_handle, new_timer, run_handle, use_freelist, use_timer_freelist
-from tidal._handle_layout cimport use_fast_sleep, reraise
+from tidal._handle_layout cimport use_fast_sleep, reraise, as_handle, as_timer
 from tidal._timerheap cimport TimerHeap
 from tidal._syscalls_c cimport monotonic, send as send_keeping_gil
 from tidal._handles cimport hook_subclass, set_cancel_hook

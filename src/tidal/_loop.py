@@ -135,6 +135,12 @@ if not cython.compiled:
     def new_future(loop: Any) -> Any:
         raise AssertionError("compiled only")
 
+    # Compiled, _handle_layout.h's (used only where compiled).
+    def as_handle(op: Any) -> Any:
+        return op
+
+    as_timer = as_handle
+
     # Compiled, _call_soon_entry.h's: interpreted, call_soon is the method.
     def install_call_soon(function: Any) -> bool:
         return False
@@ -926,7 +932,10 @@ class _LoopCore:
             self._timer_cancelled_count = 0
         else:
             while scheduled:
-                timer = scheduled[0]
+                if cython.compiled:
+                    timer = as_timer(scheduled[0])  # (no MRO walk: _handle_layout.h)
+                else:
+                    timer = scheduled[0]
                 if not timer._cancelled:
                     break
                 self._timer_cancelled_count -= 1
@@ -1028,7 +1037,10 @@ class _LoopCore:
         if scheduled:
             end_time = _now(self) + self._clock_resolution
             while scheduled:
-                timer = scheduled[0]
+                if cython.compiled:
+                    timer = as_timer(scheduled[0])  # (as in phase 1a)
+                else:
+                    timer = scheduled[0]
                 when = timer._when
                 if when >= end_time:
                     break
@@ -1063,7 +1075,9 @@ class _LoopCore:
             # no test per handle.
             for _ in range(ntodo):
                 if cython.compiled:
-                    handle = call_none(popleft)
+                    # (The handle's class known by a comparison, not an MRO
+                    # walk: _handle_layout.h's as_handle.)
+                    handle = as_handle(call_none(popleft))
                 else:
                     handle = popleft()
                 if handle._cancelled:
