@@ -25,4 +25,6 @@ cdef object _hooked_loop_class
 cdef cancel_hook _loop_cancel_hook
 cdef void set_cancel_hook(object loop_class, cancel_hook hook)
 cdef set _hooked_subclasses
+cdef object _hooked_last
 cdef void hook_subclass(object loop_class)
+cdef inline bint _hooked_subclass(object loop_class) except -1

@@ -86,9 +86,7 @@ def _cancel(handle: Any, timer: bool) -> None:
     Timeouts are mostly cancelled, so this runs about as often as call_later."""
     if not handle._cancelled:
         loop = handle._loop
-        if cython.compiled and (
-            type(loop) is _hooked_loop_class or type(loop) in _hooked_subclasses
-        ):
+        if cython.compiled and (type(loop) is _hooked_loop_class or _hooked_subclass(type(loop))):
             # tidal's own loop (or a subclass that keeps both methods, as the
             # simulated loop does): its two methods, as one C call (see below).
             debug = _loop_cancel_hook(loop, handle, timer)
@@ -121,12 +119,25 @@ def set_cancel_hook(loop_class: Any, hook: Any) -> None:
 
 # Subclasses of that class which override neither method (EventLoop's
 # __init_subclass__ says which): the same C call serves their handles.  A
-# set, asked only when the type is not the loop class itself.
+# set, asked only when the type is not the loop class itself; the last one
+# found in it is compared first (a simulation cancels a timer per
+# asyncio.sleep, on one subclass: a pointer test, not a set lookup).
 _hooked_subclasses: set[Any] = set()
+_hooked_last: Any = None
 
 
 def hook_subclass(loop_class: Any) -> None:
     _hooked_subclasses.add(loop_class)
+
+
+def _hooked_subclass(loop_class: Any) -> bool:
+    global _hooked_last
+    if loop_class is _hooked_last:
+        return True
+    if loop_class in _hooked_subclasses:
+        _hooked_last = loop_class
+        return True
+    return False
 
 
 def report(handle: Any, exc: BaseException) -> None:
