@@ -14,6 +14,7 @@ from tidal._syscalls_c cimport monotonic, send as send_keeping_gil
 from tidal._handles cimport hook_subclass, set_cancel_hook
 from tidal._instrument cimport Instruments
 from tidal._clock cimport ManualClock
+from tidal._poller cimport DirectPoller
 from cpython.object cimport PyObject_Call, Py_SIZE
 from cpython.contextvars cimport PyContext_Enter, PyContext_Exit
 # A stream transport's fields as a C struct, and its read path as a C
@@ -72,6 +73,7 @@ cdef class _LoopCore:
     cdef public bint _time_overridden      # a subclass's time() (see time())
     cdef public object _poller             # any object with the poller interface
     cdef public object _poll               # _poller.poll, bound once
+    cdef DirectPoller _direct_poller       # _poller if it is one (its poll_wait is a C call), else None
     cdef public object _park               # _poller.park, bound once (None: it has none)
     cdef public object _ready              # collections.deque (no C API: its methods are bound once)
     cdef public object _ready_append

@@ -144,7 +144,7 @@ if not cython.compiled:
     # Compiled, _call_soon_entry.h's: interpreted, call_soon is the method.
     def install_call_soon(function: Any) -> bool:
         return False
-from ._poller import default_poller
+from ._poller import DirectPoller, default_poller
 from ._timerheap import TimerHeap
 from .transports import _datagram, _pipe, _subprocess, _tls
 from .transports._base import set_result_unless_cancelled
@@ -435,6 +435,7 @@ class _LoopCore:
     _soon_append: Callable[[Any], None]
     _ready_popleft: Callable[[], Any]
     _poll: Callable[[float | None], Any]  # _poller.poll, bound once
+    _direct_poller: DirectPoller | None  # _poller, if the turn may call its poll_wait as C
     _park: Callable[[int], None] | None  # _poller.park, bound once, if it has one
     _timers: TimerHeap  # the timer heap (_timerheap.py)
     _scheduled: list[TimerHandle]  # _timers.items: the heap's list, as asyncio's loop has it
@@ -593,6 +594,13 @@ class _LoopCore:
         self._timers.push(timer)
         timer._scheduled = True
         return timer
+
+    def _bind_poller(self) -> None:
+        """Bind the poller's poll once; note whether the turn may call its
+        poll_wait as C instead (compiled, a field Python cannot see: set
+        here, in _LoopCore's own code)."""
+        self._poll = self._poller.poll
+        self._direct_poller = self._poller if isinstance(self._poller, DirectPoller) else None
 
     def _init_timers(self) -> None:
         """Give the loop its timer heap, once (compiled, both fields are read-only to Python)."""
@@ -972,39 +980,52 @@ class _LoopCore:
                 # needs no byte to wake it, so the threads then write none.
                 self._wakeup_pending = False
                 nready = _ready_len(ready)
+            # The wait in seconds, -1.0 for "no limit".  Compiled, the
+            # arithmetic is C doubles (the heap already holds due times as
+            # floats).
             if nready or self._stopping:
-                timeout: float | None = 0
+                wait = 0.0
             elif scheduled:
-                # Compiled, the arithmetic is C doubles (the heap already
-                # holds due times as floats); the poller gets one float, or
-                # asyncio's ints at the bounds.
                 timer = scheduled[0]
                 when = timer._when
                 wait = when - _now(self)
                 if wait > _MAXIMUM_WAIT_S:
-                    timeout = _MAXIMUM_SELECT_TIMEOUT
+                    wait = _MAXIMUM_WAIT_S
                 elif wait < 0:
-                    timeout = 0
-                else:
-                    timeout = wait
+                    wait = 0.0
             else:
-                timeout = None
+                wait = -1.0
 
             instruments = self._instruments
             self._turn += 1  # odd: waiting (the watchdog's counter, a C increment)
-            if instruments is None:
-                event_list = self._poll(timeout)
-            elif instruments.wait_tracer is not None:
-                # Only a tracer listens: its two records as C calls from here
-                # (nonzero: it failed, see Instruments; read again after the
-                # poll, as a signal handler may have removed it meanwhile).
-                if instruments.wait_tracer._wait_began(timeout):
-                    instruments._tracer_failed("before_io_wait")
-                event_list = self._poll(timeout)
-                if instruments.wait_tracer is not None and instruments.wait_tracer._wait_ended(len(event_list)):
-                    instruments._tracer_failed("after_io_wait")
+            if cython.compiled and instruments is None and self._direct_poller is not None:
+                # A C call, the wait a C double (see _poller.DirectPoller).
+                event_list = self._direct_poller.poll_wait(wait)
             else:
-                event_list = instruments.io_wait(self._poll, timeout)
+                # poll's timeout: None, or asyncio's ints at the bounds, or a float.
+                if wait < 0:
+                    timeout: float | None = None
+                elif wait == 0:
+                    timeout = 0
+                elif wait == _MAXIMUM_WAIT_S:
+                    timeout = _MAXIMUM_SELECT_TIMEOUT
+                else:
+                    timeout = wait
+                if instruments is None:
+                    event_list = self._poll(timeout)
+                elif instruments.wait_tracer is not None:
+                    # Only a tracer listens: its two records as C calls from here
+                    # (nonzero: it failed, see Instruments; read again after the
+                    # poll, as a signal handler may have removed it meanwhile).
+                    if instruments.wait_tracer._wait_began(timeout):
+                        instruments._tracer_failed("before_io_wait")
+                    event_list = self._poll(timeout)
+                    if instruments.wait_tracer is not None and instruments.wait_tracer._wait_ended(
+                        len(event_list)
+                    ):
+                        instruments._tracer_failed("after_io_wait")
+                else:
+                    event_list = instruments.io_wait(self._poll, timeout)
             self._turn += 1
         else:
             self._turn += 2  # a new turn all the same, to the watchdog
@@ -1225,7 +1246,7 @@ class EventLoop(_LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
         self._ready_append = self._ready.append
         self._soon_append = self._ready_append
         self._ready_popleft = self._ready.popleft
-        self._poll = self._poller.poll
+        self._bind_poller()
         # park is optional in the poller interface (set_interest does its job).
         self._park = getattr(self._poller, "park", None)
         self._init_timers()

@@ -11,6 +11,11 @@ from tidal._syscalls_c cimport epoll_park, epoll_wait
 cdef int _PARKED
 
 
+# The loop calls poll_wait as a C method (see DirectPoller in _poller.py).
+cdef class DirectPoller:
+    cdef list poll_wait(self, double wait)
+
+
 cdef class EpollPoller:
     cdef object _epoll
     cdef int _epfd

@@ -17,8 +17,10 @@ The loop talks to a poller through four calls and two constants:
   the error on its next recv/send, as with selectors);
 * ``close()``.
 
-epoll on Linux; a ``selectors``-based poller elsewhere.  A simulated network
-will be a third implementation of the same interface.
+epoll on Linux; a ``selectors``-based poller elsewhere; the simulation's
+(``tidal.sim._poller``) is a third implementation of the same interface.  A
+poller that is a ``DirectPoller`` also gives the compiled loop
+``poll_wait(wait)``, which it calls as C, with the timeout as a C double.
 """
 
 from __future__ import annotations
@@ -42,6 +44,23 @@ if not cython.compiled:
 
 # The mask of a parked fd: registered, and reporting nothing (see park).
 _PARKED = getattr(select, "EPOLLONESHOT", 1 << 30)
+
+
+class DirectPoller:
+    """A poller whose poll the compiled loop calls as a C method.
+
+    ``poll_wait(wait)`` is ``poll(timeout)`` with the timeout as a number,
+    ``-1.0`` for "no limit".  Compiled, it is a C method (``_poller.pxd``):
+    the loop calls it without a Python call, its argument a C double, where
+    ``poll(timeout)`` costs a bound method call, the argument parsing and a
+    float made per turn that waits (the simulated poller's clock jumps, one
+    per simulated sleep).  ``poll`` stays the interface everyone else uses.
+    """
+
+    __slots__ = ()
+
+    def poll_wait(self, wait: float) -> list[tuple[int, int]]:
+        raise NotImplementedError
 
 
 class EpollPoller:

@@ -3,6 +3,7 @@
 import cython
 
 from tidal.sim._clock cimport VirtualClock
+from tidal._poller cimport DirectPoller
 
 cdef Py_ssize_t _DRAIN_EVERY
 cdef list _NOTHING
@@ -23,7 +24,7 @@ cdef class TimedEvents:
 # A cdef class: poll() runs once per turn of a simulated loop (and per jump
 # of its clock), so its fields are C struct members.  What the network and
 # the loop read stays public.
-cdef class SimPoller:
+cdef class SimPoller(DirectPoller):
     cdef VirtualClock _clock
     cdef object _real
     cdef set _real_fds
@@ -44,3 +45,5 @@ cdef class SimPoller:
     @cython.locals(file=SimFile, mask=int, settled=list)
     cpdef list _virtual_events(self)
     cpdef list _with_real(self, list ready)
+    @cython.locals(network=TimedEvents)
+    cdef list poll_wait(self, double wait)

@@ -18,14 +18,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .._poller import default_poller
+from .._poller import DirectPoller, default_poller
 
-try:
-    import cython
-except ImportError:  # interpreted, without Cython installed
-    from types import SimpleNamespace
-
-    cython = SimpleNamespace(locals=lambda **types: lambda func: func, double=float)
 from ._clock import NS_PER_S, VirtualClock
 
 # Simulated sockets' fds start here: far above any real fd (the kernel hands
@@ -71,8 +65,11 @@ class DeadlockError(RuntimeError):
     """Nothing in the simulation can ever run again, yet the program is not done."""
 
 
-class SimPoller:
-    """Real fds polled without waiting; the virtual clock jumps instead of sleeping."""
+class SimPoller(DirectPoller):
+    """Real fds polled without waiting; the virtual clock jumps instead of sleeping.
+
+    The compiled loop calls poll_wait as C (see tidal._poller.DirectPoller).
+    """
 
     __slots__ = (
         "_clock", "_real", "_real_fds", "_wakeup_fds", "READABLE", "WRITABLE",
@@ -175,15 +172,16 @@ class SimPoller:
             return ready
         return ready + self._real.poll(0)  # type: ignore[no-any-return]
 
-    # (Compiled, the wait is a C double: a turn's tests are C comparisons.)
-    @cython.locals(wait=cython.double, network=TimedEvents)
     def poll(self, timeout: float | None) -> list[tuple[int, int]]:
+        return self.poll_wait(-1.0 if timeout is None else timeout)
+
+    # (Compiled, the wait is a C double: a turn's tests are C comparisons.)
+    def poll_wait(self, wait: float) -> list[tuple[int, int]]:
+        """poll, with the timeout as a number: -1.0 for "no limit"."""
         if self._vcandidates:
             ready = self._virtual_events()
             if ready:
                 return self._with_real(ready)
-        # The wait as a number (compiled, a C double): -1.0 for "no limit".
-        wait = -1.0 if timeout is None else timeout
         network = self.network
         if network is not None and network.events:
             # The network's next event, if it comes before the loop's next
