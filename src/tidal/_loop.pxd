@@ -133,10 +133,8 @@ cdef class _LoopCore:
 
     # cpdef, not cdef: one call per turn, and still replaceable by a subclass
     # (the schedule seam is _run_ready).
-    # mask/readable/writable: the poller's event bits as C ints (one C `&`
-    # per event, not a Python int operation).
-    @cython.locals(timers=TimerHeap, sched_count=Py_ssize_t, nready=Py_ssize_t, live=list, timer=CTimerHandle, handle=CHandle,
-                   when=double, wait=double, end_time=double, mask=int, instruments=Instruments, readable=int, writable=int)
+    @cython.locals(timers=TimerHeap, sched_count=Py_ssize_t, nready=Py_ssize_t, live=list, timer=CTimerHandle,
+                   when=double, wait=double, end_time=double, instruments=Instruments)
     cpdef _run_once(self)
 
     @cython.locals(_=Py_ssize_t, handle=CHandle)
@@ -161,9 +159,12 @@ cdef inline object _run_one(CHandle handle)
 cdef object _callback_raised(CHandle handle)
 
 
-# Phase 1c's work for a readable fd (see _queue_reader in _loop.py).
-@cython.locals(tr=CStream, handle=CHandle)
-cdef object _queue_reader(_LoopCore core, dict readers, object fd)
+# Phase 1c (see _queue_events in _loop.py).  mask/readable/writable: the
+# poller's event bits as C ints (one C `&` per event, not a Python int
+# operation).
+@cython.locals(tr=CStream, handle=CHandle, writer=CHandle, readers=dict, writers=dict, mask=int, readable=int,
+               writable=int)
+cdef object _queue_events(_LoopCore core, object event_list)
 
 
 # A readable stream transport run (see _run_transport in _loop.py).

@@ -358,26 +358,43 @@ def _run_transport(core: _LoopCore, transport: Any) -> None:
         _report_callback_error(_transport_handle(core, transport), exc)
 
 
-def _queue_reader(core: _LoopCore, readers: dict[int, Any], fd: int) -> None:
-    """Phase 1c for a readable fd: queue its reader entry.
+def _queue_events(core: _LoopCore, event_list: list[tuple[int, int]]) -> None:
+    """Phase 1c: queue the reader/writer entries of the fds the poll found ready.
 
-    Compiled, a C function of its own (_loop.pxd), so that its locals do not
-    weigh on every turn of _run_once (42 instructions a turn, inline).
+    The handles already exist (made at registration): no allocation here.
+    One call a turn that polled something, not one per event: compiled, a C
+    function of its own (_loop.pxd), so that its locals do not weigh on
+    every turn of _run_once (42 instructions a turn, inline); interpreted,
+    one Python frame a turn, where a helper per fd would be one per event.
     """
-    entry = readers.get(fd)
-    if type(entry) is _StreamTransport:
-        # The transport itself is queued, marked with the registration it
-        # was queued under (_run_transport).
-        tr = entry
-        tr._read_queued = tr._read_ctx
-        core._ready_append(entry)
-        core._queued_reads += 1
-    elif entry is not None:
-        handle = entry
-        if handle._cancelled:
-            core._remove_reader(fd)
-        else:
-            core._ready_append(handle)
+    poller = core._poller
+    readable = poller.READABLE
+    writable = poller.WRITABLE
+    readers: dict[int, Any] = core._readers  # (a Handle or a StreamTransport each)
+    writers = core._writers
+    for fd, mask in event_list:
+        if mask & readable:
+            entry = readers.get(fd)
+            if type(entry) is _StreamTransport:
+                # The transport itself is queued, marked with the
+                # registration it was queued under (_run_transport).
+                tr = entry
+                tr._read_queued = tr._read_ctx
+                core._ready_append(entry)
+                core._queued_reads += 1
+            elif entry is not None:
+                handle = entry
+                if handle._cancelled:
+                    core._remove_reader(fd)
+                else:
+                    core._ready_append(handle)
+        if mask & writable:
+            writer = writers.get(fd)
+            if writer is not None:
+                if writer._cancelled:
+                    core._remove_writer(fd)
+                else:
+                    core._ready_append(writer)
 
 
 def _transport_handle(core: _LoopCore, transport: Any) -> Handle:
@@ -1030,27 +1047,13 @@ class _LoopCore:
         else:
             self._turn += 2  # a new turn all the same, to the watchdog
 
-        # Phase 1c: queue the reader/writer handles of ready fds.  The
-        # handles already exist (made at registration): no allocation here.
+        # Phase 1c: queue the reader/writer handles of ready fds.
         if event_list:
-            readable = self._poller.READABLE
-            writable = self._poller.WRITABLE
-            readers = self._readers
-            writers = self._writers
-            for fd, mask in event_list:
-                if mask & readable:
-                    _queue_reader(self, readers, fd)
-                if mask & writable:
-                    handle = writers.get(fd)
-                    if handle is not None:
-                        if handle._cancelled:
-                            self._remove_writer(fd)
-                        else:
-                            self._ready_append(handle)
+            _queue_events(self, event_list)
             # The callbacks run below this frame: their tracebacks keep it,
             # and so its locals.  (Only set here: a turn that polled nothing
             # or skipped the poll has nothing to drop.)
-            event_list = handle = None
+            event_list = None
 
         # Phase 2: due timers join the ready queue.  Timers within one clock
         # tick of now count as due, or a timer could be polled for 0 s forever.
