@@ -35,9 +35,12 @@ try:
     # of _syscalls_c.pxd (cimported by _poller.pxd).
     import cython
 except ImportError:  # interpreted, without Cython installed
-    from types import SimpleNamespace
+    from types import ModuleType
 
-    cython = SimpleNamespace(compiled=False)
+    # A module, as Cython's own shadow module is (and as _loop.py's): poll()
+    # tests `cython.compiled` once per turn.
+    cython = ModuleType("cython")
+    vars(cython).update(compiled=False)
 if not cython.compiled:
     from ._syscalls import epoll_park, epoll_wait
 
@@ -138,7 +141,11 @@ class EpollPoller:
         if timeout is None:
             timeout = -1
         # maxevents: at least one per registered fd, so a turn sees them all.
-        return epoll_wait(self._epoll, self._epfd, timeout, max(len(self._masks), 1))
+        if cython.compiled:
+            return epoll_wait(self._epoll, self._epfd, timeout, max(len(self._masks), 1))
+        # Interpreted, epoll_wait is this call: made here, not through it (a
+        # second Python frame per turn).
+        return self._epoll.poll(timeout, max(len(self._masks), 1))  # type: ignore[no-any-return]
 
     def close(self) -> None:
         self._masks.clear()

@@ -1,7 +1,10 @@
 """The socket calls of the transports' read and write paths.
 
-Interpreted, each is the socket method it names.  Compiled, the transports
-cimport C functions of the same names and arguments instead
+Interpreted, each is the socket method it names (and the per-event paths,
+the stream transport's first read and write and the epoll poller's wait, call
+that method themselves: through these it would be a second Python frame per
+call, for nothing).  Compiled, the transports cimport C functions of the same
+names and arguments instead
 (``_syscalls_c.pxd``): one ``recv()``/``send()`` on the fd, which the
 transport owns and keeps open while it calls these, with errors raised as the
 socket module raises them (``OSError`` with the errno, so ``BlockingIOError``,

@@ -35,9 +35,7 @@ cdef bint _reads_on(CStream tr, object protocol, int reads) except -1
 
 # The read path (see _stream.py): C functions.  read_event is the loop's:
 # its run phase cimports it and calls it for a readable transport.
-@cython.locals(tr=CStream)
-cdef object read_event(object transport)
 @cython.locals(tr=CStream, n=Py_ssize_t, reads=int)
-cdef object _read_data(object self)
+cdef object read_event(object transport)
 @cython.locals(tr=CStream, nbytes=Py_ssize_t, size=Py_ssize_t, reads=int)
 cdef object _read_buffered(object self)

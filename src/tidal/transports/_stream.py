@@ -46,15 +46,13 @@ try:
     # of _syscalls_c.pxd (cimported by _stream.pxd).
     import cython
 except ImportError:  # interpreted, without Cython installed
-    from types import SimpleNamespace
+    from types import ModuleType
 
-    cython = SimpleNamespace(
-        compiled=False,
-        locals=lambda **types: lambda func: func,
-        Py_ssize_t=int,
-        int=int,
-        cast=lambda type_, value: value,
-    )
+    # A module, as Cython's own shadow module is (and as _loop.py's): the
+    # read and write paths test `cython.compiled`, and the interpreter reads
+    # a module's attribute through its specialized path.
+    cython = ModuleType("cython")
+    vars(cython).update(compiled=False, locals=lambda **types: lambda func: func, Py_ssize_t=int)
 if not cython.compiled:
     from .._syscalls import recv_bytes, recv_into, send
 
@@ -475,7 +473,10 @@ class StreamTransport(StreamSlots):
             # Nothing queued: try to send right away (the common case: the
             # kernel takes it all, and no writer is ever registered).
             try:
-                n = send(tr._sock, tr._io_fd, data)  # type: ignore[arg-type]
+                if cython.compiled:
+                    n = send(tr._sock, tr._io_fd, data)  # type: ignore[arg-type]
+                else:
+                    n = tr._sock.send(data)  # type: ignore[union-attr]  # (see _syscalls.send)
             except (BlockingIOError, InterruptedError):
                 n = 0
             except (SystemExit, KeyboardInterrupt):
@@ -483,7 +484,10 @@ class StreamTransport(StreamSlots):
             except BaseException as exc:
                 self._fatal_error(exc, "Fatal write error on socket transport")
                 return
-            cython.cast(IOCounts, tr._io_counts).written += n
+            if cython.compiled:
+                cython.cast(IOCounts, tr._io_counts).written += n
+            else:
+                tr._io_counts.written += n  # (no cast: a Python call interpreted)
             if n == len(data):
                 return
             self._queue(data, n)
@@ -610,7 +614,10 @@ class StreamTransport(StreamSlots):
                 tr._empty_waiter.set_exception(exc)
             return
 
-        cython.cast(IOCounts, tr._io_counts).written += n
+        if cython.compiled:
+            cython.cast(IOCounts, tr._io_counts).written += n
+        else:
+            tr._io_counts.written += n
         # Drop the n bytes sent from the front of the queue.
         tr._buffer_size -= n
         while n:
@@ -728,8 +735,10 @@ class StreamTransport(StreamSlots):
 
 # The read path.  Module functions rather than methods: compiled, the loop's
 # run phase calls read_event as a C function (no attribute lookup, no bound
-# method, no Python call per event), and read_event calls these two the same
-# way.
+# method, no Python call per event), and read_event calls _read_buffered the
+# same way.  The data_received path is read_event's own body rather than a
+# function of its own: interpreted, every function is a Python frame per
+# event.
 
 
 def read_event(transport: StreamTransport) -> None:
@@ -738,21 +747,14 @@ def read_event(transport: StreamTransport) -> None:
     The loop runs it in the context copied when reading started (as it
     would run a reader Handle), once per readiness event.  Which read
     happens is decided here, per event, as asyncio's transport decides it:
-    straight into a BufferedProtocol's buffer, or data_received.
+    straight into a BufferedProtocol's buffer (_read_buffered), or recv into
+    the shared buffer and hand data_received a bytes copy, here.  Either
+    reads again at once while a read fills the buffer (_READS_PER_EVENT).
     """
     tr = transport  # compiled: tr's fields are C struct members
     if tr._buffered:
         _read_buffered(transport)
-    else:
-        _read_data(transport)
-
-
-def _read_data(self: StreamTransport) -> None:
-    """The fd is readable: recv into the shared buffer, hand over a bytes copy.
-
-    Again at once while a read fills the buffer (_READS_PER_EVENT).
-    """
-    tr = self  # compiled: tr's fields are C struct members
+        return
     protocol = tr._protocol
     reads = 1
     while True:
@@ -761,28 +763,36 @@ def _read_data(self: StreamTransport) -> None:
         try:
             # A copy of just the bytes received (the buffer is reused at
             # once), or after a large read a bytes object received into.
-            data = recv_bytes(tr._sock, tr._io_fd, tr._recv_view, tr._big_reads)  # type: ignore[arg-type]
+            # Interpreted, recv() itself (_syscalls.recv_bytes says why),
+            # called here: through recv_bytes it would be a second call.
+            if cython.compiled:
+                data = recv_bytes(tr._sock, tr._io_fd, tr._recv_view, tr._big_reads)  # type: ignore[arg-type]
+            else:
+                data = tr._sock.recv(len(tr._recv_view))  # type: ignore[union-attr]
         except (BlockingIOError, InterruptedError):
             return
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:
-            self._fatal_error(exc, "Fatal read error on socket transport")
+            transport._fatal_error(exc, "Fatal read error on socket transport")
             return
         if not data:
-            self._read_eof()
+            transport._read_eof()
             return
         # (A socket subclass's recv() may return any object: only a bytes
         # object's length is asked for.)
         n = len(data) if type(data) is bytes else 0
-        cython.cast(IOCounts, tr._io_counts).read += n
-        tr._big_reads = n >= _DIRECT_READ
+        if cython.compiled:
+            cython.cast(IOCounts, tr._io_counts).read += n
+            tr._big_reads = n >= _DIRECT_READ  # (interpreted, recv() does not ask)
+        else:
+            tr._io_counts.read += n  # (no cast: a Python call interpreted)
         try:
             protocol.data_received(data)
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:
-            self._fatal_error(exc, "Fatal error: protocol.data_received() call failed.")
+            transport._fatal_error(exc, "Fatal error: protocol.data_received() call failed.")
             return
         # Again only if the read filled the buffer (the first test is
         # all a small read costs) and the protocol still wants more.
@@ -817,7 +827,10 @@ def _read_buffered(self: StreamTransport) -> None:
             self._fatal_error(exc, "Fatal error: protocol.get_buffer() call failed.")
             return
         try:
-            nbytes = recv_into(tr._sock, tr._io_fd, buf)  # type: ignore[arg-type]
+            if cython.compiled:
+                nbytes = recv_into(tr._sock, tr._io_fd, buf)  # type: ignore[arg-type]
+            else:
+                nbytes = tr._sock.recv_into(buf)  # type: ignore[union-attr]  # (as in read_event)
         except (BlockingIOError, InterruptedError):
             return
         except (SystemExit, KeyboardInterrupt):
@@ -828,7 +841,10 @@ def _read_buffered(self: StreamTransport) -> None:
         if not nbytes:
             self._read_eof()
             return
-        cython.cast(IOCounts, tr._io_counts).read += nbytes
+        if cython.compiled:
+            cython.cast(IOCounts, tr._io_counts).read += nbytes
+        else:
+            tr._io_counts.read += nbytes
         try:
             protocol.buffer_updated(nbytes)
         except (SystemExit, KeyboardInterrupt):
