@@ -82,7 +82,6 @@ cdef class Instruments:
     cdef bint _per_handle
     cdef public bint bare_reads   # reads told as transports (the tracer's _read_began): a tracer only
     cdef public Tracer _tracer    # the first tidal Tracer, told directly (None: none)
-    cdef public Tracer wait_tracer  # _tracer, if no other instrument hooks I/O waits (the loop tells it)
     cdef unsigned long _loop_thread  # the loop's thread while it runs, else 0
 
     cpdef run_began(self)

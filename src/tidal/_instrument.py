@@ -238,7 +238,6 @@ class Instruments:
         self._append = loop._ready.append  # the real queue's append
         # The first tidal Tracer among the instruments, told directly (see what the loop reports).
         self._tracer: Tracer | None = None
-        self.wait_tracer: Tracer | None = None  # (see _rebuild)
         # The thread the loop runs in (0: not running): a mirror of its
         # _thread_id, kept by run_began/run_ended, compared per call_soon.
         running_in = loop._thread_id
@@ -283,8 +282,6 @@ class Instruments:
         # told to it as the transport (the loop calls its _read_began), with
         # no Handle made.
         self.bare_reads = tracer is not None and not (self.before_callback or self.after_callback)
-        # Only a tracer listens to I/O waits: the loop tells it directly.
-        self.wait_tracer = tracer if not (self.before_io_wait or self.after_io_wait) else None
         # Queue through report_append only while someone listens for it.
         loop = self._loop
         loop._soon_append = (

@@ -1030,17 +1030,6 @@ class _LoopCore:
                     timeout = wait
                 if instruments is None:
                     event_list = self._poll(timeout)
-                elif instruments.wait_tracer is not None:
-                    # Only a tracer listens: its two records as C calls from here
-                    # (nonzero: it failed, see Instruments; read again after the
-                    # poll, as a signal handler may have removed it meanwhile).
-                    if instruments.wait_tracer._wait_began(timeout):
-                        instruments._tracer_failed("before_io_wait")
-                    event_list = self._poll(timeout)
-                    if instruments.wait_tracer is not None and instruments.wait_tracer._wait_ended(
-                        len(event_list)
-                    ):
-                        instruments._tracer_failed("after_io_wait")
                 else:
                     event_list = instruments.io_wait(self._poll, timeout)
             self._turn += 1
