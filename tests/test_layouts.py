@@ -24,19 +24,19 @@ SRC = Path(tidal.__file__).parent
 
 
 def xmacro(header: str, name: str) -> list[str]:
-    """The names listed by `#define name(X) X(a) X(b) ...` in `header`."""
+    """The names listed by `#define name(X...) X(a) X(b) T(type, c) ...` in `header`."""
     text = (SRC / header).read_text()
-    match = re.search(rf"#define {name}\(X\)((?:.*\\\n)*.*)", text)
+    match = re.search(rf"#define {name}\(X(?:, T)?\)((?:.*\\\n)*.*)", text)
     assert match, f"{name} not in {header}"
-    return re.findall(r"X\((\w+)\)", match.group(1))
+    return re.findall(r"(?:X\(|T\([^,]+, )(\w+)\)", match.group(1))
 
 
 def pxd_fields(pxd: str, cls: str) -> list[str]:
-    """The `cdef object` fields of the ctypedef class `cls` in `pxd`."""
+    """The `cdef <type> name` fields of the ctypedef class `cls` in `pxd`."""
     text = (SRC / pxd).read_text()
-    match = re.search(rf"ctypedef class [\w.]*\.{cls}\b.*:\n((?:        cdef object \w+\n)+)", text)
+    match = re.search(rf"ctypedef class [\w.]*\.{cls}\b.*:\n((?:        cdef \w+ \w+\n)+)", text)
     assert match, f"{cls} not in {pxd}"
-    return re.findall(r"cdef object (\w+)", match.group(1))
+    return re.findall(r"cdef \w+ (\w+)", match.group(1))
 
 
 def test_stream_fields_agree() -> None:

@@ -10,6 +10,10 @@
 
 /* One PyObject* struct member per slot, for an X-macro list of slot names. */
 #define TIDAL_SLOT_FIELD(f) PyObject *f;
+/* A slot that always holds an instance of one cdef class: a pointer to that
+   class's object struct (`type`), so that Cython, told the field's class in
+   the .pxd, reads the instance's C fields through it with no cast. */
+#define TIDAL_SLOT_TYPED_FIELD(type, f) type *f;
 
 /* Whether `cls`'s attribute `name` is a slot at `offset` bytes into its instances. */
 static inline int tidal_slot_at(PyObject *cls, const char *name, Py_ssize_t offset) {

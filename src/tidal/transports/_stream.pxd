@@ -19,8 +19,8 @@ from tidal._syscalls_c cimport recv_bytes, recv_into, send
 # they are where the struct says (_stream_layout.pxd).
 from tidal.transports._stream_layout cimport StreamSlots as CStream, stream_layout_matches
 
-# The loop's byte counts (a transport's _io_counts, always one of these): the
-# read and write paths add to its C fields through cython.cast, unchecked.
+# The loop's byte counts (a transport's _io_counts, always one of these, as
+# __init__ checks: _stream_layout.pxd types the field, unchecked after that).
 from tidal._iocount cimport IOCounts
 
 # Compared with len() (a C integer) on every read: a C constant.

@@ -484,10 +484,7 @@ class StreamTransport(StreamSlots):
             except BaseException as exc:
                 self._fatal_error(exc, "Fatal write error on socket transport")
                 return
-            if cython.compiled:
-                cython.cast(IOCounts, tr._io_counts).written += n
-            else:
-                tr._io_counts.written += n  # (no cast: a Python call interpreted)
+            tr._io_counts.written += n
             if n == len(data):
                 return
             self._queue(data, n)
@@ -614,10 +611,7 @@ class StreamTransport(StreamSlots):
                 tr._empty_waiter.set_exception(exc)
             return
 
-        if cython.compiled:
-            cython.cast(IOCounts, tr._io_counts).written += n
-        else:
-            tr._io_counts.written += n
+        tr._io_counts.written += n
         # Drop the n bytes sent from the front of the queue.
         tr._buffer_size -= n
         while n:
@@ -782,11 +776,9 @@ def read_event(transport: StreamTransport) -> None:
         # (A socket subclass's recv() may return any object: only a bytes
         # object's length is asked for.)
         n = len(data) if type(data) is bytes else 0
+        tr._io_counts.read += n
         if cython.compiled:
-            cython.cast(IOCounts, tr._io_counts).read += n
             tr._big_reads = n >= _DIRECT_READ  # (interpreted, recv() does not ask)
-        else:
-            tr._io_counts.read += n  # (no cast: a Python call interpreted)
         try:
             protocol.data_received(data)
         except (SystemExit, KeyboardInterrupt):
@@ -841,10 +833,7 @@ def _read_buffered(self: StreamTransport) -> None:
         if not nbytes:
             self._read_eof()
             return
-        if cython.compiled:
-            cython.cast(IOCounts, tr._io_counts).read += nbytes
-        else:
-            tr._io_counts.read += nbytes
+        tr._io_counts.read += nbytes
         try:
             protocol.buffer_updated(nbytes)
         except (SystemExit, KeyboardInterrupt):

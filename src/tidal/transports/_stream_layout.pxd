@@ -7,7 +7,12 @@
 # pointer on 3.11 (3.12 keeps it before the header).  Cython checks the size
 # when _stream loads (check_size error); _stream.py checks every offset against
 # the class's member descriptors at import (stream_layout_matches) and refuses
-# to load on a mismatch, rather than read the wrong field.
+# to load on a mismatch, rather than read the wrong field.  One field is typed:
+# _io_counts always holds the loop's IOCounts (StreamTransport.__init__ refuses
+# anything else), and the header types its struct member to match, so the
+# read and write paths add to its C fields directly.
+
+from tidal._iocount cimport IOCounts
 
 cdef extern from "tidal/transports/_stream_layout.h":
     ctypedef class tidal.transports._stream_slots.StreamSlots [object tidal_StreamSlotsObject, check_size error]:
@@ -21,7 +26,7 @@ cdef extern from "tidal/transports/_stream_layout.h":
         cdef object _empty_waiter
         cdef object _eof
         cdef object _high_water
-        cdef object _io_counts
+        cdef IOCounts _io_counts
         cdef object _io_fd
         cdef object _loop
         cdef object _low_water

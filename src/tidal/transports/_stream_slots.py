@@ -19,7 +19,10 @@ from __future__ import annotations
 import collections
 import socket
 from asyncio import transports
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .._iocount import IOCounts
 
 
 class StreamSlots(transports.Transport):
@@ -49,7 +52,7 @@ class StreamSlots(transports.Transport):
     _low_water: int
     _recv_view: memoryview
     _big_reads: bool
-    _io_counts: Any  # the loop's _iocount.IOCounts: each read and write adds its bytes
+    _io_counts: IOCounts  # the loop's: each read and write adds its bytes
     _peername: Any  # the peer's address until _extra is filled in (_stream.py's _compact_address)
     # The transport is the loop's reader entry for its fd (no Handle): the
     # context its reads run in, copied when reading started (None while not
