@@ -15,20 +15,25 @@ from tidal.sim._poller cimport SimFile, SimPoller, TimedEvents
 cdef class SimSocket(SimFile)
 cdef class _Pipe
 
-# (C globals: Trace.add_event tests the batch size per event.)
-cdef Py_ssize_t _TRACE_BATCH
+# (C globals: Trace.record tests the slots' count per record.)
+cdef Py_ssize_t _RECORD
+cdef Py_ssize_t _TRACE_SLOTS
 
 
 cdef class Trace:
     cdef public object _hash
-    cdef public Py_ssize_t _hashed
-    cdef public list _pending
+    cdef public Py_ssize_t _count
     cdef public bint keep
     cdef public list _kept
     cdef public list _names
+    cdef public object _slots
+    cdef unsigned int[::1] _view
+    cdef public Py_ssize_t _used
 
     cpdef _flush(self)
     cpdef add_event(self, tuple event)
+    @cython.locals(used=Py_ssize_t)
+    cpdef record(self, long long now_ns, unsigned int code, unsigned int a, unsigned int b, unsigned int c, unsigned int d, unsigned int e, unsigned int f)
 
 
 cdef class LinkParams:

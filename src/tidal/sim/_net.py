@@ -27,6 +27,7 @@ UDP
 
 from __future__ import annotations
 
+import array
 import collections
 import contextvars
 import errno
@@ -76,48 +77,58 @@ def _oserror(code: int) -> OSError:
     return OSError(code, f"[simulated] {os.strerror(code)}")
 
 
-# Trace events hashed at a time, and how (see Trace).
-_TRACE_BATCH = 4096
+# How a generic event (a tuple with strs) is hashed (see Trace).
 _MARSHAL_VERSION = 2
 
-# The kinds of the events made per datagram and per segment, as ints: with
-# only ints in them (a host as its number, a pipe's label as its number
-# from Trace.name_id), marshal writes an event at a fraction of a str's
-# cost.  Trace.events writes them as text again: code -> (kind, the fields
-# that are hosts' numbers, the fields that are names' numbers).
+# The events made per datagram and per segment hold ints only (a host as
+# its number, a pipe's label as its number from Trace.name_id), and are
+# written as fixed records of _RECORD unsigned 32-bit slots (see
+# Trace.record): code, the virtual ns (low and high halves), six fields.
+# Trace.events writes them as text again: code -> (kind, how many of the
+# six fields it uses, the fields that are hosts' numbers, those that are
+# names' numbers; as indexes into the event (ns, kind, fields...)).
 _UDP_SENT, _UDP_DELIVERED, _UDP_LOST, _UDP_OVERFLOW, _TCP_SEGMENT, _UNIX_SEGMENT, _NAME = range(7)
-_EVENT_TEXT: dict[int, tuple[str, tuple[int, ...], tuple[int, ...]]] = {
-    _UDP_SENT: ("udp sent", (2, 4), ()),
-    _UDP_DELIVERED: ("udp delivered", (2, 4), ()),
-    _UDP_LOST: ("udp lost", (2, 4), ()),
-    _UDP_OVERFLOW: ("udp overflow", (2, 4), ()),
-    _TCP_SEGMENT: ("tcp", (), (3,)),
-    _UNIX_SEGMENT: ("unix", (), (3,)),
+_EVENT_TEXT: dict[int, tuple[str, int, tuple[int, ...], tuple[int, ...]]] = {
+    _UDP_SENT: ("udp sent", 6, (2, 4), ()),
+    _UDP_DELIVERED: ("udp delivered", 4, (2, 4), ()),
+    _UDP_LOST: ("udp lost", 4, (2, 4), ()),
+    _UDP_OVERFLOW: ("udp overflow", 4, (2, 4), ()),
+    _TCP_SEGMENT: ("tcp", 3, (), (3,)),
+    _UNIX_SEGMENT: ("unix", 3, (), (3,)),
 }
+_RECORD = 9
+# Records' slots filled before they are hashed (36 KiB).
+_TRACE_SLOTS = _RECORD * 1024
 
 
 class Trace:
     """The run's events, folded into a hash (and counted, and kept if asked).
 
-    An event is a tuple (virtual ns, fields...) of ints and strs: appended
-    as it happens, hashed by the batch, so the hot paths format no strings.
-    A batch is hashed in marshal's format version 2: equal values give the
-    same bytes in every process and mode (versions 3 and up mark objects
-    that happen to have several references, which differs between the
-    interpreted and compiled code), at a fifth of the cost of its repr.
-    The events made per datagram and segment hold ints only (see
-    _EVENT_TEXT): marshal writes a str through an encoder, each time.
+    The events made per datagram and segment (ints only) are written as
+    fixed records into an array of unsigned 32-bit slots, hashed as its
+    bytes when full: compiled, a record is nine C stores, with no tuple
+    made and nothing encoded (marshalling each event cost more than the
+    datagram's whole delivery).  Any other event is a tuple (virtual ns,
+    fields...) of ints and strs, hashed at once (after the records before
+    it) in marshal's format version 2: equal values give the same bytes in
+    every process and mode (versions 3 and up mark objects that happen to
+    have several references, which differs between the interpreted and
+    compiled code).  The slots are native-endian: a hash is compared
+    between runs on one kind of machine.
     """
 
-    __slots__ = ("_hash", "_hashed", "_pending", "keep", "_kept", "_names")
+    __slots__ = ("_hash", "_count", "keep", "_kept", "_names", "_slots", "_view", "_used")
 
     def __init__(self, keep: bool = False) -> None:
         self._hash = hashlib.blake2b(digest_size=16)
-        self._hashed = 0
-        self._pending: list[tuple[Any, ...]] = []
+        self._count = 0
         self.keep = keep
         self._kept: list[tuple[Any, ...]] = []
         self._names: list[str] = []
+        self._slots = array.array("I", bytes(4 * _TRACE_SLOTS))
+        # The slots as record() writes them (compiled: a typed memoryview).
+        self._view = self._slots
+        self._used = 0
 
     def name_id(self, now_ns: int, name: str) -> int:
         """A number that stands for `name` (a pipe's label) in later events;
@@ -131,37 +142,58 @@ class Trace:
         self.add_event((now_ns, *fields))
 
     def add_event(self, event: tuple[Any, ...]) -> None:
-        """add(), given the whole event (compiled: a C call, for the hot paths)."""
-        pending = self._pending
-        pending.append(event)
-        if len(pending) >= _TRACE_BATCH:
+        """add(), given the whole event."""
+        self._flush()
+        self._hash.update(marshal.dumps(event, _MARSHAL_VERSION))
+        self._count += 1
+        if self.keep:
+            self._kept.append(event)
+
+    def record(
+        self, now_ns: int, code: int, a: int, b: int, c: int, d: int, e: int, f: int
+    ) -> None:
+        """An event of ints only (< 2**32; the fields a code does not use
+        are 0) as a record (compiled: a C call, stores into C slots)."""
+        used = self._used
+        if used + _RECORD > _TRACE_SLOTS:
             self._flush()
+            used = 0
+        view = self._view
+        view[used] = code
+        view[used + 1] = now_ns & 0xFFFFFFFF
+        view[used + 2] = now_ns >> 32
+        view[used + 3] = a
+        view[used + 4] = b
+        view[used + 5] = c
+        view[used + 6] = d
+        view[used + 7] = e
+        view[used + 8] = f
+        self._used = used + _RECORD
+        self._count += 1
+        if self.keep:
+            self._kept.append((now_ns, code, a, b, c, d, e, f))
 
     def _flush(self) -> None:
-        pending = self._pending
-        if pending:
-            self._hash.update(marshal.dumps(pending, _MARSHAL_VERSION))
-            self._hashed += len(pending)
-            if self.keep:
-                self._kept.extend(pending)
-            self._pending = []
+        """Hash the records written so far."""
+        if self._used:
+            self._hash.update(memoryview(self._slots)[: self._used])
+            self._used = 0
 
     @property
     def count(self) -> int:
-        return self._hashed + len(self._pending)
+        return self._count
 
     @property
     def events(self) -> list[str]:
         """The kept events as lines (keep=True)."""
-        self._flush()
         lines = []
         for event in self._kept:
             code = event[1]
             if type(code) is int:
                 if code == _NAME:
                     continue  # (its name shows where the number is used)
-                kind, hosts, names = _EVENT_TEXT[code]
-                fields = list(event)
+                kind, used, hosts, names = _EVENT_TEXT[code]
+                fields = list(event[: 2 + used])
                 fields[1] = kind
                 for i in hosts:
                     fields[i] = host_address(fields[i])
@@ -589,7 +621,7 @@ class _Pipe:
         queue = self.queue
         _, kind, payload = queue.popleft()
         self.queued_bytes -= len(payload)
-        net.trace.add_event((now, _TCP_SEGMENT, kind, self.label_id, len(payload)))
+        net.trace.record(now, _TCP_SEGMENT, kind, self.label_id, len(payload), 0, 0, 0)
         self.dst._receive(kind, payload)
         if queue:
             self.timer = net._push_event(queue[0][0], self, ())
@@ -893,6 +925,12 @@ class SimSocket(SimFile):
                 self._out.abort()
             return
         if kind == _DATA:
+            if not self._recv:
+                # Readable now (the common case: the reader took all of the
+                # last segment), and the poller can be told so directly.
+                self._recv += payload
+                self.net.poller.ready_now(self._fd, self)
+                return
             self._recv += payload
         elif kind == _FIN:
             self._eof = True
@@ -1101,8 +1139,8 @@ class SimSocket(SimFile):
             else:
                 arrival = net.in_order(host, dst, arrival)
             net._push_event(arrival, _deliver_datagram, delivery)
-        net.trace.add_event(
-            (net.clock.ns, _UDP_SENT, self._host_number, local[1], dst_number, port, size, copies)
+        net.trace.record(
+            net.clock.ns, _UDP_SENT, self._host_number, local[1], dst_number, port, size, copies
         )
         return size
 
@@ -1146,8 +1184,13 @@ def _deliver_datagram(
     elif sock._datagram_bytes + len(payload) > _UDP_RCVBUF:
         outcome = _UDP_OVERFLOW
     else:
-        sock._datagrams.append((payload, source))
+        datagrams = sock._datagrams
+        datagrams.append((payload, source))
         sock._datagram_bytes += len(payload)
-        sock._wake()
+        if len(datagrams) == 1:
+            # Readable now: the poller is told so directly.
+            net.poller.ready_now(sock._fd, sock)
+        else:
+            sock._wake()
         outcome = _UDP_DELIVERED
-    net.trace.add_event((now, outcome, src_number, source[1], dst_number, key[1]))
+    net.trace.record(now, outcome, src_number, source[1], dst_number, key[1], 0, 0)

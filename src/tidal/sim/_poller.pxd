@@ -40,9 +40,17 @@ cdef class SimPoller(DirectPoller):
     cdef bint _only_wakeup
     cdef Py_ssize_t _jumps
     cdef public TimedEvents network
+    cdef dict _vnow
+    cdef list _vnow_events
+    cdef dict _vrecheck
 
     cpdef notify(self, object fd)
-    @cython.locals(file=SimFile, mask=int, settled=list)
+    cpdef ready_now(self, object fd, SimFile file)
+    @cython.locals(now=dict)
+    cpdef list _take_now(self)
+    @cython.locals(recheck=dict, file=SimFile)
+    cpdef _recheck(self)
+    @cython.locals(file=SimFile, mask=int, settled=list, now=dict)
     cpdef list _virtual_events(self)
     cpdef list _with_real(self, list ready)
     @cython.locals(network=TimedEvents)

@@ -74,7 +74,7 @@ class SimPoller(DirectPoller):
     __slots__ = (
         "_clock", "_real", "_real_fds", "_wakeup_fds", "READABLE", "WRITABLE",
         "_vinterest", "_vcandidates", "readiness_of", "READ_ONLY", "WRITE_ONLY", "refuse_real",
-        "_only_wakeup", "_jumps", "network",
+        "_only_wakeup", "_jumps", "network", "_vnow", "_vnow_events", "_vrecheck",
     )  # fmt: skip
 
     def __init__(self, clock: VirtualClock) -> None:
@@ -95,6 +95,14 @@ class SimPoller(DirectPoller):
         # every poll while ready and wanted), in the order they became so.
         self._vinterest: dict[int, int] = {}
         self._vcandidates: dict[int, None] = {}
+        # Fds made readable by the network since the last poll and known to
+        # be wanted for reading only (ready_now): fd -> its SimFile, reported
+        # by the next poll without asking their readiness; and those events.
+        # The poll after asks each once whether it is still readable (a
+        # reader that did not read: level-triggered, it is reported again).
+        self._vnow: dict[int, SimFile] = {}
+        self._vnow_events: list[tuple[int, int]] = []
+        self._vrecheck: dict[int, SimFile] = {}
         # fd -> its SimFile, whose _readiness() says what it is ready for
         # now (a mask of the two bits below), filled in by the simulated network.
         self.readiness_of: dict[int, SimFile] = {}
@@ -113,6 +121,42 @@ class SimPoller(DirectPoller):
         """fd's state changed: look at it in the next poll, if it is wanted."""
         if fd in self._vinterest:
             self._vcandidates[fd] = None
+
+    def ready_now(self, fd: int, file: SimFile) -> None:
+        """fd (`file`) just became readable: a datagram or data reached its
+        empty buffer.  When only reading is wanted of it, the next poll
+        reports it as it is: it is not made a candidate, whose readiness
+        each poll would ask until a poll finds it read (the poll after asks
+        once, see _recheck).  Otherwise, notify()."""
+        if self._vinterest.get(fd, 0) != self.READ_ONLY or fd in self._vcandidates:
+            self.notify(fd)
+        elif fd not in self._vnow:
+            self._vnow[fd] = file
+            self._vnow_events.append((fd, self.READ_ONLY))
+
+    def _take_now(self) -> list[tuple[int, int]]:
+        """The events of ready_now() since the last poll, and the candidates'
+        (each fd once per poll: a candidate reported already is left for
+        the next poll, as a level-triggered fd is asked again)."""
+        ready = self._vnow_events
+        self._vnow_events = []
+        if self._vcandidates:
+            ready += self._virtual_events()
+        # (The dicts trade places: the one to recheck is empty.)
+        now = self._vnow
+        self._vnow = self._vrecheck
+        self._vrecheck = now
+        return ready
+
+    def _recheck(self) -> None:
+        """The fds the last poll reported through ready_now that are still
+        readable (their reader did not read it all) become candidates."""
+        recheck = self._vrecheck
+        for fd in recheck:
+            file = recheck[fd]
+            if file._readiness() & self.READ_ONLY:
+                self.notify(fd)
+        recheck.clear()
 
     def add_wakeup_fd(self, fd: int) -> None:
         """fd becomes readable only when a thread writes to it (the self-pipe)."""
@@ -148,8 +192,11 @@ class SimPoller(DirectPoller):
         settled = None  # the candidates found not ready (dropped after the walk)
         interest = self._vinterest
         readiness_of = self.readiness_of
+        now = self._vnow
         # (_readiness() only reads its socket: the dict does not change meanwhile.)
         for fd in self._vcandidates:
+            if now and fd in now:
+                continue  # (reported by ready_now this poll: asked again next time)
             file = readiness_of.get(fd)
             mask = 0
             if file is not None:
@@ -178,6 +225,10 @@ class SimPoller(DirectPoller):
     # (Compiled, the wait is a C double: a turn's tests are C comparisons.)
     def poll_wait(self, wait: float) -> list[tuple[int, int]]:
         """poll, with the timeout as a number: -1.0 for "no limit"."""
+        if self._vrecheck:
+            self._recheck()
+        if self._vnow_events:
+            return self._with_real(self._take_now())
         if self._vcandidates:
             ready = self._virtual_events()
             if ready:
@@ -194,6 +245,8 @@ class SimPoller(DirectPoller):
                     clock.advance_to(due)
                 network.run_due()
                 wait = 0.0
+                if self._vnow_events:
+                    return self._with_real(self._take_now())
                 if self._vcandidates:
                     ready = self._virtual_events()
                     if ready:

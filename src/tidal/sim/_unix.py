@@ -83,7 +83,7 @@ class _LocalPipe(_Pipe):
 
     def push(self, kind: int, payload: bytes = b"") -> None:
         net = self.net
-        net.trace.add_event((net.clock.ns, _UNIX_SEGMENT, kind, self.label_id, len(payload)))
+        net.trace.record(net.clock.ns, _UNIX_SEGMENT, kind, self.label_id, len(payload), 0, 0, 0)
         self.dst._receive(kind, payload)
 
 
