@@ -669,6 +669,7 @@ class SimSocket(SimFile):
     def __init__(
         self, net: Network, host: Host, type: int, proto: int, family: int = socket.AF_INET
     ) -> None:
+        super().__init__()
         self.net = net
         self.host = host
         self._host_number = host.number  # (its trace events carry it)

@@ -10,6 +10,8 @@ cdef list _NOTHING
 
 # What the poller asks each simulated fd, as a C call (SimSocket derives).
 cdef class SimFile:
+    cdef public bint _reported
+
     cpdef int _readiness(self) except? -1
 
 
@@ -40,17 +42,19 @@ cdef class SimPoller(DirectPoller):
     cdef bint _only_wakeup
     cdef Py_ssize_t _jumps
     cdef public TimedEvents network
-    cdef dict _vnow
+    cdef list _vnow_fds
+    cdef list _vnow_files
     cdef list _vnow_events
-    cdef dict _vrecheck
+    cdef list _vrecheck_fds
+    cdef list _vrecheck_files
 
     cpdef notify(self, object fd)
     cpdef ready_now(self, object fd, SimFile file)
-    @cython.locals(now=dict)
+    @cython.locals(fds=list, files=list)
     cpdef list _take_now(self)
-    @cython.locals(recheck=dict, file=SimFile)
+    @cython.locals(files=list, fds=list, file=SimFile, i=Py_ssize_t)
     cpdef _recheck(self)
-    @cython.locals(file=SimFile, mask=int, settled=list, now=dict)
+    @cython.locals(file=SimFile, mask=int, settled=list)
     cpdef list _virtual_events(self)
     cpdef list _with_real(self, list ready)
     @cython.locals(network=TimedEvents)

@@ -41,7 +41,12 @@ class SimFile:
     ready for now (the network's sockets derive from it; compiled, the
     poller asks as a C call)."""
 
-    __slots__ = ()
+    __slots__ = ("_reported",)
+
+    def __init__(self) -> None:
+        # Reported by the coming (or the last) poll through
+        # SimPoller.ready_now, and not asked again since.
+        self._reported = False
 
     def _readiness(self) -> int:
         """A mask of the poller's READ_ONLY and WRITE_ONLY bits."""
@@ -74,7 +79,7 @@ class SimPoller(DirectPoller):
     __slots__ = (
         "_clock", "_real", "_real_fds", "_wakeup_fds", "READABLE", "WRITABLE",
         "_vinterest", "_vcandidates", "readiness_of", "READ_ONLY", "WRITE_ONLY", "refuse_real",
-        "_only_wakeup", "_jumps", "network", "_vnow", "_vnow_events", "_vrecheck",
+        "_only_wakeup", "_jumps", "network", "_vnow_fds", "_vnow_files", "_vnow_events", "_vrecheck_fds", "_vrecheck_files",
     )  # fmt: skip
 
     def __init__(self, clock: VirtualClock) -> None:
@@ -96,13 +101,15 @@ class SimPoller(DirectPoller):
         self._vinterest: dict[int, int] = {}
         self._vcandidates: dict[int, None] = {}
         # Fds made readable by the network since the last poll and known to
-        # be wanted for reading only (ready_now): fd -> its SimFile, reported
-        # by the next poll without asking their readiness; and those events.
+        # be wanted for reading only (ready_now): reported by the next poll
+        # without asking their readiness (their fds, SimFiles and events).
         # The poll after asks each once whether it is still readable (a
         # reader that did not read: level-triggered, it is reported again).
-        self._vnow: dict[int, SimFile] = {}
+        self._vnow_fds: list[int] = []
+        self._vnow_files: list[SimFile] = []
         self._vnow_events: list[tuple[int, int]] = []
-        self._vrecheck: dict[int, SimFile] = {}
+        self._vrecheck_fds: list[int] = []
+        self._vrecheck_files: list[SimFile] = []
         # fd -> its SimFile, whose _readiness() says what it is ready for
         # now (a mask of the two bits below), filled in by the simulated network.
         self.readiness_of: dict[int, SimFile] = {}
@@ -128,11 +135,15 @@ class SimPoller(DirectPoller):
         reports it as it is: it is not made a candidate, whose readiness
         each poll would ask until a poll finds it read (the poll after asks
         once, see _recheck).  Otherwise, notify()."""
+        if file._reported:
+            return  # (reported by the coming poll already, asked by the next)
         if self._vinterest.get(fd, 0) != self.READ_ONLY or fd in self._vcandidates:
             self.notify(fd)
-        elif fd not in self._vnow:
-            self._vnow[fd] = file
-            self._vnow_events.append((fd, self.READ_ONLY))
+            return
+        file._reported = True
+        self._vnow_fds.append(fd)
+        self._vnow_files.append(file)
+        self._vnow_events.append((fd, self.READ_ONLY))
 
     def _take_now(self) -> list[tuple[int, int]]:
         """The events of ready_now() since the last poll, and the candidates'
@@ -142,21 +153,24 @@ class SimPoller(DirectPoller):
         self._vnow_events = []
         if self._vcandidates:
             ready += self._virtual_events()
-        # (The dicts trade places: the one to recheck is empty.)
-        now = self._vnow
-        self._vnow = self._vrecheck
-        self._vrecheck = now
+        # (The lists trade places: the ones to recheck are empty.)
+        fds, files = self._vnow_fds, self._vnow_files
+        self._vnow_fds, self._vnow_files = self._vrecheck_fds, self._vrecheck_files
+        self._vrecheck_fds, self._vrecheck_files = fds, files
         return ready
 
     def _recheck(self) -> None:
         """The fds the last poll reported through ready_now that are still
         readable (their reader did not read it all) become candidates."""
-        recheck = self._vrecheck
-        for fd in recheck:
-            file = recheck[fd]
+        files = self._vrecheck_files
+        fds = self._vrecheck_fds
+        for i in range(len(files)):
+            file = files[i]
+            file._reported = False
             if file._readiness() & self.READ_ONLY:
-                self.notify(fd)
-        recheck.clear()
+                self.notify(fds[i])
+        files.clear()
+        fds.clear()
 
     def add_wakeup_fd(self, fd: int) -> None:
         """fd becomes readable only when a thread writes to it (the self-pipe)."""
@@ -192,14 +206,13 @@ class SimPoller(DirectPoller):
         settled = None  # the candidates found not ready (dropped after the walk)
         interest = self._vinterest
         readiness_of = self.readiness_of
-        now = self._vnow
         # (_readiness() only reads its socket: the dict does not change meanwhile.)
         for fd in self._vcandidates:
-            if now and fd in now:
-                continue  # (reported by ready_now this poll: asked again next time)
             file = readiness_of.get(fd)
             mask = 0
             if file is not None:
+                if file._reported:
+                    continue  # (reported by ready_now this poll: asked again next time)
                 mask = interest.get(fd, 0)
                 mask &= file._readiness()
             if mask:
@@ -225,7 +238,7 @@ class SimPoller(DirectPoller):
     # (Compiled, the wait is a C double: a turn's tests are C comparisons.)
     def poll_wait(self, wait: float) -> list[tuple[int, int]]:
         """poll, with the timeout as a number: -1.0 for "no limit"."""
-        if self._vrecheck:
+        if self._vrecheck_files:
             self._recheck()
         if self._vnow_events:
             return self._with_real(self._take_now())
