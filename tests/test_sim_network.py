@@ -687,25 +687,31 @@ SCENARIO = textwrap.dedent(
 )
 
 
-def test_same_seed_same_run_across_processes(tmp_path: Any) -> None:
+def _run_scenario(tmp_path: Any, seed: int, hashseed: str, interpreted: bool | None = None) -> str:
+    """SCENARIO's output in a fresh process; interpreted=None: the mode of this one."""
     script = tmp_path / "scenario.py"
     script.write_text(SCENARIO)
+    env = {"PYTHONHASHSEED": hashseed, "PATH": ""}
+    env.update({k: v for k, v in os.environ.items() if k in ("PYTHONPATH", "TIDAL_NO_EXT")})
+    if interpreted is not None:
+        env.pop("TIDAL_NO_EXT", None)
+        if interpreted:
+            env["TIDAL_NO_EXT"] = "1"
+    return subprocess.run(
+        [sys.executable, str(script), str(seed)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+        env=env,
+    ).stdout
 
-    def run(seed: int, hashseed: str) -> str:
-        env = {"PYTHONHASHSEED": hashseed, "PATH": ""}
-        env.update({k: v for k, v in os.environ.items() if k in ("PYTHONPATH", "TIDAL_NO_EXT")})
-        return subprocess.run(
-            [sys.executable, str(script), str(seed)],
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=120,
-            env=env,
-        ).stdout
 
-    first = run(4, "1")
-    assert first == run(4, "2")  # another process, another hash seed: the same run
-    assert first != run(5, "1")
+def test_same_seed_same_run_across_processes(tmp_path: Any) -> None:
+    first = _run_scenario(tmp_path, 4, "1")
+    # Another process, another hash seed: the same run.
+    assert first == _run_scenario(tmp_path, 4, "2")
+    assert first != _run_scenario(tmp_path, 5, "1")
     assert "c2" in first and "HostCrashed" in first
 
 
@@ -713,23 +719,8 @@ def test_compiled_and_interpreted_runs_are_the_same(tmp_path: Any) -> None:
     # The trace hash covers every datagram and segment (records written as
     # C stores compiled, array items interpreted): the same bytes either way.
     # (Where tidal is not compiled, both runs are interpreted.)
-    script = tmp_path / "scenario.py"
-    script.write_text(SCENARIO)
-
-    def run(**mode: str) -> str:
-        env = {"PYTHONHASHSEED": "1", "PATH": ""}
-        env.update({k: v for k, v in os.environ.items() if k == "PYTHONPATH"})
-        env.update(mode)
-        return subprocess.run(
-            [sys.executable, str(script), "3"],
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=120,
-            env=env,
-        ).stdout
-
-    assert run() == run(TIDAL_NO_EXT="1")
+    compiled = _run_scenario(tmp_path, 3, "1", interpreted=False)
+    assert compiled == _run_scenario(tmp_path, 3, "1", interpreted=True)
 
 
 def test_an_aiohttp_server_inside() -> None:
