@@ -15,7 +15,9 @@ from tidal.sim._poller cimport SimFile, SimPoller, TimedEvents
 cdef class SimSocket(SimFile)
 cdef class _Pipe
 
-# (C globals: Trace.record tests the slots' count per record.)
+# (C globals: Trace.record tests the slots' count per record; in_order
+# makes its keys with _HOST_BITS.)
+cdef Py_ssize_t _HOST_BITS
 cdef Py_ssize_t _RECORD
 cdef Py_ssize_t _TRACE_SLOTS
 
@@ -32,7 +34,7 @@ cdef class Trace:
 
     cpdef _flush(self)
     cpdef add_event(self, tuple event)
-    @cython.locals(used=Py_ssize_t)
+    @cython.locals(used=Py_ssize_t, high=cython.longlong)
     cpdef record(self, long long now_ns, unsigned int code, unsigned int a, unsigned int b, unsigned int c, unsigned int d, unsigned int e, unsigned int f)
 
 
@@ -77,7 +79,8 @@ cdef class Network(TimedEvents):
 
     @cython.locals(events=list, entry=list, pipe=_Pipe)
     cpdef run_due(self)
-    cpdef object in_order(self, object src, object dst, object arrival)
+    @cython.locals(key=cython.longlong)
+    cpdef object in_order(self, Py_ssize_t src_number, Py_ssize_t dst_number, object arrival)
 
     @cython.locals(span=cython.longlong, draw=cython.double)
     cpdef long long latency(self, LinkParams params) except? -1

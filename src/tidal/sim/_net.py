@@ -56,6 +56,8 @@ _SYN_GIVE_UP = 127
 # A UDP socket's receive buffer: datagrams beyond it are dropped.
 _UDP_RCVBUF = 212_992
 _MAX_DATAGRAM = 65_507
+# Host numbers are below 2**_HOST_BITS (an address is 127 and three bytes).
+_HOST_BITS = 24
 _ANY = ("", "0.0.0.0", "127.0.0.1", "localhost")
 # IPv6: a host's address is its IPv4 one mapped (::ffff:127.1.0.1, still
 # loopback); "::" and "::1" mean what 0.0.0.0 and 127.0.0.1 do.  The
@@ -160,8 +162,9 @@ class Trace:
             used = 0
         view = self._view
         view[used] = code
-        view[used + 1] = now_ns & 0xFFFFFFFF
-        view[used + 2] = now_ns >> 32
+        high = now_ns >> 32
+        view[used + 1] = now_ns - (high << 32)  # (C arithmetic compiled: no mask constant)
+        view[used + 2] = high
         view[used + 3] = a
         view[used + 4] = b
         view[used + 5] = c
@@ -270,7 +273,7 @@ class Network(TimedEvents):
         self.tcp_ports: dict[tuple[str, int], SimSocket] = {}
         self.udp_ports: dict[tuple[str, int], SimSocket] = {}
         self.stalled: dict[_Pipe, None] = {}
-        self.last_arrival: dict[tuple[Host, Host], int] = {}
+        self.last_arrival: dict[int, int] = {}  # (see in_order)
         # Actions scheduled on the loop (Simulation.at) run outside every
         # host (an empty context).
         self._context = contextvars.Context()
@@ -356,10 +359,12 @@ class Network(TimedEvents):
         draw = self._random()
         return params.low_ns + int(draw * (span + 1))
 
-    def in_order(self, src: Host, dst: Host, arrival: int) -> int:
+    def in_order(self, src_number: int, dst_number: int, arrival: int) -> int:
         """`arrival`, or just after the link's previous datagram: a link
-        keeps its order unless a reorder fault (or jitter) says otherwise."""
-        key = (src, dst)
+        (from the host numbered `src_number` to `dst_number`) keeps its order
+        unless a reorder fault (or jitter) says otherwise."""
+        # (An int key: a tuple of two hosts costs a tuple, and its hash.)
+        key = (src_number << _HOST_BITS) | dst_number
         last = self.last_arrival.get(key, 0)
         if arrival <= last:
             arrival = last + 1
@@ -1138,7 +1143,7 @@ class SimSocket(SimFile):
                 # Held back by up to twice the link's latency: overtaken.
                 arrival += net.rng.randint(0, max(params.latency[1], 1) * 2)
             else:
-                arrival = net.in_order(host, dst, arrival)
+                arrival = net.in_order(self._host_number, dst_number, arrival)
             net._push_event(arrival, _deliver_datagram, delivery)
         net.trace.record(
             net.clock.ns, _UDP_SENT, self._host_number, local[1], dst_number, port, size, copies
