@@ -37,7 +37,7 @@ cdef dict _in_asyncio
 cdef tuple _CORO_WALK, _GEN_WALK, _AGEN_WALK
 cdef type _Coro, _Gen, _AGen
 cdef object _CTask, _TASK_CORO
-cdef bint _lasti_known
+cdef bint _lasti_known, _await_known
 
 cdef extern from *:
     """
@@ -86,31 +86,75 @@ cdef extern from *:
     #else
     static inline int tidal_gen_lasti(PyObject *gen) { (void)gen; return -3; }
     #endif
-    /* Whether a code object is asyncio's, remembered by its address in a
-       table of 64 slots (one per process: under the GIL).  A slot holds a
-       reference to its code, so the address is not reused while there. */
-    typedef struct { PyObject *code; int library; } tidal_library_slot;
-    static inline tidal_library_slot *tidal_library_slot_of(PyObject *code) {
-        static tidal_library_slot table[64];
-        return &table[((uintptr_t)code >> 4) & 63];
+    /* What a suspended coroutine (or generator) awaits, as cr_await (and
+       gi_yieldfrom) say it, read from the coroutine: on 3.11 the getter
+       (_PyGen_yf) is a descriptor call per level of a task's await chain.
+       The top of the frame's stack, while its next instruction is a RESUME
+       after an await (oparg >= 2; RESUME_QUICK once the code is quickened,
+       as _PyGen_yf's deoptimising table says); None otherwise.  -> Py_None where not
+       known here (another Python): _recorder.py then reads the descriptor
+       (and does the same if the answer disagrees with it at import). */
+    #if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030C0000
+    #include "opcode.h"
+    typedef struct {
+        tidal_iframe_head head;
+        int stacktop;
+        char is_entry, owner;
+        PyObject *localsplus[1];
+    } tidal_iframe_stack;
+    static inline PyObject *tidal_gen_await(PyObject *gen) {
+        PyGenObject *g = (PyGenObject *)gen;
+        PyObject *yf = Py_None;
+        if (g->gi_frame_state < 4 && g->gi_frame_state != -2) {  /* < FRAME_CLEARED, not FRAME_CREATED */
+            tidal_iframe_stack *f = (tidal_iframe_stack *)g->gi_iframe;
+            _Py_CODEUNIT next = f->head.prev_instr[1];
+            if ((_Py_OPCODE(next) == RESUME || _Py_OPCODE(next) == RESUME_QUICK)
+                    && _Py_OPARG(next) >= 2 && f->stacktop > 0)
+                yf = f->localsplus[f->stacktop - 1];
+        }
+        Py_INCREF(yf);
+        return yf;
     }
+    #define TIDAL_GEN_AWAIT_KNOWN 1
+    #else
+    static inline PyObject *tidal_gen_await(PyObject *gen) { (void)gen; Py_INCREF(Py_None); return Py_None; }
+    #define TIDAL_GEN_AWAIT_KNOWN 0
+    #endif
+    /* Whether a code object is asyncio's, kept on the code object itself
+       (its co_extra, PEP 523's per-code scratch space: one slot index per
+       process, asked for once): 1 + the answer, so NULL is "not known".
+       Exact, where a table keyed by address lost one code to another
+       sharing its slot (two steps in three looked up by name, ~340
+       instructions each).  No reference is held: the value is an int. */
+    #if PY_VERSION_HEX >= 0x030C0000  /* (the same functions, renamed: the old names warn) */
+    #define tidal_code_get_extra PyUnstable_Code_GetExtra
+    #define tidal_code_set_extra PyUnstable_Code_SetExtra
+    #define tidal_code_extra_index PyUnstable_Eval_RequestCodeExtraIndex
+    #else
+    #define tidal_code_get_extra _PyCode_GetExtra
+    #define tidal_code_set_extra _PyCode_SetExtra
+    #define tidal_code_extra_index _PyEval_RequestCodeExtraIndex
+    #endif
+    static Py_ssize_t tidal_library_index = -2;  /* -1: no slot to be had */
     static inline int tidal_library_memo(PyObject *code) {
-        tidal_library_slot *slot = tidal_library_slot_of(code);
-        return slot->code == code ? slot->library : -1;
+        void *extra = NULL;
+        if (tidal_library_index < 0) return -1;
+        if (tidal_code_get_extra(code, tidal_library_index, &extra) < 0) { PyErr_Clear(); return -1; }
+        return extra == NULL ? -1 : (int)((Py_intptr_t)extra - 1);
     }
     static inline void tidal_remember_library(PyObject *code, int library) {
-        tidal_library_slot *slot = tidal_library_slot_of(code);
-        PyObject *old = slot->code;
-        Py_INCREF(code);
-        slot->code = code;
-        slot->library = library;
-        Py_XDECREF(old);
+        if (tidal_library_index == -2) tidal_library_index = tidal_code_extra_index(NULL);
+        if (tidal_library_index >= 0
+                && tidal_code_set_extra(code, tidal_library_index, (void *)(Py_intptr_t)(library + 1)) < 0)
+            PyErr_Clear();
     }
     """
     object descr_get "tidal_descr_get" (object descr, object obj)
     object gen_code "tidal_gen_code" (object gen)
     int frame_lasti "tidal_frame_lasti" (object frame)
     int gen_lasti "tidal_gen_lasti" (object gen)
+    object gen_await "tidal_gen_await" (object gen)
+    bint GEN_AWAIT_KNOWN "TIDAL_GEN_AWAIT_KNOWN"
     int library_memo "tidal_library_memo" (object code)
     void remember_library "tidal_remember_library" (object code, bint library)
 

@@ -156,14 +156,21 @@ if not cython.compiled:
         coroutine itself (-2: it has finished); else -3: read its frame."""
         return -3
 
+    def gen_await(awaitable: Any) -> Any:
+        """Compiled on 3.11, what `awaitable` awaits (its ``cr_await``) read
+        from the coroutine itself: no descriptor call.  Else None: the
+        descriptor is read (see _await_known)."""
+        return None
+
+    GEN_AWAIT_KNOWN = False  # compiled: whether gen_await reads anything here
+
     def library_memo(code: Any) -> int:
-        """Compiled, whether `code` is asyncio's, if a small table keyed by
-        its address remembers (else -1; _recorder.pxd).  Interpreted, -1."""
+        """Compiled, whether `code` is asyncio's, if the code object says
+        (its co_extra; else -1: _recorder.pxd).  Interpreted, -1."""
         return -1
 
     def remember_library(code: Any, library: bool) -> None:
-        """Compiled, put `code` in that table (holding a reference to it, so
-        that its address is not reused while there).  Interpreted, nothing."""
+        """Compiled, keep the answer on the code object.  Interpreted, nothing."""
 
 
 def _lasti_agrees() -> bool:
@@ -187,6 +194,62 @@ def _lasti_agrees() -> bool:
 
 
 _lasti_known = _lasti_agrees()
+
+
+# Coroutines three deep, made from source (compiled, one defined in this
+# module would be Cython's, not a CoroutineType): what _await_agrees walks.
+_AWAIT_PROBE = """
+import types
+
+@types.coroutine
+def pause():
+    yield
+
+async def awaiting():
+    await pause()
+
+async def twice():
+    await awaiting()
+"""
+
+
+def _await_agrees() -> bool:
+    """Whether gen_await says what ``cr_await`` / ``gi_yieldfrom`` say, for
+    a coroutine not started, one suspended three deep (a coroutine, the one
+    it awaits, and the generator that one awaits), and one finished (else
+    the descriptor is read)."""
+    if not cython.compiled or not GEN_AWAIT_KNOWN:
+        return False
+    probe: dict[str, Any] = {}
+    exec(_AWAIT_PROBE, probe)
+    # Fresh, and again once the interpreter has quickened the code (3.11
+    # rewrites the RESUME after an await as RESUME_QUICK).
+    return all(_await_agrees_on(probe["twice"]()) for _ in range(20))
+
+
+def _await_agrees_on(coro: Any) -> bool:
+    try:
+        if gen_await(coro) is not coro.cr_await:
+            return False
+        coro.send(None)
+        middle = coro.cr_await
+        if type(middle) is not CoroutineType or gen_await(coro) is not middle:
+            return False
+        inner = middle.cr_await
+        if type(inner) is not GeneratorType or gen_await(middle) is not inner:
+            return False
+        if gen_await(inner) is not inner.gi_yieldfrom:
+            return False
+        try:
+            coro.send(None)
+        except StopIteration:
+            pass
+        return gen_await(coro) is coro.cr_await is None
+    finally:
+        coro.close()
+
+
+_await_known = _await_agrees()
 
 
 def _is_library(code: Any) -> bool:
@@ -446,7 +509,10 @@ class Tracer:
                     library = _is_library(inner)
                 if not library:
                     at, at_walk, code = awaitable, walk, inner
-            awaitable = descr_get(walk[2], awaitable)
+            if _await_known:
+                awaitable = gen_await(awaitable)
+            else:
+                awaitable = descr_get(walk[2], awaitable)
         offset = -1
         if at is not None:
             lasti = gen_lasti(at) if _lasti_known else -3
