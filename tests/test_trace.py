@@ -354,6 +354,47 @@ def test_each_step_says_where_it_resumed_as_its_frames_do(loop, loop_name):
     assert {e["name"] for e in events if e.get("cat") == "callback"} == seen.names == callbacks
 
 
+async def _inner_wait():
+    await asyncio.sleep(0)  # asyncio's coroutine, and its bare-yield generator below
+
+
+async def _middle(k):
+    await _inner_wait()
+    return k
+
+
+async def _many_steps(n):
+    return [await _middle(k) for k in range(n)]
+
+
+def test_where_a_step_resumes_holds_once_the_interpreter_specialised_the_code(loop, loop_name):
+    # Forty steps through the same four levels: past the point where 3.11
+    # quickens the code (the RESUME after an await is rewritten), which the
+    # compiled walk reads (_recorder.gen_await).
+    assert loop.run_until_complete(_many_steps(40)) == list(range(40))
+    if loop_name == "asyncio":
+        return  # (the program runs the same; tracing is tidal's)
+    frames = _WhereFromFrames()
+    tracer = trace.Tracer(loop)
+    loop.add_instrument(tracer)
+    loop.add_instrument(frames)
+    loop.run_until_complete(loop.create_task(_many_steps(40), name="many"))
+    loop.remove_instrument(frames)
+    loop.remove_instrument(tracer)
+    events = chrome_events([tracer])
+    assert trace.check(events) == []
+    tracks = {(e["pid"], e["tid"]): e["args"]["name"] for e in events if e.get("name") == "thread_name"}
+    steps = [
+        (e["name"], e["args"]["at"], e["args"]["awaiting"])
+        for e in sorted((e for e in events if e.get("cat") == "step"), key=lambda e: e["ts"])
+        if tracks[(e["pid"], e["tid"])] == "many"
+    ]
+    assert steps == frames.steps["many"]
+    assert len(steps) == 41
+    assert {awaiting for _, _, awaiting in steps[1:]} == {"__sleep0"}
+    assert all(at.startswith(HERE + ":") for _, at, _ in steps)
+
+
 class _CallbackNames:
     def __init__(self):
         self.names = set()
