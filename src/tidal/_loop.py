@@ -372,6 +372,10 @@ def _queue_events(core: _LoopCore, event_list: list[tuple[int, int]]) -> None:
     writable = poller.WRITABLE
     readers: dict[int, Any] = core._readers  # (a Handle or a StreamTransport each)
     writers = core._writers
+    # Bound once a turn, not looked up per event: interpreted, a call
+    # through an instance attribute is a lookup the interpreter cannot
+    # specialize (it is no method of the class).
+    append = core._ready_append
     for fd, mask in event_list:
         if mask & readable:
             entry = readers.get(fd)
@@ -380,21 +384,21 @@ def _queue_events(core: _LoopCore, event_list: list[tuple[int, int]]) -> None:
                 # registration it was queued under (_run_transport).
                 tr = entry
                 tr._read_queued = tr._read_ctx
-                core._ready_append(entry)
+                append(entry)
                 core._queued_reads += 1
             elif entry is not None:
                 handle = entry
                 if handle._cancelled:
                     core._remove_reader(fd)
                 else:
-                    core._ready_append(handle)
+                    append(handle)
         if mask & writable:
             writer = writers.get(fd)
             if writer is not None:
                 if writer._cancelled:
                     core._remove_writer(fd)
                 else:
-                    core._ready_append(writer)
+                    append(writer)
 
 
 def _transport_handle(core: _LoopCore, transport: Any) -> Handle:
