@@ -612,6 +612,20 @@ def test_second_recv_replaces_first(loop: Any, arun: Any, socks: list[socket.soc
 # ----------------------------------------------------------------------
 
 
+def every_sock_call(loop: Any, stream: Any, dgram: Any, listener: Any) -> list[Any]:
+    """One coroutine of each sock_* method (none awaited yet)."""
+    return [
+        loop.sock_recv(stream, 1),
+        loop.sock_recv_into(stream, bytearray(1)),
+        loop.sock_recvfrom(dgram, 1),
+        loop.sock_recvfrom_into(dgram, bytearray(1)),
+        loop.sock_sendall(stream, b"x"),
+        loop.sock_sendto(dgram, b"x", ("127.0.0.1", 9)),
+        loop.sock_connect(listener, ("127.0.0.1", 9)),
+        loop.sock_accept(listener),
+    ]
+
+
 def test_blocking_socket_rejected_in_debug(
     loop: Any, arun: Any, socks: list[socket.socket]
 ) -> None:
@@ -624,17 +638,7 @@ def test_blocking_socket_rejected_in_debug(
     socks.append(udp)
 
     async def main() -> None:
-        calls = [
-            loop.sock_recv(a, 1),
-            loop.sock_recv_into(a, bytearray(1)),
-            loop.sock_recvfrom(udp, 1),
-            loop.sock_recvfrom_into(udp, bytearray(1)),
-            loop.sock_sendall(a, b"x"),
-            loop.sock_sendto(udp, b"x", ("127.0.0.1", 9)),
-            loop.sock_connect(srv, ("127.0.0.1", 9)),
-            loop.sock_accept(srv),
-        ]
-        for coro in calls:
+        for coro in every_sock_call(loop, a, udp, srv):
             with pytest.raises(ValueError, match="^the socket must be non-blocking$"):
                 await coro
 
@@ -662,6 +666,27 @@ def test_ssl_socket_rejected(loop: Any, arun: Any, socks: list[socket.socket]) -
         arun(loop.sock_recv(tls, 1))
     with pytest.raises(TypeError, match="^Socket cannot be of type SSLSocket$"):
         arun(loop.sock_connect(tls, ("127.0.0.1", 9)))
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_ssl_socket_rejected_by_every_sock_call(
+    loop: Any, arun: Any, socks: list[socket.socket], debug: bool
+) -> None:
+    """Each sock_* call refuses an ssl.SSLSocket before anything else: in
+    debug mode a blocking one is a TypeError too, not the ValueError for a
+    blocking socket (asyncio tests for SSL first)."""
+    loop.set_debug(debug)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    tls = ctx.wrap_socket(socket.socket(), server_hostname="x", do_handshake_on_connect=False)
+    socks.append(tls)
+    assert tls.gettimeout() != 0  # blocking: debug mode would refuse it for that too
+
+    async def main() -> None:
+        for coro in every_sock_call(loop, tls, tls, tls):
+            with pytest.raises(TypeError, match="^Socket cannot be of type SSLSocket$"):
+                await coro
+
+    arun(main())
 
 
 def test_fd_owned_by_transport(loop: Any, arun: Any, socks: list[socket.socket]) -> None:

@@ -9,6 +9,9 @@ from tidal._syscalls_c cimport recv_into, recv_nowait, send
 # Called per sock_* call, and by the uncompiled modules: a C call here.
 cpdef check_not_ssl(object sock)
 
+# Per sock_* call: a C call (its fd a C int, or -1; -2 never is one).
+cdef int _check_sock(object loop, object sock) except -2
+
 
 # What _retry calls again once the fd is ready, and sock_accept's first try:
 # cpdef, so the compiled first try is a C call.

@@ -64,17 +64,23 @@ def check_not_ssl(sock: Any) -> None:
         raise TypeError("Socket cannot be of type SSLSocket")
 
 
-def _check_sock(loop: EventLoop, sock: Any) -> None:
-    """asyncio's preconditions, in asyncio's order (the blocking test is debug-only there too)."""
-    check_not_ssl(sock)
+def _check_sock(loop: EventLoop, sock: Any) -> int:
+    """asyncio's preconditions, in asyncio's order (the blocking test is
+    debug-only there too); then the fd _syscalls may use directly, or -1:
+    call the socket's methods (a socket.socket subclass, or any other
+    object, may have its own).
+
+    One call per sock_* call: interpreted, every helper is a Python frame,
+    and a request/response exchange makes two sock_* calls per message.
+    """
+    if type(sock) is socket.socket:
+        fd = sock.fileno()  # (a plain socket is no ssl.SSLSocket)
+    else:
+        check_not_ssl(sock)
+        fd = -1
     if loop._debug and sock.gettimeout() != 0:
         raise ValueError("the socket must be non-blocking")
-
-
-def _io_fd(sock: Any) -> int:
-    """The fd _syscalls may use directly, or -1: call the socket's methods
-    (a socket.socket subclass, or any other object, may have its own)."""
-    return sock.fileno() if type(sock) is socket.socket else -1
+    return fd
 
 
 class _IoDone:
@@ -154,8 +160,7 @@ def _retry(fut: Any, op: Any, *args: Any) -> None:
 
 async def sock_recv(self: EventLoop, sock: socket.socket, n: int) -> bytes:
     """Receive up to `n` bytes; b"" means the peer closed its end."""
-    _check_sock(self, sock)
-    data = recv_nowait(sock, _io_fd(sock), n)
+    data = recv_nowait(sock, _check_sock(self, sock), n)
     if data is not None:
         return data
     return await _wait(self, sock.fileno(), False, sock.recv, n)
@@ -163,9 +168,9 @@ async def sock_recv(self: EventLoop, sock: socket.socket, n: int) -> bytes:
 
 async def sock_recv_into(self: EventLoop, sock: socket.socket, buf: Any) -> int:
     """Receive into the writable buffer `buf`; return how many bytes were written."""
-    _check_sock(self, sock)
+    fd = _check_sock(self, sock)
     try:
-        return recv_into(sock, _io_fd(sock), buf)
+        return recv_into(sock, fd, buf)
     except _WOULD_BLOCK:
         pass
     return await _wait(self, sock.fileno(), False, sock.recv_into, buf)
@@ -243,9 +248,9 @@ class _SendAll:
 
 async def sock_sendall(self: EventLoop, sock: socket.socket, data: Any) -> None:
     """Send all of `data`, waiting for room as often as needed."""
-    _check_sock(self, sock)
+    fd = _check_sock(self, sock)
     try:
-        n = send(sock, _io_fd(sock), data)
+        n = send(sock, fd, data)
     except _WOULD_BLOCK:
         n = 0
     # bytes/bytearray: len() is the size.  Anything else is measured in
