@@ -852,6 +852,21 @@ def test_a_future_subclass_is_set_through_its_own_methods(loop):
     assert calls == ["cancelled", ("set_result", 7)]
 
 
+def test_a_future_s_own_attributes_are_found_as_the_function_finds_them(loop):
+    # The function looks fut.cancelled and fut.set_result up by name: an
+    # attribute on the instance (a test double's, say) is what it calls.
+    fut = loop.create_future()
+    fut.cancelled = lambda: True  # "cancelled": the function leaves it alone
+    other = loop.create_future()
+    results = []
+    other.set_result = results.append
+    for f in (fut, other):
+        loop.call_later(0, _sleep_callback(), f, 7)
+    loop.run_until_complete(asyncio.sleep(0.01))
+    assert not fut.done()
+    assert results == [7] and not other.done()
+
+
 def test_a_sleep_wakes_its_task_in_the_tasks_context(loop):
     var = contextvars.ContextVar("var", default="unset")
     seen = []
