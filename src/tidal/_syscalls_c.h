@@ -15,10 +15,40 @@
 #include <sys/epoll.h>
 #endif
 
+/* sock.<name>(arg), the name interned once in *cache: a simulated socket
+   (or any socket object but a plain one) takes this call per read and per
+   write, and PyObject_CallMethod would make the name's str and parse a
+   format for its arguments each time (~1,500 instructions a call). */
+static PyObject *tidal_call_method(PyObject *sock, PyObject **cache, const char *name, PyObject *arg) {
+    PyObject *args[2];
+    if (*cache == NULL) {
+        *cache = PyUnicode_InternFromString(name);
+        if (*cache == NULL)
+            return NULL;
+    }
+    args[0] = sock;
+    args[1] = arg;
+    return PyObject_VectorcallMethod(*cache, args, 2, NULL);
+}
+
+static PyObject *tidal_name_send = NULL;
+static PyObject *tidal_name_recv = NULL;
+static PyObject *tidal_name_recv_into = NULL;
+
+/* sock.recv(size), through tidal_call_method. */
+static PyObject *tidal_call_recv(PyObject *sock, Py_ssize_t size) {
+    PyObject *res, *arg = PyLong_FromSsize_t(size);
+    if (arg == NULL)
+        return NULL;
+    res = tidal_call_method(sock, &tidal_name_recv, "recv", arg);
+    Py_DECREF(arg);
+    return res;
+}
+
 /* sock.<name>(arg), for a socket whose own method must run: its int result. */
-static Py_ssize_t tidal_call_for_size(PyObject *sock, const char *name, PyObject *arg) {
+static Py_ssize_t tidal_call_for_size(PyObject *sock, PyObject **cache, const char *name, PyObject *arg) {
     Py_ssize_t n;
-    PyObject *res = PyObject_CallMethod(sock, name, "O", arg);
+    PyObject *res = tidal_call_method(sock, cache, name, arg);
     if (res == NULL)
         return -1;
     n = PyLong_AsSsize_t(res);
@@ -69,7 +99,7 @@ static Py_ssize_t tidal_recv_into(PyObject *sock, int fd, PyObject *buf) {
     Py_ssize_t len;
     ssize_t n;
     if (fd < 0 || !tidal_plain_buffer(buf, 1, &p, &len))
-        return tidal_call_for_size(sock, "recv_into", buf);
+        return tidal_call_for_size(sock, &tidal_name_recv_into, "recv_into", buf);
     n = recv(fd, p, (size_t)len, 0);
     if (n < 0)
         PyErr_SetFromErrno(PyExc_OSError);
@@ -88,7 +118,8 @@ static PyObject *tidal_recv_bytes(PyObject *sock, int fd, PyObject *buf, int dir
     ssize_t n;
     if (fd < 0 || !tidal_plain_buffer(buf, 1, &p, &len)) {
         /* sock.recv(len(view)), as asyncio's transport reads */
-        return PyObject_CallMethod(sock, "recv", "n", PyObject_Length(buf));
+        Py_ssize_t size = PyObject_Length(buf);
+        return size < 0 ? NULL : tidal_call_recv(sock, size);
     }
     if (direct) {
         PyObject *data = PyBytes_FromStringAndSize(NULL, len);
@@ -119,7 +150,7 @@ static PyObject *tidal_recv_nowait(PyObject *sock, int fd, Py_ssize_t size) {
     PyObject *buf;
     ssize_t n;
     if (fd < 0) {
-        buf = PyObject_CallMethod(sock, "recv", "n", size);
+        buf = tidal_call_recv(sock, size);
         if (buf == NULL && (PyErr_ExceptionMatches(PyExc_BlockingIOError)
                             || PyErr_ExceptionMatches(PyExc_InterruptedError))) {
             PyErr_Clear();
@@ -152,7 +183,7 @@ static Py_ssize_t tidal_send(PyObject *sock, int fd, PyObject *data) {
     Py_ssize_t len;
     ssize_t n;
     if (fd < 0 || !tidal_plain_buffer(data, 0, &p, &len))
-        return tidal_call_for_size(sock, "send", data);
+        return tidal_call_for_size(sock, &tidal_name_send, "send", data);
     n = send(fd, p, (size_t)len, 0);
     if (n < 0)
         PyErr_SetFromErrno(PyExc_OSError);
