@@ -1784,3 +1784,23 @@ def test_the_epoll_poller_refuses_a_nan_timeout_as_the_select_module_does():
         assert poller.poll(1e-6) == []  # (and still works)
     finally:
         poller.close()
+
+
+def test_a_subclass_of_the_default_poller_has_its_own_poll_called():
+    # The compiled loop calls the default poller's poll_wait as C, past its
+    # poll: a subclass that overrides poll must still see every wait.
+    from tidal._poller import default_poller
+
+    class CountingPoller(type(default_poller())):  # type: ignore[misc]
+        polls = 0
+
+        def poll(self, timeout):
+            type(self).polls += 1
+            return super().poll(timeout)
+
+    loop = tidal.EventLoop(poller=CountingPoller())
+    try:
+        loop.run_until_complete(asyncio.sleep(0.002))
+    finally:
+        loop.close()
+    assert CountingPoller.polls >= 1

@@ -149,7 +149,7 @@ if not cython.compiled:
     # Python's own (inline values, which the interpreter specializes for).
     def drop_empty_dict(op: Any) -> None:
         pass
-from ._poller import DirectPoller, default_poller
+from ._poller import DirectPoller, default_poller, polls_directly
 from ._timerheap import TimerHeap
 from .transports import _datagram, _pipe, _subprocess, _tls
 from .transports._base import set_result_unless_cancelled
@@ -627,7 +627,7 @@ class _LoopCore:
         poll_wait as C instead (compiled, a field Python cannot see: set
         here, in _LoopCore's own code)."""
         self._poll = self._poller.poll
-        self._direct_poller = self._poller if isinstance(self._poller, DirectPoller) else None
+        self._direct_poller = self._poller if polls_directly(self._poller) else None
 
     def _init_timers(self) -> None:
         """Give the loop its timer heap, once (compiled, both fields are read-only to Python)."""

@@ -16,7 +16,7 @@ cdef class DirectPoller:
     cdef list poll_wait(self, double wait)
 
 
-cdef class EpollPoller:
+cdef class EpollPoller(DirectPoller):
     cdef object _epoll
     cdef int _epfd
     cdef dict _masks
@@ -31,6 +31,8 @@ cdef class EpollPoller:
 
     @cython.locals(old=int)
     cpdef park(self, int fd)
+
+    cdef list poll_wait(self, double wait)
 
 
 cdef class SelectorPoller:

@@ -70,6 +70,8 @@ def epoll_park(ep: Any, epfd: int, fd: int) -> bool:
     return False
 
 
-def epoll_wait(ep: Any, epfd: int, timeout: float | None, maxevents: int) -> list[tuple[int, int]]:
-    """Wait for events on the epoll object `ep` (whose fd is `epfd`): ep.poll()."""
+def epoll_wait(ep: Any, epfd: int, timeout: float, maxevents: int) -> list[tuple[int, int]]:
+    """Wait for events on the epoll object `ep` (whose fd is `epfd`): ep.poll().
+
+    `timeout` in seconds, negative for "no limit"."""
     return ep.poll(timeout, maxevents)  # type: ignore[no-any-return]

@@ -216,7 +216,7 @@ static inline double tidal_monotonic(void) {
 }
 
 #ifdef __linux__
-/* epoll.poll(timeout, maxevents) (timeout None or negative: wait for ever):
+/* epoll.poll(timeout, maxevents) (timeout in seconds, negative: wait for ever):
    the same list of (fd, events), built without parsing arguments or
    Py_BuildValue, and the event array on the stack when it is small.  A signal (EINTR) runs the Python handlers and
    returns no events (the loop recomputes its timeout and polls again)
@@ -228,7 +228,7 @@ static inline double tidal_monotonic(void) {
    ran after ~0.13 ms instead of ~1.1 ms, but a loop with 100 sleeping
    tasks woke for nearly every timer on its own and spent 1.5x asyncio's
    CPU time where milliseconds let one wake-up run several timers.) */
-static PyObject *tidal_epoll_wait(PyObject *ep, int epfd, PyObject *timeout, int maxevents) {
+static PyObject *tidal_epoll_wait(PyObject *ep, int epfd, double timeout, int maxevents) {
     struct epoll_event stack_events[64];
     struct epoll_event *events = stack_events;
     PyObject *list, *item;
@@ -238,25 +238,18 @@ static PyObject *tidal_epoll_wait(PyObject *ep, int epfd, PyObject *timeout, int
         PyErr_SetString(PyExc_ValueError, "I/O operation on closed epoll object");
         return NULL;
     }
-    if (timeout == Py_None) {
-        ms = -1;
+    if (isnan(timeout)) {  /* (call_at(nan)): the select module's error */
+        PyErr_SetString(PyExc_ValueError, "Invalid value NaN (not a number)");
+        return NULL;
+    }
+    if (timeout < 0) {
+        ms = -1;  /* negative: wait for ever, as the select module does */
+    } else if (timeout == 0) {
+        ms = 0;
     } else {
-        double t = PyFloat_AsDouble(timeout);
-        if (t == -1.0 && PyErr_Occurred())
-            return NULL;
-        if (isnan(t)) {  /* (call_at(nan)): the select module's error */
-            PyErr_SetString(PyExc_ValueError, "Invalid value NaN (not a number)");
-            return NULL;
-        }
-        if (t < 0) {
-            ms = -1;  /* negative: wait for ever, as the select module does */
-        } else if (t == 0) {
-            ms = 0;
-        } else {
-            /* seconds -> ns -> ms, each rounded up, as the select module does */
-            double m = ceil(ceil(t * 1e9) / 1e6);
-            ms = m > (double)INT_MAX ? INT_MAX : (int)m;
-        }
+        /* seconds -> ns -> ms, each rounded up, as the select module does */
+        double m = ceil(ceil(timeout * 1e9) / 1e6);
+        ms = m > (double)INT_MAX ? INT_MAX : (int)m;
     }
     if (maxevents < 1)
         maxevents = 1;
@@ -339,9 +332,9 @@ static int tidal_epoll_park(PyObject *ep, int epfd, int fd) {
     return 0;
 }
 
-static PyObject *tidal_epoll_wait(PyObject *ep, int epfd, PyObject *timeout, int maxevents) {
+static PyObject *tidal_epoll_wait(PyObject *ep, int epfd, double timeout, int maxevents) {
     (void)epfd;
-    return PyObject_CallMethod(ep, "poll", "Oi", timeout, maxevents);
+    return PyObject_CallMethod(ep, "poll", "di", timeout, maxevents);
 }
 #endif
 

@@ -20,7 +20,7 @@ cdef extern from "tidal/_syscalls_c.h":
     object recv_bytes "tidal_recv_bytes" (object sock, int fd, object buf, bint direct)
     object recv_nowait "tidal_recv_nowait" (object sock, int fd, Py_ssize_t size)
     Py_ssize_t send "tidal_send" (object sock, int fd, object data) except -1
-    object epoll_wait "tidal_epoll_wait" (object ep, int epfd, object timeout, int maxevents)
+    object epoll_wait "tidal_epoll_wait" (object ep, int epfd, double timeout, int maxevents)
     double monotonic "tidal_monotonic" ()
     long long monotonic_ns "tidal_monotonic_ns" ()
     bint epoll_park "tidal_epoll_park" (object ep, int epfd, int fd)
