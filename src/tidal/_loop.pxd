@@ -81,6 +81,8 @@ cdef class _LoopCore:
     cdef public object _poller             # any object with the poller interface
     cdef public object _poll               # _poller.poll, bound once
     cdef DirectPoller _direct_poller       # _poller if it is one (its poll_wait is a C call), else None
+    cdef int _poll_readable                # _poller.READABLE and WRITABLE, read once (_queue_events)
+    cdef int _poll_writable
     cdef public object _park               # _poller.park, bound once (None: it has none)
     cdef public object _ready              # collections.deque (no C API: its methods are bound once)
     cdef public object _ready_append

@@ -372,9 +372,8 @@ def _queue_events(core: _LoopCore, event_list: list[tuple[int, int]]) -> None:
     every turn of _run_once (42 instructions a turn, inline); interpreted,
     one Python frame a turn, where a helper per fd would be one per event.
     """
-    poller = core._poller
-    readable = poller.READABLE
-    writable = poller.WRITABLE
+    readable = core._poll_readable
+    writable = core._poll_writable
     readers: dict[int, Any] = core._readers  # (a Handle or a StreamTransport each)
     writers = core._writers
     # Bound once a turn, not looked up per event: interpreted, a call
@@ -389,12 +388,17 @@ def _queue_events(core: _LoopCore, event_list: list[tuple[int, int]]) -> None:
                 # registration it was queued under (_run_transport).
                 tr = entry
                 tr._read_queued = tr._read_ctx
-                append(entry)
+                if cython.compiled:
+                    call_one(append, entry)  # (deque.append's C function)
+                else:
+                    append(entry)
                 core._queued_reads += 1
             elif entry is not None:
                 handle = entry
                 if handle._cancelled:
                     core._remove_reader(fd)
+                elif cython.compiled:
+                    call_one(append, handle)
                 else:
                     append(handle)
         if mask & writable:
@@ -402,6 +406,8 @@ def _queue_events(core: _LoopCore, event_list: list[tuple[int, int]]) -> None:
             if writer is not None:
                 if writer._cancelled:
                     core._remove_writer(fd)
+                elif cython.compiled:
+                    call_one(append, writer)
                 else:
                     append(writer)
 
@@ -462,6 +468,8 @@ class _LoopCore:
     _ready_popleft: Callable[[], Any]
     _poll: Callable[[float | None], Any]  # _poller.poll, bound once
     _direct_poller: DirectPoller | None  # _poller, if the turn may call its poll_wait as C
+    _poll_readable: int  # _poller.READABLE and WRITABLE, read once (a turn's _queue_events
+    _poll_writable: int  # tests each event's mask against them)
     _park: Callable[[int], None] | None  # _poller.park, bound once, if it has one
     _timers: TimerHeap  # the timer heap (_timerheap.py)
     _scheduled: list[TimerHandle]  # _timers.items: the heap's list, as asyncio's loop has it
@@ -628,6 +636,8 @@ class _LoopCore:
         here, in _LoopCore's own code)."""
         self._poll = self._poller.poll
         self._direct_poller = self._poller if polls_directly(self._poller) else None
+        self._poll_readable = self._poller.READABLE
+        self._poll_writable = self._poller.WRITABLE
 
     def _init_timers(self) -> None:
         """Give the loop its timer heap, once (compiled, both fields are read-only to Python)."""
