@@ -1134,6 +1134,88 @@ def test_call_soon_context_keyword_by_any_string(loop):
     assert seen == ["given", "given"]
 
 
+def test_call_soon_as_tasks_and_futures_find_it(loop):
+    # asyncio's C Task and Future get `loop.call_soon` from the loop for
+    # every step and done callback (compiled tidal gives them a bound
+    # method kept per loop: _call_soon_entry.h).  What they find is what
+    # Python code finds: the class's call_soon, bound to this loop; one
+    # put on the instance, or patched onto the class, takes its place.
+    import inspect
+    from unittest import mock
+
+    bound = loop.call_soon
+    assert bound.__self__ is loop
+    assert list(inspect.signature(bound).parameters) == ["callback", "args", "context"]
+    seen = []
+    type(loop).call_soon(loop, seen.append, "unbound")
+    run_one_turn(loop)
+    assert seen == ["unbound"]
+
+    async def child():
+        await asyncio.sleep(0)
+
+    async def main():
+        await asyncio.gather(loop.create_task(child()), loop.create_task(child()))
+
+    calls = []
+
+    def on_instance(callback, *args, context=None):
+        calls.append("instance")
+        return bound(callback, *args, context=context)
+
+    loop.call_soon = on_instance
+    try:
+        loop.run_until_complete(main())
+    finally:
+        del loop.call_soon
+    assert len(calls) >= 6  # two first steps, two wake-ups, gather's callbacks
+    calls.clear()
+    own = type(loop).call_soon
+
+    def on_class(self, callback, *args, context=None):
+        calls.append(self)
+        return own(self, callback, *args, context=context)
+
+    with mock.patch.object(type(loop), "call_soon", on_class):
+        loop.run_until_complete(main())
+    assert len(calls) >= 6 and all(self is loop for self in calls)
+    loop.run_until_complete(main())  # (the class's own again)
+    assert loop.call_soon.__self__ is loop
+
+
+def test_call_soon_of_each_loop_and_a_subclass(loop):
+    # Each loop's tasks step on that loop; a subclass's call_soon is the one
+    # asyncio's Task and Future call; a dropped loop is still collected.
+    import weakref
+
+    class Counting(type(loop)):
+        count = 0
+
+        def call_soon(self, callback, *args, context=None):
+            Counting.count += 1
+            return super().call_soon(callback, *args, context=context)
+
+    other = Counting()
+    try:
+        ran_on = []
+
+        async def where():
+            await asyncio.sleep(0)
+            ran_on.append("other" if asyncio.get_running_loop() is other else "loop")
+
+        for each in (loop, other, loop):
+            each.run_until_complete(asyncio.gather(*[each.create_task(where()) for _ in range(3)]))
+        assert ran_on == ["loop"] * 3 + ["other"] * 3 + ["loop"] * 3
+        assert Counting.count >= 6
+        assert other.call_soon.__self__ is other
+    finally:
+        other.close()
+    gone = weakref.ref(other)
+    del other
+    gc.collect()
+    assert gone() is None
+
+
 # ----------------------------------------------------------------------
 # Async generators
 # ----------------------------------------------------------------------

@@ -51,13 +51,95 @@ static PyObject *tidal_call_soon_entry(PyObject *self, PyObject *const *args, Py
     return tidal_call_soon_body(self, args, nargs, kwnames);
 }
 
+/* call_soon as asyncio's C Task and Future look it up (3.11).
+
+   They do not call loop.call_soon as a method (3.12 does): they get the
+   attribute, a bound method made per call (and freed after it) around
+   the cyfunction, then call it with its arguments copied behind the
+   loop: ~260 instructions a call_soon, two per task of a gather.  So
+   _LoopCore's call_soon is a descriptor of the type below instead of the
+   cyfunction itself: got from a loop, it gives that loop's own bound
+   builtin method of the entry, made once and kept by the loop (a C
+   field, through tidal_bound_of); got from the class, the cyfunction
+   (EventLoop.call_soon(loop, ...), its signature and doc).  It is also
+   a method descriptor that can be called with the loop first, as the
+   cyfunction is, so that Python code's `loop.call_soon(...)` and 3.12's
+   C calls still make no bound method at all.  A subclass's call_soon,
+   or one put on the instance, is found before it, as before. */
+typedef PyObject *(*tidal_bound_getter)(PyObject *);
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *function;  /* the cyfunction */
+    vectorcallfunc vectorcall;
+} tidal_CallSoonDescr;
+
+static PyTypeObject *tidal_loop_core_type = NULL;   /* _LoopCore */
+static tidal_bound_getter tidal_bound_of = NULL;    /* a loop's bound call_soon, made once */
+
+static PyMethodDef tidal_call_soon_def = {
+    "call_soon", NULL, METH_FASTCALL | METH_KEYWORDS,
+    "call_soon($self, callback, /, *args, context=None)\n--\n\n"
+    "Arrange for a callback to be called as soon as possible."};
+
+/* A loop's bound builtin method of the entry (tidal_bound_of makes it through this). */
+static PyObject *tidal_new_bound_call_soon(PyObject *loop) {
+    return PyCFunction_New(&tidal_call_soon_def, loop);
+}
+
+static PyObject *tidal_call_soon_descr_get(PyObject *self, PyObject *obj, PyObject *type) {
+    PyObject *function = ((tidal_CallSoonDescr *)self)->function;
+    if (obj == NULL || obj == Py_None) {
+        Py_INCREF(function);
+        return function;
+    }
+    if (!PyObject_TypeCheck(obj, tidal_loop_core_type))  /* (the cyfunction's own error, later) */
+        return Py_TYPE(function)->tp_descr_get(function, obj, type);
+    return tidal_bound_of(obj);
+}
+
+/* descr(loop, callback, *args, context=...): the unbound call. */
+static PyObject *tidal_call_soon_descr_call(PyObject *self, PyObject *const *args, size_t nargsf,
+                                            PyObject *kwnames) {
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    if (nargs < 1 || !PyObject_TypeCheck(args[0], tidal_loop_core_type))
+        return PyObject_Vectorcall(((tidal_CallSoonDescr *)self)->function, args, nargsf, kwnames);
+    return tidal_call_soon_entry(args[0], args + 1, nargs - 1, kwnames);
+}
+
+static int tidal_call_soon_descr_traverse(PyObject *self, visitproc visit, void *arg) {
+    Py_VISIT(((tidal_CallSoonDescr *)self)->function);
+    return 0;
+}
+
+static void tidal_call_soon_descr_dealloc(PyObject *self) {
+    PyObject_GC_UnTrack(self);
+    Py_CLEAR(((tidal_CallSoonDescr *)self)->function);
+    PyObject_GC_Del(self);
+}
+
+static PyTypeObject tidal_CallSoonDescr_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "tidal._loop.call_soon_descriptor",
+    .tp_basicsize = sizeof(tidal_CallSoonDescr),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_METHOD_DESCRIPTOR
+                | Py_TPFLAGS_HAVE_VECTORCALL,
+    .tp_vectorcall_offset = offsetof(tidal_CallSoonDescr, vectorcall),
+    .tp_dealloc = tidal_call_soon_descr_dealloc,
+    .tp_call = PyVectorcall_Call,
+    .tp_descr_get = tidal_call_soon_descr_get,
+    .tp_traverse = tidal_call_soon_descr_traverse,
+    .tp_free = PyObject_GC_Del,
+};
+
 /* Put the entry in front of `function`, call_soon's cyfunction, whose C
    function takes the vectorcall arguments with keyword names (read where
    Cython itself reads it, outside the limited API: the cyfunction starts
-   as a builtin function object does).  0, changing nothing, if `function`
-   is not such a function (an interpreted module); 1 once done; -1 on an
-   error. */
-static int tidal_install_call_soon(PyObject *function) {
+   as a builtin function object does), and the descriptor above in its
+   place in `core`'s namespace (_LoopCore's), `bound_of` giving a loop's
+   bound call_soon.  0, changing nothing, if `function` is not such a
+   function (an interpreted module); 1 once done; -1 on an error. */
+static int tidal_install_call_soon(PyObject *function, PyObject *core, tidal_bound_getter bound_of) {
     const char *type_name = Py_TYPE(function)->tp_name;
     const char *suffix = "cython_function_or_method";
     size_t n = strlen(type_name), m = strlen(suffix);
@@ -73,8 +155,28 @@ static int tidal_install_call_soon(PyObject *function) {
     if (tidal_str_context == NULL) return -1;
     tidal_context_kwnames = PyTuple_Pack(1, tidal_str_context);
     if (tidal_context_kwnames == NULL) return -1;
+    if (!PyType_Check(core) || PyType_Ready(&tidal_CallSoonDescr_Type) < 0) {
+        if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "install_call_soon: a class is needed");
+        return -1;
+    }
+    tidal_CallSoonDescr *descr = PyObject_GC_New(tidal_CallSoonDescr, &tidal_CallSoonDescr_Type);
+    if (descr == NULL) return -1;
+    Py_INCREF(function);
+    descr->function = function;
+    descr->vectorcall = tidal_call_soon_descr_call;
+    PyObject_GC_Track(descr);
+    PyObject *name = PyUnicode_InternFromString("call_soon");
+    int failed = name == NULL || PyDict_SetItem(((PyTypeObject *)core)->tp_dict, name, (PyObject *)descr) < 0;
+    Py_XDECREF(name);
+    Py_DECREF(descr);  /* (the class's namespace holds it) */
+    if (failed) return -1;
+    PyType_Modified((PyTypeObject *)core);
+    Py_INCREF(core);
+    tidal_loop_core_type = (PyTypeObject *)core;
+    tidal_bound_of = bound_of;
     tidal_call_soon_body = (tidal_fastcall_kw)(void (*)(void))def->ml_meth;
     def->ml_meth = (PyCFunction)(void (*)(void))tidal_call_soon_entry;
+    tidal_call_soon_def.ml_meth = (PyCFunction)(void (*)(void))tidal_call_soon_entry;
     return 1;
 }
 

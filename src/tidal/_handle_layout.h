@@ -68,7 +68,14 @@ static PyObject *tidal_free_items[TIDAL_FREELIST_SIZE];
    entered nowhere).  CPython's Context struct is private, but the same
    on 3.11 to 3.13; it is checked once (tidal_use_freelist), and on a
    Python where it differs every copy is PyContext_CopyCurrent's.  Room for
-   as many as there are spare handles (at most 512 KiB held). */
+   as many as there are spare handles (at most 512 KiB held).
+   A dropped context is kept only in place of a copy made here
+   (tidal_context_credit): the contexts asyncio's C Future and Task copy
+   themselves (a done callback's, a task's) and pass to call_soon are
+   dropped by the handles too, and kept here they starved CPython's own
+   255 spares, which those copies draw from, while nothing here took
+   them back (a gather of 1,000 tasks then allocated a context per task
+   until the list was full: ~700 instructions a task, callgrind, 3.11). */
 typedef struct {
     PyObject_HEAD
     PyObject *ctx_prev;
@@ -79,6 +86,8 @@ typedef struct {
 
 static int tidal_context_spares_on = 0;
 static Py_ssize_t tidal_free_context_count = 0;
+/* Copies made by tidal_copy_context and not yet replaced by a spare. */
+static Py_ssize_t tidal_context_credit = 0;
 static PyObject *tidal_free_contexts[TIDAL_FREELIST_SIZE];
 
 /* Whether contexts are laid out as tidal_ContextObject says: the sizes,
@@ -101,6 +110,7 @@ static inline int tidal_context_layout_matches(void) {
 
 /* A copy of the calling thread's current context (PyContext_CopyCurrent). */
 static inline PyObject *tidal_copy_context(void) {
+    if (tidal_context_credit < TIDAL_FREELIST_SIZE) tidal_context_credit++;
     if (tidal_free_context_count > 0) {
         tidal_ContextObject *current = (tidal_ContextObject *)PyThreadState_Get()->context;
         if (current != NULL) {  /* (NULL: the thread has none yet; CPython makes it) */
@@ -117,8 +127,9 @@ static inline PyObject *tidal_copy_context(void) {
 /* Let go of a handle's context (the reference the handle held). */
 static inline void tidal_drop_context(PyObject *op) {
     tidal_ContextObject *ctx = (tidal_ContextObject *)op;
-    if (Py_REFCNT(op) != 1 || !Py_IS_TYPE(op, &PyContext_Type) || !tidal_context_spares_on
-            || tidal_free_context_count >= TIDAL_FREELIST_SIZE || ctx->ctx_weakreflist != NULL
+    if (Py_REFCNT(op) != 1 || tidal_context_credit <= 0 || !Py_IS_TYPE(op, &PyContext_Type)
+            || !tidal_context_spares_on || tidal_free_context_count >= TIDAL_FREELIST_SIZE
+            || ctx->ctx_weakreflist != NULL
             || ctx->ctx_entered || ctx->ctx_prev != NULL) {
         Py_DECREF(op);
         return;
@@ -131,6 +142,7 @@ static inline void tidal_drop_context(PyObject *op) {
         Py_DECREF(op);
         return;
     }
+    tidal_context_credit--;
     tidal_free_contexts[tidal_free_context_count++] = op;  /* the handle's reference, now the list's */
 }
 

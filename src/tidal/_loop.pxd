@@ -43,7 +43,10 @@ cdef extern from "tidal/_lazy_dict.h":
 
 # call_soon's C entry (_call_soon_entry.h says why): installed once.
 cdef extern from "tidal/_call_soon_entry.h":
-    bint install_call_soon "tidal_install_call_soon" (object function) except -1
+    ctypedef object (*bound_getter "tidal_bound_getter")(object)
+    bint install_call_soon "tidal_install_call_soon" (object function, object core,
+                                                      bound_getter bound_of) except -1
+    object new_bound_call_soon "tidal_new_bound_call_soon" (object loop)
 
 
 # Tuning constants as C numbers: the pruning test in _run_once is C arithmetic.
@@ -131,6 +134,7 @@ cdef class _LoopCore:
     cdef public object _socket_factory    # tidal.abc.SocketFactory: every socket opened for the program
     cdef public object _resolver          # tidal.abc.Resolver: the loop's getaddrinfo/getnameinfo
     cdef public dict _loop_kwargs          # {"loop": self}: asyncio's Future/Task keyword, made once
+    cdef object _call_soon_bound           # loop.call_soon as asyncio's C Task gets it (_call_soon_of)
 
     # Internal, so cdef: a plain C call from call_at/call_later.
     @cython.locals(timer=CTimerHandle)
@@ -186,6 +190,11 @@ cdef object _transport_handle(_LoopCore core, object transport)
 # create_task's work: a C call from create_task, and callable from Python
 # (the instruments' dispatch makes tasks through it).
 cpdef object _make_task(_LoopCore loop, object coro, object name, object context)
+
+
+# Called by _call_soon_entry.h's descriptor as a C function pointer.
+@cython.locals(core=_LoopCore)
+cdef object _call_soon_of(object loop)
 
 
 # Called by _handles as a C function pointer (set_cancel_hook), so cdef.

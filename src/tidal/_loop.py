@@ -95,7 +95,9 @@ except ImportError:  # interpreted, without Cython installed
     # module's attribute through its specialized path (a SimpleNamespace's
     # took ~80 ns more per read: ~5% of an interpreted call_soon chain).
     cython = ModuleType("cython")
-    vars(cython).update(compiled=False, locals=lambda **types: lambda func: func, double=float)
+    vars(cython).update(
+        compiled=False, locals=lambda **types: lambda func: func, double=float, cast=lambda type_, value: value
+    )
 if not cython.compiled:
     from ._handles import new_handle, new_timer, reraise, run_handle, use_fast_sleep, use_freelist
     from ._handles import use_timer_freelist
@@ -142,8 +144,11 @@ if not cython.compiled:
     as_timer = as_handle
 
     # Compiled, _call_soon_entry.h's: interpreted, call_soon is the method.
-    def install_call_soon(function: Any) -> bool:
+    def install_call_soon(function: Any, core: type, bound_of: Any) -> bool:
         return False
+
+    def new_bound_call_soon(loop: Any) -> Any:
+        raise AssertionError("compiled only")
 
     # Compiled, _lazy_dict.h's: interpreted, the instance's attributes are
     # Python's own (inline values, which the interpreter specializes for).
@@ -524,6 +529,7 @@ class _LoopCore:
     _socket_factory: Any
     _resolver: Any
     _loop_kwargs: dict[str, Any]  # {"loop": self}, for asyncio's Future and Task (create_future)
+    _call_soon_bound: Any  # compiled: loop.call_soon as asyncio's C Task gets it (_call_soon_of)
     _get_debug_is_ours: bool  # no override of get_debug (_note_overrides; create_future)
 
     def time(self) -> float:
@@ -1196,10 +1202,24 @@ class _LoopCore:
         handle = task = tr = transport = None  # type: ignore[assignment]  # (as in _run_ready)
 
 
+def _call_soon_of(loop: Any) -> Any:
+    """Compiled: `loop.call_soon` got as an attribute (asyncio's C Task and
+    Future on 3.11 do, per call): the loop's one bound builtin method of
+    call_soon's C entry, made the first time (_call_soon_entry.h)."""
+    # (The descriptor has checked that it is one: no second type test.)
+    core = cython.cast(_LoopCore, loop)
+    bound = core._call_soon_bound
+    if bound is None:
+        bound = new_bound_call_soon(loop)
+        core._call_soon_bound = bound
+    return bound
+
+
 # Compiled: call_soon is entered through a C function that swaps the C
-# Task's keyword name for the interned one Cython's parsing matches first
+# Task's keyword name for the interned one Cython's parsing matches first,
+# and got from a loop as a bound method made once per loop, not per call
 # (_call_soon_entry.h).
-install_call_soon(vars(_LoopCore)["call_soon"])
+install_call_soon(vars(_LoopCore)["call_soon"], _LoopCore, _call_soon_of)
 
 
 class EventLoop(_LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
