@@ -1211,7 +1211,7 @@ def test_call_soon_of_each_loop_and_a_subclass(loop):
     finally:
         other.close()
     gone = weakref.ref(other)
-    del other
+    other = None
     gc.collect()
     assert gone() is None
 

@@ -76,6 +76,18 @@ typedef struct {
 
 static PyTypeObject *tidal_loop_core_type = NULL;   /* _LoopCore */
 static tidal_bound_getter tidal_bound_of = NULL;    /* a loop's bound call_soon, made once */
+/* The last class found to derive from _LoopCore (held): EventLoop, as a
+   rule, known then by a comparison rather than a walk of its MRO. */
+static PyTypeObject *tidal_loop_type_seen = NULL;
+
+static inline int tidal_is_loop(PyObject *op) {
+    PyTypeObject *t = Py_TYPE(op);
+    if (t == tidal_loop_type_seen) return 1;
+    if (!PyType_IsSubtype(t, tidal_loop_core_type)) return 0;
+    Py_INCREF(t);
+    Py_XSETREF(tidal_loop_type_seen, t);
+    return 1;
+}
 
 static PyMethodDef tidal_call_soon_def = {
     "call_soon", NULL, METH_FASTCALL | METH_KEYWORDS,
@@ -93,7 +105,7 @@ static PyObject *tidal_call_soon_descr_get(PyObject *self, PyObject *obj, PyObje
         Py_INCREF(function);
         return function;
     }
-    if (!PyObject_TypeCheck(obj, tidal_loop_core_type))  /* (the cyfunction's own error, later) */
+    if (!tidal_is_loop(obj))  /* (the cyfunction's own error, later) */
         return Py_TYPE(function)->tp_descr_get(function, obj, type);
     return tidal_bound_of(obj);
 }
@@ -102,7 +114,7 @@ static PyObject *tidal_call_soon_descr_get(PyObject *self, PyObject *obj, PyObje
 static PyObject *tidal_call_soon_descr_call(PyObject *self, PyObject *const *args, size_t nargsf,
                                             PyObject *kwnames) {
     Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
-    if (nargs < 1 || !PyObject_TypeCheck(args[0], tidal_loop_core_type))
+    if (nargs < 1 || !tidal_is_loop(args[0]))
         return PyObject_Vectorcall(((tidal_CallSoonDescr *)self)->function, args, nargsf, kwnames);
     return tidal_call_soon_entry(args[0], args + 1, nargs - 1, kwnames);
 }
