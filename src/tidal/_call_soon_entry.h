@@ -116,6 +116,8 @@ static PyObject *tidal_call_soon_descr_call(PyObject *self, PyObject *const *arg
     Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
     if (nargs < 1 || !tidal_is_loop(args[0]))
         return PyObject_Vectorcall(((tidal_CallSoonDescr *)self)->function, args, nargsf, kwnames);
+    if (kwnames == NULL)  /* (nothing for the entry to swap) */
+        return tidal_call_soon_body(args[0], args + 1, nargs - 1, NULL);
     return tidal_call_soon_entry(args[0], args + 1, nargs - 1, kwnames);
 }
 

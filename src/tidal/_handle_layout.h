@@ -69,8 +69,8 @@ static PyObject *tidal_free_items[TIDAL_FREELIST_SIZE];
    on 3.11 to 3.13; it is checked once (tidal_use_freelist), and on a
    Python where it differs every copy is PyContext_CopyCurrent's.  Room for
    as many as there are spare handles (at most 512 KiB held).
-   A dropped context is kept only in place of a copy made here
-   (tidal_context_credit): the contexts asyncio's C Future and Task copy
+   The spares are never more than the copies made here with no spare to
+   take (tidal_context_credit): the contexts asyncio's C Future and Task copy
    themselves (a done callback's, a task's) and pass to call_soon are
    dropped by the handles too, and kept here they starved CPython's own
    255 spares, which those copies draw from, while nothing here took
@@ -86,7 +86,10 @@ typedef struct {
 
 static int tidal_context_spares_on = 0;
 static Py_ssize_t tidal_free_context_count = 0;
-/* Copies made by tidal_copy_context and not yet replaced by a spare. */
+/* Copies tidal_copy_context made with no spare to take (at most the
+   list's size): the most spares there may be.  (Counted off the path
+   that takes a spare: a call_soon chain's copies and drops cost nothing
+   more.) */
 static Py_ssize_t tidal_context_credit = 0;
 static PyObject *tidal_free_contexts[TIDAL_FREELIST_SIZE];
 
@@ -110,7 +113,6 @@ static inline int tidal_context_layout_matches(void) {
 
 /* A copy of the calling thread's current context (PyContext_CopyCurrent). */
 static inline PyObject *tidal_copy_context(void) {
-    if (tidal_context_credit < TIDAL_FREELIST_SIZE) tidal_context_credit++;
     if (tidal_free_context_count > 0) {
         tidal_ContextObject *current = (tidal_ContextObject *)PyThreadState_Get()->context;
         if (current != NULL) {  /* (NULL: the thread has none yet; CPython makes it) */
@@ -121,14 +123,15 @@ static inline PyObject *tidal_copy_context(void) {
             return (PyObject *)ctx;  /* the list's reference becomes the caller's */
         }
     }
+    if (tidal_context_credit < TIDAL_FREELIST_SIZE) tidal_context_credit++;
     return PyContext_CopyCurrent();
 }
 
 /* Let go of a handle's context (the reference the handle held). */
 static inline void tidal_drop_context(PyObject *op) {
     tidal_ContextObject *ctx = (tidal_ContextObject *)op;
-    if (Py_REFCNT(op) != 1 || tidal_context_credit <= 0 || !Py_IS_TYPE(op, &PyContext_Type)
-            || !tidal_context_spares_on || tidal_free_context_count >= TIDAL_FREELIST_SIZE
+    if (Py_REFCNT(op) != 1 || tidal_free_context_count >= tidal_context_credit
+            || !Py_IS_TYPE(op, &PyContext_Type) || !tidal_context_spares_on
             || ctx->ctx_weakreflist != NULL
             || ctx->ctx_entered || ctx->ctx_prev != NULL) {
         Py_DECREF(op);
@@ -137,12 +140,11 @@ static inline void tidal_drop_context(PyObject *op) {
     /* Untracked first (see tidal_recycle_handle). */
     PyObject_GC_UnTrack(op);
     Py_CLEAR(ctx->ctx_vars);
-    if (tidal_free_context_count >= TIDAL_FREELIST_SIZE) {  /* a finalizer above filled it */
+    if (tidal_free_context_count >= tidal_context_credit) {  /* a finalizer above filled it */
         PyObject_GC_Track(op);  /* (its deallocator untracks it) */
         Py_DECREF(op);
         return;
     }
-    tidal_context_credit--;
     tidal_free_contexts[tidal_free_context_count++] = op;  /* the handle's reference, now the list's */
 }
 
