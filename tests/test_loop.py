@@ -14,7 +14,6 @@ import collections
 import concurrent.futures
 import contextvars
 import decimal
-import dis
 import fractions
 import gc
 import logging
@@ -298,25 +297,6 @@ def test_running_never_makes_the_loop_s_instance_dict(loop, loop_name):
     referents = gc.get_referents(loop)
     instance_dict = loop.__dict__  # made now, if it did not exist
     assert not any(r is instance_dict for r in referents)
-
-
-def test_method_calls_on_the_loop_from_python_code_are_specialized(loop, loop_name):
-    # asyncio.sleep calls loop.create_future() and loop.call_later() per
-    # await.  The interpreter caches such a method load only for an instance
-    # whose attribute storage it understands (inline values, or a dict slot
-    # still empty): on 3.12, the compiled loop's instance once had neither,
-    # and every such call was a full lookup.
-    if loop_name == "tidal" and not tidal.COMPILED:
-        pytest.skip("interpreted, the loop's state is ~40 attributes: more than a dict-less instance holds")
-
-    def make_futures(lp: asyncio.AbstractEventLoop) -> None:
-        for _ in range(1000):
-            lp.create_future()
-
-    make_futures.__code__ = make_futures.__code__.replace()  # (its own caches, not a previous run's)
-    make_futures(loop)
-    ops = [i.opname for i in dis.get_instructions(make_futures, adaptive=True) if i.argval == "create_future"]
-    assert ops and ops[0].startswith(("LOAD_METHOD_", "LOAD_ATTR_METHOD_")), ops
 
 
 def test_many_timers_a_third_cancelled(loop):

@@ -37,10 +37,6 @@ cdef extern from "tidal/_new_future.h":
     object new_future "tidal_new_future" (object loop)
     bint use_fast_future "tidal_use_fast_future" (object future_cls) except -1
 
-# The instance dict Cython makes with each loop, dropped while empty (_lazy_dict.h).
-cdef extern from "tidal/_lazy_dict.h":
-    void drop_empty_dict "tidal_drop_empty_dict" (object op)
-
 # call_soon's C entry (_call_soon_entry.h says why): installed once.
 cdef extern from "tidal/_call_soon_entry.h":
     ctypedef object (*bound_getter "tidal_bound_getter")(object)
@@ -72,9 +68,6 @@ cdef bint _FAST_FUTURE
 # a dict lookup.  `public`: tests, the transports and CPython's test suite
 # read them from Python (loop._ready, loop._readers, loop._timer_cancelled_count).
 cdef class _LoopCore:
-    # Where attributes stored from Python go: a dict at a fixed offset,
-    # made on the first one (_lazy_dict.h says why).
-    cdef dict __dict__
     cdef public object _clock
     cdef public object _clock_now          # the clock's bound C function
     cdef public double _clock_resolution

@@ -149,11 +149,6 @@ if not cython.compiled:
 
     def new_bound_call_soon(loop: Any) -> Any:
         raise AssertionError("compiled only")
-
-    # Compiled, _lazy_dict.h's: interpreted, the instance's attributes are
-    # Python's own (inline values, which the interpreter specializes for).
-    def drop_empty_dict(op: Any) -> None:
-        pass
 from ._poller import DirectPoller, default_poller, polls_directly
 from ._timerheap import TimerHeap
 from .transports import _datagram, _pipe, _subprocess, _tls
@@ -505,11 +500,10 @@ class _LoopCore:
     _current_handle: Any
     slow_callback_duration: float
     # The rest of the loop's state, C fields too though no turn reads them:
-    # with every attribute here, an EventLoop's instance __dict__ is never
-    # made (_lazy_dict.h), so the method lookups asyncio's C Task and
-    # Future make on the loop (call_soon, get_debug: several per task step)
-    # find nothing there to probe before the class, and Python code's
-    # (asyncio.sleep's create_future and call_later) are specialized.
+    # with every attribute here, an EventLoop's instance __dict__ stays
+    # empty, so the method lookups asyncio's C Task and Future make on the
+    # loop (call_soon, get_debug: several per task step) find nothing there
+    # to probe before the class.
     _transports: weakref.WeakValueDictionary[int, Any]
     _io_counts: IOCounts  # bytes the transports read and wrote (loop.stats())
     _exception_handler: Any
@@ -1250,9 +1244,6 @@ class EventLoop(_LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
         `socket_factory` makes every socket the loop opens for the program and
         `resolver` answers its getaddrinfo/getnameinfo (``tidal.abc``).
         """
-        # No instance dict until something is stored in it: method calls on
-        # the loop from Python code stay specialized (_lazy_dict.h).
-        drop_empty_dict(self)
         self._clock = MonotonicClock() if clock is None else clock
         self._clock_now = self._clock.now
         self._clock_resolution = self._clock.resolution

@@ -80,11 +80,9 @@ class SimEventLoop(EventLoop):
     # Slots, so that the instance's __dict__ is never made: asyncio's C Task
     # and Future look up the loop's methods (call_soon, get_debug) several
     # times per task step, and each lookup probes an existing __dict__
-    # before the class, and method calls from Python code (asyncio.sleep's)
-    # are no longer specialized.  (Compiled, the loop's own fields are C
-    # fields, and the dict is made on the first attribute stored, see
-    # tidal/_lazy_dict.h.)  _run_ready is not one: explore puts it on the
-    # instance.
+    # before the class.  (Compiled, the loop's own fields are C fields; a
+    # subclass of it gets a __dict__ made, not inline, on its first
+    # attribute.)  _run_ready is not one: explore puts it on the instance.
     __slots__ = ("virtual_clock", "sim_poller", "seed", "_entropy", "explore", "_schedule_random")
 
     def __init__(self, *, seed: int = 0, explore: bool = False) -> None:
