@@ -24,7 +24,7 @@ PYTEST = timeout -s INT -k 30 1200 $(1)/bin/python -m pytest $(PYTEST_ARGS)
 # until the next build).  Run through make, or reinstall, after an edit.
 # TIDAL_REQUIRE_EXT=1: a failed compile fails the install instead of falling
 # back to pure Python, so the suite never runs "compiled" without the build.
-SOURCES := setup.py pyproject.toml $(shell find src -name '*.py' -o -name '*.pxd')
+SOURCES := setup.py pyproject.toml $(shell find src -name '*.py' -o -name '*.pxd' -o -name '*.h')
 
 # A venv with tidal only (the tour needs nothing else).  (Not built by make
 # test, which uses .installed-test in the same venv; don't run both at once.)
