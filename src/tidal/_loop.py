@@ -51,6 +51,7 @@ import collections
 import concurrent.futures
 import contextvars
 import logging
+import operator
 import socket
 import sys
 import threading
@@ -114,10 +115,9 @@ if not cython.compiled:
     def PyObject_Call(callable: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:  # noqa: N802
         return callable(*args, **kwargs)
 
-    # Compiled, _bound_call.h's (used only where compiled: interpreted, the
-    # bound method is called as it is, with no frame of ours around it).
-    def call_one(f: Callable[[Any], Any], arg: Any) -> Any:
-        return f(arg)
+    # Compiled, _bound_call.h's; interpreted, operator's C function, so the
+    # call adds no Python frame of ours.
+    call_one = operator.call
 
     def call_none(f: Callable[[], Any]) -> Any:
         return f()
@@ -388,28 +388,21 @@ def _queue_events(core: _LoopCore, event_list: list[tuple[int, int]]) -> None:
                 # registration it was queued under (_run_transport).
                 tr = entry
                 tr._read_queued = tr._read_ctx
-                if cython.compiled:
-                    call_one(append, entry)  # (deque.append's C function)
-                else:
-                    append(entry)
+                call_one(append, entry)  # (deque.append's C function)
                 core._queued_reads += 1
             elif entry is not None:
                 handle = entry
                 if handle._cancelled:
                     core._remove_reader(fd)
-                elif cython.compiled:
-                    call_one(append, handle)
                 else:
-                    append(handle)
+                    call_one(append, handle)
         if mask & writable:
             writer = writers.get(fd)
             if writer is not None:
                 if writer._cancelled:
                     core._remove_writer(fd)
-                elif cython.compiled:
-                    call_one(append, writer)
                 else:
-                    append(writer)
+                    call_one(append, writer)
 
 
 def _transport_handle(core: _LoopCore, transport: Any) -> Handle:
@@ -549,10 +542,7 @@ class _LoopCore:
             handle = Handle(callback, args, self, context, True)
         else:
             handle = new_handle(Handle, callback, args, self, context)
-        if cython.compiled:
-            call_one(self._soon_append, handle)
-        else:
-            self._soon_append(handle)
+        call_one(self._soon_append, handle)
         return handle
 
     def call_soon_threadsafe(
@@ -569,10 +559,7 @@ class _LoopCore:
         else:
             handle = new_handle(Handle, callback, args, self, context)
         # deque.append is atomic under the GIL: no lock needed to enqueue.
-        if cython.compiled:
-            call_one(self._soon_append, handle)
-        else:
-            self._soon_append(handle)
+        call_one(self._soon_append, handle)
         # One wake-up byte per wait of the loop, not per call: a thread
         # scheduling a burst of callbacks writes once, and the loop clears
         # the flag only when it is about to wait, before it looks at the
@@ -1079,10 +1066,7 @@ class _LoopCore:
                     break
                 timers.pop()
                 timer._scheduled = False
-                if cython.compiled:
-                    call_one(self._ready_append, timer)
-                else:
-                    self._ready_append(timer)
+                call_one(self._ready_append, timer)
 
         timer = None  # (as event_list above)
 
