@@ -810,6 +810,10 @@ def test_data_after_close_is_not_delivered(loop, arun, kind):
 # ----------------------------------------------------------------------
 
 
+class _Bytes(bytes):
+    pass
+
+
 def test_write_types(loop, arun, kind):
     async def main():
         tr, proto, peer = await open_pair(loop, kind)
@@ -821,7 +825,8 @@ def test_write_types(loop, arun, kind):
         tr.write(b"bytes,")
         tr.write(bytearray(b"bytearray,"))
         tr.write(memoryview(b"memoryview"))
-        assert await recv_exactly(loop, peer, 26) == b"bytes,bytearray,memoryview"
+        tr.write(_Bytes(b",subclass"))  # (not known by write()'s one type test)
+        assert await recv_exactly(loop, peer, 35) == b"bytes,bytearray,memoryview,subclass"
         tr.close()
         await proto.lost
         peer.close()
