@@ -1021,7 +1021,7 @@ class _LoopCore:
                 wait = when - _now(self)
                 if wait > _MAXIMUM_WAIT_S:
                     wait = _MAXIMUM_WAIT_S
-                elif wait < 0:
+                elif wait < 0.0:
                     wait = 0.0
             else:
                 wait = -1.0
@@ -1033,9 +1033,11 @@ class _LoopCore:
                 event_list = self._direct_poller.poll_wait(wait)
             else:
                 # poll's timeout: None, or asyncio's ints at the bounds, or a float.
-                if wait < 0:
+                # (`wait` is a float: compared with floats, the interpreter's
+                # specialized comparison, no call.)
+                if wait < 0.0:
                     timeout: float | None = None
-                elif wait == 0:
+                elif wait == 0.0:
                     timeout = 0
                 elif wait == _MAXIMUM_WAIT_S:
                     timeout = _MAXIMUM_SELECT_TIMEOUT
