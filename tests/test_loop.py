@@ -818,6 +818,65 @@ def test_create_task_name_and_context(loop, arun):
     assert arun(main()) == ("default", "task ctx", "default")
 
 
+def test_create_task_names_and_registry_as_asyncio(loop, arun):
+    """create_task's Task-N comes from asyncio's own counter (shared with a
+    Task made directly), the task is in all_tasks(), and once done and
+    dropped nothing of the loop's keeps its coroutine alive."""
+    import weakref
+
+    async def child():
+        return 1
+
+    async def main():
+        first = loop.create_task(child())
+        direct = asyncio.Task(child())
+        second = loop.create_task(child())
+        numbers = [int(t.get_name().removeprefix("Task-")) for t in (first, direct, second)]
+        assert numbers == [numbers[0], numbers[0] + 1, numbers[0] + 2]
+        assert {first, direct, second} <= asyncio.all_tasks()
+        await asyncio.gather(first, direct, second)
+        coro = child()
+        ref = weakref.ref(coro)
+        assert await loop.create_task(coro) == 1
+        return ref
+
+    # (Checked once main is done: the handle that woke it held the task.)
+    ref = arun(main())
+    gc.collect()
+    assert ref() is None
+
+
+def test_callbacks_of_every_kind_run_with_their_arguments(loop):
+    """call_soon runs functions, bound methods, partials, builtins and
+    objects with __call__ alike, each with its arguments, in order."""
+    import functools
+
+    seen = []
+
+    class Callable:
+        def __call__(self, *args):
+            seen.append(("object", args))
+
+    class Holder:
+        def method(self, *args):
+            seen.append(("method", args))
+
+    loop.call_soon(lambda *args: seen.append(("function", args)), 1, 2)
+    loop.call_soon(Holder().method)
+    loop.call_soon(functools.partial(seen.append, ("partial", (3,))))
+    loop.call_soon(Callable(), 4)
+    loop.call_soon(seen.append, ("builtin", ()))
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    assert seen == [
+        ("function", (1, 2)),
+        ("method", ()),
+        ("partial", (3,)),
+        ("object", (4,)),
+        ("builtin", ()),
+    ]
+
+
 def test_create_task_copies_current_context(loop, arun):
     async def child():
         return VAR.get()

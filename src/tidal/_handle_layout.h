@@ -455,7 +455,13 @@ static inline int tidal_run_handle(PyObject *op) {
     if (PyContext_Enter(context) == 0) {
         int fast = tidal_fast_sleep(callback, args);
         if (fast == 0) {
-            result = PyObject_Call(callback, args, NULL);
+            /* A vectorcall where the callback has one (a function, a bound
+               method: its arguments read in place, without PyObject_Call's
+               steps from the tuple to it); the tuple otherwise (asyncio's
+               C task step, whose type has only tp_call). */
+            result = PyVectorcall_Function(callback) != NULL
+                ? PyObject_Vectorcall(callback, &PyTuple_GET_ITEM(args, 0), PyTuple_GET_SIZE(args), NULL)
+                : PyObject_Call(callback, args, NULL);
         } else if (fast > 0) {
             result = Py_None;
             Py_INCREF(result);

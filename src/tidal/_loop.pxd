@@ -32,9 +32,11 @@ cdef extern from "tidal/_bound_call.h":
 
 # create_future's Future, allocated with its loop set (_new_future.h says
 # why and when): use_fast_future checks once that asyncio's Future can be
-# made so, and says whether it can.
+# made so, and says whether it can.  new_task: create_task's Task, called
+# with a reused tuple of arguments.
 cdef extern from "tidal/_new_future.h":
     object new_future "tidal_new_future" (object loop)
+    object new_task "tidal_new_task" (object task_cls, object coro, object kwargs)
     bint use_fast_future "tidal_use_fast_future" (object future_cls) except -1
 
 # call_soon's C entry (_call_soon_entry.h says why): installed once.

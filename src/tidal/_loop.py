@@ -137,6 +137,9 @@ if not cython.compiled:
     def new_future(loop: Any) -> Any:
         raise AssertionError("compiled only")
 
+    def new_task(task_cls: Any, coro: Any, kwargs: dict[str, Any]) -> Any:
+        raise AssertionError("compiled only")
+
     # Compiled, _handle_layout.h's (used only where compiled).
     def as_handle(op: Any) -> Any:
         return op
@@ -222,12 +225,7 @@ def _make_task(
 ) -> asyncio.Task[Any]:
     """create_task's work: asyncio's Task (or the task factory's), scheduled."""
     if loop._task_factory is None:
-        if cython.compiled and name is None and context is None:
-            # As in create_future: the {"loop": loop} made once, not a dict
-            # of three per task.
-            task = PyObject_Call(_Task, (coro,), loop._loop_kwargs)
-        else:
-            task = _Task(coro, loop=loop, name=name, context=context)  # type: ignore[arg-type]
+        task = _Task(coro, loop=loop, name=name, context=context)  # type: ignore[arg-type]
         # Debug mode: where the task was made is the user's call, not the
         # frames of tidal's own under it (compiled, _loop has none; the
         # instruments' dispatch is Python either way).  The Task recorded
@@ -678,6 +676,22 @@ class _LoopCore:
         """Wrap a coroutine in asyncio's Task (or the task factory's), and schedule it."""
         if self._closed:
             raise RuntimeError("Event loop is closed")
+        if (
+            self._instruments is None
+            and self._task_factory is None
+            and name is None
+            and context is None
+            and not self._debug
+            and self._get_debug_is_ours
+        ):
+            # The usual task, made here rather than by _make_task (one Python
+            # frame fewer, interpreted): no source traceback to trim (no
+            # debug mode), no name to pass (asyncio's Task-N).
+            if cython.compiled:
+                # As in create_future: the {"loop": self} made once, not a
+                # dict per task, and the (coro,) reused (_new_future.h).
+                return new_task(_Task, coro, self._loop_kwargs)  # type: ignore[no-any-return]
+            return _Task(coro, loop=self)  # type: ignore[arg-type]
         if self._instruments is not None:
             # Reported spawned, then its first step queued (_instrument.py).
             return self._instruments.spawn(_make_task, self, coro, name, context)  # type: ignore[no-any-return]
