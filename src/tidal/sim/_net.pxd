@@ -3,7 +3,7 @@
 import cython
 
 from tidal.sim._clock cimport VirtualClock
-from tidal.sim._poller cimport SimFile, SimPoller, TimedEvents
+from tidal.sim._poller cimport SimFile, SimPoller, TimedEvent, TimedEvents
 
 # cdef classes: a simulated segment or datagram goes through send(),
 # push(), the network's event heap, _receive() and the poller's readiness
@@ -14,6 +14,7 @@ from tidal.sim._poller cimport SimFile, SimPoller, TimedEvents
 
 cdef class SimSocket(SimFile)
 cdef class _Pipe
+cdef class _Datagram(TimedEvent)
 
 # (C globals: Trace.record tests the slots' count per record; in_order
 # makes its keys with _HOST_BITS.)
@@ -47,6 +48,11 @@ cdef class LinkParams:
     cdef public long long span_ns
 
 
+cdef class _Event(TimedEvent):
+    cdef public object callback
+    cdef public tuple args
+
+
 cdef class Network(TimedEvents):
     cdef public object loop
     cdef public VirtualClock clock
@@ -75,9 +81,11 @@ cdef class Network(TimedEvents):
     cdef public long long _seq
     cdef public object _tie
 
-    cpdef list _push_event(self, object when_ns, object callback, tuple args)
+    @cython.locals(event=_Event)
+    cpdef _Event _push_event(self, object when_ns, object callback, tuple args)
+    cpdef _push(self, TimedEvent event, long long when_ns)
 
-    @cython.locals(events=list, entry=list, pipe=_Pipe)
+    @cython.locals(events=list, first=TimedEvent, datagram=_Datagram, entry=_Event, pipe=_Pipe)
     cpdef run_due(self)
     @cython.locals(key=cython.longlong)
     cpdef object in_order(self, Py_ssize_t src_number, Py_ssize_t dst_number, object arrival)
@@ -155,11 +163,21 @@ cdef class SimSocket(SimFile):
     @cython.locals(buffered=bytearray, peer=SimSocket)
     cpdef recv(self, object size, int flags=*)
 
-    @cython.locals(net=Network, params=LinkParams, size=Py_ssize_t, copies=int)
+    @cython.locals(net=Network, params=LinkParams, size=Py_ssize_t, copies=int, datagram=_Datagram)
     cpdef _sendto(self, object data, object address)
 
     cpdef recvfrom(self, object size, int flags=*)
 
 
-@cython.locals(sock=SimSocket)
-cpdef _deliver_datagram(Network net, object src, object source, object dst, tuple key, object payload, object src_number, object dst_number)
+cdef class _Datagram(TimedEvent):
+    cdef public Network net
+    cdef public object src
+    cdef public tuple source
+    cdef public object dst
+    cdef public tuple key
+    cdef public object payload
+    cdef public Py_ssize_t src_number
+    cdef public Py_ssize_t dst_number
+
+    @cython.locals(net=Network, sock=SimSocket, datagrams=object)
+    cpdef _arrive(self)

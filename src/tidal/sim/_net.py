@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any, Callable, TypeAlias
 from .._loop import EventLoop
 from ._clock import NS_PER_S, to_ns
 from ._host import Host, current_host, host_address
-from ._poller import VIRTUAL_FD_BASE, SimFile, TimedEvents
+from ._poller import VIRTUAL_FD_BASE, SimFile, TimedEvent, TimedEvents
 
 if TYPE_CHECKING:
     from ._poller import SimPoller
@@ -239,6 +239,62 @@ class LinkParams:
 _Callback: TypeAlias = "Callable[..., object] | _Pipe"
 
 
+class _Event(TimedEvent):
+    """A network event: `callback(*args)`, or a pipe's next segment (the
+    _Pipe as the callback); a None callback is a cancelled one."""
+
+    __slots__ = ("callback", "args")
+    callback: _Callback | None
+    args: tuple[Any, ...]
+
+
+class _Datagram(TimedEvent):
+    """A datagram on its way: it reaches `dst`'s port `key` (address, port)
+    from `source` (sent by `src`) when due.  Its own heap entry, run by
+    run_due as a C call: no callback, argument tuple or Python call per
+    datagram."""
+
+    __slots__ = ("net", "src", "source", "dst", "key", "payload", "src_number", "dst_number")
+    net: Network
+    src: Host
+    source: tuple[str, int]
+    dst: Host
+    key: tuple[str, int]
+    payload: bytes
+    src_number: int
+    dst_number: int
+
+    def _arrive(self) -> None:
+        net = self.net
+        dst = self.dst
+        payload = self.payload
+        source = self.source
+        sock = net.udp_ports.get(self.key)
+        if (
+            sock is None
+            or sock._state == "closed"
+            or not dst.up
+            or net.cut
+            and net.is_cut(self.src, dst)
+        ):
+            outcome = _UDP_LOST
+        elif sock._datagram_bytes + len(payload) > _UDP_RCVBUF:
+            outcome = _UDP_OVERFLOW
+        else:
+            datagrams = sock._datagrams
+            datagrams.append((payload, source))
+            sock._datagram_bytes += len(payload)
+            if len(datagrams) == 1:
+                # Readable now: the poller is told so directly.
+                net.poller.ready_now(sock._fd, sock)
+            else:
+                sock._wake()
+            outcome = _UDP_DELIVERED
+        net.trace.record(
+            net.clock.ns, outcome, self.src_number, source[1], self.dst_number, self.key[1], 0, 0
+        )
+
+
 class Network(TimedEvents):
     """Hosts' sockets, links and faults, driven by the loop's timers."""
 
@@ -280,15 +336,15 @@ class Network(TimedEvents):
         # The loop's own call_at: the simulation's time, whatever the hosts' clocks.
         self._call_at = EventLoop.call_at
         # The network's own events (segments, datagrams, SYNs, timeouts):
-        # a heap of [when_ns, tie, seq, callback, args] (a pipe's next
-        # segment: the _Pipe itself as the callback) that the simulated
+        # a heap of TimedEvent (_Event: a callback, or a _Pipe whose next
+        # segment is due; _Datagram: a datagram) that the simulated
         # poller runs when virtual time reaches them (see
         # SimPoller.poll), not loop timers.  They run no program code, so
         # they need no Handle, context or turn of their own: a delivery and
         # the program reading it share one turn.  `tie` orders events due
         # at the same ns: 0 (the order they were scheduled in), or with
         # schedule exploration a draw from the seed.
-        self.events: list[list[Any]] = []
+        self.events: list[TimedEvent] = []
         self._seq = 0  # (compiled: a C integer)
         explore = getattr(loop, "_schedule_random", None)
         self._tie = (
@@ -309,31 +365,49 @@ class Network(TimedEvents):
             return None
         return self._call_at(self.loop, when_ns / NS_PER_S, callback, *args, context=self._context)
 
-    def schedule(self, when_ns: int, callback: _Callback, *args: Any) -> list[Any]:
+    def schedule(self, when_ns: int, callback: _Callback, *args: Any) -> _Event:
         """The network's event `callback(*args)` at the simulation's time
         `when_ns`; the entry returned is what _cancel() takes."""
         return self._push_event(when_ns, callback, args)
 
-    def _push_event(self, when_ns: int, callback: _Callback, args: tuple[Any, ...]) -> list[Any]:
+    def _push_event(self, when_ns: int, callback: _Callback, args: tuple[Any, ...]) -> _Event:
         """schedule(), with the arguments as a tuple (compiled: a C call)."""
+        event = _Event.__new__(_Event)
+        event.callback = callback
+        event.args = args
+        self._push(event, when_ns)
+        return event
+
+    def _push(self, event: TimedEvent, when_ns: int) -> None:
+        """Put `event` on the heap, due at `when_ns`."""
         self._seq += 1
         tie = self._tie
-        entry = [when_ns, 0.0 if tie is None else tie(), self._seq, callback, args]
-        heappush(self.events, entry)
-        return entry
+        event.when = when_ns
+        event.tie = 0.0 if tie is None else tie()
+        event.seq = self._seq
+        heappush(self.events, event)
 
     def run_due(self) -> None:
         """Run the events due by now (called by the poller, which moved the
         clock).  One that raises goes to the loop's exception handler."""
         events = self.events
         now = self.clock.ns
-        while events and events[0][0] <= now:
-            entry = heappop(events)
-            callback = entry[3]
-            if callback is None:
-                continue  # cancelled
-            args = entry[4]
+        while events:
+            first = events[0]
+            if first.when > now:
+                break
+            heappop(events)
             try:
+                if type(first) is _Datagram:
+                    datagram = first  # (compiled: a C call)
+                    datagram._arrive()
+                    continue
+                assert isinstance(first, _Event)  # (the heap's only other kind)
+                entry = first
+                callback = entry.callback
+                if callback is None:
+                    continue  # cancelled
+                args = entry.args
                 if isinstance(callback, _Pipe):
                     pipe = callback  # (compiled: a C call)
                     pipe._arrive()
@@ -511,10 +585,10 @@ def _v6_address(ip: str, port: int) -> tuple[str, int, int, int]:
     return ("::" if ip == "0.0.0.0" else _MAPPED + ip, port, 0, 0)
 
 
-def _cancel(entry: list[Any]) -> None:
+def _cancel(entry: _Event) -> None:
     """Cancel a network event (Network.schedule's entry): it stays in the
     heap, and is skipped when due."""
-    entry[3] = None
+    entry.callback = None
 
 
 _REAL_SOCKET = socket.socket
@@ -1134,9 +1208,7 @@ class SimSocket(SimFile):
             return size
         copies = 2 if params.duplicate and net._random() < params.duplicate else 1
         dst_number = dst.number
-        # What the delivery needs, computed once: the receiving port's key
-        # and both hosts' numbers for its trace event.
-        delivery = (net, host, local, dst, (ip, port), payload, self._host_number, dst_number)
+        key = (ip, port)
         for _ in range(copies):
             arrival = net.clock.ns + net.latency(params)
             if params.reorder and net._random() < params.reorder:
@@ -1144,7 +1216,17 @@ class SimSocket(SimFile):
                 arrival += net.rng.randint(0, max(params.latency[1], 1) * 2)
             else:
                 arrival = net.in_order(self._host_number, dst_number, arrival)
-            net._push_event(arrival, _deliver_datagram, delivery)
+            # (Each copy its own entry: the heap orders them by their fields.)
+            datagram = _Datagram.__new__(_Datagram)
+            datagram.net = net
+            datagram.src = host
+            datagram.source = local
+            datagram.dst = dst
+            datagram.key = key
+            datagram.payload = payload
+            datagram.src_number = self._host_number
+            datagram.dst_number = dst_number
+            net._push(datagram, arrival)
         net.trace.record(
             net.clock.ns, _UDP_SENT, self._host_number, local[1], dst_number, port, size, copies
         )
@@ -1170,33 +1252,3 @@ class SimSocket(SimFile):
         data, source = self.recvfrom(nbytes or len(view))
         view[: len(data)] = data
         return len(data), source
-
-
-def _deliver_datagram(
-    net: Network,
-    src: Host,
-    source: Any,
-    dst: Host,
-    key: tuple[str, int],
-    payload: bytes,
-    src_number: int,
-    dst_number: int,
-) -> None:
-    """A datagram reaches `dst`'s port `key` (address, port) from `source`."""
-    now = net.clock.ns
-    sock = net.udp_ports.get(key)
-    if sock is None or sock._state == "closed" or not dst.up or net.cut and net.is_cut(src, dst):
-        outcome = _UDP_LOST
-    elif sock._datagram_bytes + len(payload) > _UDP_RCVBUF:
-        outcome = _UDP_OVERFLOW
-    else:
-        datagrams = sock._datagrams
-        datagrams.append((payload, source))
-        sock._datagram_bytes += len(payload)
-        if len(datagrams) == 1:
-            # Readable now: the poller is told so directly.
-            net.poller.ready_now(sock._fd, sock)
-        else:
-            sock._wake()
-        outcome = _UDP_DELIVERED
-    net.trace.record(now, outcome, src_number, source[1], dst_number, key[1], 0, 0)

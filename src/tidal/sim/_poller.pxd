@@ -4,6 +4,7 @@ import cython
 
 from tidal.sim._clock cimport VirtualClock
 from tidal._poller cimport DirectPoller
+from libc.math cimport nearbyint
 
 cdef Py_ssize_t _DRAIN_EVERY
 cdef list _NOTHING
@@ -13,6 +14,23 @@ cdef class SimFile:
     cdef public bint _reported
 
     cpdef int _readiness(self) except? -1
+
+
+# An entry of the network's heap: C fields, a C comparison.  `when` is a
+# C integer: network events can be scheduled up to 2**63 ns (292 years) of
+# virtual time.
+cdef class TimedEvent:
+    cdef public long long when
+    cdef public double tie
+    cdef public long long seq
+
+
+cdef bint _before(TimedEvent a, TimedEvent b) except -1
+
+cdef double _FAR_NS
+
+@cython.locals(scaled=cython.double, step=cython.longlong)
+cdef bint _due_within(long long due, long long now, double wait) except -1
 
 
 # What the poller runs besides the loop (the network derives): its heap
@@ -57,5 +75,5 @@ cdef class SimPoller(DirectPoller):
     @cython.locals(file=SimFile, mask=int, settled=list)
     cpdef list _virtual_events(self)
     cpdef list _with_real(self, list ready)
-    @cython.locals(network=TimedEvents)
+    @cython.locals(network=TimedEvents, first=TimedEvent)
     cdef list poll_wait(self, double wait)

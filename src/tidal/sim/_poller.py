@@ -16,17 +16,31 @@ for each one when it is submitted, see ``_loop``.)
 
 from __future__ import annotations
 
-from typing import Any
 
 from .._poller import DirectPoller, default_poller
 
-from ._clock import NS_PER_S, VirtualClock
+from ._clock import VirtualClock
+
+try:
+    # Compiled, `cython` is Cython's compile-time module and the block below
+    # is dropped: nearbyint is C's (_poller.pxd).
+    import cython
+except ImportError:  # interpreted, without Cython installed
+    from types import SimpleNamespace
+
+    cython = SimpleNamespace(compiled=False, cast=lambda type, value: value, longlong=int)
+if not cython.compiled:
+    # (C's nearbyint in the default rounding mode is Python's round().)
+    nearbyint = round
 
 # Simulated sockets' fds start here: far above any real fd (the kernel hands
 # out the lowest free number, and RLIMIT_NOFILE is far below 2**30), and
 # still a C int for the compiled loop and transports.
 VIRTUAL_FD_BASE = 1 << 30
 
+
+# 2**63 as a float: a wait of this many ns or more reaches past any event.
+_FAR_NS = 9.223372036854775808e18
 
 # With only the self-pipe real, the jumps of the clock between two reads of it.
 _DRAIN_EVERY = 1024
@@ -53,17 +67,59 @@ class SimFile:
         return 0
 
 
+class TimedEvent:
+    """An entry of a TimedEvents heap: due at `when` (virtual ns); `tie`,
+    then `seq`, order the ones due at the same ns.  Compiled, its fields
+    are C members and heapq's comparisons a C call (the network pushes and
+    pops one per datagram and segment; a list entry was compared item by
+    item through Python's rich comparison).  The subclasses say what runs."""
+
+    __slots__ = ("when", "tie", "seq")
+    when: int
+    tie: float
+    seq: int
+
+    def __lt__(self, other: object) -> bool:
+        if not isinstance(other, TimedEvent):
+            return NotImplemented
+        return _before(self, other)
+
+
+def _before(a: TimedEvent, b: TimedEvent) -> bool:
+    """a < b (compiled: both typed, so a C function over C fields)."""
+    if a.when != b.when:
+        return a.when < b.when
+    if a.tie != b.tie:
+        return a.tie < b.tie
+    return a.seq < b.seq
+
+
 class TimedEvents:
     """What the poller runs besides the loop's own work: a simulated
-    network's events, a heap of lists whose first item is the virtual ns
-    each is due at (the network derives from it; compiled, the poller
-    reads the heap and runs what is due as C)."""
+    network's events, a heap of TimedEvent (the network derives from it;
+    compiled, the poller reads the heap and runs what is due as C)."""
 
     __slots__ = ()
-    events: list[list[Any]]
+    events: list[TimedEvent]
 
     def run_due(self) -> None:
         """Run the events due by the clock's time."""
+
+
+def _due_within(due: int, now: int, wait: float) -> bool:
+    """Whether an event due at `due` ns comes by the loop's next timer,
+    `wait` s after `now` ns (a jump of the clock, rounded as the clock
+    rounds one: to the nearest ns, at least 1).  Compiled, C arithmetic:
+    no float, int or round() call per poll."""
+    if due <= now:
+        return True
+    if wait <= 0:
+        return False
+    scaled = wait * 1e9
+    if scaled >= _FAR_NS:
+        return True  # (due - now is below 2**63)
+    step = cython.cast(cython.longlong, nearbyint(scaled))  # (exact: integral)
+    return due - now <= (step or 1)
 
 
 class DeadlockError(RuntimeError):
@@ -252,8 +308,9 @@ class SimPoller(DirectPoller):
             # timer: time jumps to it, it runs, and the sockets it made
             # ready are reported in this same poll.
             clock = self._clock
-            due = network.events[0][0]
-            if wait < 0 or due <= clock.ns + ((round(wait * NS_PER_S) or 1) if wait > 0 else 0):
+            first = network.events[0]
+            due = first.when
+            if wait < 0 or _due_within(due, clock.ns, wait):
                 if due > clock.ns:
                     clock.advance_to(due)
                 network.run_due()
