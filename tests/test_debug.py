@@ -201,11 +201,16 @@ def test_non_threadsafe_calls_from_another_thread_raise_in_debug(loop, arun):
     loop.set_debug(True)
     errors = []
 
+    fut = loop.create_future()
+    fut.add_done_callback(noop)
+
     def worker():
         for call in (
             lambda: loop.call_soon(noop),
             lambda: loop.call_later(1, noop),
             lambda: loop.call_at(loop.time() + 1, noop),
+            # asyncio's C Future calls call_soon(callback, fut, context=...)
+            lambda: fut.set_result(1),
         ):
             try:
                 call()
@@ -221,7 +226,7 @@ def test_non_threadsafe_calls_from_another_thread_raise_in_debug(loop, arun):
 
     arun(main())
     msg = "Non-thread-safe operation invoked on an event loop other than the current one"
-    assert errors == [msg] * 3
+    assert errors == [msg] * 4
 
 
 def test_non_threadsafe_call_from_another_thread_unchecked_without_debug(loop, arun):

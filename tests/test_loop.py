@@ -690,6 +690,12 @@ def test_closed_loop_refuses_work(loop_factory):
         assert lp.remove_writer(a) is False
         # Futures are still made: asyncio does not check there.
         assert lp.create_future().get_loop() is lp
+        # ... but the call_soon its done callbacks need is refused (the
+        # C Future's own call, with its context keyword).
+        fut = lp.create_future()
+        fut.add_done_callback(noop)
+        with pytest.raises(RuntimeError, match=closed):
+            fut.set_result(1)
     finally:
         a.close()
         b.close()

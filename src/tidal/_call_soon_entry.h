@@ -42,14 +42,6 @@ static int tidal_is_context_kwnames(PyObject *kwnames) {
     return 1;
 }
 
-static PyObject *tidal_call_soon_entry(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
-                                       PyObject *kwnames) {
-    if (kwnames != NULL && PyTuple_GET_SIZE(kwnames) == 1
-            && PyTuple_GET_ITEM(kwnames, 0) != tidal_str_context
-            && (kwnames == tidal_seen_kwnames || tidal_is_context_kwnames(kwnames)))
-        kwnames = tidal_context_kwnames;
-    return tidal_call_soon_body(self, args, nargs, kwnames);
-}
 
 /* call_soon as asyncio's C Task and Future look it up (3.11).
 
@@ -87,6 +79,41 @@ static inline int tidal_is_loop(PyObject *op) {
     Py_INCREF(t);
     Py_XSETREF(tidal_loop_type_seen, t);
     return 1;
+}
+
+/* call_soon's usual case, as a C function (_loop.py's _soon_plain): the
+   handle, or None when the loop is closed or in debug mode (call_soon's
+   own path then raises or records). */
+typedef PyObject *(*tidal_soon_plain_fn)(PyObject *loop, PyObject *callback, PyObject *args,
+                                         PyObject *context);
+static tidal_soon_plain_fn tidal_soon_plain = NULL;
+
+/* call_soon(callback, *args, context=ctx), as asyncio's C Task and Future
+   make it (the keyword given by name, once, and nothing else), on a loop:
+   _soon_plain is called directly, with no pass through Cython's argument
+   parsing (~130 instructions of the ~670 a call_soon from a C Task costs,
+   3.11).  Any other call, and a closed or debug loop, takes Cython's
+   path, with the interned keyword name swapped in. */
+static PyObject *tidal_call_soon_entry(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
+                                       PyObject *kwnames) {
+    if (kwnames != NULL && PyTuple_GET_SIZE(kwnames) == 1
+            && (PyTuple_GET_ITEM(kwnames, 0) == tidal_str_context || kwnames == tidal_seen_kwnames
+                || tidal_is_context_kwnames(kwnames))) {
+        if (nargs >= 1 && tidal_is_loop(self)) {
+            PyObject *callback_args = PyTuple_New(nargs - 1);
+            if (callback_args == NULL) return NULL;
+            for (Py_ssize_t i = 1; i < nargs; i++) {
+                Py_INCREF(args[i]);
+                PyTuple_SET_ITEM(callback_args, i - 1, args[i]);
+            }
+            PyObject *handle = tidal_soon_plain(self, args[0], callback_args, args[nargs]);
+            Py_DECREF(callback_args);
+            if (handle != Py_None) return handle;  /* (or NULL: its error) */
+            Py_DECREF(handle);
+        }
+        kwnames = tidal_context_kwnames;
+    }
+    return tidal_call_soon_body(self, args, nargs, kwnames);
 }
 
 static PyMethodDef tidal_call_soon_def = {
@@ -151,9 +178,10 @@ static PyTypeObject tidal_CallSoonDescr_Type = {
    Cython itself reads it, outside the limited API: the cyfunction starts
    as a builtin function object does), and the descriptor above in its
    place in `core`'s namespace (_LoopCore's), `bound_of` giving a loop's
-   bound call_soon.  0, changing nothing, if `function` is not such a
+   bound call_soon, `soon_plain` its usual case.  0, changing nothing, if `function` is not such a
    function (an interpreted module); 1 once done; -1 on an error. */
-static int tidal_install_call_soon(PyObject *function, PyObject *core, tidal_bound_getter bound_of) {
+static int tidal_install_call_soon(PyObject *function, PyObject *core, tidal_bound_getter bound_of,
+                                   tidal_soon_plain_fn soon_plain) {
     const char *type_name = Py_TYPE(function)->tp_name;
     const char *suffix = "cython_function_or_method";
     size_t n = strlen(type_name), m = strlen(suffix);
@@ -188,6 +216,7 @@ static int tidal_install_call_soon(PyObject *function, PyObject *core, tidal_bou
     Py_INCREF(core);
     tidal_loop_core_type = (PyTypeObject *)core;
     tidal_bound_of = bound_of;
+    tidal_soon_plain = soon_plain;
     tidal_call_soon_body = (tidal_fastcall_kw)(void (*)(void))def->ml_meth;
     def->ml_meth = (PyCFunction)(void (*)(void))tidal_call_soon_entry;
     tidal_call_soon_def.ml_meth = (PyCFunction)(void (*)(void))tidal_call_soon_entry;

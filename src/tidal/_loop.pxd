@@ -42,8 +42,9 @@ cdef extern from "tidal/_new_future.h":
 # call_soon's C entry (_call_soon_entry.h says why): installed once.
 cdef extern from "tidal/_call_soon_entry.h":
     ctypedef object (*bound_getter "tidal_bound_getter")(object)
+    ctypedef object (*soon_plain_fn "tidal_soon_plain_fn")(object, object, object, object)
     bint install_call_soon "tidal_install_call_soon" (object function, object core,
-                                                      bound_getter bound_of) except -1
+                                                      bound_getter bound_of, soon_plain_fn soon_plain) except -1
     object new_bound_call_soon "tidal_new_bound_call_soon" (object loop)
 
 
@@ -187,9 +188,11 @@ cdef object _transport_handle(_LoopCore core, object transport)
 cpdef object _make_task(_LoopCore loop, object coro, object name, object context)
 
 
-# Called by _call_soon_entry.h's descriptor as a C function pointer.
+# Called by _call_soon_entry.h's descriptor and entry as C function pointers.
 @cython.locals(core=_LoopCore)
 cdef object _call_soon_of(object loop)
+@cython.locals(core=_LoopCore)
+cdef object _soon_plain(object loop, object callback, object args, object context)
 
 
 # Called by _handles as a C function pointer (set_cancel_hook), so cdef.

@@ -147,7 +147,7 @@ if not cython.compiled:
     as_timer = as_handle
 
     # Compiled, _call_soon_entry.h's: interpreted, call_soon is the method.
-    def install_call_soon(function: Any, core: type, bound_of: Any) -> bool:
+    def install_call_soon(function: Any, core: type, bound_of: Any, soon_plain: Any) -> bool:
         return False
 
     def new_bound_call_soon(loop: Any) -> Any:
@@ -1219,11 +1219,27 @@ def _call_soon_of(loop: Any) -> Any:
     return bound
 
 
-# Compiled: call_soon is entered through a C function that swaps the C
-# Task's keyword name for the interned one Cython's parsing matches first,
-# and got from a loop as a bound method made once per loop, not per call
+def _soon_plain(loop: Any, callback: Any, args: tuple[Any, ...], context: Any) -> Any:
+    """Compiled: call_soon(callback, *args, context=context) as asyncio's C
+    Task and Future call it, from _call_soon_entry.h without Cython's
+    argument parsing: the handle queued, or None for a closed or debug
+    loop (the entry then takes call_soon's own path, which raises or
+    records)."""
+    # (The entry has checked that it is a loop: no second type test.)
+    core = cython.cast(_LoopCore, loop)
+    if core._closed or core._debug:
+        return None
+    handle = new_handle(Handle, callback, args, loop, context)
+    call_one(core._soon_append, handle)
+    return handle
+
+
+# Compiled: call_soon is entered through a C function that takes the C
+# Task's calls to _soon_plain directly (and swaps the keyword name of any
+# other for the interned one Cython's parsing matches first), and got from
+# a loop as a bound method made once per loop, not per call
 # (_call_soon_entry.h).
-install_call_soon(vars(_LoopCore)["call_soon"], _LoopCore, _call_soon_of)
+install_call_soon(vars(_LoopCore)["call_soon"], _LoopCore, _call_soon_of, _soon_plain)
 
 
 class EventLoop(_LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
