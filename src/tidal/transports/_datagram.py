@@ -222,12 +222,15 @@ class DatagramTransport(asyncio.Transport, asyncio.DatagramTransport):
         if not data and not _PY313:
             return  # before 3.13 asyncio drops empty datagrams, unchecked
 
-        if self._address:
-            if addr not in (None, self._address):
-                raise ValueError(f"Invalid address: must be None or {self._address}")
-            addr = self._address
+        # (Read once: each attribute read of this Python class is a type
+        # lookup, on the path of every datagram.)
+        address = self._address
+        if address:
+            if addr is not None and addr != address:
+                raise ValueError(f"Invalid address: must be None or {address}")
+            addr = address
 
-        if self._conn_lost and (self._address or self._sock is None):
+        if self._conn_lost and (address or self._sock is None):
             # Closed (or lost): drop the datagram, warn once it looks like
             # the application has not noticed.  (asyncio crashes with
             # AttributeError here for an unconnected transport whose socket
