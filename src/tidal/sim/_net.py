@@ -40,6 +40,14 @@ from heapq import heappop, heappush
 from typing import TYPE_CHECKING, Any, Callable, TypeAlias
 
 from .._loop import EventLoop
+
+try:
+    # Compiled, `cython` is Cython's compile-time module.
+    import cython
+except ImportError:  # interpreted, without Cython installed
+    from types import SimpleNamespace
+
+    cython = SimpleNamespace(compiled=False, cast=lambda type, value: type(value), longlong=int)
 from ._clock import NS_PER_S, to_ns
 from ._host import Host, current_host, host_address
 from ._poller import VIRTUAL_FD_BASE, SimFile, TimedEvent, TimedEvents
@@ -429,9 +437,10 @@ class Network(TimedEvents):
         span = params.span_ns
         if span == 0:
             return params.low_ns
-        # (compiled: C arithmetic; the product is below span + 1, < 2**53)
+        # (compiled: C arithmetic, the cast a C truncation as int() is for
+        # a product >= 0; it is below span + 1, < 2**53)
         draw = self._random()
-        return params.low_ns + int(draw * (span + 1))
+        return params.low_ns + cython.cast(cython.longlong, draw * (span + 1))
 
     def in_order(self, src_number: int, dst_number: int, arrival: int) -> int:
         """`arrival`, or just after the link's previous datagram: a link
