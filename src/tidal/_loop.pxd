@@ -168,11 +168,9 @@ cdef inline object _run_one(CHandle handle)
 cdef object _callback_raised(CHandle handle)
 
 
-# Phase 1c (see _queue_events in _loop.py).  mask/readable/writable: the
-# poller's event bits as C ints (one C `&` per event, not a Python int
-# operation).
-@cython.locals(tr=CStream, handle=CHandle, writer=CHandle, readers=dict, writers=dict, mask=int, readable=int,
-               writable=int)
+# Phase 1c (see _queue_events in _loop.py).  mask/readable: the poller's
+# event bits as C ints (one C `&` per event, not a Python int operation).
+@cython.locals(tr=CStream, handle=CHandle, writer=CHandle, readers=dict, mask=int, readable=int)
 cdef object _queue_events(_LoopCore core, object event_list)
 
 
