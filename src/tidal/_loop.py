@@ -118,9 +118,7 @@ if not cython.compiled:
     # Compiled, _bound_call.h's; interpreted, operator's C function, so the
     # call adds no Python frame of ours.
     call_one = operator.call
-
-    def call_none(f: Callable[[], Any]) -> Any:
-        return f()
+    call_none = operator.call
 
     Py_SIZE = len
 
@@ -1129,10 +1127,7 @@ class _LoopCore:
                 _run_one(handle)
         else:
             for _ in range(ntodo):
-                if cython.compiled:
-                    item = call_none(popleft)
-                else:
-                    item = popleft()
+                item = call_none(popleft)
                 if type(item) is _StreamTransport:
                     self._queued_reads -= 1
                     _run_transport(self, item)
@@ -1155,10 +1150,7 @@ class _LoopCore:
         debug = self._debug
         task = None
         for _ in range(ntodo):
-            if cython.compiled:
-                item = call_none(popleft)  # (as in _run_ready)
-            else:
-                item = popleft()
+            item = call_none(popleft)  # (as in _run_ready)
             transport = None
             if type(item) is _StreamTransport:
                 self._queued_reads -= 1
