@@ -23,7 +23,7 @@ import pytest
 import tidal
 from tidal import trace
 from tidal.trace._chrome import callback_name, chrome_events
-from tidal.trace._recorder import CALL, STEP, WAKE
+from tidal.trace._recorder import CALL, STEP, WAIT, WAIT_END, WAKE
 
 NOT_ON_ASYNCIO = "tidal.trace: asyncio's loop has no instruments"
 HERE = os.path.abspath(__file__)
@@ -473,6 +473,51 @@ def test_a_tracer_failing_in_any_hook_is_removed_and_the_streams_go_on(loop, loo
         assert len(records) == 1 and "removed" in records[0].getMessage()
         assert len(ticks) == fail_at
         assert trace.check(chrome_events([tracer])) == []
+
+
+
+def test_a_tracer_and_an_instrument_see_the_same_io_waits(loop, loop_name):
+    """A tracer and a user instrument on one loop, the instrument taken off
+    while the loop runs: until then both are told each I/O wait of a streams
+    echo, the same waits in the same order, with the same timeout and event
+    count (compiled, the wait is the poller's C call); after, the tracer
+    alone goes on recording every wait, and the trace checks."""
+
+    async def main(waits):
+        first = await _echo_streams(5)
+        await asyncio.sleep(0.002)  # (a wait with a timeout: a float)
+        asyncio.get_running_loop().remove_instrument(waits)
+        return first, len(seen), await _echo_streams(5)
+
+    expected = [b"%d;" % i for i in range(5)]
+    seen = []
+
+    class Waits:
+        def before_io_wait(self, timeout):
+            seen.append((WAIT, timeout))
+
+        def after_io_wait(self, nevents):
+            seen.append((WAIT_END, nevents))
+
+    if loop_name == "asyncio":
+        # (The program runs the same there; instruments are tidal's.)
+        assert loop.run_until_complete(_echo_streams(5)) == expected
+        return
+    tracer = trace.Tracer(loop)
+    loop.add_instrument(tracer)
+    loop.add_instrument(Waits())
+    waits = loop._instruments.instruments[-1]
+    first, both, second = loop.run_until_complete(main(waits))
+    loop.remove_instrument(tracer)
+    assert first == second == expected
+    recorded = [(r[1], r[2]) for r in tracer.events if r[1] in (WAIT, WAIT_END)]
+    assert recorded[:both] == seen[:both] and len(seen) == both
+    assert [kind for kind, _ in recorded] == [WAIT, WAIT_END] * (len(recorded) // 2)
+    assert any(isinstance(t, float) and t > 0 for kind, t in seen if kind == WAIT)
+    # Ready fds were seen, with the instrument and after it was gone.
+    assert any(n for kind, n in recorded[:both] if kind == WAIT_END)
+    assert any(n for kind, n in recorded[both:] if kind == WAIT_END)
+    assert trace.check(chrome_events([tracer])) == []
 
 
 SCRIPT = textwrap.dedent(

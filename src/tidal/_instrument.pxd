@@ -6,8 +6,11 @@
 
 import cython
 
+from cpython.object cimport Py_SIZE
+
 from tidal.trace._recorder cimport Tracer, descr_get
 from tidal._handle_layout cimport Handle as CHandle
+from tidal._poller cimport DirectPoller
 
 cdef object _NO_ARG
 cdef tuple _TASK_TYPES
@@ -94,4 +97,4 @@ cdef class Instruments:
     cpdef object before(self, CHandle handle)
     cpdef after(self, object handle, object task)
     @cython.locals(nevents=Py_ssize_t)
-    cpdef object io_wait(self, object poll, object timeout)
+    cpdef object io_wait(self, object poll, object timeout, DirectPoller direct, double wait)

@@ -55,6 +55,7 @@ except ImportError:  # interpreted, without Cython installed
         compiled=False, binding=lambda on: lambda func: func, always_allow_keywords=lambda on: lambda func: func
     )
 
+from ._poller import DirectPoller
 from .abc import Instrument
 from .trace._recorder import Tracer
 
@@ -131,6 +132,8 @@ if not cython.compiled:
         return method.__self__
 
     from .trace._recorder import descr_get  # compiled: a C function (_recorder.pxd)
+
+    Py_SIZE = len  # compiled: the C macro (_instrument.pxd)
 
     def method_def(method: Any) -> int:
         """Compiled, the address of a built-in method's definition (its C
@@ -428,15 +431,25 @@ class Instruments:
         if (self.task_exited or self._tracer is not None) and _done(task):
             self._exited(task)
 
-    def io_wait(self, poll: Callable[[float | None], list[Any]], timeout: float | None) -> list[Any]:
-        """The turn's wait for I/O, between before_io_wait and after_io_wait."""
+    def io_wait(
+        self, poll: Callable[[float | None], list[Any]], timeout: float | None, direct: DirectPoller | None, wait: float
+    ) -> list[Any]:
+        """The turn's wait for I/O, between before_io_wait and after_io_wait:
+        ``poll(timeout)``, or with `direct` (the loop's poller, compiled, when
+        it is a DirectPoller) its ``poll_wait(wait)``, a C call where poll is a
+        Python call and a float turned back into a C double (~200
+        instructions a wait)."""
         tracer = self._tracer
         if tracer is not None and tracer._wait_began(timeout):
             self._tracer_failed("before_io_wait")
         if self.before_io_wait:
             self.fire(self.before_io_wait, timeout)
-        events = poll(timeout)
-        nevents = len(events)
+        if direct is not None:
+            events = direct.poll_wait(wait)
+        else:
+            events = poll(timeout)
+        # (A list, from tidal's pollers: its length is one load.)
+        nevents = Py_SIZE(events) if type(events) is list else len(events)
         tracer = self._tracer
         if tracer is not None and tracer._wait_ended(nevents):
             self._tracer_failed("after_io_wait")

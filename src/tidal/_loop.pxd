@@ -174,6 +174,10 @@ cdef object _callback_raised(CHandle handle)
 cdef object _queue_events(_LoopCore core, object event_list)
 
 
+# A handle run in debug mode (see _run_debug in _loop.py).
+@cython.locals(t0=double, dt=double)
+cdef _run_debug(_LoopCore core, object handle)
+
 # A readable stream transport run (see _run_transport in _loop.py).
 @cython.locals(tr=CStream)
 cdef object _run_transport(_LoopCore core, object transport)

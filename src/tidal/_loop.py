@@ -1057,7 +1057,12 @@ class _LoopCore:
                 else:
                     timeout = wait
                 if instruments is not None:
-                    event_list = instruments.io_wait(self._poll, timeout)
+                    # Compiled, the wait a C call here too (a direct poller),
+                    # the timeout object made only for the hooks.
+                    if cython.compiled:
+                        event_list = instruments.io_wait(self._poll, timeout, self._direct_poller, wait)
+                    else:
+                        event_list = instruments.io_wait(self._poll, timeout, None, wait)
                 elif not cython.compiled and self._epoll_poller is not None:
                     # EpollPoller.poll's call, made here (see _bind_poller).
                     epoll = self._epoll_poller
@@ -1179,15 +1184,7 @@ class _LoopCore:
             if instruments is not None:
                 task = instruments.before(handle)
             if debug:
-                try:
-                    self._current_handle = handle
-                    t0 = _now(self)
-                    handle._run()
-                    dt = _now(self) - t0
-                    if dt >= self.slow_callback_duration:
-                        logger.warning("Executing %s took %.3f seconds", _format_handle(handle), dt)
-                finally:
-                    self._current_handle = None
+                _run_debug(self, handle)
             elif transport is not None:
                 # read_event as a C call, not the Handle's bound _read_ready
                 # through a Python call (~1,000 instructions a read, compiled).
@@ -1197,6 +1194,21 @@ class _LoopCore:
             if instruments is not None:
                 instruments.after(handle, task)
         handle = task = tr = transport = None  # type: ignore[assignment]  # (as in _run_ready)
+
+
+def _run_debug(core: _LoopCore, handle: Handle) -> None:
+    """Run `handle` in debug mode: asyncio's slow-callback warning.  Out of
+    _run_ready_observed: its locals (a try block, the warning's call) made
+    every traced turn pay for their set-up and clean-up (~150 instructions)."""
+    try:
+        core._current_handle = handle
+        t0 = _now(core)
+        handle._run()
+        dt = _now(core) - t0
+        if dt >= core.slow_callback_duration:
+            logger.warning("Executing %s took %.3f seconds", _format_handle(handle), dt)
+    finally:
+        core._current_handle = None
 
 
 def _call_soon_of(loop: Any) -> Any:
