@@ -1159,7 +1159,8 @@ class _LoopCore:
             transport = None
             if type(item) is _StreamTransport:
                 self._queued_reads -= 1
-                tr = item
+                # (Its type known: a cast, not a type test walking the MRO.)
+                tr = cython.cast(CStream, item)
                 if tr._read_ctx is None or tr._read_queued is not tr._read_ctx:
                     continue  # (as in _run_transport)
                 if instruments is not None and instruments.bare_reads and not debug:
@@ -1175,7 +1176,10 @@ class _LoopCore:
                 # runs is the read itself, as unobserved (below).
                 transport = item
                 item = _transport_handle(self, item)
-            handle = item
+            if cython.compiled:
+                handle = as_handle(item)  # (as in _run_ready)
+            else:
+                handle = item
             item = None  # (as in _run_ready)
             if handle._cancelled:
                 continue
