@@ -189,6 +189,25 @@ def test_an_interrupted_pop_loses_no_timer_and_the_rest_come_out_in_order(make_t
     assert out == [float(w) for w in range(31)]
 
 
+def test_a_large_heap_matches_heapq(make_timer):
+    # From 2,048 timers on, the compiled walk prefetches: the same order.
+    rng = random.Random(7)
+    ours = TimerHeap()
+    theirs: list = []
+    for _ in range(5000):
+        timer = make_timer(rng.choice([rng.random(), 0.5, 1, 2.0]))
+        ours.push(timer)
+        heapq.heappush(theirs, timer)
+    for _ in range(2000):
+        assert ours.pop() is heapq.heappop(theirs)
+        timer = make_timer(rng.random() + 1)
+        ours.push(timer)
+        heapq.heappush(theirs, timer)
+    assert ids(ours.items) == ids(theirs)
+    while theirs:
+        assert ours.pop() is heapq.heappop(theirs)
+
+
 def test_a_non_timer_put_in_from_outside_fails_the_next_operation_cleanly(make_timer):
     # Compiled: the due times are read again (the list grew), and the stranger
     # is a TypeError; interpreted, heapq's comparison with it.  The list keeps each
