@@ -12,7 +12,6 @@ import gc
 import os
 import resource
 import socket
-import ssl
 import struct
 import subprocess
 import sys
@@ -24,7 +23,6 @@ import pytest
 
 from helpers import HAS_IPV6
 
-import tidal
 from test_stream import Recorder, connect, recv, recv_exactly, recv_until_eof, sendall, settle
 
 PY312_1 = sys.version_info >= (3, 12, 1)
@@ -378,22 +376,6 @@ def test_argument_errors(loop, arun):
             await loop.create_server(Echo, "127.0.0.1", 0, ssl_handshake_timeout=1)
         with pytest.raises(ValueError, match="ssl_shutdown_timeout is only meaningful with ssl"):
             await loop.create_server(Echo, "127.0.0.1", 0, ssl_shutdown_timeout=1)
-
-    arun(main())
-
-
-def test_tls_is_not_supported_yet(loop, loop_name, arun):
-    if loop_name == "asyncio":
-        pytest.skip("tidal's placeholder until TLS lands")
-    if os.path.exists(os.path.join(os.path.dirname(tidal.__file__), "transports", "_tls.py")):
-        pytest.skip("TLS has landed (its own tests cover create_server(ssl=...))")
-
-    async def main():
-        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        with pytest.raises(NotImplementedError, match="TLS is not supported by tidal yet"):
-            await loop.create_server(Echo, "127.0.0.1", 0, ssl=ctx)
-        with pytest.raises(NotImplementedError, match="TLS is not supported by tidal yet"):
-            await loop.create_unix_server(Echo, "/nonexistent/x", ssl=ctx)
 
     arun(main())
 
