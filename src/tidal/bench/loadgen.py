@@ -102,8 +102,9 @@ def run_loadgen(
         mode,
     ]
     # Connecting 10,000 sockets may take seconds on a loaded machine; the run
-    # itself is bounded by its own clock, this is only the backstop.
-    timeout = warmup + duration + 60
+    # itself is bounded by its own clock (its connect, warm-up and stretched
+    # window each give up after 30 s), this is only the backstop.
+    timeout = warmup + duration + 100
     try:
         proc = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
