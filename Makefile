@@ -14,7 +14,9 @@ PYTEST_ARGS ?=
 PYTEST = timeout -s INT -k 30 1200 $(1)/bin/python -m pytest $(PYTEST_ARGS)
 
 .PHONY: run test test-default test-interpreted test-3.12 test-3.13 test-bench bench lint debug annotate clean \
-	suite-default suite-3.12 suite-3.13 conformance-default conformance-3.12 conformance-3.13
+	suite-default suite-3.12 suite-3.13 conformance-default conformance-3.12 conformance-3.13 \
+	suite-core-default suite-core-3.12 suite-core-3.13 suite-sim-default suite-sim-3.12 suite-sim-3.13 \
+	interpreted-core interpreted-sim
 
 # The compiled build.  pip compiles the hot modules (setup.py's list) with
 # Cython into each venv, so every venv here gets a regular install, redone
@@ -81,23 +83,38 @@ $(VENV)/.installed-test: $(SOURCES)
 	$(call testvenv,.venv-3.13,$(PY313),$(C_TREE),,-O1)
 
 # -k: a failure on one Python still lets the others run (and still fails).
-# -j8: every job below side by side.  Each compiled Python's run is two
+# -j12: every job below side by side.  Each compiled Python's run is three
 # jobs: CPython's own test_asyncio (tests/conformance: ~45 s of CPU, but
 # minutes of real time, its tests wait on real timers) and the rest of the
-# suite; then the interpreted run (TIDAL_NO_EXT=1, default Python) and the
-# bench's end-to-end runs.  The suite mostly waits (timers, child processes,
-# sockets), so jobs side by side keep 2 cores busy within the 10-minute
-# budget.  --output-sync keeps each job's report in one piece.
+# suite in two halves (SUITE_CORE and SUITE_SIM below); then the interpreted
+# run (TIDAL_NO_EXT=1, default Python, also in two halves) and the bench's
+# end-to-end runs.  The suite mostly waits (timers, child processes,
+# sockets: on 3.11, ~75 s of CPU in ~5 minutes of real time), so jobs side by
+# side keep 2 cores busy within the 10-minute budget; as one job, the default
+# Python's suite was the long pole of the whole run.  --output-sync keeps
+# each job's report in one piece.
 test:
-	$(MAKE) --no-print-directory -k -j8 --output-sync=target test-default test-interpreted test-3.12 test-3.13 test-bench
+	$(MAKE) --no-print-directory -k -j12 --output-sync=target test-default test-interpreted test-3.12 test-3.13 test-bench
+
+# The suite's two halves, about equal in real time: the simulation's tests,
+# the course programs and the third-party programs (SUITE_SIM), and the rest
+# (SUITE_CORE: the loop, transports, tracing, the tools).  Both halves always
+# run; together they are the whole of tests/ but tests/conformance.
+SUITE_SIM  := tests/thirdparty $(sort $(wildcard tests/test_sim_*.py tests/test_course_*.py))
+SUITE_CORE := tests --ignore=tests/conformance --ignore=tests/thirdparty \
+	--ignore-glob='tests/test_sim_*' --ignore-glob='tests/test_course_*'
 
 # $(call pythonjobs,NAME,VENV,PYTHON): test-NAME = suite-NAME + conformance-NAME.
 # Without that Python (PYTHON empty), each job says so instead of running.
 define pythonjobs
 test-$(1): suite-$(1) conformance-$(1)
-suite-$(1): $(if $(3),$(2)/.installed-test)
-	$(if $(3),@echo "== tests on $$$$($(2)/bin/python -m tidal --version)",@echo "!! Python $(1) NOT FOUND under $(PYENV_ROOT)/versions: its run did not happen")
-	$(if $(3),$(call PYTEST,$(2)) --ignore=tests/conformance)
+suite-$(1): suite-core-$(1) suite-sim-$(1)
+suite-core-$(1): $(if $(3),$(2)/.installed-test)
+	$(if $(3),@echo "== tests (core) on $$$$($(2)/bin/python -m tidal --version)",@echo "!! Python $(1) NOT FOUND under $(PYENV_ROOT)/versions: its run did not happen")
+	$(if $(3),$(call PYTEST,$(2)) $(SUITE_CORE))
+suite-sim-$(1): $(if $(3),$(2)/.installed-test)
+	$(if $(3),@echo "== tests (simulation, courses, third-party) on $$$$($(2)/bin/python -m tidal --version)",@echo "!! Python $(1) NOT FOUND: its run did not happen")
+	$(if $(3),$(call PYTEST,$(2)) $(SUITE_SIM))
 conformance-$(1): $(if $(3),$(2)/.installed-test)
 	$(if $(3),@echo "== CPython's test_asyncio on $$$$($(2)/bin/python -m tidal --version)",@echo "!! Python $(1) NOT FOUND: its conformance run did not happen")
 	$(if $(3),$(call PYTEST,$(2)) tests/conformance)
@@ -121,9 +138,14 @@ test-bench: $(VENV)/.installed-test
 # loop only (TIDAL_TEST_LOOPS=tidal, tests/conftest.py): the asyncio half of
 # each test runs no tidal code that is compiled, so on this same Python it is
 # the compiled run's asyncio half again (a minute of CPU, for nothing new).
-test-interpreted: $(VENV)/.installed-test
-	@echo "== tests INTERPRETED (TIDAL_NO_EXT=1) on $$(TIDAL_NO_EXT=1 $(VENV)/bin/python -m tidal --version)"
-	TIDAL_NO_EXT=1 TIDAL_TEST_LOOPS=tidal $(call PYTEST,$(VENV)) --ignore=tests/conformance
+# Two jobs, as the compiled suites (SUITE_CORE and SUITE_SIM above).
+test-interpreted: interpreted-core interpreted-sim
+interpreted-core: $(VENV)/.installed-test
+	@echo "== tests (core) INTERPRETED (TIDAL_NO_EXT=1) on $$(TIDAL_NO_EXT=1 $(VENV)/bin/python -m tidal --version)"
+	TIDAL_NO_EXT=1 TIDAL_TEST_LOOPS=tidal $(call PYTEST,$(VENV)) $(SUITE_CORE)
+interpreted-sim: $(VENV)/.installed-test
+	@echo "== tests (simulation, courses, third-party) INTERPRETED (TIDAL_NO_EXT=1) on $$(TIDAL_NO_EXT=1 $(VENV)/bin/python -m tidal --version)"
+	TIDAL_NO_EXT=1 TIDAL_TEST_LOOPS=tidal $(call PYTEST,$(VENV)) $(SUITE_SIM)
 
 # The benchmark: asyncio, uvloop, rloop and tidal side by side, ~25 minutes; results in bench-results/.
 # BENCH_ARGS=--quick for a one-minute smoke run (python -m tidal.bench --help for the rest).
