@@ -493,6 +493,49 @@ def test_handles_the_gc_can_see_are_whole(loop):
         h._callback, h._args, h._context
 
 
+# Compiled, a 1-tuple of arguments that call_soon's C entry packed (a done
+# callback's `(fut,)`, any call with context=) may be kept, emptied, for the
+# next such call once its handle has run and nothing else holds it.
+
+
+def test_arguments_held_after_their_handle_ran_are_left_as_they_were(loop):
+    ctx = contextvars.copy_context()
+    args = [_Arg() for _ in range(50)]
+    held = [loop.call_soon(noop, a, context=ctx)._args for a in args]
+    run_one_turn(loop)
+    for i in range(50):
+        loop.call_soon(noop, i, context=ctx)
+        fut = loop.create_future()
+        fut.add_done_callback(noop)
+        fut.set_result(i)
+    run_one_turn(loop)
+    assert all(t == (a,) for t, a in zip(held, args))
+
+
+def test_a_done_callbacks_future_is_let_go_once_it_ran(loop):
+    seen = []
+    fut = loop.create_future()
+    fut.add_done_callback(lambda f: seen.append(f.result()))
+    fut.set_result(1)
+    ref = weakref.ref(fut)
+    del fut
+    run_one_turn(loop)
+    assert seen == [1] and ref() is None
+
+
+def test_argument_tuples_the_gc_can_see_are_whole(loop):
+    import gc
+
+    ctx = contextvars.copy_context()
+    for i in range(300):
+        loop.call_soon(noop, i, context=ctx)
+    run_one_turn(loop)
+    for o in gc.get_objects():
+        if type(o) is tuple and len(o) == 1:
+            # An emptied tuple would give no item (a SystemError, or worse).
+            repr(o[0])
+
+
 def test_a_handle_whose_callback_raised_is_reported_whole(loop, loop_errors):
     def boom():
         raise ZeroDivisionError

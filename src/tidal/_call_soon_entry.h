@@ -100,11 +100,17 @@ static PyObject *tidal_call_soon_entry(PyObject *self, PyObject *const *args, Py
             && (PyTuple_GET_ITEM(kwnames, 0) == tidal_str_context || kwnames == tidal_seen_kwnames
                 || tidal_is_context_kwnames(kwnames))) {
         if (nargs >= 1 && tidal_is_loop(self)) {
-            PyObject *callback_args = PyTuple_New(nargs - 1);
-            if (callback_args == NULL) return NULL;
-            for (Py_ssize_t i = 1; i < nargs; i++) {
-                Py_INCREF(args[i]);
-                PyTuple_SET_ITEM(callback_args, i - 1, args[i]);
+            PyObject *callback_args;
+            if (nargs == 2) {  /* a done callback's (fut,): a spare tuple if there is one */
+                callback_args = tidal_args_of_one(args[1]);
+                if (callback_args == NULL) return NULL;
+            } else {
+                callback_args = PyTuple_New(nargs - 1);
+                if (callback_args == NULL) return NULL;
+                for (Py_ssize_t i = 1; i < nargs; i++) {
+                    Py_INCREF(args[i]);
+                    PyTuple_SET_ITEM(callback_args, i - 1, args[i]);
+                }
             }
             PyObject *handle = tidal_soon_plain(self, args[0], callback_args, args[nargs]);
             Py_DECREF(callback_args);

@@ -157,6 +157,71 @@ static inline void tidal_take_context(tidal_HandleObject *h) {
     }
 }
 
+/* Spare 1-tuples of arguments.  Most handles the loop runs hold a tuple
+   made for them alone: asyncio's C Future schedules each done callback
+   (a task's wake-up: `task_wakeup(fut)`) as call_soon(callback, fut,
+   context=ctx), and call_soon's C entry packs `(fut,)` (_call_soon_entry.h);
+   two per round trip of a Queue ping-pong.  A new tuple is ~80
+   instructions (CPython's own free list, GC link and track) and its
+   dealloc ~50 more (3.11): a recycled handle's 1-tuple that nothing else
+   holds is emptied, untracked (an empty slot must not be seen by
+   gc.get_objects) and kept here, and the entry fills one again.  As for
+   the contexts, the spares are never more than the tuples the entry made
+   with no spare to take (tidal_args_credit), so a module whose copy of
+   this header recycles handles but never takes a tuple keeps none.
+   Not from 3.14: a tuple there caches its hash, which a refill would have
+   to reset. */
+#define TIDAL_ARGS_SPARES_SIZE 1024
+#if PY_VERSION_HEX < 0x030E0000
+#define TIDAL_ARGS_SPARES 1
+#else
+#define TIDAL_ARGS_SPARES 0
+#endif
+static Py_ssize_t tidal_spare_args_count = 0;
+static Py_ssize_t tidal_args_credit = 0;
+static PyObject *tidal_spare_args[TIDAL_ARGS_SPARES_SIZE];
+
+/* (arg,): a new reference. */
+static inline PyObject *tidal_args_of_one(PyObject *arg) {
+#if TIDAL_ARGS_SPARES
+    if (tidal_spare_args_count > 0) {
+        PyObject *args = tidal_spare_args[--tidal_spare_args_count];
+        Py_INCREF(arg);
+        PyTuple_SET_ITEM(args, 0, arg);
+        PyObject_GC_Track(args);
+        return args;  /* the list's reference becomes the caller's */
+    }
+    if (tidal_args_credit < TIDAL_ARGS_SPARES_SIZE) tidal_args_credit++;
+#endif
+    PyObject *args = PyTuple_New(1);
+    if (args == NULL) return NULL;
+    Py_INCREF(arg);
+    PyTuple_SET_ITEM(args, 0, arg);
+    return args;
+}
+
+/* Let go of a handle's arguments (the reference the handle held). */
+static inline void tidal_drop_args(PyObject *args) {
+#if TIDAL_ARGS_SPARES
+    if (Py_REFCNT(args) == 1 && tidal_spare_args_count < tidal_args_credit
+            && PyTuple_CheckExact(args) && PyTuple_GET_SIZE(args) == 1) {
+        /* Untracked first (see tidal_recycle_handle). */
+        PyObject_GC_UnTrack(args);
+        PyObject *item = PyTuple_GET_ITEM(args, 0);
+        PyTuple_SET_ITEM(args, 0, NULL);
+        Py_DECREF(item);
+        if (tidal_spare_args_count < tidal_args_credit) {
+            tidal_spare_args[tidal_spare_args_count++] = args;  /* the handle's reference, now the list's */
+            return;
+        }
+        /* A finalizer run by the decref filled the list: freed as usual
+           (a tuple's dealloc takes an empty slot). */
+        PyObject_GC_Track(args);
+    }
+#endif
+    Py_DECREF(args);
+}
+
 /* asyncio's Handle and TimerHandle, the bases of tidal's (tidal_as_handle). */
 static PyTypeObject *tidal_handle_base = NULL, *tidal_timer_base = NULL;
 
@@ -203,7 +268,11 @@ static inline void tidal_recycle_handle(PyObject *op) {
        by the clears below) can reach it while it is emptied. */
     PyObject_GC_UnTrack(op);
     tidal_HandleObject *h = (tidal_HandleObject *)op;
-    Py_CLEAR(h->_args);
+    PyObject *args = h->_args;
+    if (args != NULL) {
+        h->_args = NULL;
+        tidal_drop_args(args);
+    }
     Py_CLEAR(h->_callback);
     tidal_take_context(h);
     Py_CLEAR(h->_loop);
