@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tidal.bench import report
+from tidal.bench import loadgen, report
 from tidal.bench.sections import SECTIONS, Measurement
 
 HAS_CC = bool(shutil.which("cc") or shutil.which("gcc"))
@@ -199,6 +199,24 @@ def test_rloop_runs_the_micro_worker() -> None:
     assert data["results"] == {"future": 2_000.0}
 
 
+@pytest.mark.skipif(not HAS_CC, reason="no C compiler to build the load generator")
+def test_loadgen_reports_the_servers_cpu_per_reply(tmp_path: Path) -> None:
+    # The echo section's server, loaded for a moment: asked for (--cpu-pid),
+    # the load generator reads the server's CPU time as its window opens and
+    # closes; not asked for, it says -1 and there is no per-reply figure.
+    tools = loadgen.build_tools(tmp_path)
+    assert tools.get("loadgen"), tools.problems
+    cmd = [sys.executable, "-m", "tidal.bench.echo", "--loop", "asyncio", "--kind", "protocol"]
+    with loadgen.server_process(cmd, dict(os.environ), 60) as server:
+        run = dict(conns=2, size=1024, warmup=0.05, duration=0.2)
+        asked = loadgen.run_loadgen(tools, server.port, cpu_pid=server.proc.pid, **run)
+        plain = loadgen.run_loadgen(tools, server.port, **run)
+    assert asked["server_cpu_s"] > 0
+    assert asked["cpu_us"] == pytest.approx(asked["server_cpu_s"] / asked["messages"] * 1e6)
+    assert plain["server_cpu_s"] == -1 and "cpu_us" not in plain
+    assert not server.stderr
+
+
 def test_report_medians_spread_ratios_headroom(tmp_path: Path) -> None:
     sections = [SECTIONS["echo"], SECTIONS["memory"]]
     ms = []
@@ -213,7 +231,11 @@ def test_report_medians_spread_ratios_headroom(tmp_path: Path) -> None:
             ("tidal", value_t),
             ("C epoll", value_c),
         ]:
-            ms.append(Measurement("echo", "protocol 1 KiB x10", name, v, {"p99_us": v * 10.0}))
+            ms.append(
+                Measurement(
+                    "echo", "protocol 1 KiB x10", name, v, {"p99_us": v * 10.0, "cpu_us": v / 4}
+                )
+            )
     ms.append(Measurement("memory", "protocol, 10 idle", "asyncio", 3000.0))
     ms.append(Measurement("memory", "protocol, 10 idle", "tidal", 1500.0))
     cases = {"echo": ["protocol 1 KiB x10"], "memory": ["protocol, 10 idle"]}
@@ -231,12 +253,14 @@ def test_report_medians_spread_ratios_headroom(tmp_path: Path) -> None:
     assert tidal.vs["asyncio"] == pytest.approx(18 / 11)
     assert tidal.vs["uvloop"] == pytest.approx(18 / 21)
     assert tidal.extra("p99_us") == 180.0
+    assert tidal.extra("cpu_us") == 4.5
     assert rows[5].vs == {"asyncio": 0.5}  # memory: lower is better, the ratio says "half"
     # Headroom: the C server over the fastest loop, rates only.
     assert report.headroom(rows) == [("echo protocol 1 KiB x10", pytest.approx(42 / 21))]
 
     table = report.text_table(rows, sections)
     assert "1.64x" in table and "15 - 30" in table and "180us" in table
+    assert "server CPU" in table and "4.5us" in table
     assert "2.9 KiB" in table and "lower is better" in table
     if HAS_MATPLOTLIB:
         assert report.write_chart(tmp_path / "c.png", rows, sections) is None

@@ -81,8 +81,13 @@ def run_loadgen(
     warmup: float,
     duration: float,
     mode: str = "echo",
+    cpu_pid: int | None = None,
 ) -> dict[str, Any]:
-    """One closed-loop run against 127.0.0.1:port; the load generator's JSON."""
+    """One closed-loop run against 127.0.0.1:port; the load generator's JSON.
+
+    With `cpu_pid` (the server's process), also ``cpu_us``: that process's
+    CPU time (user + system) over the measured window, per reply counted.
+    """
     exe = tools.get("loadgen")
     if exe is None:
         raise BenchError("the load generator is not built")
@@ -101,6 +106,8 @@ def run_loadgen(
         "--mode",
         mode,
     ]
+    if cpu_pid is not None:
+        cmd += ["--cpu-pid", str(cpu_pid)]
     # Connecting 10,000 sockets may take seconds on a loaded machine; the run
     # itself is bounded by its own clock (its connect, warm-up and stretched
     # window each give up after 30 s), this is only the backstop.
@@ -114,6 +121,8 @@ def run_loadgen(
     result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
     if not result["messages"]:
         raise BenchError(f"no reply completed in the {duration:g} s window")
+    if result.get("server_cpu_s", -1.0) >= 0:
+        result["cpu_us"] = result["server_cpu_s"] / result["messages"] * 1e6
     return result
 
 

@@ -107,6 +107,13 @@ def fmt_us(v: float | None) -> str:
     return f"{v / 1e6:.2f}s"
 
 
+def fmt_cpu(v: float | None) -> str:
+    """The server's CPU per reply: a few microseconds, so one decimal below 100."""
+    if v is None:
+        return "-"
+    return f"{v:.1f}us" if v < 100 else fmt_us(v)
+
+
 def fmt_ratio(r: float | None) -> str:
     return "-" if r is None else f"{r:.2f}x"
 
@@ -125,12 +132,20 @@ def _cells(row: Row, s: Section) -> list[str]:
         str(len(row.samples)),
     ] + [fmt_ratio(row.vs.get(ref)) for ref in s.references]
     if with_latency:
-        cells += [fmt_us(row.extra("p50_us")), fmt_us(row.extra("p99_us"))]
+        cells += [
+            fmt_us(row.extra("p50_us")),
+            fmt_us(row.extra("p99_us")),
+            fmt_cpu(row.extra("cpu_us")),
+        ]
     return cells
 
 
 HEADER = ["case", "contestant", "median", "min - max", "n"]
-LAT_HEADER = ["p50", "p99"]
+# "server CPU": the server process's CPU time (user + system) in the measured
+# window per reply (loadgen --cpu-pid).  The rate moves with whatever else the
+# machine runs; the CPU a reply costs the server much less, so it is what
+# tells a loop's own cost from the machine's noise.  ("-" under wrk.)
+LAT_HEADER = ["p50", "p99", "server CPU"]
 VS_HEADER = [f"vs {ref}" for ref in REFERENCES]  # the summary's columns
 
 
@@ -204,7 +219,9 @@ def markdown(rows: Sequence[Row], sections: Sequence[Section], meta: dict[str, A
         f"{meta['rounds']} rounds, interleaved (each round visits every contestant, "
         "the order rotating); every measurement in a fresh process. "
         "Median of the rounds, min - max across them; ratios are medians over the "
-        "same case's asyncio / uvloop / rloop median."
+        "same case's asyncio / uvloop / rloop median. \"server CPU\": the server "
+        "process's CPU time (user + system) per reply in the measured window, median "
+        "of the rounds; the machine's other work moves it much less than the rate."
     )
     out.append("")
     out.append("Contestants: " + "; ".join(f"**{k}**: {v}" for k, v in meta["contestants"].items()))

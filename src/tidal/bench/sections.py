@@ -159,7 +159,7 @@ class Section:
         except BenchError as e:
             ctx.warn(f"{self.name} / {self.case(group, cell)} on {contestant.name}: {e}")
             return None
-        extras: dict[str, float] = {k: r[k] for k in ("p50_us", "p99_us") if k in r}
+        extras: dict[str, float] = {k: r[k] for k in ("p50_us", "p99_us", "cpu_us") if k in r}
         return Measurement(self.name, self.case(group, cell), contestant.name, r["value"], extras)
 
 
@@ -362,6 +362,7 @@ class Echo(Section):
                         size=size,
                         warmup=cfg.warmup,
                         duration=cfg.duration,
+                        cpu_pid=server.proc.pid,
                     )
                     return {**r, "value": r["msgs_per_s"]}
 
@@ -417,7 +418,13 @@ class Tracing(Echo):
 
                 def one(size: int = size, conns: int = conns) -> dict[str, Any]:
                     r = loadgen.run_loadgen(
-                        ctx.tools, server.port, conns=conns, size=size, warmup=cfg.warmup, duration=cfg.duration
+                        ctx.tools,
+                        server.port,
+                        conns=conns,
+                        size=size,
+                        warmup=cfg.warmup,
+                        duration=cfg.duration,
+                        cpu_pid=server.proc.pid,
                     )
                     return {**r, "value": r["msgs_per_s"]}
 
@@ -498,6 +505,7 @@ class Http(Section):
                             warmup=cfg.warmup,
                             duration=cfg.duration,
                             mode="http",
+                            cpu_pid=server.proc.pid,
                         )
                     return {**r, "value": r["msgs_per_s"]}
 
@@ -561,6 +569,7 @@ class Scaling(Section):
                         size=cfg.scaling_size,
                         warmup=cfg.warmup,
                         duration=self.window(cfg, conns),
+                        cpu_pid=server.proc.pid,
                     )
                     return {**r, "value": r["msgs_per_s"]}
 

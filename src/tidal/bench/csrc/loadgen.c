@@ -9,6 +9,7 @@
  * tidal.bench compiles it at bench time with the machine's cc.
  *
  *   loadgen --port P --conns N --size BYTES --warmup S --duration S [--mode echo|http|hold]
+ *           [--cpu-pid PID]
  *
  *   echo  send BYTES of a known pattern, expect the same bytes back (checked).
  *   http  send "GET / HTTP/1.1", expect one response (Content-Length body).
@@ -24,9 +25,16 @@
  * RST (SO_LINGER 0) so thousands of runs leave no TIME_WAIT behind to exhaust
  * the ephemeral ports.  Output: one JSON object on stdout; errors on stderr
  * and a non-zero exit.
+ *
+ * --cpu-pid: the server's process; its CPU time (user + system, all its
+ * threads) is read as the window opens and as it closes, and reported as
+ * server_cpu_s (-1 when not asked for or not readable).  On a machine shared
+ * with other work the rate moves with what else runs; the server's CPU per
+ * reply much less.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -73,7 +81,8 @@ static struct {
     size_t size;
     double warmup, duration, connect_timeout, hold_seconds;
     int mode;
-} cfg = {"127.0.0.1", 0, 10, 1024, 0.2, 1.0, 30.0, 600.0, MODE_ECHO};
+    int cpu_pid;
+} cfg = {"127.0.0.1", 0, 10, 1024, 0.2, 1.0, 30.0, 600.0, MODE_ECHO, 0};
 
 static struct conn *conns;
 static int ep;
@@ -230,6 +239,7 @@ static void parse_args(int argc, char **argv) {
         else if (!strcmp(a, "--duration")) cfg.duration = atof(v);
         else if (!strcmp(a, "--connect-timeout")) cfg.connect_timeout = atof(v);
         else if (!strcmp(a, "--hold-seconds")) cfg.hold_seconds = atof(v);
+        else if (!strcmp(a, "--cpu-pid")) cfg.cpu_pid = atoi(v);
         else if (!strcmp(a, "--mode")) {
             if (!strcmp(v, "echo")) cfg.mode = MODE_ECHO;
             else if (!strcmp(v, "http")) cfg.mode = MODE_HTTP;
@@ -238,6 +248,47 @@ static void parse_args(int argc, char **argv) {
         } else die("unknown option %s", a);
     }
     if (cfg.port <= 0 || cfg.conns <= 0 || cfg.size == 0) die("need --port, --conns > 0, --size > 0");
+}
+
+/* CPU seconds process `pid` has run, all its threads: the sum of each
+   thread's schedstat (nanoseconds), else utime + stime from its stat (clock
+   ticks); -1 if neither can be read. */
+static double proc_cpu_s(int pid) {
+    char path[96];
+    snprintf(path, sizeof path, "/proc/%d/task", pid);
+    DIR *d = opendir(path);
+    if (d) {
+        unsigned long long total = 0;
+        int found = 0;
+        struct dirent *e;
+        while ((e = readdir(d))) {
+            if (e->d_name[0] == '.') continue;
+            char p[96];
+            snprintf(p, sizeof p, "/proc/%d/task/%.20s/schedstat", pid, e->d_name);
+            FILE *f = fopen(p, "r");
+            if (!f) continue;
+            unsigned long long ns;
+            if (fscanf(f, "%llu", &ns) == 1) {
+                total += ns;
+                found = 1;
+            }
+            fclose(f);
+        }
+        closedir(d);
+        if (found) return (double)total / 1e9;
+    }
+    snprintf(path, sizeof path, "/proc/%d/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (!f) return -1.0;
+    char buf[1024];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    char *p = strrchr(buf, ')');  /* the command name may hold spaces */
+    unsigned long ut, st;
+    if (!p || sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
+        return -1.0;
+    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
 }
 
 static int cmp_u32(const void *a, const void *b) {
@@ -346,6 +397,7 @@ int main(int argc, char **argv) {
         die("only %d of %d connections had a reply within %.0f s", answered, cfg.conns,
             cfg.connect_timeout);
     double warm_s = (double)(now_ns() - now) / 1e9;
+    double cpu_start = -1.0, cpu_end = -1.0;
 
     if (cfg.mode == MODE_HOLD) {
         printf("HELD %d\n", answered);
@@ -359,6 +411,7 @@ int main(int argc, char **argv) {
             if (r > 0 && read(0, b, sizeof b) <= 0) break;
         }
     } else {
+        if (cfg.cpu_pid > 0) cpu_start = proc_cpu_s(cfg.cpu_pid);
         window_start = now_ns();
         window_end = window_start + (uint64_t)(cfg.duration * 1e9);
         pump(window_end, 0, 0);
@@ -372,6 +425,7 @@ int main(int argc, char **argv) {
             window_end += (uint64_t)(cfg.duration * 1e9);
             pump(window_end, 0, 0);
         }
+        if (cfg.cpu_pid > 0) cpu_end = proc_cpu_s(cfg.cpu_pid);
     }
 
     struct linger lg = {.l_onoff = 1, .l_linger = 0};
@@ -385,9 +439,10 @@ int main(int argc, char **argv) {
     double secs = (double)(window_end - window_start) / 1e9;
     printf("{\"mode\": \"%s\", \"conns\": %d, \"size\": %zu, \"seconds\": %.6f, \"messages\": %llu, "
            "\"msgs_per_s\": %.1f, \"bytes_per_s\": %.1f, \"p50_us\": %.1f, \"p99_us\": %.1f, "
-           "\"max_us\": %.1f, \"connect_s\": %.3f, \"warm_s\": %.3f}\n",
+           "\"max_us\": %.1f, \"connect_s\": %.3f, \"warm_s\": %.3f, \"server_cpu_s\": %.6f}\n",
            cfg.mode == MODE_HTTP ? "http" : "echo", cfg.conns, cfg.mode == MODE_HTTP ? msg_len : cfg.size,
            secs, counted, counted / secs, counted * (double)cfg.size / secs, percentile_us(0.50),
-           percentile_us(0.99), percentile_us(1.0), connect_s, warm_s);
+           percentile_us(0.99), percentile_us(1.0), connect_s, warm_s,
+           cpu_start >= 0 && cpu_end >= cpu_start ? cpu_end - cpu_start : -1.0);
     return 0;
 }
