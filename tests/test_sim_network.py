@@ -573,6 +573,48 @@ def test_per_host_random_is_seeded_per_host() -> None:
     assert first["a"] != first["b"]
 
 
+def test_a_host_main_called_at_boot_is_inside_the_simulation() -> None:
+    # A host's main that is a plain function (returning the coroutine) runs
+    # its body when the host boots: that is the program too, and sees the
+    # simulation's time and its host's generator, as its tasks do.
+    def main() -> Awaitable[tuple[float, float, float]]:
+        booted, drawn = time.time(), random.random()
+
+        async def body() -> tuple[float, float, float]:
+            return booted, drawn, random.random()
+
+        return body()
+
+    def run(seed: int) -> tuple[float, float, float]:
+        s = sim.Simulation(seed=seed)
+        s.host("a", main)
+        result = s.run().results["a"]
+        assert isinstance(result, tuple)
+        return result
+
+    first, again = run(1), run(1)
+    assert first == again and first[0] == 1_704_067_200.0
+    assert abs(time.time() - 1_704_067_200) > 3600  # (restored after the run)
+
+
+def test_random_functions_replaced_between_runs_are_the_ones_called() -> None:
+    # Outside every host, random's functions are the process's own, as
+    # they are when each run of the loop starts.
+    async def draw() -> float:
+        return random.random()
+
+    loop = sim.new_event_loop(seed=1)
+    saved = random.random
+    try:
+        loop.run_until_complete(draw())
+        random.random = lambda: 0.25
+        assert loop.run_until_complete(draw()) == 0.25
+    finally:
+        random.random = saved
+        loop.close()
+    assert random.random is saved
+
+
 def test_until_stops_unfinished_hosts() -> None:
     async def forever() -> None:
         await asyncio.Event().wait()

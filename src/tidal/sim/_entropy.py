@@ -53,6 +53,7 @@ class Entropy:
 
     __slots__ = (
         "_now_ns", "_host_random", "_random_state", "_urandom", "_saved", "_owner", "patches",
+        "_own", "_originals",
     )  # fmt: skip
 
     def __init__(
@@ -67,6 +68,13 @@ class Entropy:
         self._urandom = _seeded(seed, "urandom")
         self._saved: list[tuple[Any, str, Any]] = []
         self._owner: Any = None
+        # The clock, urandom and random patches, made at the first install
+        # and kept: a Simulation installs once per run, a loop alone once
+        # per run_until_complete (asyncio.Runner: four per run), and the
+        # two dozen closures need not be made again each time.
+        self._own: list[tuple[Any, str, Any]] | None = None
+        # random's module functions as the process had them before install.
+        self._originals: dict[str, Any] = {}
         # More (module, name, value) patches for the run, from whoever
         # simulates more of the world (the network: socket.socket).
         self.patches: list[tuple[Any, str, Any]] = []
@@ -77,7 +85,18 @@ class Entropy:
             raise ValueError("negative argument not allowed")
         return self._urandom.randbytes(size)
 
+    @property
+    def installed(self) -> bool:
+        """Whether the patches are in place (this Entropy's)."""
+        return self._owner is not None
+
     def _replacements(self) -> list[tuple[Any, str, Any]]:
+        own = self._own
+        if own is None:
+            own = self._own = self._make_own()
+        return own + self.patches
+
+    def _make_own(self) -> list[tuple[Any, str, Any]]:
         now_ns = self._now_ns
 
         def time_ns() -> int:
@@ -105,22 +124,25 @@ class Entropy:
         patches += [(os, "urandom", self.urandom), (random, "_urandom", self.urandom)]
         if self._host_random is not None:
             patches += [(random, name, self._per_host(name)) for name in _RANDOM_FUNCTIONS]
-        return patches + self.patches
+        return patches
 
     def _per_host(self, name: str) -> Callable[..., Any]:
         """random.<name>, on the generator of the host that calls it."""
         host_random = self._host_random
         assert host_random is not None
-        module_function = getattr(random, name)
+        # What random.<name> was when the patches went in (install() keeps
+        # it up to date: the patches are made once, the module may change
+        # between runs).
+        originals = self._originals
 
         def per_host(*args: Any, **kwargs: Any) -> Any:
             generator = host_random()
             if generator is None:
-                return module_function(*args, **kwargs)
+                return originals[name](*args, **kwargs)
             return getattr(generator, name)(*args, **kwargs)
 
         per_host.__name__ = per_host.__qualname__ = name
-        per_host.__doc__ = module_function.__doc__
+        per_host.__doc__ = getattr(random, name).__doc__
         return per_host
 
     def install(self, owner: Any) -> None:
@@ -132,8 +154,12 @@ class Entropy:
             )
         _active = owner
         self._owner = owner
+        originals = self._originals
         for module, name, value in self._replacements():
-            self._saved.append((module, name, getattr(module, name)))
+            original = getattr(module, name)
+            self._saved.append((module, name, original))
+            if module is random:
+                originals[name] = original
             setattr(module, name, value)
         outer_state = random.getstate()
         random.setstate(self._random_state)

@@ -259,11 +259,17 @@ class SimEventLoop(EventLoop):
         """Run, with the seed's time and randomness in place of the real ones."""
         self._check_closed()
         self._check_running()
-        self._entropy.install(self)
+        entropy = self._entropy
+        if entropy.installed:
+            # A Simulation holds the patches for its whole run (its main
+            # run and the shutdown's: one install, not five).
+            super().run_forever()
+            return
+        entropy.install(self)
         try:
             super().run_forever()
         finally:
-            self._entropy.remove()
+            entropy.remove()
 
     def run_in_executor(
         self, executor: Executor | None, func: Callable[[Unpack[_Ts]], _T], *args: Unpack[_Ts]
