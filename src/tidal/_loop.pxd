@@ -10,11 +10,11 @@ from tidal._handle_layout cimport Handle as CHandle, TimerHandle as CTimerHandle
 from tidal._handle_layout cimport new_handle, new_timer, run_handle, use_freelist, use_timer_freelist
 from tidal._handle_layout cimport use_fast_sleep, reraise, as_handle, as_timer
 from tidal._timerheap cimport TimerHeap
-from tidal._syscalls_c cimport monotonic, send as send_keeping_gil
+from tidal._syscalls_c cimport monotonic, send as send_keeping_gil, event_fd, event_mask
 from tidal._handles cimport hook_subclass, set_cancel_hook
 from tidal._instrument cimport Instruments
 from tidal._clock cimport ManualClock
-from tidal._poller cimport DirectPoller
+from tidal._poller cimport DirectPoller, EpollPoller
 from cpython.object cimport PyObject_Call, Py_SIZE
 from cpython.contextvars cimport PyContext_Enter, PyContext_Exit
 # A stream transport's fields as a C struct, and its read path as a C
@@ -80,6 +80,7 @@ cdef class _LoopCore:
     cdef public object _poller             # any object with the poller interface
     cdef public object _poll               # _poller.poll, bound once
     cdef DirectPoller _direct_poller       # _poller if it is one (its poll_wait is a C call), else None
+    cdef EpollPoller _epoll_poller         # _poller if exactly an EpollPoller (its wait_events), else None
     cdef int _poll_readable                # _poller.READABLE and WRITABLE, read once (_queue_events)
     cdef int _poll_writable
     cdef public object _park               # _poller.park, bound once (None: it has none)
@@ -143,7 +144,7 @@ cdef class _LoopCore:
     # cpdef, not cdef: one call per turn, and still replaceable by a subclass
     # (the schedule seam is _run_ready).
     @cython.locals(timers=TimerHeap, sched_count=Py_ssize_t, nready=Py_ssize_t, live=list, timer=CTimerHandle,
-                   when=double, wait=double, end_time=double, instruments=Instruments)
+                   when=double, wait=double, end_time=double, instruments=Instruments, nevents=int)
     cpdef _run_once(self)
 
     @cython.locals(_=Py_ssize_t, handle=CHandle)
@@ -172,6 +173,11 @@ cdef object _callback_raised(CHandle handle)
 # event bits as C ints (one C `&` per event, not a Python int operation).
 @cython.locals(tr=CStream, handle=CHandle, writer=CHandle, readers=dict, mask=int, readable=int)
 cdef object _queue_events(_LoopCore core, object event_list)
+# Its compiled-only twin for an EpollPoller's C array of events (see
+# _queue_epoll_events in _loop.py).
+@cython.locals(tr=CStream, handle=CHandle, writer=CHandle, readers=dict, mask=cython.uint, readable=int,
+               writable=int, i=Py_ssize_t, fd=int)
+cdef object _queue_epoll_events(_LoopCore core, bytearray events, Py_ssize_t nevents)
 
 
 # A handle run in debug mode (see _run_debug in _loop.py).

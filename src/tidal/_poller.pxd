@@ -2,7 +2,7 @@
 
 import cython
 
-from tidal._syscalls_c cimport epoll_park, epoll_wait
+from tidal._syscalls_c cimport epoll_park, epoll_wait, epoll_wait_into
 
 
 # cdef classes: the poller's state is a C struct (poll() reads _epoll and
@@ -20,6 +20,7 @@ cdef class EpollPoller(DirectPoller):
     cdef object _epoll
     cdef int _epfd
     cdef dict _masks
+    cdef bytearray _events             # wait_events' struct epoll_event array (read by the loop)
     cdef public int READABLE
     cdef public int WRITABLE
 
@@ -33,6 +34,9 @@ cdef class EpollPoller(DirectPoller):
     cpdef park(self, int fd)
 
     cdef list poll_wait(self, double wait)
+
+    # The compiled loop's wait (see wait_events in _poller.py).
+    cdef int wait_events(self, double wait) except -1
 
 
 cdef class SelectorPoller:

@@ -43,7 +43,7 @@ except ImportError:  # interpreted, without Cython installed
     cython = ModuleType("cython")
     vars(cython).update(compiled=False)
 if not cython.compiled:
-    from ._syscalls import epoll_park, epoll_wait
+    from ._syscalls import epoll_park, epoll_wait, epoll_wait_into
 
 
 # The mask of a parked fd: registered, and reporting nothing (see park).
@@ -80,7 +80,7 @@ def polls_directly(poller: object) -> TypeGuard[DirectPoller]:
 class EpollPoller(DirectPoller):
     """Level-triggered epoll; returns the kernel's event list untranslated."""
 
-    __slots__ = ("_epoll", "_epfd", "_masks", "READABLE", "WRITABLE")
+    __slots__ = ("_epoll", "_epfd", "_masks", "_events", "READABLE", "WRITABLE")
 
     def __init__(self) -> None:
         self._epoll = select.epoll()
@@ -88,6 +88,8 @@ class EpollPoller(DirectPoller):
         # is a C call on this fd; -1 once closed.
         self._epfd = self._epoll.fileno()
         self._masks: dict[int, int] = {}
+        # Compiled, where wait_events has the kernel write its events.
+        self._events = bytearray()
         # Everything but EPOLLOUT wakes the reader, everything but EPOLLIN the
         # writer: an error or hang-up must reach whichever side is waiting.
         self.READABLE = select.EPOLLIN | select.EPOLLPRI | select.EPOLLERR | select.EPOLLHUP
@@ -163,6 +165,14 @@ class EpollPoller(DirectPoller):
         C call once per turn that polls (DirectPoller), with no method call,
         argument parsing or float made (~130 instructions a turn)."""
         return epoll_wait(self._epoll, self._epfd, wait, max(len(self._masks), 1))
+
+    def wait_events(self, wait: float) -> int:
+        """Compiled only: poll_wait(wait), the events left where the kernel
+        wrote them, in ``_events`` (a C array of ``struct epoll_event``): their
+        count.  The loop reads them there before its next wait (_loop.py's
+        _queue_epoll_events) and makes no list, no tuple and no mask int per
+        event (~1,500 instructions a 1 KiB echo round trip, 3.11)."""
+        return epoll_wait_into(self._epoll, self._epfd, wait, max(len(self._masks), 1), self._events)
 
     def close(self) -> None:
         self._masks.clear()

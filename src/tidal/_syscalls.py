@@ -75,3 +75,23 @@ def epoll_wait(ep: Any, epfd: int, timeout: float, maxevents: int) -> list[tuple
 
     `timeout` in seconds, negative for "no limit"."""
     return ep.poll(timeout, maxevents)  # type: ignore[no-any-return]
+
+
+# Compiled, the loop reads an EpollPoller's events in place: the wait writes
+# them into a bytearray (the kernel's struct epoll_event array), read back
+# per event as C ints, with no tuple or int object made per event.
+# Interpreted, the Python code cannot read that array, and the turn polls
+# for the list of epoll_wait above: these are never called.
+def epoll_wait_into(ep: Any, epfd: int, timeout: float, maxevents: int, buf: bytearray) -> int:
+    """Wait as epoll_wait does, the events into `buf`; their count."""
+    raise AssertionError("compiled only")
+
+
+def event_fd(buf: bytearray, i: int) -> int:
+    """The fd of event `i` of an epoll_wait_into."""
+    raise AssertionError("compiled only")
+
+
+def event_mask(buf: bytearray, i: int) -> int:
+    """The event bits of event `i` of an epoll_wait_into."""
+    raise AssertionError("compiled only")

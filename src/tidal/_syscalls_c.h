@@ -216,11 +216,11 @@ static inline double tidal_monotonic(void) {
 }
 
 #ifdef __linux__
-/* epoll.poll(timeout, maxevents) (timeout in seconds, negative: wait for ever):
-   the same list of (fd, events), built without parsing arguments or
-   Py_BuildValue, and the event array on the stack when it is small.  A signal (EINTR) runs the Python handlers and
-   returns no events (the loop recomputes its timeout and polls again)
-   where the select module would retry itself.
+/* The epoll wait itself (timeout in seconds, negative: wait for ever) into
+   `events`: the number of events kept, or -1 with an exception set.  A
+   signal (EINTR) runs the Python handlers and returns no events (the loop
+   recomputes its timeout and polls again) where the select module would
+   retry itself.
    The timeout is counted in milliseconds, rounded up, as the select
    module (and so asyncio's loop) counts it: a timer due in 0.3 ms is one
    wait of 1 ms, never a wait of 0 over and over.  (Waiting to the
@@ -228,19 +228,15 @@ static inline double tidal_monotonic(void) {
    ran after ~0.13 ms instead of ~1.1 ms, but a loop with 100 sleeping
    tasks woke for nearly every timer on its own and spent 1.5x asyncio's
    CPU time where milliseconds let one wake-up run several timers.) */
-static PyObject *tidal_epoll_wait(PyObject *ep, int epfd, double timeout, int maxevents) {
-    struct epoll_event stack_events[64];
-    struct epoll_event *events = stack_events;
-    PyObject *list, *item;
-    int ms, n, i;
-    (void)ep;
+static int tidal_epoll_wait_n(int epfd, double timeout, struct epoll_event *events, int maxevents) {
+    int ms, n, i, kept;
     if (epfd < 0) {
         PyErr_SetString(PyExc_ValueError, "I/O operation on closed epoll object");
-        return NULL;
+        return -1;
     }
     if (isnan(timeout)) {  /* (call_at(nan)): the select module's error */
         PyErr_SetString(PyExc_ValueError, "Invalid value NaN (not a number)");
-        return NULL;
+        return -1;
     }
     if (timeout < 0) {
         ms = -1;  /* negative: wait for ever, as the select module does */
@@ -250,13 +246,6 @@ static PyObject *tidal_epoll_wait(PyObject *ep, int epfd, double timeout, int ma
         /* seconds -> ns -> ms, each rounded up, as the select module does */
         double m = ceil(ceil(timeout * 1e9) / 1e6);
         ms = m > (double)INT_MAX ? INT_MAX : (int)m;
-    }
-    if (maxevents < 1)
-        maxevents = 1;
-    if (maxevents > 64) {
-        events = PyMem_New(struct epoll_event, (size_t)maxevents);
-        if (events == NULL)
-            return PyErr_NoMemory();
     }
     /* The GIL is let go even for a poll that cannot block: it is where
        another thread (an executor worker, a call_soon_threadsafe
@@ -269,21 +258,38 @@ static PyObject *tidal_epoll_wait(PyObject *ep, int epfd, double timeout, int ma
     if (n < 0) {
         if (errno != EINTR) {
             PyErr_SetFromErrno(PyExc_OSError);
-            list = NULL;
-            goto done;
+            return -1;
         }
-        if (PyErr_CheckSignals() < 0) {
-            list = NULL;
-            goto done;
-        }
-        n = 0;
+        return PyErr_CheckSignals() < 0 ? -1 : 0;
     }
-    {   /* a parked registration's one report (tidal_epoll_park) is dropped */
-        int kept = 0;
-        for (i = 0; i < n; i++)
-            if (events[i].data.fd >= 0)
-                events[kept++] = events[i];
-        n = kept;
+    /* a parked registration's one report (tidal_epoll_park) is dropped */
+    kept = 0;
+    for (i = 0; i < n; i++)
+        if (events[i].data.fd >= 0)
+            events[kept++] = events[i];
+    return kept;
+}
+
+/* epoll.poll(timeout, maxevents): the same list of (fd, events), built
+   without parsing arguments or Py_BuildValue, and the event array on the
+   stack when it is small. */
+static PyObject *tidal_epoll_wait(PyObject *ep, int epfd, double timeout, int maxevents) {
+    struct epoll_event stack_events[64];
+    struct epoll_event *events = stack_events;
+    PyObject *list, *item;
+    int n, i;
+    (void)ep;
+    if (maxevents < 1)
+        maxevents = 1;
+    if (maxevents > 64) {
+        events = PyMem_New(struct epoll_event, (size_t)maxevents);
+        if (events == NULL)
+            return PyErr_NoMemory();
+    }
+    n = tidal_epoll_wait_n(epfd, timeout, events, maxevents);
+    if (n < 0) {
+        list = NULL;
+        goto done;
     }
     list = PyList_New(n);
     if (list == NULL)
@@ -314,6 +320,34 @@ done:
     return list;
 }
 
+/* The wait of tidal_epoll_wait, into the bytearray `buf` (grown to hold
+   `maxevents` events if it is smaller) instead of a list: the number of
+   events, read in place with tidal_event_fd/tidal_event_mask until the
+   next wait.  A list costs a tuple and two ints per event, made here and
+   taken apart again by the loop (~1,500 instructions a 1 KiB echo round
+   trip, which has two events). */
+static int tidal_epoll_wait_into(PyObject *ep, int epfd, double timeout, int maxevents, PyObject *buf) {
+    Py_ssize_t size;
+    (void)ep;
+    if (maxevents < 1)
+        maxevents = 1;
+    size = (Py_ssize_t)maxevents * (Py_ssize_t)sizeof(struct epoll_event);
+    if (PyByteArray_GET_SIZE(buf) < size && PyByteArray_Resize(buf, size) < 0)
+        return -1;
+    return tidal_epoll_wait_n(epfd, timeout, (struct epoll_event *)PyByteArray_AS_STRING(buf), maxevents);
+}
+
+/* Event `i` of a tidal_epoll_wait_into: its fd, its mask.  The buffer is
+   found anew each time (one load): nothing can move it between the wait
+   and the reading of its events, but then nothing has to be sure of it. */
+static inline int tidal_event_fd(PyObject *buf, Py_ssize_t i) {
+    return ((struct epoll_event *)PyByteArray_AS_STRING(buf))[i].data.fd;
+}
+
+static inline unsigned int tidal_event_mask(PyObject *buf, Py_ssize_t i) {
+    return ((struct epoll_event *)PyByteArray_AS_STRING(buf))[i].events;
+}
+
 /* Silence registered `fd`: EPOLLONESHOT with no events (at most one error
    or hang-up report, then nothing until modified again) and -1 as the
    registration's data, which tidal_epoll_wait drops.  1 if done; 0 if
@@ -335,6 +369,23 @@ static int tidal_epoll_park(PyObject *ep, int epfd, int fd) {
 static PyObject *tidal_epoll_wait(PyObject *ep, int epfd, double timeout, int maxevents) {
     (void)epfd;
     return PyObject_CallMethod(ep, "poll", "di", timeout, maxevents);
+}
+
+/* (No epoll here: EpollPoller is never made, so this is never called.) */
+static int tidal_epoll_wait_into(PyObject *ep, int epfd, double timeout, int maxevents, PyObject *buf) {
+    (void)ep; (void)epfd; (void)timeout; (void)maxevents; (void)buf;
+    PyErr_SetString(PyExc_OSError, "no epoll on this platform");
+    return -1;
+}
+
+static inline int tidal_event_fd(PyObject *buf, Py_ssize_t i) {
+    (void)buf; (void)i;
+    return -1;
+}
+
+static inline unsigned int tidal_event_mask(PyObject *buf, Py_ssize_t i) {
+    (void)buf; (void)i;
+    return 0;
 }
 #endif
 

@@ -21,6 +21,10 @@ cdef extern from "tidal/_syscalls_c.h":
     object recv_nowait "tidal_recv_nowait" (object sock, int fd, Py_ssize_t size)
     Py_ssize_t send "tidal_send" (object sock, int fd, object data) except -1
     object epoll_wait "tidal_epoll_wait" (object ep, int epfd, double timeout, int maxevents)
+    int epoll_wait_into "tidal_epoll_wait_into" (object ep, int epfd, double timeout, int maxevents,
+                                                bytearray buf) except -1
+    int event_fd "tidal_event_fd" (bytearray buf, Py_ssize_t i)
+    unsigned int event_mask "tidal_event_mask" (bytearray buf, Py_ssize_t i)
     double monotonic "tidal_monotonic" ()
     long long monotonic_ns "tidal_monotonic_ns" ()
     bint epoll_park "tidal_epoll_park" (object ep, int epfd, int fd)
