@@ -24,6 +24,11 @@ import pytest
 
 from tidal import sim
 
+# A cluster of three processes that import dask, then a search in a fourth:
+# ~20 s on an idle machine, and several times that beside the rest of `make
+# test` on a loaded one (a run there took over 120 s, the suite's default).
+pytestmark = pytest.mark.timeout(360)
+
 CLUSTER = """
 import sys
 from distributed import LocalCluster
@@ -92,7 +97,7 @@ def _python(code: str, *args: str, hash_seed: str | None, cwd: Any = None) -> An
         text=True,
         env=_env(hash_seed),
         cwd=cwd,
-        timeout=120,
+        timeout=300,
     )
 
 
