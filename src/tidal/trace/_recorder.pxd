@@ -148,6 +148,96 @@ cdef extern from *:
                 && tidal_code_set_extra(code, tidal_library_index, (void *)(Py_intptr_t)(library + 1)) < 0)
             PyErr_Clear();
     }
+    /* Tracer._where's walk down a task's await chain, in C: each level's
+       type, code, library memo and what it awaits read with borrowed
+       references (what a level holds is held by the level above while
+       nothing runs), where the same walk in Cython took a reference and
+       gave it back for each (~400 instructions a step on 3.11, three
+       levels deep; ~150 here).  The same walk as _walk_py in the .py,
+       which runs interpreted and where this cannot (see tidal_walk_init).
+       Writes the code and the innermost code into columns b and c at i
+       and returns the offset (-1: none); -2: a code not yet known to be
+       asyncio's or not (tidal_walk_unknown: _recorder.py learns it,
+       kept on the code object, and walks again); -3: an error is set. */
+    static PyGetSetDef *tidal_walk_await[3], *tidal_walk_frame[3];  /* coroutine, generator, async generator */
+    static int tidal_walk_await_known, tidal_walk_lasti_known;
+    static PyObject *tidal_walk_unknown_code;  /* borrowed: read at once by the caller */
+    static int tidal_walk_init(PyObject *awaits, PyObject *frames, int await_known, int lasti_known) {
+        /* (awaits, frames: the three types' getset descriptors, in that order) */
+        for (int k = 0; k < 3; k++) {
+            PyObject *a = PyTuple_GET_ITEM(awaits, k), *f = PyTuple_GET_ITEM(frames, k);
+            if (Py_TYPE(a) != &PyGetSetDescr_Type || Py_TYPE(f) != &PyGetSetDescr_Type) {
+                PyErr_SetString(PyExc_TypeError, "tidal_walk_init: not getset descriptors");
+                return -1;
+            }
+            /* (The descriptors are kept alive by the types, which are static.) */
+            tidal_walk_await[k] = ((PyGetSetDescrObject *)a)->d_getset;
+            tidal_walk_frame[k] = ((PyGetSetDescrObject *)f)->d_getset;
+        }
+        tidal_walk_await_known = await_known;
+        tidal_walk_lasti_known = lasti_known;
+        return 0;
+    }
+    static inline int tidal_walk_kind(PyObject *o) {
+        PyTypeObject *t = Py_TYPE(o);
+        return t == &PyCoro_Type ? 0 : t == &PyGen_Type ? 1 : t == &PyAsyncGen_Type ? 2 : -1;
+    }
+    static inline PyObject *tidal_walk_code(PyObject *gen) {  /* borrowed */
+        PyObject *code = tidal_gen_code(gen);
+        Py_DECREF(code);  /* (the generator holds its code) */
+        return code;
+    }
+    static Py_ssize_t tidal_walk(PyObject *awaitable, PyObject *b, PyObject *c, Py_ssize_t i) {
+        PyObject *at = NULL, *code = Py_None, *inner = Py_None;
+        int kind, at_kind = 0;
+        Py_ssize_t offset = -1;
+        if (tidal_library_index == -1) return -4;  /* no code extra to be had: the Python walk */
+        while ((kind = tidal_walk_kind(awaitable)) >= 0) {
+            inner = tidal_walk_code(awaitable);
+            if (at == NULL) {  /* the task's own coroutine, asyncio's or not */
+                at = awaitable; at_kind = kind; code = inner;
+            } else {
+                int library = tidal_library_memo(inner);
+                if (library < 0) {
+                    tidal_walk_unknown_code = inner;
+                    return -2;
+                }
+                if (!library) { at = awaitable; at_kind = kind; code = inner; }
+            }
+            if (tidal_walk_await_known) {
+                PyObject *next = tidal_gen_await(awaitable);
+                Py_DECREF(next);  /* (held on the frame's stack of the level above) */
+                awaitable = next;
+            } else {
+                PyGetSetDef *get = tidal_walk_await[kind];
+                PyObject *next = get->get(awaitable, get->closure);
+                if (next == NULL) return -3;
+                Py_DECREF(next);  /* (as above) */
+                awaitable = next;
+            }
+        }
+        if (at != NULL) {
+            int lasti = tidal_walk_lasti_known ? tidal_gen_lasti(at) : -3;
+            if (lasti == -3) {
+                PyGetSetDef *get = tidal_walk_frame[at_kind];
+                PyObject *frame = get->get(at, get->closure);
+                if (frame == NULL) return -3;
+                lasti = frame == Py_None ? -2 : PyFrame_GetLasti((PyFrameObject *)frame);
+                Py_DECREF(frame);
+            }
+            if (lasti == -2) code = inner = Py_None;  /* (finished: no frame) */
+            else offset = lasti;
+        }
+        tidal_set_ref(b, i, code);
+        tidal_set_ref(c, i, inner);
+        return offset;
+    }
+    static inline PyObject *tidal_walk_unknown(void) {
+        PyObject *code = tidal_walk_unknown_code;
+        tidal_walk_unknown_code = NULL;
+        Py_INCREF(code);
+        return code;
+    }
     """
     object descr_get "tidal_descr_get" (object descr, object obj)
     object gen_code "tidal_gen_code" (object gen)
@@ -157,9 +247,14 @@ cdef extern from *:
     bint GEN_AWAIT_KNOWN "TIDAL_GEN_AWAIT_KNOWN"
     int library_memo "tidal_library_memo" (object code)
     void remember_library "tidal_remember_library" (object code, bint library)
+    int walk_init "tidal_walk_init" (tuple awaits, tuple frames, bint await_known, bint lasti_known) except -1
+    Py_ssize_t walk "tidal_walk" (object awaitable, list b, list c, Py_ssize_t i) except -3
+    object walk_unknown "tidal_walk_unknown" ()
 
 @cython.locals(filename=str)
 cdef bint _is_library(object code) except -1
+@cython.locals(kind=type, walk_of=tuple, at_walk=tuple, library=int, offset=Py_ssize_t, lasti=int)
+cdef Py_ssize_t _walk_py(object awaitable, list b, list c, Py_ssize_t i) except -3
 
 # The record kinds as C ints (STEP ... EXIT stay Python ints: _chrome.py and
 # the simulation import them).
@@ -195,7 +290,7 @@ cdef class Tracer:
     cdef int _scheduled(self, object task) noexcept
     @cython.locals(i=Py_ssize_t)
     cdef int _step_began(self, object task) noexcept
-    @cython.locals(kind=type, walk=tuple, at_walk=tuple, library=int, offset=Py_ssize_t, lasti=int)
+    @cython.locals(offset=Py_ssize_t, code=object)
     cdef int _where(self, Py_ssize_t i, object task) except -1
     cdef int _step_ended(self, object task) noexcept
     cdef int _exited(self, object task) noexcept

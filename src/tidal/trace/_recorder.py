@@ -287,6 +287,69 @@ def line_at(code: Any, offset: int) -> Any:
     return line
 
 
+def _walk_py(awaitable: Any, b: list[Any], c: list[Any], i: int) -> int:
+    """Tracer._where's walk down an await chain from `awaitable`: the code
+    of the innermost coroutine outside asyncio into ``b[i]``, the innermost
+    awaitable's code into ``c[i]``; returns the offset of the first one's
+    last instruction (-1: none).  Compiled, ``walk`` does the same in C
+    (_recorder.pxd), and this runs only where that cannot."""
+    at = code = inner = None
+    at_walk = _CORO_WALK  # (read only once `at` is set)
+    while True:
+        kind = type(awaitable)
+        if kind is _Coro:
+            walk_of = _CORO_WALK
+        elif kind is _Gen:
+            walk_of = _GEN_WALK
+        elif kind is _AGen:
+            walk_of = _AGEN_WALK
+        else:
+            break  # (a future's iterator: the bottom of the chain)
+        inner = gen_code(awaitable)
+        if at is None:  # the task's own coroutine, asyncio's or not
+            at, at_walk, code = awaitable, walk_of, inner
+        else:
+            library = library_memo(inner)
+            if library < 0:
+                library = _is_library(inner)
+            if not library:
+                at, at_walk, code = awaitable, walk_of, inner
+        if _await_known:
+            awaitable = gen_await(awaitable)
+        else:
+            awaitable = descr_get(walk_of[2], awaitable)
+    offset = -1
+    if at is not None:
+        lasti = gen_lasti(at) if _lasti_known else -3
+        if lasti == -3:
+            frame = descr_get(at_walk[1], at)
+            lasti = -2 if frame is None else frame_lasti(frame)
+        if lasti == -2:  # (finished: no frame)
+            code = inner = None
+        else:
+            offset = lasti
+    set_ref(b, i, code)
+    set_ref(c, i, inner)
+    return offset
+
+
+if not cython.compiled:
+    walk = _walk_py  # compiled: the C walk (_recorder.pxd)
+
+    def walk_init(awaits: tuple[Any, ...], frames: tuple[Any, ...], await_known: bool, lasti_known: bool) -> None:
+        """Compiled, gives the C walk the descriptors it reads through and
+        what the checks above found.  Interpreted, nothing."""
+
+    def walk_unknown() -> Any:
+        """Compiled, the code the C walk did not know (never, interpreted)."""
+
+
+walk_init(
+    (_CORO_WALK[2], _GEN_WALK[2], _AGEN_WALK[2]), (_CORO_WALK[1], _GEN_WALK[1], _AGEN_WALK[1]),
+    _await_known, _lasti_known,
+)
+
+
 class Tracer:
     """Records one loop's task steps, callbacks and I/O waits (``loop.add_instrument``).
 
@@ -488,43 +551,17 @@ class Tracer:
             awaitable = descr_get(_TASK_CORO, task)
         else:
             awaitable = task.get_coro()
-        at = code = inner = None
-        at_walk = _CORO_WALK  # (read only once `at` is set)
-        while True:
-            kind = type(awaitable)
-            if kind is _Coro:
-                walk = _CORO_WALK
-            elif kind is _Gen:
-                walk = _GEN_WALK
-            elif kind is _AGen:
-                walk = _AGEN_WALK
-            else:
-                break  # (a future's iterator: the bottom of the chain)
-            inner = gen_code(awaitable)
-            if at is None:  # the task's own coroutine, asyncio's or not
-                at, at_walk, code = awaitable, walk, inner
-            else:
-                library = library_memo(inner)
-                if library < 0:
-                    library = _is_library(inner)
-                if not library:
-                    at, at_walk, code = awaitable, walk, inner
-            if _await_known:
-                awaitable = gen_await(awaitable)
-            else:
-                awaitable = descr_get(walk[2], awaitable)
-        offset = -1
-        if at is not None:
-            lasti = gen_lasti(at) if _lasti_known else -3
-            if lasti == -3:
-                frame = descr_get(at_walk[1], at)
-                lasti = -2 if frame is None else frame_lasti(frame)
-            if lasti == -2:  # (finished: no frame)
-                code = inner = None
-            else:
-                offset = lasti
-        set_ref(self._b, i, code)
-        set_ref(self._c, i, inner)
+        # (Compiled, a C walk: see walk in _recorder.pxd.)
+        offset = walk(awaitable, self._b, self._c, i)
+        while offset == -2:  # a code not seen before: whether it is asyncio's, learnt once
+            code = walk_unknown()
+            _is_library(code)
+            if library_memo(code) < 0:
+                offset = -4  # (the answer could not be kept on the code)
+                break
+            offset = walk(awaitable, self._b, self._c, i)
+        if offset == -4:  # (compiled, no code extra to keep the answers on: the Python walk)
+            offset = _walk_py(awaitable, self._b, self._c, i)
         self._x[i] = offset
         return 0
 
