@@ -258,6 +258,77 @@ def test_a_run_once_put_on_the_instance_runs_every_turn(loop):
     assert len(turns) == before
 
 
+def _chain(loop, steps, log, at=None, action=None):
+    """call_soon `steps` callbacks one after the other, a turn each (each
+    schedules the next), `action` at step `at`, then stop; each step logged."""
+
+    def step(i):
+        log.append(i)
+        if i == at:
+            action()
+        if i + 1 < steps:
+            loop.call_soon(step, i + 1)
+        else:
+            loop.stop()
+
+    loop.call_soon(step, 0)
+    # (No watchdog: its timer would make every turn a full one.)
+    loop.run_forever()
+
+
+def test_a_subclass_run_once_sees_each_turn_of_a_call_soon_chain(loop_factory):
+    # Turns that only run what is ready (no timer, no fd to poll) are each
+    # a call of an override, as on asyncio's loop.
+    probe = loop_factory()
+    base = type(probe)
+    probe.close()
+
+    class Counting(base):  # type: ignore[misc, valid-type]
+        turns = 0
+
+        def _run_once(self) -> None:
+            type(self).turns += 1
+            super()._run_once()
+
+    lp = Counting()
+    try:
+        log = []
+        _chain(lp, 20, log)
+        assert log == list(range(20))
+        assert Counting.turns == 20
+    finally:
+        lp.close()
+
+
+def test_a_timer_made_in_a_call_soon_chain_runs_in_the_next_turns(loop):
+    log = []
+    _chain(loop, 30, log, at=5, action=lambda: loop.call_later(-1, log.append, "timer"))
+    # Due when made: phase 2 of the next turn queues it behind step 6.
+    assert log.index("timer") == log.index(6) + 1
+
+
+def test_a_reader_added_in_a_call_soon_chain_is_polled_in_the_next_turn(loop, socks):
+    listener = socket.socket()
+    socks.append(listener)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    a = socket.create_connection(listener.getsockname())
+    b, _ = listener.accept()
+    socks += [a, b]
+    b.setblocking(False)
+    a.sendall(b"x")
+    # (The byte is there before the reader is: the next turn's poll sees it.)
+    assert b.recv(1, socket.MSG_PEEK) == b"x"
+
+    def on_readable():
+        log.append("read")
+        loop.remove_reader(b.fileno())
+
+    log = []
+    _chain(loop, 30, log, at=5, action=lambda: loop.add_reader(b.fileno(), on_readable))
+    assert log.index("read") == log.index(6) + 1
+
+
 def test_a_subclass_run_ready_is_where_the_next_callback_is_chosen(loop_name, loop_factory):
     if loop_name == "asyncio":
         pytest.skip("tidal's schedule seam: asyncio's loop has no _run_ready")
