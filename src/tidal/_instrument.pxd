@@ -10,7 +10,7 @@ from cpython.object cimport Py_SIZE
 
 from tidal.trace._recorder cimport Tracer, descr_get
 from tidal._handle_layout cimport Handle as CHandle
-from tidal._poller cimport DirectPoller
+from tidal._poller cimport DirectPoller, EpollPoller
 
 cdef object _NO_ARG
 cdef tuple _TASK_TYPES
@@ -96,5 +96,7 @@ cdef class Instruments:
     cdef _exited(self, object task)
     cpdef object before(self, CHandle handle)
     cpdef after(self, object handle, object task)
+    @cython.locals(nevents=Py_ssize_t)
+    cdef Py_ssize_t wait_events(self, EpollPoller epoll, object timeout, double wait) except -1
     @cython.locals(nevents=Py_ssize_t)
     cpdef object io_wait(self, object poll, object timeout, DirectPoller direct, double wait)

@@ -431,6 +431,24 @@ class Instruments:
         if (self.task_exited or self._tracer is not None) and _done(task):
             self._exited(task)
 
+    def wait_events(self, epoll: Any, timeout: float | None, wait: float) -> int:
+        """Compiled only: io_wait for the loop's EpollPoller, whose
+        ``wait_events`` leaves the events where the kernel wrote them; the
+        loop reads them there, as with no instrument (no list of events:
+        ~900 instructions a traced 1 KiB echo round trip, 3.11).  Their count."""
+        tracer = self._tracer
+        if tracer is not None and tracer._wait_began(timeout):
+            self._tracer_failed("before_io_wait")
+        if self.before_io_wait:
+            self.fire(self.before_io_wait, timeout)
+        nevents: int = epoll.wait_events(wait)
+        tracer = self._tracer
+        if tracer is not None and tracer._wait_ended(nevents):
+            self._tracer_failed("after_io_wait")
+        if self.after_io_wait:
+            self.fire(self.after_io_wait, nevents)
+        return nevents
+
     def io_wait(
         self, poll: Callable[[float | None], list[Any]], timeout: float | None, direct: DirectPoller | None, wait: float
     ) -> list[Any]:

@@ -1107,7 +1107,11 @@ class _LoopCore:
                 if instruments is not None:
                     # Compiled, the wait a C call here too (a direct poller),
                     # the timeout object made only for the hooks.
-                    if cython.compiled:
+                    if cython.compiled and self._epoll_poller is not None:
+                        # The events left where the kernel wrote them, as
+                        # uninstrumented (phase 1c): no list of them.
+                        nevents = instruments.wait_events(self._epoll_poller, timeout, wait)
+                    elif cython.compiled:
                         event_list = instruments.io_wait(self._poll, timeout, self._direct_poller, wait)
                     else:
                         event_list = instruments.io_wait(self._poll, timeout, None, wait)
