@@ -419,10 +419,17 @@ int main(int argc, char **argv) {
          * for a whole short window: stretch the window, a window's length at
          * a time, until a reply completes in it (up to --connect-timeout), so
          * the rate is one measured over a longer window, not no rate at all.
-         * The JSON's "seconds" is the window's real length. */
+         * The JSON's "seconds" is the window's real length.  The load
+         * generator itself may be the one held up: woken after the window's
+         * end with every reply waiting (up to MAX_EVENTS at once), it took
+         * them all as late and left each connection idle (READY), so the
+         * stretched window must send their next requests itself. */
         uint64_t give_up = window_start + (uint64_t)(cfg.connect_timeout * 1e9);
         while (!counted && window_end < give_up) {
-            window_end += (uint64_t)(cfg.duration * 1e9);
+            uint64_t now2 = now_ns();
+            window_end = (now2 > window_end ? now2 : window_end) + (uint64_t)(cfg.duration * 1e9);
+            for (int i = 0; i < cfg.conns; i++)
+                if (conns[i].state == READY) begin_request(&conns[i], now2);
             pump(window_end, 0, 0);
         }
         if (cfg.cpu_pid > 0) cpu_end = proc_cpu_s(cfg.cpu_pid);
