@@ -169,15 +169,17 @@ cdef inline object _run_one(CHandle handle)
 cdef object _callback_raised(CHandle handle)
 
 
-# Phase 1c (see _queue_events in _loop.py).  mask/readable: the poller's
-# event bits as C ints (one C `&` per event, not a Python int operation).
-@cython.locals(tr=CStream, handle=CHandle, writer=CHandle, readers=dict, mask=int, readable=int)
+# Phase 1c (see _queue_events in _loop.py): a loop over the poll's list, and
+# its compiled-only twin over an EpollPoller's C array of events; each event
+# queued by _queue_fd, inline.  mask/readable: the poller's event bits as C
+# ints (one C `&` per event, not a Python int operation).
+@cython.locals(readers=dict, mask=int, readable=int)
 cdef object _queue_events(_LoopCore core, object event_list)
-# Its compiled-only twin for an EpollPoller's C array of events (see
-# _queue_epoll_events in _loop.py).
-@cython.locals(tr=CStream, handle=CHandle, writer=CHandle, readers=dict, mask=cython.uint, readable=int,
-               writable=int, i=Py_ssize_t, fd=int)
+@cython.locals(readers=dict, readable=int, i=Py_ssize_t)
 cdef object _queue_epoll_events(_LoopCore core, bytearray events, Py_ssize_t nevents)
+@cython.locals(tr=CStream, handle=CHandle, writer=CHandle)
+cdef inline object _queue_fd(_LoopCore core, int fd, unsigned int mask, int readable, dict readers,
+                             object append)
 
 
 # A handle run in debug mode (see _run_debug in _loop.py).

@@ -365,10 +365,9 @@ def _queue_events(core: _LoopCore, event_list: list[tuple[int, int]]) -> None:
     """Phase 1c: queue the reader/writer entries of the fds the poll found ready.
 
     The handles already exist (made at registration): no allocation here.
-    One call a turn that polled something, not one per event: compiled, a C
-    function of its own (_loop.pxd), so that its locals do not weigh on
-    every turn of _run_once (42 instructions a turn, inline); interpreted,
-    one Python frame a turn, where a helper per fd would be one per event.
+    One call a turn that polled something: compiled, a C function of its own
+    (_loop.pxd), so that its locals do not weigh on every turn of _run_once
+    (42 instructions a turn, inline).
     """
     readable = core._poll_readable
     readers: dict[int, Any] = core._readers  # (a Handle or a StreamTransport each)
@@ -377,69 +376,55 @@ def _queue_events(core: _LoopCore, event_list: list[tuple[int, int]]) -> None:
     # specialize (it is no method of the class).
     append = core._ready_append
     for fd, mask in event_list:
-        if mask & readable:
-            entry = readers.get(fd)
-            if type(entry) is _StreamTransport:
-                # The transport itself is queued, marked with the
-                # registration it was queued under (_run_transport).
-                tr = entry
-                tr._read_queued = tr._read_ctx
-                call_one(append, entry)  # (deque.append's C function)
-                core._queued_reads += 1
-            elif entry is not None:
-                handle = entry
-                if handle._cancelled:
-                    core._remove_reader(fd)
-                else:
-                    call_one(append, handle)
-        # (The writer side read from `core` per event: most turns that
-        # poll find only readable fds, and interpreted, two locals made
-        # per turn cost ~110 instructions.)
-        if mask & core._poll_writable:
-            writer = core._writers.get(fd)
-            if writer is not None:
-                if writer._cancelled:
-                    core._remove_writer(fd)
-                else:
-                    call_one(append, writer)
+        _queue_fd(core, fd, mask, readable, readers, append)
 
 
 def _queue_epoll_events(core: _LoopCore, events: bytearray, nevents: int) -> None:
     """Compiled only: _queue_events for the `nevents` events an EpollPoller's
     wait_events left in `events`, read where the kernel wrote them.
 
-    The same queueing as _queue_events, a loop of its own: its events are
-    a C array, which Python code cannot read.  (One loop over both shapes
-    cost interpreted echo 1.1%: interpreted, the turn keeps its list.)
-    Saves the list, a tuple and a mask int per event, and unpacking them.
+    A loop of its own: its events are a C array, which Python code cannot
+    read.  Saves the list, a tuple and a mask int per event, and unpacking
+    them.
     """
     readable = core._poll_readable
-    writable = core._poll_writable
     readers: dict[int, Any] = core._readers
     append = core._ready_append
     for i in range(nevents):
-        fd = event_fd(events, i)
-        mask = event_mask(events, i)
-        if mask & readable:
-            entry = readers.get(fd)
-            if type(entry) is _StreamTransport:
-                tr = entry
-                tr._read_queued = tr._read_ctx
-                call_one(append, entry)
-                core._queued_reads += 1
-            elif entry is not None:
-                handle = entry
-                if handle._cancelled:
-                    core._remove_reader(fd)
-                else:
-                    call_one(append, handle)
-        if mask & writable:
-            writer = core._writers.get(fd)
-            if writer is not None:
-                if writer._cancelled:
-                    core._remove_writer(fd)
-                else:
-                    call_one(append, writer)
+        _queue_fd(core, event_fd(events, i), event_mask(events, i), readable, readers, append)
+
+
+def _queue_fd(
+    core: _LoopCore, fd: int, mask: int, readable: int, readers: dict[int, Any], append: Any
+) -> None:
+    """Queue what waits on one ready fd: both loops of phase 1c, one body.
+
+    Compiled, inline (_loop.pxd), as if written out in each loop.
+    """
+    if mask & readable:
+        entry = readers.get(fd)
+        if type(entry) is _StreamTransport:
+            # The transport itself is queued, marked with the
+            # registration it was queued under (_run_transport).
+            tr = entry
+            tr._read_queued = tr._read_ctx
+            call_one(append, entry)  # (deque.append's C function)
+            core._queued_reads += 1
+        elif entry is not None:
+            handle = entry
+            if handle._cancelled:
+                core._remove_reader(fd)
+            else:
+                call_one(append, handle)
+    # (The writer side read from `core` per event: most turns that poll
+    # find only readable fds.)
+    if mask & core._poll_writable:
+        writer = core._writers.get(fd)
+        if writer is not None:
+            if writer._cancelled:
+                core._remove_writer(fd)
+            else:
+                call_one(append, writer)
 
 
 def _transport_handle(core: _LoopCore, transport: Any) -> Handle:
