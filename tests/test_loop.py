@@ -216,9 +216,8 @@ def _count_turns_while_sleeping(lp: asyncio.AbstractEventLoop) -> None:
     lp.run_until_complete(main())
 
 
-def test_a_subclass_run_once_runs_every_turn(loop_factory):
-    # The turn is replaceable, as on asyncio's loop (tidal's own is called
-    # as C when nothing replaces it).
+def _counting_subclass(loop_factory):
+    """A subclass of the loop under test whose _run_once counts its calls."""
     probe = loop_factory()
     base = type(probe)
     probe.close()
@@ -230,6 +229,13 @@ def test_a_subclass_run_once_runs_every_turn(loop_factory):
             type(self).turns += 1
             super()._run_once()
 
+    return Counting
+
+
+def test_a_subclass_run_once_runs_every_turn(loop_factory):
+    # The turn is replaceable, as on asyncio's loop (tidal's own is called
+    # as C when nothing replaces it).
+    Counting = _counting_subclass(loop_factory)
     lp = Counting()
     try:
         _count_turns_while_sleeping(lp)
@@ -279,17 +285,7 @@ def _chain(loop, steps, log, at=None, action=None):
 def test_a_subclass_run_once_sees_each_turn_of_a_call_soon_chain(loop_factory):
     # Turns that only run what is ready (no timer, no fd to poll) are each
     # a call of an override, as on asyncio's loop.
-    probe = loop_factory()
-    base = type(probe)
-    probe.close()
-
-    class Counting(base):  # type: ignore[misc, valid-type]
-        turns = 0
-
-        def _run_once(self) -> None:
-            type(self).turns += 1
-            super()._run_once()
-
+    Counting = _counting_subclass(loop_factory)
     lp = Counting()
     try:
         log = []
