@@ -87,6 +87,23 @@ class Context:
             raise BenchError(f"{contestant.command} is not built")
         return [str(exe)]
 
+    def load(
+        self, server: loadgen.Server, *, conns: int, size: int, duration: float, mode: str = "echo"
+    ) -> dict[str, Any]:
+        """One C load generator run against `server` (its CPU time read too):
+        the generator's JSON, its rate as the measurement's value."""
+        r = loadgen.run_loadgen(
+            self.tools,
+            server.port,
+            conns=conns,
+            size=size,
+            warmup=self.cfg.warmup,
+            duration=duration,
+            mode=mode,
+            cpu_pid=server.proc.pid,
+        )
+        return {**r, "value": r["msgs_per_s"]}
+
     def check_server(self, where: str, contestant: Contestant, server: loadgen.Server) -> None:
         """A server that logged or hit its exception handler was not just echoing: say so."""
         if server.done.get("loop"):
@@ -355,16 +372,7 @@ class Echo(Section):
             for size, conns in cells:
 
                 def one(size: int = size, conns: int = conns) -> dict[str, Any]:
-                    r = loadgen.run_loadgen(
-                        ctx.tools,
-                        server.port,
-                        conns=conns,
-                        size=size,
-                        warmup=cfg.warmup,
-                        duration=cfg.duration,
-                        cpu_pid=server.proc.pid,
-                    )
-                    return {**r, "value": r["msgs_per_s"]}
+                    return ctx.load(server, conns=conns, size=size, duration=cfg.duration)
 
                 m = self.measure(ctx, contestant, group, (size, conns), one)
                 if m:
@@ -417,16 +425,7 @@ class Tracing(Echo):
             with loadgen.server_process(cmd, contestant.environ(), self.max_seconds(cfg, 1)) as server:
 
                 def one(size: int = size, conns: int = conns) -> dict[str, Any]:
-                    r = loadgen.run_loadgen(
-                        ctx.tools,
-                        server.port,
-                        conns=conns,
-                        size=size,
-                        warmup=cfg.warmup,
-                        duration=cfg.duration,
-                        cpu_pid=server.proc.pid,
-                    )
-                    return {**r, "value": r["msgs_per_s"]}
+                    return ctx.load(server, conns=conns, size=size, duration=cfg.duration)
 
                 m = self.measure(ctx, contestant, group, cell, one)
                 if m:
@@ -496,18 +495,8 @@ class Http(Section):
                         r = loadgen.run_wrk(
                             ctx.tools.wrk, server.port, conns=conns, duration=cfg.duration
                         )
-                    else:
-                        r = loadgen.run_loadgen(
-                            ctx.tools,
-                            server.port,
-                            conns=conns,
-                            size=1,
-                            warmup=cfg.warmup,
-                            duration=cfg.duration,
-                            mode="http",
-                            cpu_pid=server.proc.pid,
-                        )
-                    return {**r, "value": r["msgs_per_s"]}
+                        return {**r, "value": r["msgs_per_s"]}
+                    return ctx.load(server, conns=conns, size=1, duration=cfg.duration, mode="http")
 
                 m = self.measure(ctx, contestant, group, conns, one)
                 if m:
@@ -562,16 +551,9 @@ class Scaling(Section):
             for conns in cells:
 
                 def one(conns: int = conns) -> dict[str, Any]:
-                    r = loadgen.run_loadgen(
-                        ctx.tools,
-                        server.port,
-                        conns=conns,
-                        size=cfg.scaling_size,
-                        warmup=cfg.warmup,
-                        duration=self.window(cfg, conns),
-                        cpu_pid=server.proc.pid,
+                    return ctx.load(
+                        server, conns=conns, size=cfg.scaling_size, duration=self.window(cfg, conns)
                     )
-                    return {**r, "value": r["msgs_per_s"]}
 
                 m = self.measure(ctx, contestant, group, conns, one)
                 if m:
