@@ -25,7 +25,9 @@ trace function).
 
 from __future__ import annotations
 
+import asyncio
 import collections
+import ctypes
 import random
 import socket
 import sys
@@ -363,3 +365,43 @@ def test_wakeup_landing_at_each_line_of_the_turn(loop):
             thread.join()
     assert_no_wakeup_lost(wd)
     assert any(landed)
+
+
+@pytest.mark.parametrize("busy", [False, True], ids=["idle", "busy"])
+def test_a_thread_made_by_c_code_gets_in(loop, busy):
+    # A thread made by C code (a driver's worker, here pthread_create through
+    # ctypes) has no Python thread state until it calls into Python; then it
+    # makes one and waits for the GIL.  The loop lets it in whether it is
+    # idle in a poll or busy with an endless chain of callbacks (tidal keeps
+    # the GIL through a poll that cannot block while it is the only thread:
+    # never through one that can), and the thread's call is served.
+    libc = ctypes.CDLL(None)
+    fut = loop.create_future()
+
+    def body(_arg: Any) -> None:
+        loop.call_soon_threadsafe(fut.set_result, threading.get_ident())
+
+    start = ctypes.CFUNCTYPE(ctypes.c_void_p, ctypes.c_void_p)(body)
+    chain_runs = [0]
+
+    def chain() -> None:
+        chain_runs[0] += 1
+        if not fut.done():
+            loop.call_soon(chain)
+
+    async def main() -> int:
+        if busy:
+            loop.call_soon(chain)
+        await asyncio.sleep(0.01)  # idle: the wait below starts in a poll that can block
+        assert not fut.done()
+        tid = ctypes.c_ulong()
+        assert libc.pthread_create(ctypes.byref(tid), None, start, None) == 0
+        try:
+            return await asyncio.wait_for(fut, DEADLINE)
+        finally:
+            assert libc.pthread_join(tid, None) == 0
+
+    ident = loop.run_until_complete(main())
+    assert ident != threading.get_ident()
+    assert chain_runs[0] > 0 if busy else chain_runs[0] == 0
+
