@@ -386,6 +386,49 @@ def test_reads_large_and_small_arrive_whole_and_in_order(loop, arun, kind):
 
 
 
+class Keeper(Recorder):
+    """Keeps every other chunk it is given, and each chunk's hash as given."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(loop)
+        self.kept: dict[int, bytes] = {}
+        self.copies: list[bytes] = []
+        self.hashes: list[int] = []
+
+    def data_received(self, data: bytes) -> None:
+        i = len(self.copies)
+        self.copies.append(bytes(bytearray(data)))  # a copy sharing nothing with data
+        self.hashes.append(hash(data))  # cached on data: a recycled object must forget it
+        if i % 2 == 0:
+            self.kept[i] = data
+        super().data_received(data)
+
+
+def test_chunks_given_to_data_received_never_change(loop, arun, kind):
+    # Chunks of one length, one read each (compiled, a chunk that nothing
+    # holds any more may be reused for the next read of its length): a
+    # chunk the protocol keeps keeps its content, and every chunk's hash,
+    # taken when it came, is its own content's.
+    size, count = 1000, 40
+    rng = random.Random(3)
+    chunks = [rng.randbytes(size) for _ in range(count)]
+
+    async def main():
+        tr, proto, peer = await open_pair(loop, kind, Keeper(loop))
+        for i, chunk in enumerate(chunks):
+            await sendall(loop, peer, chunk)
+            await proto.wait_data((i + 1) * size)
+        assert proto.copies == chunks  # one read per chunk (else the test proves less)
+        assert proto.hashes == [hash(c) for c in chunks]
+        assert proto.kept == {i: chunks[i] for i in range(0, count, 2)}
+        assert {c: i for i, c in proto.kept.items()} == {chunks[i]: i for i in proto.kept}
+        tr.close()
+        peer.close()
+        await proto.lost
+
+    arun(main())
+
+
 def test_buffered_protocol(loop, arun, kind):
     async def main():
         proto = BufferedRecorder(loop, size=7)

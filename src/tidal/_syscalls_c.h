@@ -106,8 +106,42 @@ static Py_ssize_t tidal_recv_into(PyObject *sock, int fd, PyObject *buf) {
     return (Py_ssize_t)n;
 }
 
-/* What the kernel has, up to len(buf) bytes, as a new bytes object.
-   Received into `buf` (a scratch buffer) and copied out, or, `direct`,
+/* The last bytes object tidal_bytes_copy made, kept (one per process): once
+   everything else has let go of it (its count back to 1, this reference),
+   the next copy of the same length is made into it instead of a new object.
+   A 1 KiB read is past pymalloc's 512 bytes: its object costs glibc's malloc
+   and free, ~450 instructions a read, where an echo or a request-reply
+   protocol reads the same length over and over.  No one else holds it when
+   it changes, so no one can see it change; its cached hash is forgotten. */
+static PyObject *tidal_bytes_kept = NULL;
+#define TIDAL_BYTES_KEPT_MAX 65536
+
+static PyObject *tidal_bytes_copy(const char *p, Py_ssize_t n) {
+    PyObject *data = tidal_bytes_kept;
+    if (data != NULL && Py_REFCNT(data) == 1 && Py_SIZE(data) == n) {
+        memcpy(PyBytes_AS_STRING(data), p, (size_t)n);
+#if defined(__GNUC__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+#endif
+        ((PyBytesObject *)data)->ob_shash = -1;
+#if defined(__GNUC__)
+#pragma GCC diagnostic pop
+#endif
+        Py_INCREF(data);
+        return data;
+    }
+    data = PyBytes_FromStringAndSize(p, n);
+    /* (0 and 1 bytes are shared objects: never kept) */
+    if (data != NULL && n > 1 && n <= TIDAL_BYTES_KEPT_MAX) {
+        Py_INCREF(data);
+        Py_XSETREF(tidal_bytes_kept, data);
+    }
+    return data;
+}
+
+/* What the kernel has, up to len(buf) bytes, as a bytes object.
+   Received into `buf` (a scratch buffer) and copied out (tidal_bytes_copy), or, `direct`,
    straight into a bytes object of len(buf) that is then shrunk to what
    came (in place: glibc's realloc only splits the chunk); what a large
    read saves is its copy (~10% of a 100 KiB echo's CPU outside the
@@ -140,7 +174,7 @@ static PyObject *tidal_recv_bytes(PyObject *sock, int fd, PyObject *buf, int dir
         PyErr_SetFromErrno(PyExc_OSError);
         return NULL;
     }
-    return PyBytes_FromStringAndSize(p, (Py_ssize_t)n);
+    return tidal_bytes_copy(p, (Py_ssize_t)n);
 }
 
 /* sock.recv(size), or None where it would block: a sock_recv that must
