@@ -303,6 +303,65 @@ def test_a_timer_made_in_a_call_soon_chain_runs_in_the_next_turns(loop):
     assert log.index("timer") == log.index(6) + 1
 
 
+def test_a_call_soon_chain_runs_a_step_a_turn_with_a_timer_pending(loop_factory):
+    # A timer far off does not change what a turn is: each step of the
+    # chain is still a turn of its own (tidal runs such turns in one
+    # _run_once call, but an override still sees each), and the timer waits.
+    Counting = _counting_subclass(loop_factory)
+    lp = Counting()
+    try:
+        far = lp.call_later(3600, noop)
+        log = []
+        _chain(lp, 20, log)
+        assert log == list(range(20))
+        assert Counting.turns == 20
+        assert lp._scheduled == [far]
+    finally:
+        lp.close()
+
+
+def test_a_cancelled_first_timer_leaves_the_heap_in_the_next_turn(loop):
+    # Phase 1a pops a cancelled timer at the head of the heap, as on
+    # asyncio's loop, in the turns of a chain too.
+    far = loop.call_later(3600, noop)
+    sizes = []
+
+    def step(i):
+        sizes.append(len(loop._scheduled))
+        if i == 5:
+            far.cancel()
+        if i < 10:
+            loop.call_soon(step, i + 1)
+        else:
+            loop.stop()
+
+    loop.call_soon(step, 0)
+    loop.run_forever()
+    assert sizes == [1] * 6 + [0] * 5  # (step 6 runs in the turn that pops it)
+
+
+def test_timers_cancelled_in_a_call_soon_chain_are_swept(loop):
+    # Each step of a chain makes a timer and cancels it (a timeout around a
+    # wait that is over at once), behind a timer pending at the head of the
+    # heap: the cancelled ones are swept from the heap once they are more
+    # than half of it (over 100), as on asyncio's loop, and never pile up.
+    loop.call_later(60, noop)
+    sizes = []
+
+    def step(i):
+        loop.call_later(3600, noop).cancel()
+        sizes.append(len(loop._scheduled))
+        if i < 2000:
+            loop.call_soon(step, i + 1)
+        else:
+            loop.stop()
+
+    loop.call_soon(step, 0)
+    loop.run_forever()
+    assert max(sizes) <= 210
+    assert min(sizes[1000:]) <= 2
+
+
 def test_a_reader_added_in_a_call_soon_chain_is_polled_in_the_next_turn(loop, socks):
     listener = socket.socket()
     socks.append(listener)

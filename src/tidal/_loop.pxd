@@ -163,6 +163,12 @@ cdef inline double _now(_LoopCore core) except? -1.0
 cdef inline Py_ssize_t _ready_len(object ready) except -1
 
 
+# Whether phases 1a and 2 would leave the timers alone (see _timers_at_rest
+# in _loop.py): asked by _run_once's merged turns.
+@cython.locals(sched_count=Py_ssize_t, timer=CTimerHandle, when=double)
+cdef bint _timers_at_rest(_LoopCore core, list scheduled) except -1
+
+
 # One ready handle run (see _run_one in _loop.py): inline, as if written out
 # in each of the run phase's two loops.
 cdef inline object _run_one(CHandle handle)

@@ -296,6 +296,32 @@ if not cython.compiled:
     _ready_len = len  # type: ignore[assignment]  # noqa: F811  # (no Python frame per call)
 
 
+def _timers_at_rest(core: _LoopCore, scheduled: list[Any]) -> bool:
+    """Whether a turn's phases 1a and 2 would leave the timers as they are.
+
+    That is: none is due, the first is not cancelled (1a pops it), and the
+    cancelled ones are not many enough to be swept (1a's other branch).
+    _run_once's merged turns ask this: a task's step after its timer (a
+    sleep's wake-up) is then run in the same call, timers pending.
+    """
+    sched_count = len(scheduled)
+    if not sched_count:
+        return True
+    if (
+        sched_count > _MIN_SCHEDULED_TIMER_HANDLES
+        and core._timer_cancelled_count / sched_count > _MIN_CANCELLED_TIMER_HANDLES_FRACTION
+    ):
+        return False
+    if cython.compiled:
+        timer = as_timer(scheduled[0])  # (as in _run_once's phase 1a)
+    else:
+        timer = scheduled[0]
+    if timer._cancelled:
+        return False
+    when = timer._when
+    return when >= _now(core) + core._clock_resolution
+
+
 def _run_one(handle: Handle) -> None:
     """Run one ready handle: asyncio's Handle._run, inlined.
 
@@ -1145,25 +1171,27 @@ class _LoopCore:
         if self._run_ready_is_ours:
             _LoopCore._run_ready(self, nready)
             # The next turns, here for as long as each would be phase 3
-            # alone: no timer (phases 1a and 2 have nothing to do), the
-            # poll skipped (phase 1b's test), not stopping (run_forever's
-            # test between turns), and this method not overridden (an
-            # override, calling it through super(), sees every turn).  Such
-            # a turn is what the next _run_once would do, without its call
-            # and set-up (~100 instructions a turn, compiled): a Queue
-            # ping-pong or a chain of task steps runs one callback a turn.
+            # alone: the poll skipped (phase 1b's test), not stopping
+            # (run_forever's test between turns), this method not
+            # overridden (an override, calling it through super(), sees
+            # every turn), and phases 1a and 2 with nothing to do (no
+            # timer, or none due: _timers_at_rest, tested last, as it may
+            # read the clock).  Such a turn is what the next _run_once would
+            # do, without its call and set-up (~100 instructions a turn,
+            # compiled): a Queue ping-pong or a chain of task steps runs one
+            # callback a turn, and so does the turn after a sleep's timer.
             # Whatever needs more returns, and the next _run_once does it.
             # (Compiled only: interpreted, these tests cost more than the
             # call they save, +1,600 instructions a turn of a call_soon chain.)
             while (
                 cython.compiled
-                and not scheduled
                 and not self._stopping
                 and self._run_once_is_ours
                 and _ready_len(ready)
                 and len(self._readers) <= 1
                 and not self._writers
                 and not self._signal_handlers
+                and (not scheduled or _timers_at_rest(self, scheduled))
             ):
                 self._turn += 2  # (as for a skipped poll)
                 _LoopCore._run_ready(self, _ready_len(ready))
