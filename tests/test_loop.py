@@ -264,12 +264,15 @@ def test_a_run_once_put_on_the_instance_runs_every_turn(loop):
     assert len(turns) == before
 
 
-def _chain(loop, steps, log, at=None, action=None):
+def _chain(loop, steps, log, at=None, action=None, each=None):
     """call_soon `steps` callbacks one after the other, a turn each (each
-    schedules the next), `action` at step `at`, then stop; each step logged."""
+    schedules the next), `each(i)` at every step and `action` at step `at`,
+    then stop; each step logged."""
 
     def step(i):
         log.append(i)
+        if each is not None:
+            each(i)
         if i == at:
             action()
         if i + 1 < steps:
@@ -325,18 +328,7 @@ def test_a_cancelled_first_timer_leaves_the_heap_in_the_next_turn(loop):
     # asyncio's loop, in the turns of a chain too.
     far = loop.call_later(3600, noop)
     sizes = []
-
-    def step(i):
-        sizes.append(len(loop._scheduled))
-        if i == 5:
-            far.cancel()
-        if i < 10:
-            loop.call_soon(step, i + 1)
-        else:
-            loop.stop()
-
-    loop.call_soon(step, 0)
-    loop.run_forever()
+    _chain(loop, 11, [], at=5, action=far.cancel, each=lambda i: sizes.append(len(loop._scheduled)))
     assert sizes == [1] * 6 + [0] * 5  # (step 6 runs in the turn that pops it)
 
 
@@ -348,16 +340,11 @@ def test_timers_cancelled_in_a_call_soon_chain_are_swept(loop):
     loop.call_later(60, noop)
     sizes = []
 
-    def step(i):
+    def make_and_cancel(i):
         loop.call_later(3600, noop).cancel()
         sizes.append(len(loop._scheduled))
-        if i < 2000:
-            loop.call_soon(step, i + 1)
-        else:
-            loop.stop()
 
-    loop.call_soon(step, 0)
-    loop.run_forever()
+    _chain(loop, 2001, [], each=make_and_cancel)
     assert max(sizes) <= 210
     assert min(sizes[1000:]) <= 2
 
