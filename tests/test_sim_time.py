@@ -116,9 +116,13 @@ async def _same_deadline_order() -> list[int]:
     order: list[int] = []
     now = loop.time()
     for i in (4, 2, 0, 3, 1):
-        loop.call_at(now + 0.01 + i * 0.002, order.append, i)
+        loop.call_at(now + 0.1 + i * 0.002, order.append, i)
+    # Due ~95 ms before the first of those on a real clock: the call_later
+    # reads the clock again, so a process held up for longer than that
+    # between the two readings (a loaded machine) would reorder them, on
+    # asyncio's loop too.  (With 5 ms, one CI run on a loaded machine did.)
     loop.call_later(0.005, order.append, -1)
-    await asyncio.sleep(0.05)
+    await asyncio.sleep(0.15)
     return order
 
 
