@@ -25,8 +25,9 @@ A loop holds three kinds of pending work:
 3. **Run ready.**  Exactly the handles that were ready when this phase began
    run, in FIFO order.  Whatever they schedule runs next turn, so a callback
    that reschedules itself forever cannot starve I/O.  (A next turn that
-   would be this phase alone, with no timer and the poll skipped, is run
-   by the same ``_run_once``, unless an override of it wants each turn.)
+   would be this phase alone, with no timer due or to drop and the poll
+   skipped, is run by the same ``_run_once``, unless an override of it
+   wants each turn.)
 
 This is the only place where callbacks are called.  A callback's exception
 goes to the exception handler, never out of the loop (except SystemExit and
