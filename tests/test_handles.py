@@ -910,6 +910,45 @@ def test_a_future_s_own_attributes_are_found_as_the_function_finds_them(loop):
     assert results == [7] and not other.done()
 
 
+def test_a_sleeps_timer_leaves_done_callbacks_their_own_contexts(loop):
+    # The wake-up schedules the future's done callbacks, each in the
+    # context it was added with, whatever the context the timer was made in.
+    var = contextvars.ContextVar("var", default="unset")
+    fut = loop.create_future()
+    seen = []
+    added = contextvars.copy_context()
+    added.run(var.set, "added")
+    fut.add_done_callback(lambda f: seen.append((f.result(), var.get())), context=added)
+
+    async def main():
+        var.set("timer made")
+        loop.call_later(0, _sleep_callback(), fut, 1)
+        var.set("changed since")
+        await asyncio.sleep(0.01)
+
+    loop.run_until_complete(main())
+    assert seen == [(1, "added")]
+
+
+def test_a_replaced_method_sees_the_context_as_the_timer_was_made(loop):
+    # A future with an attribute of its own is set through the function,
+    # which runs in the timer's context: a copy of the one the timer was
+    # made in, as it was then.
+    var = contextvars.ContextVar("var", default="unset")
+    fut = loop.create_future()
+    seen = []
+    fut.set_result = lambda result: seen.append((result, var.get()))
+
+    async def main():
+        var.set("timer made")
+        loop.call_later(0, _sleep_callback(), fut, 1)
+        var.set("changed since")
+        await asyncio.sleep(0.01)
+
+    loop.run_until_complete(main())
+    assert seen == [(1, "timer made")]
+
+
 def test_a_sleep_wakes_its_task_in_the_tasks_context(loop):
     var = contextvars.ContextVar("var", default="unset")
     seen = []
