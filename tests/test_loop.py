@@ -14,6 +14,7 @@ import collections
 import concurrent.futures
 import contextvars
 import decimal
+import dis
 import fractions
 import gc
 import logging
@@ -2044,3 +2045,29 @@ def test_a_subclass_of_the_default_poller_has_its_own_poll_called():
     finally:
         loop.close()
     assert CountingPoller.polls >= 1
+
+
+def test_python_specializes_method_calls_on_the_loop(loop):
+    # The interpreter specializes a method load on an object whose instance
+    # dict is unmade (or inline): asyncio.sleep's loop.call_later, a library's
+    # loop.create_future.  A dict made for every loop (Cython's tp_new) left
+    # each such load a full lookup on 3.12.
+    def make(lp):
+        return lp.create_future()
+
+    for _ in range(64):
+        make(loop).cancel()
+    loads = [
+        ins.opname
+        for ins in dis.get_instructions(make, adaptive=True)
+        if ins.opname.startswith(("LOAD_ATTR", "LOAD_METHOD"))
+    ]
+    assert loads and not {"LOAD_ATTR", "LOAD_METHOD"} & set(loads), loads
+
+
+def test_a_loop_takes_attributes_of_its_own(loop):
+    # (Its instance dict is made when first needed.)
+    loop.custom_flag = 7
+    assert loop.custom_flag == 7 and vars(loop)["custom_flag"] == 7
+    del loop.custom_flag
+    assert not hasattr(loop, "custom_flag")

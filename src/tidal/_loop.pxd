@@ -39,6 +39,20 @@ cdef extern from "tidal/_new_future.h":
     object new_task "tidal_new_task" (object task_cls, object coro, object kwargs)
     bint use_fast_future "tidal_use_fast_future" (object future_cls) except -1
 
+# The loop's instance dict, unmade while empty (see _LoopCore.__dict__):
+# Cython's tp_new makes one for every instance.
+cdef extern from *:
+    """
+    static inline void tidal_unmake_empty_dict(PyObject *obj) {
+        Py_ssize_t offset = Py_TYPE(obj)->tp_dictoffset;
+        if (offset <= 0) return;
+        PyObject **dict = (PyObject **)((char *)obj + offset);
+        if (*dict != NULL && PyDict_CheckExact(*dict) && PyDict_GET_SIZE(*dict) == 0)
+            Py_CLEAR(*dict);
+    }
+    """
+    void unmake_empty_dict "tidal_unmake_empty_dict" (object obj)
+
 # call_soon's C entry (_call_soon_entry.h says why): installed once.
 cdef extern from "tidal/_call_soon_entry.h":
     ctypedef object (*bound_getter "tidal_bound_getter")(object)
@@ -71,6 +85,14 @@ cdef bint _FAST_FUTURE
 # a dict lookup.  `public`: tests, the transports and CPython's test suite
 # read them from Python (loop._ready, loop._readers, loop._timer_cancelled_count).
 cdef class _LoopCore:
+    # The instance dict, here rather than the one Python would give
+    # EventLoop: that one is "managed", and on 3.12 a managed dict of an
+    # object a C type's tp_new made (Cython's) never gets its inline
+    # values, so Python never specialized a method load on the loop
+    # (loop.call_later in asyncio.sleep: a full lookup per call, ~130
+    # instructions).  A dict of our own, unmade (EventLoop.__init__) and
+    # left so (nothing of tidal's writes to it), specializes on 3.11 to 3.13.
+    cdef dict __dict__
     cdef public object _clock
     cdef public object _clock_now          # the clock's bound C function
     cdef public double _clock_resolution

@@ -141,6 +141,9 @@ if not cython.compiled:
     def new_task(task_cls: Any, coro: Any, kwargs: dict[str, Any]) -> Any:
         raise AssertionError("compiled only")
 
+    def unmake_empty_dict(obj: Any) -> None:
+        raise AssertionError("compiled only")
+
     # Compiled, _handle_layout.h's (used only where compiled).
     def as_handle(op: Any) -> Any:
         return op
@@ -538,6 +541,8 @@ class _LoopCore:
     # Bumped before and after each wait for I/O (odd while waiting): what
     # the watchdog's thread watches (_watchdog.py).
     _turn: int
+    _run_once_is_ours: bool  # no override of _run_once / _run_ready: called as C
+    _run_ready_is_ours: bool  # (_note_overrides)
     _watchdog: Any  # None: TIDAL_WATCHDOG decides at run start; False: off; a _watchdog.Watchdog
     _thread_id: int | None
     _current_handle: Any
@@ -1292,6 +1297,22 @@ class _LoopCore:
         handle = task = tr = transport = None  # type: ignore[assignment]  # (as in _run_ready)
 
 
+if not cython.compiled:
+    # Interpreted, the loop's fields are slots, as compiled they are C
+    # fields: ~56 attributes in an instance dict (past the 30 keys a dict
+    # shares with its class's other instances) and 3.12 specializes no
+    # method load on the loop (asyncio.sleep's loop.call_later: a full
+    # lookup each time).  The instance dict stays for anything else.
+    _LoopCore = type(  # type: ignore[misc]
+        _LoopCore.__name__,
+        _LoopCore.__bases__,
+        {
+            **{k: v for k, v in vars(_LoopCore).items() if k not in ("__dict__", "__weakref__")},
+            "__slots__": (*_LoopCore.__annotations__, "__dict__", "__weakref__"),
+        },
+    )
+
+
 def _run_debug(core: _LoopCore, handle: Handle) -> None:
     """Run `handle` in debug mode: asyncio's slow-callback warning.  Out of
     _run_ready_observed: its locals (a try block, the warning's call) made
@@ -1371,6 +1392,10 @@ class EventLoop(_LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
         `socket_factory` makes every socket the loop opens for the program and
         `resolver` answers its getaddrinfo/getnameinfo (``tidal.abc``).
         """
+        if cython.compiled:
+            # No instance dict until something is stored in one: while there
+            # is none, Python specializes method calls on the loop (_loop.pxd).
+            unmake_empty_dict(self)
         self._clock = MonotonicClock() if clock is None else clock
         self._clock_now = self._clock.now
         self._clock_resolution = self._clock.resolution
