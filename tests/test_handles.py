@@ -910,6 +910,19 @@ def test_a_future_s_own_attributes_are_found_as_the_function_finds_them(loop):
     assert results == [7] and not other.done()
 
 
+def _timer_made_then_context_changed(loop, var, fut):
+    """A sleep's timer for `fut`, made while `var` is "timer made", which a
+    task sets to "changed since" before the timer runs."""
+
+    async def main():
+        var.set("timer made")
+        loop.call_later(0, _sleep_callback(), fut, 1)
+        var.set("changed since")
+        await asyncio.sleep(0.01)
+
+    loop.run_until_complete(main())
+
+
 def test_a_sleeps_timer_leaves_done_callbacks_their_own_contexts(loop):
     # The wake-up schedules the future's done callbacks, each in the
     # context it was added with, whatever the context the timer was made in.
@@ -919,14 +932,7 @@ def test_a_sleeps_timer_leaves_done_callbacks_their_own_contexts(loop):
     added = contextvars.copy_context()
     added.run(var.set, "added")
     fut.add_done_callback(lambda f: seen.append((f.result(), var.get())), context=added)
-
-    async def main():
-        var.set("timer made")
-        loop.call_later(0, _sleep_callback(), fut, 1)
-        var.set("changed since")
-        await asyncio.sleep(0.01)
-
-    loop.run_until_complete(main())
+    _timer_made_then_context_changed(loop, var, fut)
     assert seen == [(1, "added")]
 
 
@@ -938,14 +944,7 @@ def test_a_replaced_method_sees_the_context_as_the_timer_was_made(loop):
     fut = loop.create_future()
     seen = []
     fut.set_result = lambda result: seen.append((result, var.get()))
-
-    async def main():
-        var.set("timer made")
-        loop.call_later(0, _sleep_callback(), fut, 1)
-        var.set("changed since")
-        await asyncio.sleep(0.01)
-
-    loop.run_until_complete(main())
+    _timer_made_then_context_changed(loop, var, fut)
     assert seen == [(1, "timer made")]
 
 

@@ -1303,7 +1303,7 @@ if not cython.compiled:
     # shares with its class's other instances) and 3.12 specializes no
     # method load on the loop (asyncio.sleep's loop.call_later: a full
     # lookup each time).  The instance dict stays for anything else.
-    _LoopCore = type(  # type: ignore[misc]
+    _LoopCore = type(  # type: ignore[misc,assignment]
         _LoopCore.__name__,
         _LoopCore.__bases__,
         {
