@@ -39,8 +39,9 @@ cdef extern from "tidal/_new_future.h":
     object new_task "tidal_new_task" (object task_cls, object coro, object kwargs)
     bint use_fast_future "tidal_use_fast_future" (object future_cls) except -1
 
-# The loop's instance dict, unmade while empty (see _LoopCore.__dict__):
-# Cython's tp_new makes one for every instance.
+# The loop's instance dict, unmade while empty (see _LoopDict): Cython's
+# tp_new makes one for every instance.  (A dict Python manages, EventLoop's
+# on 3.11, has no offset: left alone.)
 cdef extern from *:
     """
     static inline void tidal_unmake_empty_dict(PyObject *obj) {
@@ -85,14 +86,6 @@ cdef bint _FAST_FUTURE
 # a dict lookup.  `public`: tests, the transports and CPython's test suite
 # read them from Python (loop._ready, loop._readers, loop._timer_cancelled_count).
 cdef class _LoopCore:
-    # The instance dict, here rather than the one Python would give
-    # EventLoop: that one is "managed", and on 3.12 a managed dict of an
-    # object a C type's tp_new made (Cython's) never gets its inline
-    # values, so Python never specialized a method load on the loop
-    # (loop.call_later in asyncio.sleep: a full lookup per call, ~130
-    # instructions).  A dict of our own, unmade (EventLoop.__init__) and
-    # left so (nothing of tidal's writes to it), specializes on 3.11 to 3.13.
-    cdef dict __dict__
     cdef public object _clock
     cdef public object _clock_now          # the clock's bound C function
     cdef public double _clock_resolution
@@ -174,6 +167,21 @@ cdef class _LoopCore:
 
     @cython.locals(_=Py_ssize_t, instruments=Instruments, handle=CHandle, tr=CStream)
     cdef _run_ready_observed(self, Py_ssize_t ntodo)
+
+
+# EventLoop's base from 3.12 (on 3.11, _LoopCore itself): _LoopCore with an
+# instance dict of its own.  Python gives a subclass of a C type a "managed"
+# dict, and from 3.12 a managed dict of an object made by a C type's tp_new
+# (Cython's) never gets its inline values: Python then never specializes a
+# method load on the loop (loop.call_later in asyncio.sleep, loop.create_future
+# in any library: a full lookup each time, ~130 instructions).  This dict,
+# unmade (EventLoop.__init__) and left so (nothing of tidal's writes to it),
+# is one 3.12 and 3.13 specialize past (LOAD_ATTR_METHOD_LAZY_DICT), and one
+# the C Task and Future's lookups on the loop skip.  3.11 does give the
+# managed dict its values, and specializes nothing past a dict that is not
+# made (LOAD_METHOD_WITH_DICT wants one to exist): it keeps Python's.
+cdef class _LoopDict(_LoopCore):
+    cdef dict __dict__
 
 
 # The loop's time (see _now in _loop.py): inline, so the default clock is a

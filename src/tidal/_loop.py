@@ -1364,7 +1364,16 @@ def _soon_plain(loop: Any, callback: Any, args: tuple[Any, ...], context: Any) -
 install_call_soon(vars(_LoopCore)["call_soon"], _LoopCore, _call_soon_of, _soon_plain)
 
 
-class EventLoop(_LoopCore, asyncio.AbstractEventLoop):  # type: ignore[misc]
+class _LoopDict(_LoopCore):
+    """_LoopCore with an instance dict of its own (see _loop.pxd: why, and
+    why only from 3.12).  Interpreted, nothing more than _LoopCore."""
+
+
+# (A name mypy can follow as a base class, whichever it is.)
+_LoopBase: type[_LoopCore] = _LoopDict if sys.version_info >= (3, 12) else _LoopCore
+
+
+class EventLoop(_LoopBase, asyncio.AbstractEventLoop):  # type: ignore[misc,valid-type]
     """A complete asyncio event loop: pass ``tidal.new_event_loop`` as loop_factory."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
