@@ -1369,11 +1369,13 @@ class _LoopDict(_LoopCore):
     why only from 3.12).  Interpreted, nothing more than _LoopCore."""
 
 
-# (A name mypy can follow as a base class, whichever it is.)
-_LoopBase: type[_LoopCore] = _LoopDict if sys.version_info >= (3, 12) else _LoopCore
+if sys.version_info >= (3, 12):
+    _LoopBase = _LoopDict
+else:
+    _LoopBase = _LoopCore
 
 
-class EventLoop(_LoopBase, asyncio.AbstractEventLoop):  # type: ignore[misc,valid-type]
+class EventLoop(_LoopBase, asyncio.AbstractEventLoop):  # type: ignore[misc]
     """A complete asyncio event loop: pass ``tidal.new_event_loop`` as loop_factory."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
