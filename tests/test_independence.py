@@ -3,6 +3,8 @@
 import ast
 import pathlib
 
+import sys
+
 import tidal
 
 FORBIDDEN = {
@@ -49,8 +51,10 @@ def test_loop_class_derives_from_abstract_loop_only():
 
     mro = tidal.EventLoop.__mro__
     # tidal's own bases are allowed: _LoopCore holds the hot state (a cdef
-    # class when compiled, a plain class interpreted; the MRO is the same).
+    # class when compiled, a plain class interpreted; the MRO is the same),
+    # and from 3.12 _LoopDict gives it an instance dict of its own.
     own = [cls for cls in mro if cls.__module__.startswith("tidal.")]
-    assert own == [tidal.EventLoop, tidal._loop._LoopCore]
+    dict_base = [tidal._loop._LoopDict] if sys.version_info >= (3, 12) else []
+    assert own == [tidal.EventLoop, *dict_base, tidal._loop._LoopCore]
     others = [cls for cls in mro if cls not in own]
     assert others == [asyncio.AbstractEventLoop, object]
