@@ -485,7 +485,9 @@ def test_a_tracer_and_an_instrument_see_the_same_io_waits(loop, loop_name):
 
     async def main(waits):
         first = await _echo_streams(5)
-        await asyncio.sleep(0.002)  # (a wait with a timeout: a float)
+        # (A wait with a timeout, a float: long enough to be one still when
+        # the poll comes, on a machine loaded enough to hold the process up.)
+        await asyncio.sleep(0.05)
         asyncio.get_running_loop().remove_instrument(waits)
         return first, len(seen), await _echo_streams(5)
 
