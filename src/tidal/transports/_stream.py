@@ -89,11 +89,13 @@ logger = logging.getLogger("asyncio")
 # read, one data_received and one write back.  Server CPU per 100 KiB echo
 # message (protocol, 10 connections): 256 KiB 75-88 us, 64 KiB 64 us, this 50 us.
 MAX_READ = 128 * 1024 - 512
-# Except into asyncio's streams: a StreamReader pauses its transport once it
-# holds more than twice its limit (64 KiB by default), so reading more than
-# the limit at a time makes it pause and resume reading (two epoll_ctl) on
-# every large message.  100 KiB streams echo, server CPU per message: 64 KiB
-# reads 69-84 us, 128 KiB 125-133 us, 256 KiB 158-183 us.
+# Except into asyncio's streams, which get their limit (64 KiB by default) a
+# read: a StreamReader copies each chunk into a bytearray it grows and
+# shrinks, and with larger reads glibc trims the top of its heap and takes
+# fresh pages for the next one (interpreted, 100 KiB streams echo at 10
+# connections, CPU per message: 64 KiB reads 52 us and ~1 page fault; 112 to
+# 127.5 KiB reads 58-79 us and 16-19 faults; level at 100 connections).  A
+# StreamReader also pauses its transport once it holds twice its limit.
 STREAM_READ = 64 * 1024
 # Compiled, a read that brought at least this much makes the transport's next
 # read go straight into a bytes object of its own rather than into the loop's
