@@ -113,6 +113,38 @@ def test_accepted_transport(loop, arun):
     arun(main())
 
 
+def test_nodelay_only_on_sockets_of_protocol_tcp(loop, arun):
+    # asyncio's _set_nodelay wants sock.proto == IPPROTO_TCP: a socket made
+    # by socket.socket() (proto 0), and what its listener accepts, keep
+    # Nagle on (uvloop's test_create_server_1 relies on it, the other way).
+    async def main():
+        live: list[Any] = []
+        lsock = socket.socket()
+        lsock.bind(("127.0.0.1", 0))
+        server = await loop.create_server(lambda: Echo(live), sock=lsock)
+        client = await connect(loop, lsock.getsockname())
+        assert client.proto == 0
+        ctr, _ = await loop.create_connection(asyncio.Protocol, sock=client)
+        for _ in range(100):
+            if live:
+                break
+            await asyncio.sleep(0.01)
+        (tr,) = live
+        for t in (tr, ctr):
+            tsock = t.get_extra_info("socket")
+            assert tsock.proto == 0
+            assert tsock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 0
+        ctr.close()
+        for _ in range(100):
+            if not live:
+                break
+            await asyncio.sleep(0.01)
+        server.close()
+        await server.wait_closed()
+
+    arun(main())
+
+
 def test_start_serving_false(loop, arun):
     async def main():
         live: list[Any] = []

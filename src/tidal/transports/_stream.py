@@ -172,11 +172,16 @@ def _read_size(protocol: Any) -> int:
 
 
 def _set_nodelay(sock: socket.socket) -> None:
-    """Disable Nagle on TCP: small writes go out without waiting for an ACK."""
+    """Disable Nagle on TCP: small writes go out without waiting for an ACK.
+
+    Only where asyncio's own _set_nodelay does: proto must say IPPROTO_TCP, so
+    a socket made by socket.socket() (proto 0), and what its listener
+    accepts, keep Nagle on as they do on asyncio's loop.
+    """
     if (
         sock.family in (socket.AF_INET, socket.AF_INET6)
         and sock.type == socket.SOCK_STREAM
-        and sock.proto in (0, socket.IPPROTO_TCP)
+        and sock.proto == socket.IPPROTO_TCP
     ):
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
