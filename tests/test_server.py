@@ -628,6 +628,16 @@ def test_unix_server_cleanup_socket_false(loop, arun, tmp_path):
     arun(main())
 
 
+@pytest.mark.skipif(PY313, reason="3.13 has cleanup_socket")
+def test_unix_server_cleanup_socket_unknown_before_313(loop, arun, tmp_path):
+    # asyncio's create_unix_server has no such keyword before 3.13: TypeError,
+    # and no socket file is made.
+    path = str(tmp_path / "none.sock")
+    with pytest.raises(TypeError):
+        arun(loop.create_unix_server(Echo, path, cleanup_socket=False))
+    assert not os.path.exists(path)
+
+
 @pytest.mark.skipif(not PY313, reason="cleanup_socket is new in 3.13")
 def test_unix_server_cleanup_spares_a_replaced_file(loop, arun, tmp_path):
     path = tmp_path / "moved.sock"

@@ -465,20 +465,63 @@ async def create_server(
     return server
 
 
-async def create_unix_server(
+if _PY313:
+
+    async def create_unix_server(
+        self: EventLoop,
+        protocol_factory: _ProtocolFactory,
+        path: Any = None,
+        *,
+        sock: socket.socket | None = None,
+        backlog: int = 100,
+        ssl: Any = None,
+        ssl_handshake_timeout: float | None = None,
+        ssl_shutdown_timeout: float | None = None,
+        start_serving: bool = True,
+        cleanup_socket: bool = True,
+    ) -> Server:
+        """A Unix stream server on a path (a stale socket file is replaced) or a socket."""
+        return await _create_unix_server(
+            self, protocol_factory, path, sock, backlog, ssl,
+            ssl_handshake_timeout, ssl_shutdown_timeout, start_serving, cleanup_socket,
+        )  # fmt: skip
+
+else:
+
+    async def create_unix_server(  # type: ignore[misc]
+        self: EventLoop,
+        protocol_factory: _ProtocolFactory,
+        path: Any = None,
+        *,
+        sock: socket.socket | None = None,
+        backlog: int = 100,
+        ssl: Any = None,
+        ssl_handshake_timeout: float | None = None,
+        ssl_shutdown_timeout: float | None = None,
+        start_serving: bool = True,
+    ) -> Server:
+        """A Unix stream server on a path (a stale socket file is replaced) or a socket.
+
+        (3.11/3.12 signature: ``cleanup_socket`` arrived in 3.13, as in asyncio.)
+        """
+        return await _create_unix_server(
+            self, protocol_factory, path, sock, backlog, ssl,
+            ssl_handshake_timeout, ssl_shutdown_timeout, start_serving, False,
+        )  # fmt: skip
+
+
+async def _create_unix_server(
     self: EventLoop,
     protocol_factory: _ProtocolFactory,
-    path: Any = None,
-    *,
-    sock: socket.socket | None = None,
-    backlog: int = 100,
-    ssl: Any = None,
-    ssl_handshake_timeout: float | None = None,
-    ssl_shutdown_timeout: float | None = None,
-    start_serving: bool = True,
-    cleanup_socket: bool = True,
+    path: Any,
+    sock: socket.socket | None,
+    backlog: int,
+    ssl: Any,
+    ssl_handshake_timeout: float | None,
+    ssl_shutdown_timeout: float | None,
+    start_serving: bool,
+    cleanup_socket: bool,
 ) -> Server:
-    """A Unix stream server on a path (a stale socket file is replaced) or a socket."""
     if isinstance(ssl, bool):
         raise TypeError("ssl argument must be an SSLContext or None")
     if ssl_handshake_timeout is not None and not ssl:
@@ -521,7 +564,7 @@ async def create_unix_server(
             raise ValueError(f"A UNIX Domain Stream Socket was expected, got {sock!r}")
 
     cleanup_ino = None
-    if _PY313 and cleanup_socket:
+    if cleanup_socket:
         bound = sock.getsockname()
         if bound and bound[0] not in (0, "\x00"):
             try:
