@@ -24,6 +24,7 @@ import socket
 import sys
 import threading
 import time
+import weakref
 from typing import Any
 
 import pytest
@@ -2076,3 +2077,36 @@ def test_a_loop_takes_attributes_of_its_own(loop):
     assert loop.custom_flag == 7 and vars(loop)["custom_flag"] == 7
     del loop.custom_flag
     assert not hasattr(loop, "custom_flag")
+
+
+def test_a_closed_loop_is_freed_by_reference_counting(loop_factory):
+    # Nothing of a closed loop's own holds it back: once nothing else holds
+    # it, it goes at once, as asyncio's does, not at the cyclic GC's next
+    # pass (AnyIO's worker thread, still holding it while the first
+    # collection after anyio.run() ran, kept tidal's past that collection).
+    lp = loop_factory()
+
+    async def main() -> None:
+        running = asyncio.get_running_loop()
+        fut = running.create_future()
+        running.call_soon(fut.set_result, 1)
+        await fut
+        await asyncio.gather(asyncio.sleep(0), asyncio.sleep(0.001))
+        await running.run_in_executor(None, int)
+
+    lp.run_until_complete(main())
+    lp.run_until_complete(lp.shutdown_default_executor())
+    lp.close()
+    # A closed loop still makes futures, and refuses their callbacks.
+    late = lp.create_future()
+    late.add_done_callback(lambda f: None)
+    with pytest.raises(RuntimeError, match="closed"):
+        late.set_result(None)
+    del late
+    ref = weakref.ref(lp)
+    gc.disable()
+    try:
+        del lp
+        assert ref() is None
+    finally:
+        gc.enable()

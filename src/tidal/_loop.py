@@ -570,7 +570,7 @@ class _LoopCore:
     # program comes from _socket_factory, every name from _resolver.
     _socket_factory: Any
     _resolver: Any
-    _loop_kwargs: dict[str, Any]  # {"loop": self}, for asyncio's Future and Task (create_future)
+    _loop_kwargs: dict[str, Any] | None  # {"loop": self} for asyncio's Future and Task; None once closed
     _call_soon_bound: Any  # compiled: loop.call_soon as asyncio's C Task gets it (_call_soon_of)
     _get_debug_is_ours: bool  # no override of get_debug (_note_overrides; create_future)
 
@@ -724,9 +724,12 @@ class _LoopCore:
                 # whose answer (False) is known here (_new_future.h).
                 return new_future(self)  # type: ignore[no-any-return]
             # `_Future(loop=self)` would build a dict for its keyword per
-            # call; this one is made once, in __init__.  Future's C __init__
-            # only reads it.
-            return PyObject_Call(_Future, (), self._loop_kwargs)  # type: ignore[no-any-return]
+            # call; this one is made once, in __init__ (and dropped by
+            # close(): see there).  Future's C __init__ only reads it.
+            kwargs = self._loop_kwargs
+            if kwargs is None:
+                kwargs = {"loop": self}
+            return PyObject_Call(_Future, (), kwargs)  # type: ignore[no-any-return]
         return _Future(loop=self)  # type: ignore[arg-type]  # self is always an EventLoop
 
     def create_task(
@@ -749,7 +752,7 @@ class _LoopCore:
             if cython.compiled:
                 # As in create_future: the {"loop": self} made once, not a
                 # dict per task, and the (coro,) reused (_new_future.h).
-                return new_task(_Task, coro, self._loop_kwargs)  # type: ignore[no-any-return]
+                return new_task(_Task, coro, self._loop_kwargs)  # type: ignore[no-any-return,arg-type]  # (open: a dict)
             return _Task(coro, loop=self)  # type: ignore[arg-type]
         if self._instruments is not None:
             # Reported spawned, then its first step queued (_instrument.py).
@@ -1337,7 +1340,8 @@ def _call_soon_of(loop: Any) -> Any:
     bound = core._call_soon_bound
     if bound is None:
         bound = new_bound_call_soon(loop)
-        core._call_soon_bound = bound
+        if not core._closed:  # (kept by an open loop only: see close())
+            core._call_soon_bound = bound
     return bound
 
 
@@ -1644,6 +1648,13 @@ class EventLoop(_LoopBase, asyncio.AbstractEventLoop):  # type: ignore[misc]
         self._writers.clear()
         self._fileobjs.clear()
         self._poller.close()
+        # What the loop holds that holds it back: a closed loop is freed
+        # by reference counting alone once nothing else holds it, as
+        # asyncio's is, not at the cyclic GC's next full pass (a thread
+        # still holding it while a collection runs would otherwise keep
+        # it past that collection).
+        self._loop_kwargs = None
+        cython.cast(_LoopCore, self)._call_soon_bound = None  # (a C field, not public)
         _observe.loop_closed(self)
 
     # ------------------------------------------------------------------
