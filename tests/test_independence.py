@@ -19,10 +19,20 @@ FORBIDDEN = {
 SRC = pathlib.Path(tidal.__file__).parent
 
 
+# Names taken from those modules for their identity, not their work:
+# run_until_complete's done callback (libraries find the task asyncio.run()
+# runs by it: AnyIO's root task).
+ALLOWED = {("base_events", "_run_until_complete_cb")}
+
+
 def _imported_asyncio_modules(tree: ast.AST) -> set[str]:
     found = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and node.module:
+            if node.module.startswith("asyncio.") and all(
+                (node.module.split(".")[1], alias.name) in ALLOWED for alias in node.names
+            ):
+                continue
             if node.module == "asyncio":
                 found.update(alias.name for alias in node.names)
             elif node.module.startswith("asyncio."):

@@ -2110,3 +2110,16 @@ def test_a_closed_loop_is_freed_by_reference_counting(loop_factory):
         assert ref() is None
     finally:
         gc.enable()
+
+
+def test_run_until_complete_marks_its_task_as_asyncio_does(loop):
+    # Libraries find the task run_until_complete (or asyncio.run) runs by
+    # its done callback, asyncio's own function (AnyIO's root task).
+    async def main() -> bool:
+        task = asyncio.current_task()
+        return any(
+            cb is asyncio.base_events._run_until_complete_cb  # type: ignore[attr-defined]
+            for cb, _ in task._callbacks  # type: ignore[union-attr]
+        )
+
+    assert loop.run_until_complete(main())

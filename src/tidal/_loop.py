@@ -63,6 +63,12 @@ import traceback
 import warnings
 import weakref
 from asyncio import coroutines, events, futures, tasks
+
+# run_until_complete's done callback is asyncio's own function, not a copy:
+# libraries find the task asyncio.run() or run_until_complete() runs by it
+# (AnyIO's root task: `cb is asyncio.base_events._run_until_complete_cb`,
+# with uvloop's special-cased), and a copy made them fall back to guessing.
+from asyncio.base_events import _run_until_complete_cb  # type: ignore[attr-defined]
 from typing import TYPE_CHECKING, Any, Callable
 
 if TYPE_CHECKING:
@@ -214,14 +220,6 @@ _DEBUG_STACK_DEPTH = 10
 _JOIN_SHUTDOWN_WHEN_CANCELLED = sys.version_info < (3, 13)
 
 
-def _run_until_complete_cb(fut: asyncio.Future[Any]) -> None:
-    if not fut.cancelled():
-        exc = fut.exception()
-        if isinstance(exc, (SystemExit, KeyboardInterrupt)):
-            # The exception propagates out of run_forever by itself; stopping
-            # here would leave a turn's worth of callbacks unrun.
-            return
-    futures._get_loop(fut).stop()  # type: ignore[attr-defined]  # exists; typeshed omits it
 
 
 def _make_task(
