@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+from unittest import mock
 from typing import Any, Callable
 
 import pytest
@@ -193,5 +194,23 @@ def test_stdin_pause_reading_raises_not_implemented(loop: Any, arun: Any) -> Non
                 transport.resume_reading()
             with pytest.raises(NotImplementedError):
                 transport.is_reading()
+
+    arun(main())
+
+
+# Not "unix": tidal's Unix transport is the TCP one's class, and asyncio's
+# 3.11 server leaves its accepted Unix transport for the GC to warn about.
+@pytest.mark.parametrize("kind", [k for k in KINDS if k != "unix"])
+def test_transport_method_can_be_patched_on_the_instance(kind: str, loop: Any, arun: Any) -> None:
+    """asyncio's transports keep a __dict__: tests patch a method on one transport
+    (mock.patch.object(transport, "write", ...), as aiohttp's own tests do)."""
+
+    async def main() -> None:
+        async with open_kind(kind) as (transport, _protocol, _peers):
+            with mock.patch.object(transport, "get_extra_info", return_value="patched"):
+                assert transport.get_extra_info("peername") == "patched"
+            assert transport.get_extra_info("no such name") is None
+            transport.user_attribute = 1
+            assert transport.user_attribute == 1
 
     arun(main())

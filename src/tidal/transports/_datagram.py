@@ -87,6 +87,7 @@ class DatagramTransport(asyncio.Transport, asyncio.DatagramTransport):
     max_size = _MAX_SIZE
 
     __slots__ = (
+        "__dict__",  # asyncio's transports accept attributes (tests patch sendto())
         "__weakref__",  # the loop's fd -> transport map is weak
         "_address",
         "_buffer",

@@ -314,6 +314,7 @@ class WritePipeTransport(_PipeEnd, asyncio.Transport):
     """
 
     __slots__ = (
+        "__dict__",  # as ReadPipeTransport's: asyncio's transports accept attributes
         "__weakref__",
         "_buffer",
         "_closing",

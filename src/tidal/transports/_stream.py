@@ -266,8 +266,11 @@ class StreamTransport(StreamSlots):
 
     # The fields are StreamSlots' (_stream_slots.py); compiled, the read and
     # write paths below read them as C struct members through `tr`, this
-    # object typed as that struct (@cython.locals(tr=CStream)).
-    __slots__ = ()
+    # object typed as that struct (@cython.locals(tr=CStream)).  "__dict__":
+    # asyncio's transports accept attributes, and tests (aiohttp's) patch
+    # write() on the instance; added here, not to StreamSlots, so the struct
+    # layout the compiled paths read stays as it is.
+    __slots__ = ("__dict__",)
 
     # Class attributes asyncio's loop code looks for on socket transports.
     max_size = MAX_READ

@@ -119,6 +119,7 @@ class SubprocessTransport(asyncio.SubprocessTransport):
     """A child process and its pipes, as asyncio's subprocess transport."""
 
     __slots__ = (
+        "__dict__",  # asyncio's transports accept attributes (tests patch methods)
         "__weakref__",
         "_closed",
         "_exec_report_fd",

@@ -146,7 +146,8 @@ def _default_context(server_side: bool, server_hostname: str | None) -> Any:
 class SSLTransport(transports.Transport):
     """The transport a TLS connection's protocol writes to (named as asyncio's: code checks for 'ssl')."""
 
-    __slots__ = ("__weakref__", "_closed", "_loop", "_ssl_protocol")
+    # "__dict__": asyncio's transports accept attributes (tests patch write()).
+    __slots__ = ("__dict__", "__weakref__", "_closed", "_loop", "_ssl_protocol")
 
     _start_tls_compatible = True
     # loop.sendfile over TLS must read the file and write() it.
