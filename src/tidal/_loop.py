@@ -220,8 +220,6 @@ _DEBUG_STACK_DEPTH = 10
 _JOIN_SHUTDOWN_WHEN_CANCELLED = sys.version_info < (3, 13)
 
 
-
-
 def _make_task(
     loop: _LoopCore, coro: Any, name: str | None, context: contextvars.Context | None
 ) -> asyncio.Task[Any]:
