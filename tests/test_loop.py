@@ -26,6 +26,7 @@ import threading
 import time
 import weakref
 from typing import Any
+from unittest import mock
 
 import pytest
 
@@ -208,6 +209,42 @@ def test_a_subclass_time_is_the_clock_of_its_timers(loop_factory):
     finally:
         guard.cancel()
         lp.close()
+
+
+def test_a_time_patched_on_a_running_loop_is_its_timers_clock(loop):
+    # Tests move a loop's time by patching `time` on the loop instance
+    # (aiohttp's keep-alive tests, with mock.patch.object): asyncio's loop
+    # reads self.time() for each due time, the wait and what is due, so the
+    # patch decides when timers run, from the next read on, until undone.
+    async def main() -> tuple[list[str], list[str]]:
+        lp = asyncio.get_running_loop()
+        fired: list[str] = []
+        lp.call_later(30, fired.append, "made before, due in 30 s")
+        now = lp.time()
+        with mock.patch.object(lp, "time") as patched:
+            patched.return_value = now
+            handle = lp.call_later(5, fired.append, "made under the patch")
+            assert handle.when() == now + 5
+            await asyncio.sleep(0)
+            assert fired == []
+            patched.return_value = now + 31  # both are due now
+            for _ in range(3):
+                await asyncio.sleep(0)
+        during = list(fired)
+        # Undone: the real clock again (a patch on a function, too).
+        later = lp.call_later(0.01, fired.append, "after")
+        assert abs(later.when() - (time.monotonic() + 0.01)) < 1.0
+        lp.time = lambda: now + 100.0  # type: ignore[method-assign]
+        try:
+            assert lp.call_later(1, int).when() == now + 101.0
+        finally:
+            del lp.time
+        await asyncio.sleep(0.02)
+        return during, fired[len(during) :]
+
+    during, after = loop.run_until_complete(main())
+    assert during == ["made under the patch", "made before, due in 30 s"]
+    assert after == ["after"]
 
 
 def _count_turns_while_sleeping(lp: asyncio.AbstractEventLoop) -> None:
@@ -1302,7 +1339,6 @@ def test_call_soon_as_tasks_and_futures_find_it(loop):
     # Python code finds: the class's call_soon, bound to this loop; one
     # put on the instance, or patched onto the class, takes its place.
     import inspect
-    from unittest import mock
 
     bound = loop.call_soon
     assert bound.__self__ is loop
@@ -2057,6 +2093,9 @@ def test_python_specializes_method_calls_on_the_loop(loop):
     # The dict Cython's tp_new made for every loop left each such load a full
     # lookup on 3.12.  (A code object of this run's own: one the other loop's
     # run left specialized for its type would first have to back off.)
+    # (After a timer: the loop has read its time, and with it looked for a
+    # `time` of the instance's own, which on 3.11 makes the dict.)
+    loop.run_until_complete(asyncio.sleep(0.001))
     namespace: dict[str, Any] = {}
     exec("def make(lp):\n    return lp.create_future()\n", namespace)  # noqa: S102
     make = namespace["make"]

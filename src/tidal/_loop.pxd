@@ -54,6 +54,29 @@ cdef extern from *:
     """
     void unmake_empty_dict "tidal_unmake_empty_dict" (object obj)
 
+# Whether `time` is set on the loop instance itself (mock.patch.object(loop,
+# "time", ...)): asyncio's loop then reads it for every due time, as it calls
+# self.time().  From 3.12 the dict is _LoopDict's, NULL until something is
+# stored: two loads.  3.11's managed dict is made once by the lookup (its
+# method loads then specialize past the dict, LOAD_METHOD_WITH_DICT).
+cdef extern from *:
+    """
+    static inline int tidal_has_own_time(PyObject *obj) {
+        static PyObject *name = NULL;
+        PyObject **dict;
+        Py_ssize_t offset = Py_TYPE(obj)->tp_dictoffset;
+        if (offset > 0) dict = (PyObject **)((char *)obj + offset);
+        else dict = _PyObject_GetDictPtr(obj);
+        if (dict == NULL || *dict == NULL || !PyDict_GET_SIZE(*dict)) return 0;
+        if (name == NULL && (name = PyUnicode_InternFromString("time")) == NULL) {
+            PyErr_Clear();
+            return 0;
+        }
+        return PyDict_GetItem(*dict, name) != NULL;
+    }
+    """
+    bint has_own_time "tidal_has_own_time" (object obj)
+
 # call_soon's C entry (_call_soon_entry.h says why): installed once.
 cdef extern from "tidal/_call_soon_entry.h":
     ctypedef object (*bound_getter "tidal_bound_getter")(object)

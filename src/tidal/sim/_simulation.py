@@ -139,11 +139,15 @@ class _SimulationLoop(SimEventLoop):
         ) -> Any:
             host = current_host.get(None)
             if host is not None and not host.identity:
-                delay = delay / host.rate
+                # The host's delay, at its clock's rate, from the loop's
+                # (global) now: the loop itself would read the host's time().
+                when = clock.seconds + delay / host.rate
+                return loop_call_at(self, when, callback, *args, context=context)
             return loop_call_later(self, delay, callback, *args, context=context)
 
-        # On the instance: asyncio's code and the program look them up there;
-        # the loop's own turn keeps reading the simulation's clock.
+        # On the instance: asyncio's code and the program look them up there,
+        # and the loop reads this time() too, as asyncio's reads self.time():
+        # in its turn no host is current, so it is the simulation's clock.
         self.time = time  # type: ignore[method-assign]
         self.call_at = call_at  # type: ignore[method-assign]
         self.call_later = call_later  # type: ignore[method-assign]
