@@ -61,18 +61,20 @@ cdef extern from *:
 # method loads then specialize past the dict, LOAD_METHOD_WITH_DICT).
 cdef extern from *:
     """
-    static inline int tidal_has_own_time(PyObject *obj) {
+    static int __attribute__((noinline)) tidal_has_own_time_in_dict(PyObject *obj) {
         static PyObject *name = NULL;
-        PyObject **dict;
-        Py_ssize_t offset = Py_TYPE(obj)->tp_dictoffset;
-        if (offset > 0) dict = (PyObject **)((char *)obj + offset);
-        else dict = _PyObject_GetDictPtr(obj);
+        PyObject **dict = _PyObject_GetDictPtr(obj);
         if (dict == NULL || *dict == NULL || !PyDict_GET_SIZE(*dict)) return 0;
         if (name == NULL && (name = PyUnicode_InternFromString("time")) == NULL) {
             PyErr_Clear();
             return 0;
         }
         return PyDict_GetItem(*dict, name) != NULL;
+    }
+    static inline int tidal_has_own_time(PyObject *obj) {
+        Py_ssize_t offset = Py_TYPE(obj)->tp_dictoffset;
+        if (offset > 0 && *(PyObject **)((char *)obj + offset) == NULL) return 0;
+        return tidal_has_own_time_in_dict(obj);
     }
     """
     bint has_own_time "tidal_has_own_time" (object obj)
@@ -210,6 +212,7 @@ cdef class _LoopDict(_LoopCore):
 # The loop's time (see _now in _loop.py): inline, so the default clock is a
 # field test and clock_gettime, as if written out at each of its uses.
 cdef inline double _now(_LoopCore core) except? -1.0
+cdef double _time_by_call(_LoopCore core, bint own) except? -1.0
 
 
 # The ready queue's length (see _ready_len in _loop.py): one load for a deque.

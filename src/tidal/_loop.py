@@ -277,8 +277,7 @@ def _now(core: _LoopCore) -> float:
     reads self.time() (tests patch it to move a loop's time).
     """
     if cython.compiled:
-        if has_own_time(core):
-            return core.time()  # type: ignore[no-any-return]
+        own = has_own_time(core)
     else:
         # (Not through the instance dict: on 3.12 and later a made one, even
         # empty, stops Python specializing method loads on the loop.)
@@ -286,12 +285,20 @@ def _now(core: _LoopCore) -> float:
             own = core.time.__self__ is not core  # type: ignore[attr-defined]
         except AttributeError:  # a function or a mock
             own = True
-        if own:
-            return core.time()  # type: ignore[no-any-return]
-    if core._clock_is_monotonic:
-        return monotonic()
-    if core._clock_field is not None:
-        return core._clock_field.seconds
+    if not own:
+        if core._clock_is_monotonic:
+            return monotonic()
+        if core._clock_field is not None:
+            return core._clock_field.seconds
+    return _time_by_call(core, own)
+
+
+def _time_by_call(core: _LoopCore, own: bool) -> float:
+    """_now's Python calls: the `time` patched on the instance if `own`, else
+    the clock's now().  Compiled, out of _now's inline body, which then
+    stays small enough for the compiler to inline at each use."""
+    if own:
+        return core.time()  # type: ignore[no-any-return]
     return core._clock_now()
 
 
