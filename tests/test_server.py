@@ -534,6 +534,78 @@ def test_accepted_connection_extra_info(loop, arun, when, how):
     arun(main())
 
 
+class _CallsAsMockDoes:
+    """A callable that is not a method: looked up on a class, it is not bound
+    (a mock is not either), so it gets no transport, only the arguments."""
+
+    def __init__(self, answer: Any) -> None:
+        self.answer = answer
+        self.calls: list[tuple[Any, ...]] = []
+
+    def __call__(self, *args: Any) -> Any:
+        self.calls.append(args)
+        return self.answer
+
+
+@pytest.mark.parametrize("patched_on", ["Transport", "BaseTransport"])
+def test_get_extra_info_patched_on_asyncios_transport_is_called(
+    loop, arun, monkeypatch, patched_on
+):
+    """A get_extra_info patched on asyncio's Transport (or its base) is what a
+    socket transport's get_extra_info runs: asyncio's socket transports define
+    none of their own (websockets' tests patch it to fake the addresses).
+    An accepted connection, whose socket entries tidal defers, and a client's."""
+    inherited = asyncio.BaseTransport.get_extra_info
+    seen: list[tuple[Any, str, Any]] = []
+
+    def wrapper(self: Any, name: str, default: Any = None) -> Any:
+        seen.append((self, name, default))
+        return ("wrapped", inherited(self, name, default))
+
+    async def main():
+        protos: list[QuietProtocol] = []
+
+        def factory() -> QuietProtocol:
+            protos.append(QuietProtocol(loop))
+            return protos[-1]
+
+        server = await loop.create_server(factory, "127.0.0.1", 0)
+        port = port_of(server)
+        client_tr, client_proto = await loop.create_connection(
+            lambda: QuietProtocol(loop), "127.0.0.1", port
+        )
+        await client_proto.made
+        while not protos:
+            await asyncio.sleep(0.01)
+        await protos[0].made
+        server_tr = protos[0].transport
+        client_addr = client_tr.get_extra_info("sockname")
+        for tr, peer in ((server_tr, client_addr), (client_tr, ("127.0.0.1", port))):
+            klass = getattr(asyncio, patched_on)
+            monkeypatch.setattr(klass, "get_extra_info", wrapper)
+            # The patch sees the transport, and the socket entries are there
+            # for the original it calls, whatever was asked first.
+            assert tr.get_extra_info("sslcontext", 7) == ("wrapped", 7)
+            assert tr.get_extra_info("peername") == ("wrapped", peer)
+            assert seen == [(tr, "sslcontext", 7), (tr, "peername", None)]
+            seen.clear()
+            fake = _CallsAsMockDoes(("peer", 1234))
+            monkeypatch.setattr(klass, "get_extra_info", fake)
+            assert tr.get_extra_info("peername") == ("peer", 1234)
+            assert fake.calls == [("peername",)]
+            monkeypatch.undo()
+            assert tr.get_extra_info("peername") == peer
+            assert tr.get_extra_info("sockname") == tr.get_extra_info("socket").getsockname()
+        client_tr.close()
+        server_tr.close()
+        await client_proto.lost
+        await protos[0].lost
+        server.close()
+        await server.wait_closed()
+
+    arun(main())
+
+
 # ----------------------------------------------------------------------
 # Unix servers
 # ----------------------------------------------------------------------
