@@ -239,6 +239,11 @@ def test_a_time_patched_on_a_running_loop_is_its_timers_clock(loop):
             assert lp.call_later(1, int).when() == now + 101.0
         finally:
             del lp.time
+        # A spy that calls the loop's own time() (which must not call it back).
+        with mock.patch.object(lp, "time", wraps=lp.time) as spy:
+            spied = lp.call_later(0.001, int)
+            assert spy.call_count >= 1
+            assert abs(spied.when() - (time.monotonic() + 0.001)) < 1.0
         await asyncio.sleep(0.02)
         return during, fired[len(during) :]
 
