@@ -72,6 +72,8 @@ COMPILED_MODULES = [
 #                          once per connection / lookup (async setup code: Cython
 #                          coroutines would change introspection for no gain)
 #   tidal/_signals.py      once per signal
+#   tidal/_shutdown.py     the end of a run, once per loop; CPython coroutines,
+#                          so their never-awaited warning reads as asyncio's
 #   tidal/_sendfile.py     once per transfer; the bytes move in os.sendfile
 #   tidal/transports/_tls.py  per record the cost is in ssl's C MemoryBIO code
 #   tidal/transports/_base.py  what the transports share: errors, closing, limits,

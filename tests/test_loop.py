@@ -20,10 +20,12 @@ import gc
 import logging
 import os
 import random
+import re
 import socket
 import sys
 import threading
 import time
+import warnings
 import weakref
 from typing import Any
 from unittest import mock
@@ -1466,6 +1468,36 @@ def test_asyncgen_finalizer_closes_on_the_loop(loop, arun):
         return closed
 
     assert arun(main()) == [loop]
+
+
+@pytest.mark.parametrize("method", ["shutdown_asyncgens", "shutdown_default_executor", "sock_recv"])
+def test_a_loop_coroutine_freed_as_its_call_raises_warns_never_awaited(loop, method):
+    # run_until_complete refuses a closed loop before it takes the coroutine,
+    # which is freed while the RuntimeError propagates: a coroutine of the
+    # loop's own warns then that it was never awaited, as any coroutine
+    # does.  (Compiled, Cython's coroutines skipped that warning with an
+    # exception pending.)
+    a, b = socket.socketpair()
+    args = (a, 1) if method == "sock_recv" else ()
+    loop.close()
+    try:
+        with warnings.catch_warnings(record=True) as record:
+            warnings.simplefilter("always")
+            with pytest.raises(RuntimeError, match="^Event loop is closed$"):
+                loop.run_until_complete(getattr(loop, method)(*args))
+            gc.collect()
+    finally:
+        a.close()
+        b.close()
+    messages = [str(w.message) for w in record if w.category is RuntimeWarning]
+    if method.startswith("shutdown_"):
+        # asyncio's text: asyncio.Runner's close() of a closed loop drops
+        # shutdown_asyncgens() so, and pytest-asyncio filters the warning
+        # by "BaseEventLoop.shutdown_asyncgens".
+        assert messages == [f"coroutine 'BaseEventLoop.{method}' was never awaited"]
+    else:
+        assert len(messages) == 1, messages
+        assert re.fullmatch(rf"coroutine '(\w+\.)?{method}' was never awaited", messages[0])
 
 
 def test_asyncgen_first_iterated_after_shutdown_warns(loop):

@@ -88,6 +88,12 @@ cdef extern from "tidal/_call_soon_entry.h":
     object new_bound_call_soon "tidal_new_bound_call_soon" (object loop)
 
 
+# Cython's coroutine type, its never-awaited warning made as CPython's
+# (_coroutine_finalize.h says why).
+cdef extern from "tidal/_coroutine_finalize.h":
+    object wrap_coroutine_finalize "tidal_wrap_coroutine_finalize" (object coro)
+
+
 # Tuning constants as C numbers: the pruning test in _run_once is C arithmetic.
 cdef Py_ssize_t _MIN_SCHEDULED_TIMER_HANDLES
 cdef double _MIN_CANCELLED_TIMER_HANDLES_FRACTION

@@ -85,7 +85,7 @@ if TYPE_CHECKING:
     _T = TypeVar("_T")
     _Ts = TypeVarTuple("_Ts")
 
-from . import _connect, _dns, _introspect, _observe, _sendfile, _server, _signals, _sock, _stats, _watchdog
+from . import _connect, _dns, _introspect, _observe, _sendfile, _server, _shutdown, _signals, _sock, _stats, _watchdog
 from ._clock import ManualClock, MonotonicClock
 from ._handles import Handle, TimerHandle
 from ._handles import report as _report_callback_error
@@ -165,10 +165,13 @@ if not cython.compiled:
 
     def new_bound_call_soon(loop: Any) -> Any:
         raise AssertionError("compiled only")
+
+    # Compiled, _coroutine_finalize.h's: interpreted, coroutines are CPython's.
+    def wrap_coroutine_finalize(coro: Any) -> None:
+        raise AssertionError("compiled only")
 from ._poller import DirectPoller, EpollPoller, default_poller, polls_directly
 from ._timerheap import TimerHeap
 from .transports import _datagram, _pipe, _subprocess, _tls
-from .transports._base import set_result_unless_cancelled
 from .transports._stream import StreamTransport
 
 logger = logging.getLogger("asyncio")  # asyncio's logger: users filter on it
@@ -218,9 +221,6 @@ _MAXIMUM_SELECT_TIMEOUT = 24 * 3600
 _MAXIMUM_WAIT_S = float(_MAXIMUM_SELECT_TIMEOUT)  # (compiled, a C double: the turn compares with it)
 # How deep coroutine origins are tracked in debug mode.
 _DEBUG_STACK_DEPTH = 10
-# shutdown_default_executor joins its helper thread even when cancelled
-# (asyncio before 3.13: try/finally; 3.13 joins only once it succeeded).
-_JOIN_SHUTDOWN_WHEN_CANCELLED = sys.version_info < (3, 13)
 
 
 def _make_task(
@@ -1852,24 +1852,9 @@ class EventLoop(_LoopBase, asyncio.AbstractEventLoop):  # type: ignore[misc]
             )
         self._asyncgens.add(agen)
 
-    async def shutdown_asyncgens(self) -> None:
-        """Close every async generator still alive, reporting their errors."""
-        self._asyncgens_shutdown_called = True
-        if not len(self._asyncgens):
-            return
-        closing_agens = list(self._asyncgens)
-        self._asyncgens.clear()
-        results = await tasks.gather(*[ag.aclose() for ag in closing_agens], return_exceptions=True)
-        for result, agen in zip(results, closing_agens):
-            if isinstance(result, Exception):
-                self.call_exception_handler(
-                    {
-                        "message": f"an error occurred during closing of "
-                        f"asynchronous generator {agen!r}",
-                        "exception": result,
-                        "asyncgen": agen,
-                    }
-                )
+    # The end of a run (_shutdown.py: plain Python, asyncio's names).
+    shutdown_asyncgens = _shutdown.shutdown_asyncgens
+    shutdown_default_executor = _shutdown.shutdown_default_executor
 
     # ------------------------------------------------------------------
     # Executor
@@ -1894,49 +1879,6 @@ class EventLoop(_LoopBase, asyncio.AbstractEventLoop):  # type: ignore[misc]
         if not isinstance(executor, concurrent.futures.ThreadPoolExecutor):
             raise TypeError("executor must be ThreadPoolExecutor instance")
         self._default_executor = executor
-
-    async def shutdown_default_executor(self, timeout: float | None = None) -> None:
-        """Join the default executor's threads from a helper thread, without blocking the loop."""
-        self._executor_shutdown_called = True
-        if self._default_executor is None:
-            return
-        future = self.create_future()
-        thread = threading.Thread(target=self._do_shutdown, args=(future,))
-        thread.start()
-        try:
-            async with asyncio.timeout(timeout):
-                await future
-        except TimeoutError:
-            warnings.warn(
-                f"The executor did not finishing joining its threads within {timeout} seconds.",
-                RuntimeWarning,
-                stacklevel=2,
-            )
-            self._default_executor.shutdown(wait=False)
-        except BaseException:
-            # Cancelled (Ctrl-C during asyncio.run's cleanup): asyncio before
-            # 3.13 joins the helper even then, so no thread outlives the call
-            # (blocking, as it does); 3.13's leaves it running.
-            if _JOIN_SHUTDOWN_WHEN_CANCELLED:
-                thread.join()
-            raise
-        else:
-            # The helper has reported and is returning: wait for it to end
-            # without blocking this thread in join() (a few turns at most),
-            # so that no thread of ours outlives this call.
-            while thread.is_alive():
-                await asyncio.sleep(0)
-            thread.join()
-
-    def _do_shutdown(self, future: asyncio.Future[Any]) -> None:
-        try:
-            assert self._default_executor is not None
-            self._default_executor.shutdown(wait=True)
-            if not self.is_closed():
-                self.call_soon_threadsafe(set_result_unless_cancelled, future, None)
-        except Exception as ex:
-            if not self.is_closed() and not future.cancelled():
-                self.call_soon_threadsafe(future.set_exception, ex)
 
     # ------------------------------------------------------------------
     # Readers and writers (the registration itself, _add_reader and co.,
@@ -2062,6 +2004,19 @@ def _handle_cancelled(loop: Any, handle: Any, timer: bool) -> bool:
 
 if cython.compiled:
     set_cancel_hook(EventLoop, _handle_cancelled)
+
+
+async def _a_coroutine() -> None:
+    """Compiled, an instance of Cython's coroutine type: see below."""
+
+
+if cython.compiled:
+    # A compiled coroutine freed while an exception propagates warns that
+    # it was never awaited, as CPython's does (_coroutine_finalize.h).
+    _coroutine = _a_coroutine()
+    wrap_coroutine_finalize(_coroutine)
+    _coroutine.close()
+    del _coroutine
 
 
 def _format_handle(handle: Any) -> str:
