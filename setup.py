@@ -74,6 +74,8 @@ COMPILED_MODULES = [
 #   tidal/_signals.py      once per signal
 #   tidal/_shutdown.py     the end of a run, once per loop; CPython coroutines,
 #                          so their never-awaited warning reads as asyncio's
+#   tidal/_patched.py      a patch on asyncio's loop class: looked up once per
+#                          connection, server, lookup or transfer
 #   tidal/_sendfile.py     once per transfer; the bytes move in os.sendfile
 #   tidal/transports/_tls.py  per record the cost is in ssl's C MemoryBIO code
 #   tidal/transports/_base.py  what the transports share: errors, closing, limits,

@@ -85,7 +85,20 @@ if TYPE_CHECKING:
     _T = TypeVar("_T")
     _Ts = TypeVarTuple("_Ts")
 
-from . import _connect, _dns, _introspect, _observe, _sendfile, _server, _shutdown, _signals, _sock, _stats, _watchdog
+from . import (
+    _connect,
+    _dns,
+    _introspect,
+    _observe,
+    _patched,
+    _sendfile,
+    _server,
+    _shutdown,
+    _signals,
+    _sock,
+    _stats,
+    _watchdog,
+)
 from ._clock import ManualClock, MonotonicClock
 from ._handles import Handle, TimerHandle
 from ._handles import report as _report_callback_error
@@ -1985,6 +1998,33 @@ class EventLoop(_LoopBase, asyncio.AbstractEventLoop):  # type: ignore[misc]
 
     subprocess_exec = _subprocess.subprocess_exec
     subprocess_shell = _subprocess.subprocess_shell
+
+
+# What a test patches on asyncio's loop class (mock.patch("asyncio.BaseEventLoop.
+# create_connection", ...)) is what asyncio's loop runs, and so tidal's: the
+# operations made once per connection, server, lookup or transfer (_patched.py;
+# not the per-callback ones, which a Python descriptor would slow down).
+_patched.follow_asyncio(
+    EventLoop,
+    (
+        "getaddrinfo",
+        "getnameinfo",
+        "run_in_executor",
+        "create_connection",
+        "create_unix_connection",
+        "connect_accepted_socket",
+        "create_server",
+        "create_unix_server",
+        "start_tls",
+        "create_datagram_endpoint",
+        "connect_read_pipe",
+        "connect_write_pipe",
+        "subprocess_exec",
+        "subprocess_shell",
+        "sendfile",
+        "sock_sendfile",
+    ),
+)
 
 
 def _handle_cancelled(loop: Any, handle: Any, timer: bool) -> bool:
