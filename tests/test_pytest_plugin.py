@@ -9,6 +9,7 @@ and once with it (tidal's loop everywhere the suite did not choose its own).
 from __future__ import annotations
 
 import re
+import sys
 
 import pytest
 
@@ -116,3 +117,24 @@ def test_option_is_listed_in_help(pytester: pytest.Pytester) -> None:
     # (pytest-asyncio and anyio stay out: their options are not the point).
     result = pytester.runpytest("-p", "no:asyncio", "-p", "no:anyio", "--help")
     result.stdout.fnmatch_lines(["*--tidal*run pytest-asyncio tests and anyio*"])
+
+
+def test_imported_before_pytest_is_no_warning(pytester: pytest.Pytester) -> None:
+    # tidal imported before pytest starts (a sitecustomize putting tidal's
+    # policy in place) in a suite that makes every warning an error: pytest
+    # marks tidal's package for assertion rewriting (it ships a pytest11
+    # plugin) and must not warn that it was already imported (only that
+    # warning is made an error: other installed plugins warn of their own
+    # configuration, which is not the point here).  The probe
+    # dist-info makes pytest see that plugin whichever way tidal is installed.
+    pytester.makepyfile(test_one="def test_one():\n    assert True\n")
+    dist = pytester.path / "tidal_probe-0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: tidal-probe\nVersion: 0\n")
+    (dist / "entry_points.txt").write_text("[pytest11]\ntidal = tidal.pytest_plugin\n")
+    (dist / "RECORD").write_text("tidal/__init__.py,,\n")
+    args = ["-q", "-p", "no:cacheprovider", "-W", "error::pytest.PytestAssertRewriteWarning"]
+    code = f"import sys, tidal, pytest\nsys.exit(pytest.main({args + ['test_one.py']!r}))\n"
+    result = pytester.run(sys.executable, "-c", code)
+    assert result.ret == 0, "\n".join(result.outlines + result.errlines)
+    result.assert_outcomes(passed=1)

@@ -9,6 +9,14 @@ Use it wherever asyncio takes a loop factory::
 
 Plain generators run as tasks too: ``tidal.spawn(gen_function, *args)``, or
 ``loop.create_task(tidal.generator_task(gen))``; inside, ``x = yield awaitable``.
+
+PYTEST_DONT_REWRITE: tidal's ``pytest11`` plugin makes pytest mark the whole
+``tidal`` package for assertion rewriting; a run that imported tidal before
+pytest started (a ``sitecustomize`` installing tidal's policy) would get a
+"Module already imported" warning, an error in a suite whose
+``filterwarnings`` is ``error``.  This marker tells pytest not to rewrite this
+file (it has no assert), so it does not warn; the submodules it has not
+imported yet are rewritten as before.
 """
 
 from __future__ import annotations
