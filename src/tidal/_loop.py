@@ -196,6 +196,11 @@ use_freelist(Handle)
 use_timer_freelist(TimerHandle)
 
 _Future = futures.Future  # asyncio's C Future; bound once (create_future is per await)
+# The module asyncio's C Future and Task come from, weakly: at interpreter exit
+# it can be freed before a task it made (_repr_for_log says why that matters).
+_asyncio_c_module = sys.modules.get("_asyncio")
+_asyncio_c_alive = weakref.ref(_asyncio_c_module) if _asyncio_c_module is not None else None
+del _asyncio_c_module
 _Task = tasks.Task  # asyncio's C Task; bound once (create_task is per task)
 # Compiled: whether create_future may allocate asyncio's Future with its
 # loop set instead of calling the class (_new_future.h checks it can).
@@ -1775,7 +1780,7 @@ class EventLoop(_LoopBase, asyncio.AbstractEventLoop):  # type: ignore[misc]
                 tb = "".join(traceback.format_list(value))
                 value = "Handle created at (most recent call last):\n" + tb.rstrip()
             else:
-                value = repr(value)
+                value = _repr_for_log(value)
             log_lines.append(f"{key}: {value}")
         logger.error("\n".join(log_lines), exc_info=exc_info)
 
@@ -2057,6 +2062,22 @@ if cython.compiled:
     wrap_coroutine_finalize(_coroutine)
     _coroutine.close()
     del _coroutine
+
+
+def _repr_for_log(value: Any) -> str:
+    """repr(value) for the default exception handler's log.
+
+    But for asyncio's C Future or Task once the _asyncio module is freed: at
+    interpreter exit, a task whose exception was never retrieved and that
+    a module cleared late still holds (sys, say) is finalized after that
+    module, and on 3.11 its repr calls a function the module freed with it
+    (a segfault).  asyncio's own handler, Python code whose module globals
+    are cleared by then, fails earlier and logs nothing; compiled, tidal's
+    still runs, and logs the object's plain repr instead.
+    """
+    if _asyncio_c_alive is not None and _asyncio_c_alive() is None and isinstance(value, _Future):
+        return object.__repr__(value)
+    return repr(value)
 
 
 def _format_handle(handle: Any) -> str:
