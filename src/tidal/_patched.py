@@ -23,7 +23,9 @@ tidal's loop: asyncio's create_connection, create_server, ... call private
 methods of asyncio's loop that tidal's has not.  Before this such a patch was
 skipped and tidal's own method ran, which works; so a patch found holding
 asyncio's original (closed over, a default, a global it names, ``__wrapped__``,
-mock's ``wraps=``, a partial's function) is skipped still.
+mock's ``wraps=``, a partial's function) is skipped still.  One that keeps it
+out of those places (in a dict it names, say) is not recognised: it runs, and
+asyncio's original then fails on tidal's loop.
 """
 
 from __future__ import annotations
