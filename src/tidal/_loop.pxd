@@ -122,7 +122,6 @@ cdef class _LoopCore:
     cdef public double _clock_resolution
     cdef public bint _clock_is_monotonic   # _clock_now is time.monotonic: read monotonic() in C
     cdef public ManualClock _clock_field   # the clock, if its time is a field (else None)
-    cdef public bint _time_overridden      # a subclass's time() (see time())
     cdef public object _poller             # any object with the poller interface
     cdef public object _poll               # _poller.poll, bound once
     cdef DirectPoller _direct_poller       # _poller if it is one (its poll_wait is a C call), else None

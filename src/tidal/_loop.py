@@ -539,7 +539,6 @@ class _LoopCore:
     _clock_resolution: float
     _clock_is_monotonic: bool  # _clock_now is time.monotonic (read as monotonic() instead)
     _clock_field: ManualClock | None  # the clock if its time is a field (read as the field)
-    _time_overridden: bool  # a subclass's time(): _clock_now is it, and _now calls it
     _poller: Poller
     _ready: collections.deque[Any]  # Handles and TimerHandles
     _ready_append: Callable[[Any], None]  # _ready's methods, bound once (see __init__)
@@ -1463,8 +1462,7 @@ class EventLoop(_LoopBase, asyncio.AbstractEventLoop):  # type: ignore[misc]
         self._clock_is_monotonic = self._clock_now is time.monotonic and sys.platform == "linux"
         # A ManualClock's time is a field: read as such, no call.
         self._clock_field = self._clock if isinstance(self._clock, ManualClock) else None
-        self._time_overridden = type(self).time is not vars(_LoopCore)["time"]
-        if self._time_overridden:
+        if type(self).time is not vars(_LoopCore)["time"]:
             # A subclass's own time() is what asyncio's loop reads for every
             # due time and every timeout: so is it here.
             self._clock_now = self.time

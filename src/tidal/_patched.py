@@ -15,7 +15,9 @@ and, while that is still asyncio's function, gives tidal's own method (bound);
 once patched, the patch, bound as asyncio's lookup binds it (a function as a
 method, a mock, which is no descriptor, as it is).  Per-callback methods
 (call_soon, create_future, ...) are left plain: a lookup through a Python
-descriptor on every call would cost what the loop saves there.
+descriptor on every call would cost what the loop saves there.  (A stream
+transport's get_extra_info, called per request by some servers, makes the
+same check inline instead: transports/_stream.py.)
 
 A patch that wraps asyncio's original (a logging wrapper, a contextvar
 propagator: it keeps the original and calls it with the loop) cannot run on
